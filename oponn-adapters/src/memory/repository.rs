@@ -1,0 +1,157 @@
+//! A ballot repository in a map.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, PoisonError};
+
+use async_trait::async_trait;
+use oponn_core::crypto::LabelKey;
+use oponn_core::domain::{BallotId, OptionId, OwnerId, Tally, VoterHash};
+use oponn_core::ports::{
+    BallotRecord, BallotRepository, NewVote, RecordVoteError, RecordedVote, RepositoryError,
+    VoteTarget,
+};
+use time::OffsetDateTime;
+
+/// Ballots, votes and tallies in process memory.
+///
+/// One mutex guards the whole map: every operation is a few map look-ups,
+/// so holding it across a vote is what makes "check voter, add option,
+/// count" atomic, as the port requires.
+#[derive(Default)]
+pub struct MemoryRepository {
+    ballots: Mutex<HashMap<BallotId, StoredBallot>>,
+}
+
+struct StoredBallot {
+    record: BallotRecord,
+    /// Which option each voter's vote counted toward.
+    votes: HashMap<VoterHash, OptionId>,
+    counts: BTreeMap<OptionId, u64>,
+    seq: u64,
+}
+
+impl StoredBallot {
+    fn tally(&self) -> Tally {
+        Tally::new(self.seq, self.counts.iter().map(|(id, n)| (*id, *n)))
+    }
+
+    fn option_with_key(&self, key: &LabelKey) -> Option<OptionId> {
+        self.record
+            .options
+            .iter()
+            .find(|option| option.label_key == *key)
+            .map(|option| option.id)
+    }
+}
+
+impl MemoryRepository {
+    /// An empty repository.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn ballots(&self) -> std::sync::MutexGuard<'_, HashMap<BallotId, StoredBallot>> {
+        // A panic while holding the lock cannot leave a half-applied vote:
+        // every mutation below happens after its last fallible check.
+        self.ballots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl BallotRepository for MemoryRepository {
+    async fn insert_ballot(&self, ballot: &BallotRecord) -> Result<(), RepositoryError> {
+        let mut ballots = self.ballots();
+        if ballots.contains_key(&ballot.id) {
+            return Err(RepositoryError::Conflict);
+        }
+        ballots.insert(
+            ballot.id,
+            StoredBallot {
+                record: ballot.clone(),
+                votes: HashMap::new(),
+                counts: BTreeMap::new(),
+                seq: 0,
+            },
+        );
+        Ok(())
+    }
+
+    async fn ballot(&self, id: &BallotId) -> Result<Option<BallotRecord>, RepositoryError> {
+        Ok(self.ballots().get(id).map(|stored| stored.record.clone()))
+    }
+
+    async fn ballots_owned_by(
+        &self,
+        owner: &OwnerId,
+    ) -> Result<Vec<BallotRecord>, RepositoryError> {
+        let mut owned: Vec<BallotRecord> = self
+            .ballots()
+            .values()
+            .filter(|stored| stored.record.owner.as_ref() == Some(owner))
+            .map(|stored| stored.record.clone())
+            .collect();
+        owned.sort_by_key(|ballot| std::cmp::Reverse(ballot.created_at));
+        Ok(owned)
+    }
+
+    async fn record_vote(&self, vote: &NewVote) -> Result<RecordedVote, RecordVoteError> {
+        let mut ballots = self.ballots();
+        let stored = ballots
+            .get_mut(&vote.ballot_id)
+            .ok_or(RecordVoteError::BallotNotFound)?;
+        if stored.votes.contains_key(&vote.voter) {
+            return Err(RecordVoteError::AlreadyVoted);
+        }
+        let option_id = match &vote.target {
+            VoteTarget::Existing(id) => {
+                if !stored.record.options.iter().any(|o| o.id == *id) {
+                    return Err(RecordVoteError::UnknownOption);
+                }
+                *id
+            }
+            VoteTarget::WriteIn(option) => match stored.option_with_key(&option.label_key) {
+                Some(existing) => existing,
+                None if stored.record.options.iter().any(|o| o.id == option.id) => {
+                    return Err(RecordVoteError::OptionIdTaken);
+                }
+                None => {
+                    stored.record.options.push(option.clone());
+                    option.id
+                }
+            },
+        };
+        stored.votes.insert(vote.voter, option_id);
+        *stored.counts.entry(option_id).or_insert(0) += 1;
+        stored.seq += 1;
+        Ok(RecordedVote {
+            option_id,
+            tally: stored.tally(),
+        })
+    }
+
+    async fn tally(&self, id: &BallotId) -> Result<Option<Tally>, RepositoryError> {
+        Ok(self.ballots().get(id).map(StoredBallot::tally))
+    }
+
+    async fn close_ballot(
+        &self,
+        id: &BallotId,
+        at: OffsetDateTime,
+    ) -> Result<bool, RepositoryError> {
+        let mut ballots = self.ballots();
+        let Some(stored) = ballots.get_mut(id) else {
+            return Ok(false);
+        };
+        let closed_at = stored
+            .record
+            .closed_at
+            .map_or(at, |earlier| earlier.min(at));
+        stored.record.closed_at = Some(closed_at);
+        Ok(true)
+    }
+
+    async fn delete_ballot(&self, id: &BallotId) -> Result<bool, RepositoryError> {
+        // Key, rows and votes go in one step under the lock.
+        Ok(self.ballots().remove(id).is_some())
+    }
+}

@@ -1,0 +1,253 @@
+//! Identifiers: ballots, options, owners and voters.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// Length of a ballot id in its text form: 16 bytes as unpadded base64.
+const BALLOT_ID_TEXT_LEN: usize = 22;
+
+/// A ballot's id: 128 random bits, written as 22 characters of URL-safe base64.
+///
+/// Ids are unguessable, so knowing one is what lets a person vote.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BallotId([u8; 16]);
+
+impl BallotId {
+    /// A fresh id from the operating system's random source.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 16];
+        crate::crypto::fill_random(&mut bytes);
+        Self(bytes)
+    }
+
+    /// Parses the 22-character text form.
+    ///
+    /// # Errors
+    /// [`InvalidBallotId`] for anything that is not exactly an id's text form.
+    pub fn parse(text: &str) -> Result<Self, InvalidBallotId> {
+        if text.len() != BALLOT_ID_TEXT_LEN {
+            return Err(InvalidBallotId);
+        }
+        let decoded = URL_SAFE_NO_PAD.decode(text).map_err(|_| InvalidBallotId)?;
+        let bytes: [u8; 16] = decoded.try_into().map_err(|_| InvalidBallotId)?;
+        let id = Self(bytes);
+        // Reject non-canonical encodings (stray low bits in the last
+        // character) so every id has exactly one spelling.
+        if id.to_string() == text {
+            Ok(id)
+        } else {
+            Err(InvalidBallotId)
+        }
+    }
+
+    /// The id's 16 bytes, for storage in a binary column.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// Rebuilds an id from its 16 bytes.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl fmt::Display for BallotId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&URL_SAFE_NO_PAD.encode(self.0))
+    }
+}
+
+impl fmt::Debug for BallotId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BallotId({self})")
+    }
+}
+
+/// Text that is not a ballot id; callers answer it as "not found".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a ballot id")]
+pub struct InvalidBallotId;
+
+/// An option's number within its ballot: predefined options are numbered
+/// from 1 in the order given, write-ins continue the sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OptionId(u32);
+
+impl OptionId {
+    /// Wraps a stored option number.
+    pub const fn new(number: u32) -> Self {
+        Self(number)
+    }
+
+    /// The option's number.
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+
+    /// Parses the number a form or API sends.
+    pub fn parse(text: &str) -> Option<Self> {
+        text.trim().parse().ok().map(Self)
+    }
+}
+
+impl fmt::Display for OptionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Who owns a ballot: a signed-in account's id, or a guest browser's id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OwnerId(String);
+
+impl OwnerId {
+    /// Wraps an owner id the caller has authenticated.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Who is voting: a signed-in account's id, or the random id in a guest's
+/// signed cookie. Never stored; only its [`VoterHash`] is.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VoterId(String);
+
+impl VoterId {
+    /// Wraps a voter id the caller has authenticated.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// A fresh random voter id for a guest browser.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 16];
+        crate::crypto::fill_random(&mut bytes);
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for VoterId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Voter ids identify people; keep them out of logs.
+        f.write_str("VoterId(..)")
+    }
+}
+
+/// A keyed hash of a voter id, bound to one ballot: what a vote row stores.
+///
+/// The hash is keyed, so the rows cannot be checked against a list of
+/// known ids without the key, and bound to the ballot, so one voter's rows
+/// on two ballots cannot be linked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VoterHash([u8; 32]);
+
+impl VoterHash {
+    /// The hash's bytes, for storage.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Rebuilds a hash from stored bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+}
+
+/// Computes [`VoterHash`]es under a secret key shared by every instance.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct VoterHasher {
+    key: [u8; 32],
+}
+
+impl VoterHasher {
+    /// A hasher keyed with 32 secret bytes. Instances that serve the same
+    /// ballots must share the key, or one voter would look like two.
+    pub fn new(key: [u8; 32]) -> Self {
+        Self { key }
+    }
+
+    /// The hash that stands for `voter` on `ballot`.
+    pub fn hash(&self, ballot: &BallotId, voter: &VoterId) -> VoterHash {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        mac.update(b"oponn/v1/voter\0");
+        mac.update(ballot.as_bytes());
+        mac.update(voter.as_str().as_bytes());
+        VoterHash(mac.finalize().into_bytes().into())
+    }
+}
+
+impl fmt::Debug for VoterHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("VoterHasher(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ballot_ids_are_22_url_safe_characters_and_round_trip() {
+        for _ in 0..100 {
+            let id = BallotId::generate();
+            let text = id.to_string();
+            assert_eq!(text.len(), 22);
+            assert!(
+                text.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            );
+            assert_eq!(BallotId::parse(&text), Ok(id));
+        }
+    }
+
+    #[test]
+    fn malformed_ballot_ids_are_refused() {
+        for text in [
+            "",
+            "short",
+            "AAAAAAAAAAAAAAAAAAAAA!",
+            "AAAAAAAAAAAAAAAAAAAAAAA",
+        ] {
+            assert_eq!(BallotId::parse(text), Err(InvalidBallotId), "{text}");
+        }
+        // The last character carries 2 spare bits; only the canonical form parses.
+        assert!(BallotId::parse("AAAAAAAAAAAAAAAAAAAAAA").is_ok());
+        assert_eq!(
+            BallotId::parse("AAAAAAAAAAAAAAAAAAAAAB"),
+            Err(InvalidBallotId)
+        );
+    }
+
+    #[test]
+    fn voter_hash_is_keyed_and_bound_to_the_ballot() {
+        let voter = VoterId::new("alice");
+        let (a, b) = (BallotId::generate(), BallotId::generate());
+        let hasher = VoterHasher::new([7; 32]);
+        assert_eq!(hasher.hash(&a, &voter), hasher.hash(&a, &voter));
+        assert_ne!(hasher.hash(&a, &voter), hasher.hash(&b, &voter));
+        assert_ne!(
+            hasher.hash(&a, &voter),
+            VoterHasher::new([8; 32]).hash(&a, &voter)
+        );
+        assert_ne!(
+            hasher.hash(&a, &voter),
+            hasher.hash(&a, &VoterId::new("bob"))
+        );
+    }
+}

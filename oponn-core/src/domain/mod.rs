@@ -1,0 +1,23 @@
+//! The domain: ballots, options, votes and tallies, and the rules that make them valid.
+//!
+//! Every type here has private fields and a validating constructor, so an
+//! invalid ballot or vote cannot be built. None is serializable: front ends
+//! own their wire formats and convert at the edge.
+
+mod ballot;
+mod ids;
+mod schedule;
+mod tally;
+mod text;
+mod validation;
+
+pub(crate) use ballot::BallotParts;
+pub use ballot::{Ballot, BallotDraft, BallotOption, BallotRequest};
+pub use ids::{BallotId, InvalidBallotId, OptionId, OwnerId, VoterHash, VoterHasher, VoterId};
+pub use schedule::{MAX_WINDOW_MINUTES, Schedule, StartRequest, Status};
+pub use tally::{ResultRow, Results, Tally, TallyEvent};
+pub use text::{
+    LABEL_MAX_CHARS, MAX_OPTIONS, MEASURE_MAX_CHARS, MEASURE_MIN_CHARS, Measure, OptionLabel,
+    WriteIn, comparison_key, split_option_text,
+};
+pub use validation::{Field, FieldError, ValidationErrors, messages};

@@ -1,0 +1,165 @@
+//! Validation failures, keyed by the input field they belong to.
+
+use std::fmt;
+
+/// The input a validation message belongs to.
+///
+/// The web crate maps each field to its form control, so a message lands
+/// under the input that caused it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Field {
+    /// The ballot's measure (its question).
+    Measure,
+    /// The list of predefined options.
+    Options,
+    /// The scheduled start time.
+    ScheduledStart,
+    /// The voting window, in minutes.
+    VotingWindow,
+    /// A write-in vote's text.
+    WriteIn,
+}
+
+impl Field {
+    /// A stable lowercase name for the field, for logs and wire formats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Measure => "measure",
+            Field::Options => "options",
+            Field::ScheduledStart => "scheduled_start",
+            Field::VotingWindow => "voting_window",
+            Field::WriteIn => "write_in",
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One rule broken by one field, with the message users see.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    field: Field,
+    message: &'static str,
+}
+
+impl FieldError {
+    pub(crate) const fn new(field: Field, message: &'static str) -> Self {
+        Self { field, message }
+    }
+
+    /// The field that broke the rule.
+    pub fn field(&self) -> Field {
+        self.field
+    }
+
+    /// The user-facing message, exactly as DESIGN.md words it.
+    pub fn message(&self) -> &'static str {
+        self.message
+    }
+}
+
+/// Every field error found in one input, at most one per field.
+///
+/// Validation reports all broken fields at once so a form can show every
+/// message in a single round trip.
+#[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
+#[error("invalid input: {}", summary(.errors))]
+pub struct ValidationErrors {
+    errors: Vec<FieldError>,
+}
+
+fn summary(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ValidationErrors {
+    /// Records `error` unless its field already has one: the first rule a
+    /// field breaks is the one worth telling the user about.
+    pub(crate) fn push(&mut self, error: FieldError) {
+        if self.get(error.field).is_none() {
+            self.errors.push(error);
+        }
+    }
+
+    /// Keeps the value of `result`, recording its error if it failed.
+    pub(crate) fn check<T>(&mut self, result: Result<T, FieldError>) -> Option<T> {
+        result.map_err(|error| self.push(error)).ok()
+    }
+
+    /// The message for `field`, if it broke a rule.
+    pub fn get(&self, field: Field) -> Option<&'static str> {
+        self.errors
+            .iter()
+            .find(|error| error.field == field)
+            .map(FieldError::message)
+    }
+
+    /// All field errors, in the order the fields were checked.
+    pub fn iter(&self) -> impl Iterator<Item = &FieldError> {
+        self.errors.iter()
+    }
+
+    /// True when no rule was broken.
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+impl From<FieldError> for ValidationErrors {
+    fn from(error: FieldError) -> Self {
+        Self {
+            errors: vec![error],
+        }
+    }
+}
+
+/// The user-facing messages, in one place so the wording cannot drift.
+pub mod messages {
+    /// Measure shorter than 3 characters.
+    pub const MEASURE_TOO_SHORT: &str = "at least 3 characters";
+    /// Measure longer than 255 characters.
+    pub const MEASURE_TOO_LONG: &str = "at most 255 characters";
+    /// Fewer than 2 options without write-ins.
+    pub const TOO_FEW_OPTIONS: &str = "at least 2 options when write-ins are disabled";
+    /// No option at all with write-ins.
+    pub const TOO_FEW_OPTIONS_WITH_WRITE_INS: &str = "at least 1 option when write-ins are enabled";
+    /// An option outside 1..=64 characters.
+    pub const OPTION_LENGTH: &str = "between 1 and 64 characters";
+    /// More than 64 options.
+    pub const TOO_MANY_OPTIONS: &str = "at most 64 options";
+    /// Two options equal ignoring case and Unicode normalization.
+    pub const OPTIONS_NOT_UNIQUE: &str = "options must be unique";
+    /// `scheduled` chosen with no time given.
+    pub const SCHEDULED_START_REQUIRED: &str =
+        "Scheduled start time is required when 'scheduled' is selected";
+    /// A scheduled start that is not in the future.
+    pub const SCHEDULED_START_IN_PAST: &str = "Scheduled start time must be in the future";
+    /// A scheduled start that does not parse.
+    pub const SCHEDULED_START_FORMAT: &str = "Invalid scheduled start time format";
+    /// A voting window longer than the longest supported.
+    pub const VOTING_WINDOW_TOO_LONG: &str = "at most 525600 minutes (one year)";
+    /// An empty write-in.
+    pub const WRITE_IN_REQUIRED: &str = "Write-in value required";
+    /// A write-in longer than 64 characters.
+    pub const WRITE_IN_TOO_LONG: &str = "at most 64 characters";
+    /// The voter already voted on this ballot.
+    pub const ALREADY_VOTED: &str = "You have already voted on this ballot.";
+    /// The ballot's start lies in the future.
+    pub const NOT_STARTED: &str = "Voting has not started for this ballot";
+    /// The ballot's window has passed or it was closed.
+    pub const ENDED: &str = "Voting has ended for this ballot";
+    /// The chosen option is not one of the ballot's.
+    pub const INVALID_OPTION: &str = "Invalid option for this ballot";
+    /// A write-in on a ballot that does not take them.
+    pub const WRITE_INS_NOT_ALLOWED: &str = "Write-in votes are not allowed for this ballot";
+}

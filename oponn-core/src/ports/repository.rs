@@ -1,0 +1,193 @@
+//! The repository port: ballots, votes and tallies, sealed, in durable storage.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::BoxError;
+use crate::crypto::{LabelKey, Sealed, WrappedKey};
+use crate::domain::{BallotId, OptionId, OwnerId, Tally, VoterHash};
+
+/// A ballot as storage holds it: its text sealed, its data key wrapped.
+///
+/// A plain record with public fields: it is the storage shape, carries no
+/// rule of its own, and only the service turns it into a [`Ballot`](crate::domain::Ballot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BallotRecord {
+    /// The ballot's id.
+    pub id: BallotId,
+    /// Who created it, when known.
+    pub owner: Option<OwnerId>,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When voting opens.
+    pub starts_at: OffsetDateTime,
+    /// When voting closes by itself, if ever.
+    pub ends_at: Option<OffsetDateTime>,
+    /// When its owner closed it early, if they did.
+    pub closed_at: Option<OffsetDateTime>,
+    /// Whether voters may write in options.
+    pub allow_write_in: bool,
+    /// The ballot's data key, wrapped by the key wrapper.
+    pub wrapped_key: WrappedKey,
+    /// The sealed measure.
+    pub measure: Sealed,
+    /// Every option, predefined and written in, in id order.
+    pub options: Vec<OptionRecord>,
+}
+
+/// One option as storage holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionRecord {
+    /// The option's number within its ballot.
+    pub id: OptionId,
+    /// The sealed label.
+    pub label: Sealed,
+    /// The keyed hash that makes labels comparable without decrypting them.
+    pub label_key: LabelKey,
+    /// True for an option a voter wrote in.
+    pub write_in: bool,
+}
+
+/// A vote to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVote {
+    /// The ballot voted on.
+    pub ballot_id: BallotId,
+    /// Who voted, as a keyed hash.
+    pub voter: VoterHash,
+    /// What they chose.
+    pub target: VoteTarget,
+    /// When the vote was cast.
+    pub cast_at: OffsetDateTime,
+}
+
+/// The option a vote counts toward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoteTarget {
+    /// An option the ballot already has.
+    Existing(OptionId),
+    /// A write-in: counts toward the ballot's option with the same
+    /// [`label_key`](OptionRecord::label_key) if there is one, and is added
+    /// as this new option otherwise.
+    WriteIn(OptionRecord),
+}
+
+/// A vote made durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedVote {
+    /// The option the vote was counted toward (an existing one when a
+    /// write-in merged into it).
+    pub option_id: OptionId,
+    /// The ballot's tally including this vote, with its sequence number.
+    pub tally: Tally,
+}
+
+/// Durable storage of sealed ballots, votes and tallies.
+///
+/// The repository is the last line of correctness: even with no lock held,
+/// it records at most one vote per voter per ballot and at most one option
+/// per label key, atomically.
+#[async_trait]
+pub trait BallotRepository: Send + Sync + 'static {
+    /// Stores a new ballot with a zero tally (sequence 0).
+    ///
+    /// # Errors
+    /// Implementations MUST return [`RepositoryError::Conflict`] when a
+    /// ballot with the same id exists, and [`RepositoryError::Unavailable`]
+    /// when storage cannot be reached.
+    async fn insert_ballot(&self, ballot: &BallotRecord) -> Result<(), RepositoryError>;
+
+    /// The ballot with `id`, or `None` when there is none.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when storage cannot be reached.
+    async fn ballot(&self, id: &BallotId) -> Result<Option<BallotRecord>, RepositoryError>;
+
+    /// Every ballot `owner` created, newest first.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when storage cannot be reached.
+    async fn ballots_owned_by(&self, owner: &OwnerId)
+    -> Result<Vec<BallotRecord>, RepositoryError>;
+
+    /// Records `vote` and returns the tally that includes it, its sequence
+    /// one more than the tally before. Nothing is returned before the vote
+    /// is durable.
+    ///
+    /// # Errors
+    /// Implementations MUST return, recording nothing:
+    /// [`RecordVoteError::BallotNotFound`] when the ballot does not exist;
+    /// [`RecordVoteError::AlreadyVoted`] when this voter has a vote on it;
+    /// [`RecordVoteError::UnknownOption`] when an existing-option target is
+    /// not one of the ballot's options;
+    /// [`RecordVoteError::OptionIdTaken`] when a new write-in's id is taken
+    /// by an option with another label key;
+    /// [`RecordVoteError::Unavailable`] when storage cannot be reached.
+    async fn record_vote(&self, vote: &NewVote) -> Result<RecordedVote, RecordVoteError>;
+
+    /// The current tally of `id`, or `None` when there is no such ballot.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when storage cannot be reached.
+    async fn tally(&self, id: &BallotId) -> Result<Option<Tally>, RepositoryError>;
+
+    /// Closes voting at `at` unless it closed earlier; returns `false` when
+    /// there is no such ballot.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when storage cannot be reached.
+    async fn close_ballot(
+        &self,
+        id: &BallotId,
+        at: OffsetDateTime,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Deletes the ballot, its options and votes; returns `false` when there
+    /// was no such ballot. The wrapped data key MUST be gone first (or in
+    /// the same transaction), so no partial delete leaves readable rows.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when storage cannot be reached.
+    async fn delete_ballot(&self, id: &BallotId) -> Result<bool, RepositoryError>;
+
+    /// Checks storage is reachable, for readiness probes.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when it is not.
+    async fn ping(&self) -> Result<(), RepositoryError> {
+        Ok(())
+    }
+}
+
+/// Why a repository operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepositoryError {
+    /// A ballot with that id already exists.
+    #[error("a ballot with that id already exists")]
+    Conflict,
+    /// Storage cannot be reached.
+    #[error("storage is unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Why a vote was not recorded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordVoteError {
+    /// There is no such ballot.
+    #[error("no such ballot")]
+    BallotNotFound,
+    /// This voter already voted on the ballot.
+    #[error("the voter already voted")]
+    AlreadyVoted,
+    /// The target option is not one of the ballot's.
+    #[error("no such option on the ballot")]
+    UnknownOption,
+    /// A new write-in's id is taken by a different option.
+    #[error("the write-in's option id is taken")]
+    OptionIdTaken,
+    /// Storage cannot be reached.
+    #[error("storage is unavailable")]
+    Unavailable(#[source] BoxError),
+}

@@ -1,0 +1,193 @@
+//! One error enum per service operation, with the cases a caller acts on.
+
+use std::fmt;
+
+use crate::domain::{FieldError, ValidationErrors, messages};
+use crate::ports::{
+    BoxError, BroadcastError, KeyWrapError, LockError, RecordVoteError, RepositoryError,
+};
+
+/// The dependency that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Dependency {
+    /// The ballot repository (the database).
+    Storage,
+    /// The per-ballot lock.
+    Lock,
+    /// The broadcaster.
+    Broadcast,
+    /// The key wrapper (KMS or the key file).
+    Keys,
+}
+
+impl Dependency {
+    /// A stable lowercase name, for readiness reports and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dependency::Storage => "storage",
+            Dependency::Lock => "lock",
+            Dependency::Broadcast => "broadcast",
+            Dependency::Keys => "keys",
+        }
+    }
+}
+
+impl fmt::Display for Dependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A dependency failed; the operation may succeed if retried later.
+/// The cause is for logs, never for users.
+#[derive(Debug, thiserror::Error)]
+#[error("{dependency} is unavailable")]
+pub struct Unavailable {
+    dependency: Dependency,
+    #[source]
+    source: BoxError,
+}
+
+impl Unavailable {
+    pub(crate) fn new(dependency: Dependency, source: impl Into<BoxError>) -> Self {
+        Self {
+            dependency,
+            source: source.into(),
+        }
+    }
+
+    /// Which dependency failed.
+    pub fn dependency(&self) -> Dependency {
+        self.dependency
+    }
+}
+
+impl From<RepositoryError> for Unavailable {
+    fn from(error: RepositoryError) -> Self {
+        Self::new(Dependency::Storage, error)
+    }
+}
+
+impl From<KeyWrapError> for Unavailable {
+    fn from(error: KeyWrapError) -> Self {
+        Self::new(Dependency::Keys, error)
+    }
+}
+
+impl From<LockError> for Unavailable {
+    fn from(error: LockError) -> Self {
+        Self::new(Dependency::Lock, error)
+    }
+}
+
+impl From<BroadcastError> for Unavailable {
+    fn from(error: BroadcastError) -> Self {
+        Self::new(Dependency::Broadcast, error)
+    }
+}
+
+/// Why a ballot was not created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateBallotError {
+    /// The request broke creation rules; each field names its message.
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    /// A dependency failed.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+/// Why a ballot, its tally or its updates could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BallotError {
+    /// There is no such ballot (or it was deleted).
+    #[error("ballot not found")]
+    NotFound,
+    /// A dependency failed.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+/// Why a vote was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CastVoteError {
+    /// There is no such ballot.
+    #[error("ballot not found")]
+    NotFound,
+    /// Voting has not started.
+    #[error("{}", messages::NOT_STARTED)]
+    NotOpenYet,
+    /// Voting has ended.
+    #[error("{}", messages::ENDED)]
+    Ended,
+    /// The option is not one of the ballot's.
+    #[error("{}", messages::INVALID_OPTION)]
+    InvalidOption,
+    /// The ballot does not take write-ins.
+    #[error("{}", messages::WRITE_INS_NOT_ALLOWED)]
+    WriteInsNotAllowed,
+    /// The write-in text broke a rule.
+    #[error(transparent)]
+    InvalidWriteIn(FieldError),
+    /// This voter already voted on the ballot.
+    #[error("{}", messages::ALREADY_VOTED)]
+    AlreadyVoted,
+    /// A dependency failed; nothing was recorded.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+impl CastVoteError {
+    /// The message a voter sees, for every refusal that is theirs to act on;
+    /// `None` for a missing ballot or a failed dependency.
+    pub fn user_message(&self) -> Option<&'static str> {
+        match self {
+            CastVoteError::NotOpenYet => Some(messages::NOT_STARTED),
+            CastVoteError::Ended => Some(messages::ENDED),
+            CastVoteError::InvalidOption => Some(messages::INVALID_OPTION),
+            CastVoteError::WriteInsNotAllowed => Some(messages::WRITE_INS_NOT_ALLOWED),
+            CastVoteError::InvalidWriteIn(error) => Some(error.message()),
+            CastVoteError::AlreadyVoted => Some(messages::ALREADY_VOTED),
+            CastVoteError::NotFound | CastVoteError::Unavailable(_) => None,
+        }
+    }
+}
+
+impl From<RecordVoteError> for CastVoteError {
+    fn from(error: RecordVoteError) -> Self {
+        match error {
+            RecordVoteError::BallotNotFound => CastVoteError::NotFound,
+            RecordVoteError::AlreadyVoted => CastVoteError::AlreadyVoted,
+            RecordVoteError::UnknownOption => CastVoteError::InvalidOption,
+            other => CastVoteError::Unavailable(Unavailable::new(Dependency::Storage, other)),
+        }
+    }
+}
+
+/// Why an owner's action (close early, delete) was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OwnerActionError {
+    /// There is no such ballot.
+    #[error("ballot not found")]
+    NotFound,
+    /// The requester is not the ballot's owner.
+    #[error("only the ballot's owner may do this")]
+    Forbidden,
+    /// A dependency failed.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+impl From<BallotError> for OwnerActionError {
+    fn from(error: BallotError) -> Self {
+        match error {
+            BallotError::NotFound => OwnerActionError::NotFound,
+            BallotError::Unavailable(error) => OwnerActionError::Unavailable(error),
+        }
+    }
+}

@@ -1,0 +1,589 @@
+//! The ballot service: every rule about ballots and votes, in one place.
+
+mod error;
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+use futures_util::stream;
+use time::{Duration, OffsetDateTime};
+
+pub use error::{
+    BallotError, CastVoteError, CreateBallotError, Dependency, OwnerActionError, Unavailable,
+};
+
+use crate::crypto::{KeyCache, SealedField, SymmetricKey};
+use crate::domain::{
+    Ballot, BallotDraft, BallotId, BallotOption, BallotParts, BallotRequest, Measure, OptionId,
+    OptionLabel, OwnerId, Results, Schedule, Status, Tally, TallyEvent, VoterHasher, VoterId,
+    WriteIn, comparison_key,
+};
+use crate::ports::{
+    BallotRecord, BallotRepository, Broadcaster, Clock, KeyWrapError, KeyWrapper, LockGuard,
+    NewVote, OptionRecord, RecordVoteError, RepositoryError, TallyStream, VoteLock, VoteTarget,
+};
+
+/// The form value of `option_id` that means "my own write-in".
+pub const WRITE_IN_FORM_VALUE: &str = "__write_in__";
+
+/// How many times a write-in is retried when another instance took its
+/// option id at the same moment (only possible while the lock is down).
+const WRITE_IN_ATTEMPTS: usize = 3;
+
+/// The adapters a [`BallotService`] runs on.
+#[derive(Clone)]
+pub struct Ports {
+    /// Durable storage.
+    pub repository: Arc<dyn BallotRepository>,
+    /// The per-ballot vote lock.
+    pub lock: Arc<dyn VoteLock>,
+    /// Tally fan-out.
+    pub broadcaster: Arc<dyn Broadcaster>,
+    /// Wraps ballots' data keys.
+    pub key_wrapper: Arc<dyn KeyWrapper>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Tunables of a [`BallotService`], with defaults fit for production.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// Secret key for voter hashes; every instance must share it.
+    pub voter_hash_key: [u8; 32],
+    /// Most unwrapped data keys kept in memory.
+    pub key_cache_capacity: NonZeroUsize,
+    /// How long an unwrapped data key stays in memory.
+    pub key_cache_ttl: Duration,
+}
+
+impl ServiceSettings {
+    /// Defaults (10,000 keys for 15 minutes) around the given voter hash key.
+    pub fn new(voter_hash_key: [u8; 32]) -> Self {
+        Self {
+            voter_hash_key,
+            key_cache_capacity: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
+            key_cache_ttl: Duration::minutes(15),
+        }
+    }
+}
+
+/// What a voter chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoteChoice {
+    /// One of the ballot's options.
+    Option(OptionId),
+    /// Their own option, as typed.
+    WriteIn(String),
+}
+
+impl VoteChoice {
+    /// Reads the vote form's `option_id` (an option number, or
+    /// [`WRITE_IN_FORM_VALUE`]) and `write_in_value` fields.
+    ///
+    /// # Errors
+    /// [`CastVoteError::InvalidOption`] when `option_id` is neither.
+    pub fn from_form(option_id: &str, write_in_value: Option<&str>) -> Result<Self, CastVoteError> {
+        if option_id == WRITE_IN_FORM_VALUE {
+            return Ok(VoteChoice::WriteIn(
+                write_in_value.unwrap_or_default().to_owned(),
+            ));
+        }
+        OptionId::parse(option_id)
+            .map(VoteChoice::Option)
+            .ok_or(CastVoteError::InvalidOption)
+    }
+}
+
+/// An accepted, durable vote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoteReceipt {
+    /// The option the vote counted toward.
+    pub option_id: OptionId,
+    /// The tally including the vote.
+    pub tally: Tally,
+}
+
+/// What one reaper pass dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Idle per-ballot locks dropped.
+    pub locks: usize,
+    /// Idle per-ballot channels dropped.
+    pub channels: usize,
+    /// Expired data keys dropped.
+    pub keys: usize,
+}
+
+/// Ballots and votes: creation, voting, tallies, live updates and owner actions.
+///
+/// Every rule about ballots and votes lives here, so each front end (HTML
+/// pages, JSON API, embedding services) enforces the same ones.
+pub struct BallotService {
+    ports: Ports,
+    voter_hasher: VoterHasher,
+    /// Unwrapped data keys, so a hot ballot costs one unwrap per TTL.
+    keys: KeyCache,
+}
+
+impl BallotService {
+    /// A service over `ports`.
+    pub fn new(ports: Ports, settings: ServiceSettings) -> Self {
+        Self {
+            voter_hasher: VoterHasher::new(settings.voter_hash_key),
+            keys: KeyCache::new(settings.key_cache_capacity, settings.key_cache_ttl),
+            ports,
+        }
+    }
+
+    /// The time on the service's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.ports.clock.now()
+    }
+
+    /// Validates `request`, seals it under a new data key and stores it.
+    ///
+    /// # Errors
+    /// [`CreateBallotError::Invalid`] with a message per broken field;
+    /// [`CreateBallotError::Unavailable`] when storage or keys fail.
+    pub async fn create_ballot(
+        &self,
+        request: &BallotRequest,
+        owner: Option<OwnerId>,
+    ) -> Result<Ballot, CreateBallotError> {
+        let now = self.now();
+        let draft = BallotDraft::parse(request, now)?;
+        let id = BallotId::generate();
+        let key = SymmetricKey::generate();
+        let wrapped_key = self
+            .ports
+            .key_wrapper
+            .wrap_key(&id, &key)
+            .await
+            .map_err(Unavailable::from)?;
+        let options: Vec<BallotOption> = draft
+            .options()
+            .iter()
+            .zip(1..)
+            .map(|(label, number)| BallotOption::new(OptionId::new(number), label.clone(), false))
+            .collect();
+        let record = BallotRecord {
+            id,
+            owner: owner.clone(),
+            created_at: now,
+            starts_at: draft.schedule().starts_at(),
+            ends_at: draft.schedule().ends_at(),
+            closed_at: None,
+            allow_write_in: draft.allow_write_in(),
+            wrapped_key,
+            measure: key.seal_field(&id, SealedField::Measure, draft.measure().as_str()),
+            options: options
+                .iter()
+                .map(|option| seal_option(&key, &id, option))
+                .collect(),
+        };
+        self.ports
+            .repository
+            .insert_ballot(&record)
+            .await
+            .map_err(Unavailable::from)?;
+        self.keys.insert(id, Arc::new(key), now);
+        Ok(Ballot::from_parts(BallotParts {
+            id,
+            measure: draft.measure().clone(),
+            options,
+            allow_write_in: draft.allow_write_in(),
+            schedule: *draft.schedule(),
+            closed_at: None,
+            created_at: now,
+            owner,
+        }))
+    }
+
+    /// The ballot with `id`, decrypted.
+    ///
+    /// # Errors
+    /// [`BallotError::NotFound`], or [`BallotError::Unavailable`].
+    pub async fn ballot(&self, id: &BallotId) -> Result<Ballot, BallotError> {
+        let record = self.record(id).await?;
+        Ok(self.open(record).await?)
+    }
+
+    /// Every ballot `owner` created, newest first.
+    ///
+    /// # Errors
+    /// [`BallotError::Unavailable`] when storage or keys fail.
+    pub async fn ballots_owned_by(&self, owner: &OwnerId) -> Result<Vec<Ballot>, BallotError> {
+        let records = self
+            .ports
+            .repository
+            .ballots_owned_by(owner)
+            .await
+            .map_err(Unavailable::from)?;
+        let mut ballots = Vec::with_capacity(records.len());
+        for record in records {
+            ballots.push(self.open(record).await?);
+        }
+        Ok(ballots)
+    }
+
+    /// The current tally of `id`.
+    ///
+    /// # Errors
+    /// [`BallotError::NotFound`], or [`BallotError::Unavailable`].
+    pub async fn tally(&self, id: &BallotId) -> Result<Tally, BallotError> {
+        self.ports
+            .repository
+            .tally(id)
+            .await
+            .map_err(Unavailable::from)?
+            .ok_or(BallotError::NotFound)
+    }
+
+    /// The ballot with its current results.
+    ///
+    /// # Errors
+    /// [`BallotError::NotFound`], or [`BallotError::Unavailable`].
+    pub async fn results(&self, id: &BallotId) -> Result<(Ballot, Results), BallotError> {
+        let tally = self.tally(id).await?;
+        let ballot = self.ballot(id).await?;
+        let results = Results::new(&ballot, &tally);
+        Ok((ballot, results))
+    }
+
+    /// Casts `voter`'s vote on ballot `id`.
+    ///
+    /// Under the ballot's lock: the ballot must exist and be active now,
+    /// the choice must be one of its options or an allowed, valid write-in
+    /// (merged into an equal existing option), and the voter must not have
+    /// voted. The vote is durable before this returns; the new tally is
+    /// then published to watchers.
+    ///
+    /// # Errors
+    /// A [`CastVoteError`] naming the broken rule; nothing is recorded.
+    pub async fn cast_vote(
+        &self,
+        id: &BallotId,
+        voter: &VoterId,
+        choice: VoteChoice,
+    ) -> Result<VoteReceipt, CastVoteError> {
+        let guard = self.lock(id).await;
+        let outcome = self.cast_vote_locked(id, voter, &choice).await;
+        unlock(id, guard).await;
+        let receipt = outcome?;
+        let event = TallyEvent {
+            ballot_id: *id,
+            tally: receipt.tally.clone(),
+        };
+        if let Err(error) = self.ports.broadcaster.publish(&event).await {
+            // The vote is durable; watchers catch up on their next event.
+            tracing::warn!(ballot = %id, %error, "publishing a tally failed");
+        }
+        Ok(receipt)
+    }
+
+    async fn cast_vote_locked(
+        &self,
+        id: &BallotId,
+        voter: &VoterId,
+        choice: &VoteChoice,
+    ) -> Result<VoteReceipt, CastVoteError> {
+        let voter = self.voter_hasher.hash(id, voter);
+        for _ in 0..WRITE_IN_ATTEMPTS {
+            let record = self.record(id).await.map_err(|error| match error {
+                BallotError::NotFound => CastVoteError::NotFound,
+                BallotError::Unavailable(error) => CastVoteError::Unavailable(error),
+            })?;
+            let now = self.now();
+            match Schedule::from_parts(record.starts_at, record.ends_at)
+                .status_at(now, record.closed_at)
+            {
+                Status::Pending { .. } => return Err(CastVoteError::NotOpenYet),
+                Status::Ended => return Err(CastVoteError::Ended),
+                Status::Active { .. } => {}
+            }
+            let target = self.vote_target(&record, choice).await?;
+            let vote = NewVote {
+                ballot_id: *id,
+                voter,
+                target,
+                cast_at: now,
+            };
+            match self.ports.repository.record_vote(&vote).await {
+                Ok(recorded) => {
+                    return Ok(VoteReceipt {
+                        option_id: recorded.option_id,
+                        tally: recorded.tally,
+                    });
+                }
+                // Another instance added a different write-in under the same
+                // id in the same instant: read the ballot again and retry.
+                Err(RecordVoteError::OptionIdTaken) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(CastVoteError::Unavailable(Unavailable::new(
+            Dependency::Storage,
+            "write-in option id kept colliding",
+        )))
+    }
+
+    async fn vote_target(
+        &self,
+        record: &BallotRecord,
+        choice: &VoteChoice,
+    ) -> Result<VoteTarget, CastVoteError> {
+        match choice {
+            VoteChoice::Option(option) => {
+                if record.options.iter().any(|o| o.id == *option) {
+                    Ok(VoteTarget::Existing(*option))
+                } else {
+                    Err(CastVoteError::InvalidOption)
+                }
+            }
+            VoteChoice::WriteIn(_) if !record.allow_write_in => {
+                Err(CastVoteError::WriteInsNotAllowed)
+            }
+            VoteChoice::WriteIn(text) => {
+                let write_in = WriteIn::parse(text).map_err(CastVoteError::InvalidWriteIn)?;
+                let key = self.data_key(record).await.map_err(Unavailable::from)?;
+                let label_key = key.label_key(&record.id, &write_in.comparison_key());
+                if let Some(existing) = record.options.iter().find(|o| o.label_key == label_key) {
+                    return Ok(VoteTarget::Existing(existing.id));
+                }
+                let next = record.options.iter().map(|o| o.id.get()).max().unwrap_or(0) + 1;
+                let option = BallotOption::new(OptionId::new(next), write_in.into_label(), true);
+                Ok(VoteTarget::WriteIn(seal_option(&key, &record.id, &option)))
+            }
+        }
+    }
+
+    /// The ballot's tallies: the current one at once, then each newer one.
+    ///
+    /// Tallies arrive in increasing sequence; a burst may be coalesced into
+    /// its latest tally, but the latest is never skipped.
+    ///
+    /// # Errors
+    /// [`BallotError::NotFound`], or [`BallotError::Unavailable`].
+    pub async fn subscribe(&self, id: &BallotId) -> Result<TallyStream, BallotError> {
+        // Subscribe before reading, so no tally published in between is missed.
+        let updates = self
+            .ports
+            .broadcaster
+            .subscribe(id)
+            .await
+            .map_err(Unavailable::from)?;
+        let current = self.tally(id).await?;
+        let tallies = stream::iter([current])
+            .chain(updates)
+            .scan(None::<u64>, |last_seq, tally| {
+                let newer = last_seq.is_none_or(|last| tally.seq() > last);
+                if newer {
+                    *last_seq = Some(tally.seq());
+                }
+                std::future::ready(Some(newer.then_some(tally)))
+            })
+            .filter_map(std::future::ready);
+        Ok(Box::pin(tallies))
+    }
+
+    /// Closes voting on `id` now; only its owner may.
+    ///
+    /// # Errors
+    /// [`OwnerActionError::NotFound`], [`OwnerActionError::Forbidden`] for
+    /// anyone but the owner, or [`OwnerActionError::Unavailable`].
+    pub async fn close_ballot(
+        &self,
+        id: &BallotId,
+        requester: &OwnerId,
+    ) -> Result<Ballot, OwnerActionError> {
+        let record = self.record(id).await?;
+        authorize(&record, requester)?;
+        // Under the lock, so no vote is half-way through its checks.
+        let guard = self.lock(id).await;
+        let closed = self
+            .ports
+            .repository
+            .close_ballot(id, self.now())
+            .await
+            .map_err(Unavailable::from);
+        unlock(id, guard).await;
+        if !closed? {
+            return Err(OwnerActionError::NotFound);
+        }
+        Ok(self.ballot(id).await?)
+    }
+
+    /// Deletes `id` and everything about it; only its owner may. Its data
+    /// key goes first, so any copy of its rows (a backup) stays unreadable.
+    ///
+    /// # Errors
+    /// [`OwnerActionError::NotFound`], [`OwnerActionError::Forbidden`] for
+    /// anyone but the owner, or [`OwnerActionError::Unavailable`].
+    pub async fn delete_ballot(
+        &self,
+        id: &BallotId,
+        requester: &OwnerId,
+    ) -> Result<(), OwnerActionError> {
+        let record = self.record(id).await?;
+        authorize(&record, requester)?;
+        self.keys.remove(id);
+        let deleted = self
+            .ports
+            .repository
+            .delete_ballot(id)
+            .await
+            .map_err(Unavailable::from)?;
+        if deleted {
+            Ok(())
+        } else {
+            Err(OwnerActionError::NotFound)
+        }
+    }
+
+    /// Checks every dependency; `Ok` for each one reachable.
+    pub async fn check_dependencies(&self) -> Vec<(Dependency, Result<(), Unavailable>)> {
+        vec![
+            (
+                Dependency::Storage,
+                self.ports
+                    .repository
+                    .ping()
+                    .await
+                    .map_err(Unavailable::from),
+            ),
+            (
+                Dependency::Lock,
+                self.ports.lock.ping().await.map_err(Unavailable::from),
+            ),
+            (
+                Dependency::Broadcast,
+                self.ports
+                    .broadcaster
+                    .ping()
+                    .await
+                    .map_err(Unavailable::from),
+            ),
+            (
+                Dependency::Keys,
+                self.ports
+                    .key_wrapper
+                    .ping()
+                    .await
+                    .map_err(Unavailable::from),
+            ),
+        ]
+    }
+
+    /// Drops per-ballot in-memory state nobody uses: idle locks and
+    /// channels, expired data keys. Run periodically by the host.
+    pub fn prune_idle(&self) -> PruneReport {
+        PruneReport {
+            locks: self.ports.lock.prune_idle(),
+            channels: self.ports.broadcaster.prune_idle(),
+            keys: self.keys.prune_expired(self.now()),
+        }
+    }
+
+    /// Takes the ballot's lock, or goes on without it when the lock backend
+    /// fails: the repository still enforces every invariant atomically.
+    async fn lock(&self, id: &BallotId) -> Option<Box<dyn LockGuard>> {
+        match self.ports.lock.acquire(id).await {
+            Ok(guard) => Some(guard),
+            Err(error) => {
+                tracing::warn!(ballot = %id, %error, "voting without the ballot lock");
+                None
+            }
+        }
+    }
+
+    async fn record(&self, id: &BallotId) -> Result<BallotRecord, BallotError> {
+        self.ports
+            .repository
+            .ballot(id)
+            .await
+            .map_err(|error: RepositoryError| BallotError::Unavailable(error.into()))?
+            .ok_or(BallotError::NotFound)
+    }
+
+    async fn data_key(&self, record: &BallotRecord) -> Result<Arc<SymmetricKey>, KeyWrapError> {
+        let now = self.now();
+        if let Some(key) = self.keys.get(&record.id, now) {
+            return Ok(key);
+        }
+        let key = Arc::new(
+            self.ports
+                .key_wrapper
+                .unwrap_key(&record.id, &record.wrapped_key)
+                .await?,
+        );
+        self.keys.insert(record.id, Arc::clone(&key), now);
+        Ok(key)
+    }
+
+    async fn open(&self, record: BallotRecord) -> Result<Ballot, Unavailable> {
+        let key = self.data_key(&record).await?;
+        let id = record.id;
+        let corrupt = |field: &str| {
+            Unavailable::new(
+                Dependency::Keys,
+                format!("ballot {id}: the {field} did not decrypt"),
+            )
+        };
+        let measure = key
+            .open_field(&id, SealedField::Measure, &record.measure)
+            .map_err(|_| corrupt("measure"))?;
+        let options = record
+            .options
+            .iter()
+            .map(|option| {
+                key.open_field(&id, SealedField::OptionLabel(option.id), &option.label)
+                    .map(|label| {
+                        BallotOption::new(option.id, OptionLabel::trusted(label), option.write_in)
+                    })
+                    .map_err(|_| corrupt("option label"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Ballot::from_parts(BallotParts {
+            id,
+            measure: Measure::parse(&measure).map_err(|_| corrupt("measure"))?,
+            options,
+            allow_write_in: record.allow_write_in,
+            schedule: Schedule::from_parts(record.starts_at, record.ends_at),
+            closed_at: record.closed_at,
+            created_at: record.created_at,
+            owner: record.owner,
+        }))
+    }
+}
+
+fn seal_option(key: &SymmetricKey, ballot: &BallotId, option: &BallotOption) -> OptionRecord {
+    OptionRecord {
+        id: option.id(),
+        label: key.seal_field(
+            ballot,
+            SealedField::OptionLabel(option.id()),
+            option.label(),
+        ),
+        label_key: key.label_key(ballot, &comparison_key(option.label())),
+        write_in: option.is_write_in(),
+    }
+}
+
+/// Releases a lock taken by [`BallotService::lock`]; a failure only means
+/// the lock expires by itself, so it is logged, not returned.
+async fn unlock(id: &BallotId, guard: Option<Box<dyn LockGuard>>) {
+    if let Some(Err(error)) = match guard {
+        Some(guard) => Some(guard.release().await),
+        None => None,
+    } {
+        tracing::warn!(ballot = %id, %error, "releasing the vote lock failed");
+    }
+}
+
+fn authorize(record: &BallotRecord, requester: &OwnerId) -> Result<(), OwnerActionError> {
+    match &record.owner {
+        Some(owner) if owner == requester => Ok(()),
+        _ => Err(OwnerActionError::Forbidden),
+    }
+}

@@ -1,0 +1,384 @@
+//! The [`BallotRepository`] contract.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use oponn_core::crypto::{LabelKey, Sealed, WrappedKey};
+use oponn_core::domain::{BallotId, OptionId, OwnerId, VoterHash};
+use oponn_core::ports::{
+    BallotRecord, BallotRepository, NewVote, OptionRecord, RecordVoteError, RepositoryError,
+    VoteTarget,
+};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+/// A fixed moment with whole seconds, which every backend stores exactly.
+const T0: OffsetDateTime = datetime!(2030-01-01 12:00 UTC);
+
+fn option(id: u32, key: u8, write_in: bool) -> OptionRecord {
+    OptionRecord {
+        id: OptionId::new(id),
+        label: Sealed::from_bytes(vec![key; 40 + id as usize]),
+        label_key: LabelKey::from_bytes([key; 32]),
+        write_in,
+    }
+}
+
+fn record(owner: Option<&OwnerId>, created_at: OffsetDateTime) -> BallotRecord {
+    BallotRecord {
+        id: BallotId::generate(),
+        owner: owner.cloned(),
+        created_at,
+        starts_at: created_at,
+        ends_at: Some(created_at + Duration::hours(1)),
+        closed_at: None,
+        allow_write_in: true,
+        wrapped_key: WrappedKey::from_bytes((0..73).collect()),
+        measure: Sealed::from_bytes((0..60).rev().collect()),
+        options: vec![option(1, 1, false), option(2, 2, false)],
+    }
+}
+
+fn voter(n: u32) -> VoterHash {
+    let mut bytes = [0u8; 32];
+    bytes[..4].copy_from_slice(&n.to_be_bytes());
+    bytes[4..20].copy_from_slice(BallotId::generate().as_bytes());
+    VoterHash::from_bytes(bytes)
+}
+
+fn vote(ballot: &BallotRecord, voter: VoterHash, target: VoteTarget) -> NewVote {
+    NewVote {
+        ballot_id: ballot.id,
+        voter,
+        target,
+        cast_at: T0,
+    }
+}
+
+async fn stored(repository: &Arc<dyn BallotRepository>) -> BallotRecord {
+    let ballot = record(None, T0);
+    repository
+        .insert_ballot(&ballot)
+        .await
+        .expect("inserting a ballot works");
+    ballot
+}
+
+/// A stored ballot reads back field for field.
+pub async fn inserted_ballot_reads_back_unchanged(repository: Arc<dyn BallotRepository>) {
+    let owner = OwnerId::new(format!("owner-{}", BallotId::generate()));
+    let ballot = record(Some(&owner), T0);
+    repository.insert_ballot(&ballot).await.unwrap();
+    assert_eq!(repository.ballot(&ballot.id).await.unwrap(), Some(ballot));
+}
+
+/// A second ballot with the same id is a conflict, and the first survives.
+pub async fn duplicate_id_conflicts(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let mut twin = record(None, T0);
+    twin.id = ballot.id;
+    let error = repository.insert_ballot(&twin).await.unwrap_err();
+    assert!(matches!(error, RepositoryError::Conflict), "{error:?}");
+    assert_eq!(repository.ballot(&ballot.id).await.unwrap(), Some(ballot));
+}
+
+/// Unknown ids read as `None`, not as errors.
+pub async fn missing_ballot_reads_as_none(repository: Arc<dyn BallotRepository>) {
+    let id = BallotId::generate();
+    assert_eq!(repository.ballot(&id).await.unwrap(), None);
+    assert_eq!(repository.tally(&id).await.unwrap(), None);
+}
+
+/// A new ballot's tally is at sequence 0 with no votes.
+pub async fn new_ballot_has_an_empty_tally(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+    assert_eq!((tally.seq(), tally.total()), (0, 0));
+}
+
+/// Each vote is counted for its option and advances the sequence by one.
+pub async fn votes_count_and_advance_the_sequence(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let one = VoteTarget::Existing(OptionId::new(1));
+    let two = VoteTarget::Existing(OptionId::new(2));
+    let first = repository
+        .record_vote(&vote(&ballot, voter(1), one.clone()))
+        .await
+        .unwrap();
+    assert_eq!(first.option_id, OptionId::new(1));
+    assert_eq!(first.tally.seq(), 1);
+    repository
+        .record_vote(&vote(&ballot, voter(2), one))
+        .await
+        .unwrap();
+    let third = repository
+        .record_vote(&vote(&ballot, voter(3), two))
+        .await
+        .unwrap();
+    assert_eq!(third.tally.seq(), 3);
+    assert_eq!(third.tally.count(OptionId::new(1)), 2);
+    assert_eq!(third.tally.count(OptionId::new(2)), 1);
+    assert_eq!(
+        repository.tally(&ballot.id).await.unwrap(),
+        Some(third.tally)
+    );
+}
+
+/// One vote per voter: the second is refused and changes nothing.
+pub async fn second_vote_by_a_voter_is_refused_and_not_counted(
+    repository: Arc<dyn BallotRepository>,
+) {
+    let ballot = stored(&repository).await;
+    let voter = voter(1);
+    repository
+        .record_vote(&vote(
+            &ballot,
+            voter,
+            VoteTarget::Existing(OptionId::new(1)),
+        ))
+        .await
+        .unwrap();
+    let error = repository
+        .record_vote(&vote(
+            &ballot,
+            voter,
+            VoteTarget::Existing(OptionId::new(2)),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RecordVoteError::AlreadyVoted), "{error:?}");
+    let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+    assert_eq!((tally.seq(), tally.total()), (1, 1));
+    assert_eq!(tally.count(OptionId::new(2)), 0);
+}
+
+/// A vote for an option the ballot lacks is refused.
+pub async fn vote_for_an_unknown_option_is_refused(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let error = repository
+        .record_vote(&vote(
+            &ballot,
+            voter(1),
+            VoteTarget::Existing(OptionId::new(9)),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RecordVoteError::UnknownOption), "{error:?}");
+    assert_eq!(
+        repository.tally(&ballot.id).await.unwrap().unwrap().seq(),
+        0
+    );
+}
+
+/// A vote on a ballot that does not exist is refused.
+pub async fn vote_on_a_missing_ballot_is_refused(repository: Arc<dyn BallotRepository>) {
+    let ballot = record(None, T0);
+    let error = repository
+        .record_vote(&vote(
+            &ballot,
+            voter(1),
+            VoteTarget::Existing(OptionId::new(1)),
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, RecordVoteError::BallotNotFound),
+        "{error:?}"
+    );
+}
+
+/// A new write-in becomes an option of the ballot and is counted.
+pub async fn write_in_adds_an_option(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let write_in = option(3, 3, true);
+    let recorded = repository
+        .record_vote(&vote(
+            &ballot,
+            voter(1),
+            VoteTarget::WriteIn(write_in.clone()),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(recorded.option_id, OptionId::new(3));
+    assert_eq!(recorded.tally.count(OptionId::new(3)), 1);
+    let reread = repository.ballot(&ballot.id).await.unwrap().unwrap();
+    assert_eq!(reread.options.len(), 3);
+    assert_eq!(reread.options[2], write_in);
+}
+
+/// A write-in whose label key matches an option counts toward that option.
+pub async fn write_in_equal_to_an_option_merges_into_it(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    // Label key 2 is option 2's.
+    let recorded = repository
+        .record_vote(&vote(
+            &ballot,
+            voter(1),
+            VoteTarget::WriteIn(option(3, 2, true)),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(recorded.option_id, OptionId::new(2));
+    assert_eq!(recorded.tally.count(OptionId::new(2)), 1);
+    let reread = repository.ballot(&ballot.id).await.unwrap().unwrap();
+    assert_eq!(reread.options.len(), 2);
+}
+
+/// A write-in under an id another option holds is refused, not merged.
+pub async fn write_in_with_a_taken_id_is_refused(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let error = repository
+        .record_vote(&vote(
+            &ballot,
+            voter(1),
+            VoteTarget::WriteIn(option(2, 9, true)),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RecordVoteError::OptionIdTaken), "{error:?}");
+    assert_eq!(
+        repository.tally(&ballot.id).await.unwrap().unwrap().seq(),
+        0
+    );
+}
+
+/// 200 voters at once, with no lock held: every vote counted once, and
+/// every sequence number handed out once.
+pub async fn concurrent_voters_are_all_counted(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let tasks: Vec<_> = (0..200)
+        .map(|n| {
+            let repository = Arc::clone(&repository);
+            let vote = vote(
+                &ballot,
+                voter(n),
+                VoteTarget::Existing(OptionId::new(1 + n % 2)),
+            );
+            tokio::spawn(async move { repository.record_vote(&vote).await })
+        })
+        .collect();
+    let mut seqs = HashSet::new();
+    for task in tasks {
+        let recorded = task.await.unwrap().unwrap();
+        assert!(seqs.insert(recorded.tally.seq()), "a sequence was reused");
+    }
+    let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+    assert_eq!((tally.seq(), tally.total()), (200, 200));
+    assert_eq!(tally.count(OptionId::new(1)), 100);
+}
+
+/// 50 attempts by one voter at once, with no lock held: exactly one counts.
+pub async fn concurrent_attempts_by_one_voter_count_once(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let voter = voter(1);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let repository = Arc::clone(&repository);
+            let vote = vote(&ballot, voter, VoteTarget::Existing(OptionId::new(1)));
+            tokio::spawn(async move { repository.record_vote(&vote).await })
+        })
+        .collect();
+    let mut accepted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => accepted += 1,
+            Err(RecordVoteError::AlreadyVoted) => {}
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!(accepted, 1);
+    assert_eq!(
+        repository.tally(&ballot.id).await.unwrap().unwrap().total(),
+        1
+    );
+}
+
+/// 30 voters writing in the same label at once, with no lock held: one
+/// option, 30 votes.
+pub async fn concurrent_equal_write_ins_make_one_option(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let tasks: Vec<_> = (0..30)
+        .map(|n| {
+            let repository = Arc::clone(&repository);
+            let vote = vote(&ballot, voter(n), VoteTarget::WriteIn(option(3, 7, true)));
+            tokio::spawn(async move { repository.record_vote(&vote).await })
+        })
+        .collect();
+    for task in tasks {
+        let recorded = task.await.unwrap().unwrap();
+        assert_eq!(recorded.option_id, OptionId::new(3));
+    }
+    let reread = repository.ballot(&ballot.id).await.unwrap().unwrap();
+    assert_eq!(reread.options.len(), 3);
+    let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+    assert_eq!(tally.count(OptionId::new(3)), 30);
+}
+
+/// An owner's ballots come back newest first, and nobody else's do.
+pub async fn ballots_are_listed_by_owner_newest_first(repository: Arc<dyn BallotRepository>) {
+    let owner = OwnerId::new(format!("owner-{}", BallotId::generate()));
+    let older = record(Some(&owner), T0);
+    let newer = record(Some(&owner), T0 + Duration::minutes(5));
+    let stranger = record(Some(&OwnerId::new("someone else")), T0);
+    for ballot in [&older, &newer, &stranger] {
+        repository.insert_ballot(ballot).await.unwrap();
+    }
+    let listed: Vec<BallotId> = repository
+        .ballots_owned_by(&owner)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|ballot| ballot.id)
+        .collect();
+    assert_eq!(listed, vec![newer.id, older.id]);
+}
+
+/// Closing records the close time; closing later keeps the earlier one.
+pub async fn closing_keeps_the_earliest_close(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let first = T0 + Duration::minutes(10);
+    assert!(repository.close_ballot(&ballot.id, first).await.unwrap());
+    assert!(
+        repository
+            .close_ballot(&ballot.id, first + Duration::minutes(1))
+            .await
+            .unwrap()
+    );
+    let reread = repository.ballot(&ballot.id).await.unwrap().unwrap();
+    assert_eq!(reread.closed_at, Some(first));
+    assert!(
+        !repository
+            .close_ballot(&BallotId::generate(), first)
+            .await
+            .unwrap()
+    );
+}
+
+/// Deleting removes the ballot, its tally and its votes.
+pub async fn deleting_removes_the_ballot_and_its_votes(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    repository
+        .record_vote(&vote(
+            &ballot,
+            voter(1),
+            VoteTarget::Existing(OptionId::new(1)),
+        ))
+        .await
+        .unwrap();
+    assert!(repository.delete_ballot(&ballot.id).await.unwrap());
+    assert_eq!(repository.ballot(&ballot.id).await.unwrap(), None);
+    assert_eq!(repository.tally(&ballot.id).await.unwrap(), None);
+    let error = repository
+        .record_vote(&vote(
+            &ballot,
+            voter(2),
+            VoteTarget::Existing(OptionId::new(1)),
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, RecordVoteError::BallotNotFound),
+        "{error:?}"
+    );
+    assert!(!repository.delete_ballot(&ballot.id).await.unwrap());
+}

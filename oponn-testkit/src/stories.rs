@@ -1,0 +1,122 @@
+//! Whole-service scenarios: the guarantees a voter relies on, checked
+//! through [`BallotService`] on whatever adapters it runs on.
+
+// Stories fail by panicking, like any test.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use oponn_core::domain::{Ballot, BallotRequest, OptionId, StartRequest, VoterId, comparison_key};
+use oponn_core::{BallotService, CastVoteError, VoteChoice};
+
+async fn ballot(service: &BallotService, allow_write_in: bool) -> Ballot {
+    let request = BallotRequest {
+        measure: "story ballot".to_owned(),
+        options: vec!["north".to_owned(), "south".to_owned()],
+        allow_write_in,
+        start: StartRequest::Now,
+        window_minutes: 0,
+    };
+    service.create_ballot(&request, None).await.unwrap()
+}
+
+/// 50 tasks × 20 votes from distinct voters: the tally is exactly 1,000,
+/// split exactly as cast.
+pub async fn concurrent_distinct_voters_are_counted_exactly(service: Arc<BallotService>) {
+    let ballot = ballot(&service, false).await;
+    let tasks: Vec<_> = (0..50)
+        .map(|task| {
+            let service = Arc::clone(&service);
+            let id = ballot.id();
+            tokio::spawn(async move {
+                for vote in 0..20 {
+                    let voter = VoterId::new(format!("voter-{task}-{vote}"));
+                    let option = OptionId::new(1 + (vote % 2));
+                    service
+                        .cast_vote(&id, &voter, VoteChoice::Option(option))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let tally = service.tally(&ballot.id()).await.unwrap();
+    assert_eq!(tally.total(), 1_000);
+    assert_eq!(tally.seq(), 1_000);
+    assert_eq!(tally.count(OptionId::new(1)), 500);
+    assert_eq!(tally.count(OptionId::new(2)), 500);
+}
+
+/// 100 concurrent attempts by one voter: exactly one accepted, the rest
+/// told they already voted.
+pub async fn one_voter_racing_itself_votes_once(service: Arc<BallotService>) {
+    let ballot = ballot(&service, false).await;
+    let tasks: Vec<_> = (0..100)
+        .map(|n| {
+            let service = Arc::clone(&service);
+            let id = ballot.id();
+            tokio::spawn(async move {
+                let option = OptionId::new(1 + (n % 2));
+                service
+                    .cast_vote(
+                        &id,
+                        &VoterId::new("the same voter"),
+                        VoteChoice::Option(option),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut accepted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => accepted += 1,
+            Err(CastVoteError::AlreadyVoted) => {}
+            Err(other) => panic!("unexpected refusal: {other:?}"),
+        }
+    }
+    assert_eq!(accepted, 1);
+    assert_eq!(service.tally(&ballot.id()).await.unwrap().total(), 1);
+}
+
+/// 40 voters writing in the same dish in different spellings at once: one
+/// new option holding all 40 votes, shown as the first spelling recorded.
+pub async fn racing_equal_write_ins_make_one_option(service: Arc<BallotService>) {
+    let ballot = ballot(&service, true).await;
+    let spellings = ["Pizza", "pizza", "  PIZZA ", "ｐｉｚｚａ"];
+    let tasks: Vec<_> = (0..40)
+        .map(|n| {
+            let service = Arc::clone(&service);
+            let id = ballot.id();
+            let text = spellings[n % spellings.len()].to_owned();
+            tokio::spawn(async move {
+                service
+                    .cast_vote(
+                        &id,
+                        &VoterId::new(format!("v{n}")),
+                        VoteChoice::WriteIn(text),
+                    )
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().option_id, OptionId::new(3));
+    }
+    let reread = service.ballot(&ballot.id()).await.unwrap();
+    assert_eq!(reread.options().len(), 3);
+    assert_eq!(comparison_key(reread.options()[2].label()), "pizza");
+    assert!(reread.options()[2].is_write_in());
+    assert_eq!(
+        service
+            .tally(&ballot.id())
+            .await
+            .unwrap()
+            .count(OptionId::new(3)),
+        40
+    );
+}
