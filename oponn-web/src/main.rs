@@ -1,10 +1,107 @@
-//! The `oponn` binary. For now it only proves the core wiring; the web
-//! service lands with the web issue.
+//! The `oponn` binary: reads configuration and runs the service. All the
+//! wiring lives in the `oponn_web` library.
 #![forbid(unsafe_code)]
 
-fn main() {
-    println!(
-        "oponn {}: the web service is not built yet",
-        env!("CARGO_PKG_VERSION")
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use oponn_web::{App, Config, Environment};
+use tracing_subscriber::EnvFilter;
+
+/// Oponn: real-time voting.
+///
+/// Configuration comes from the environment (and `.env`): OPONN_ENV,
+/// OPONN_BIND, DATABASE_URL, REDIS_URL, OPONN_KMS_KEY_ID, AWS_REGION,
+/// OPONN_KMS_ENDPOINT, OPONN_SECRET_KEY, OPONN_SKIP_CSRF, OPONN_DATA_DIR.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the web pages, live results and API (the default).
+    Serve,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("oponn: configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.environment);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let app = match App::build(&config).await {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("oponn: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let wiring = app.wiring();
+    let address = app
+        .local_addr()
+        .map_or_else(|_| config.bind.clone(), |address| address.to_string());
+    tracing::info!(
+        environment = %config.environment,
+        storage = %wiring.storage,
+        coordination = %wiring.coordination,
+        keys = %wiring.keys,
+        "oponn {} listening on http://{address}",
+        env!("CARGO_PKG_VERSION"),
     );
+    match app.run(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("oponn: server failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(environment: Environment) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if environment == Environment::Production {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
 }

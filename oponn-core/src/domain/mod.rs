@@ -14,7 +14,7 @@ mod validation;
 pub(crate) use ballot::BallotParts;
 pub use ballot::{Ballot, BallotDraft, BallotOption, BallotRequest};
 pub use ids::{BallotId, InvalidBallotId, OptionId, OwnerId, VoterHash, VoterHasher, VoterId};
-pub use schedule::{MAX_WINDOW_MINUTES, Schedule, StartRequest, Status};
+pub use schedule::{MAX_WINDOW_MINUTES, Schedule, StartRequest, Status, parse_window_minutes};
 pub use tally::{ResultRow, Results, Tally, TallyEvent};
 pub use text::{
     LABEL_MAX_CHARS, MAX_OPTIONS, MEASURE_MAX_CHARS, MEASURE_MIN_CHARS, Measure, OptionLabel,

@@ -100,6 +100,25 @@ impl Schedule {
     }
 }
 
+/// Reads a voting window in minutes as a form sends it.
+///
+/// # Errors
+/// A [`Field::VotingWindow`] error for anything but a whole number of
+/// minutes from 0 to [`MAX_WINDOW_MINUTES`].
+pub fn parse_window_minutes(raw: &str) -> Result<u32, FieldError> {
+    let minutes: u64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| FieldError::new(Field::VotingWindow, messages::VOTING_WINDOW_FORMAT))?;
+    u32::try_from(minutes)
+        .ok()
+        .filter(|minutes| *minutes <= MAX_WINDOW_MINUTES)
+        .ok_or(FieldError::new(
+            Field::VotingWindow,
+            messages::VOTING_WINDOW_TOO_LONG,
+        ))
+}
+
 fn parse_start(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, FieldError> {
     let text = text.trim();
     if text.is_empty() {
@@ -255,6 +274,23 @@ mod tests {
                 MAX_WINDOW_MINUTES + 1,
                 NOW
             )),
+            messages::VOTING_WINDOW_TOO_LONG
+        );
+    }
+
+    #[test]
+    fn window_minutes_parse_as_whole_minutes_up_to_a_year() {
+        assert_eq!(parse_window_minutes(" 90 "), Ok(90));
+        assert_eq!(parse_window_minutes("525600"), Ok(MAX_WINDOW_MINUTES));
+        for raw in ["-5", "1.5", "soon", ""] {
+            assert_eq!(
+                parse_window_minutes(raw).unwrap_err().message(),
+                messages::VOTING_WINDOW_FORMAT,
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            parse_window_minutes("525601").unwrap_err().message(),
             messages::VOTING_WINDOW_TOO_LONG
         );
     }

@@ -146,6 +146,8 @@ pub mod messages {
     pub const SCHEDULED_START_IN_PAST: &str = "Scheduled start time must be in the future";
     /// A scheduled start that does not parse.
     pub const SCHEDULED_START_FORMAT: &str = "Invalid scheduled start time format";
+    /// A voting window that is not a whole number of minutes.
+    pub const VOTING_WINDOW_FORMAT: &str = "voting window must be a whole number of minutes";
     /// A voting window longer than the longest supported.
     pub const VOTING_WINDOW_TOO_LONG: &str = "at most 525600 minutes (one year)";
     /// An empty write-in.

@@ -1,0 +1,332 @@
+//! The application: routes, middleware and the server's life cycle.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oponn_core::BallotService;
+use poem::endpoint::EmbeddedFilesEndpoint;
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::listener::TcpAcceptor;
+use poem::middleware::{CookieJarManager, Csrf};
+use poem::web::cookie::{CookieKey, SameSite};
+use poem::web::{Data, Html, Json};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler};
+use poem_openapi::OpenApiService;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::Api;
+use crate::assets::StaticFiles;
+use crate::compose::{ComposeError, Wiring, build_service};
+use crate::config::Config;
+use crate::live::LiveHub;
+use crate::metrics::{Metrics, RequestLabels};
+use crate::pages;
+use crate::secrets::{SecretError, Secrets};
+use crate::state::AppState;
+use crate::views::Templates;
+
+/// How often the reaper prunes idle per-ballot state.
+pub const REAPER_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long shutdown waits for open requests before closing them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The Content-Security-Policy of every response: scripts, styles and
+/// connections from this origin only, no inline code, no framing.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// A built service, bound to its address and ready to run.
+pub struct App {
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    wiring: Wiring,
+}
+
+impl App {
+    /// Builds the service `config` describes and binds `config.bind`
+    /// (port 0 picks a free port; see [`App::local_addr`]).
+    ///
+    /// # Errors
+    /// [`StartupError`] naming what could not be set up.
+    pub async fn build(config: &Config) -> Result<Self, StartupError> {
+        let secrets = load_secrets(config)?;
+        let (service, wiring) = build_service(config, &secrets)?;
+        Self::with_service(config, &secrets, service, wiring).await
+    }
+
+    /// Builds the web service around an already-built ballot service; for
+    /// tests that bring their own (say, on a clock they control).
+    ///
+    /// # Errors
+    /// [`StartupError`] naming what could not be set up.
+    pub async fn with_service(
+        config: &Config,
+        secrets: &Secrets,
+        service: Arc<BallotService>,
+        wiring: Wiring,
+    ) -> Result<Self, StartupError> {
+        let templates = Arc::new(Templates::load().map_err(StartupError::Templates)?);
+        let shutdown = CancellationToken::new();
+        let hub = Arc::new(LiveHub::new(
+            Arc::clone(&service),
+            Arc::clone(&templates),
+            shutdown.clone(),
+        ));
+        let state = Arc::new(AppState {
+            service,
+            templates,
+            hub,
+            metrics: Metrics::new(),
+            cookie_key: CookieKey::from(&secrets.cookie_key[..]),
+            csrf_key: secrets.csrf_key,
+            secure_cookies: config.secure_cookies(),
+            skip_csrf: config.skip_csrf,
+            shutdown,
+        });
+        let listener = tokio::net::TcpListener::bind(&config.bind)
+            .await
+            .map_err(|source| StartupError::Bind {
+                address: config.bind.clone(),
+                source,
+            })?;
+        Ok(Self {
+            listener,
+            state,
+            wiring,
+        })
+    }
+
+    /// The address the service listens on.
+    ///
+    /// # Errors
+    /// When the operating system cannot tell.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// What the service runs on, for the startup log.
+    pub fn wiring(&self) -> &Wiring {
+        &self.wiring
+    }
+
+    /// Serves until `shutdown` completes, then ends live streams, lets open
+    /// requests finish (up to 10 s) and returns.
+    ///
+    /// # Errors
+    /// When the listener fails.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+        let token = self.state.shutdown.clone();
+        spawn_reaper(Arc::clone(&self.state));
+        let endpoint = routes(Arc::clone(&self.state), self.local_addr()?);
+        let acceptor = TcpAcceptor::from_tokio(self.listener)?;
+        Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                endpoint,
+                async move {
+                    shutdown.await;
+                    tracing::info!("shutting down: closing live streams");
+                    token.cancel();
+                },
+                Some(SHUTDOWN_GRACE),
+            )
+            .await
+    }
+}
+
+fn load_secrets(config: &Config) -> Result<Secrets, StartupError> {
+    match &config.secret_key {
+        Some(secret) => Ok(Secrets::derive(secret)?),
+        None => {
+            let (secrets, path) = Secrets::from_data_dir(&config.data_dir)?;
+            tracing::info!(path = %path.display(), "cookie secret kept in a local file");
+            Ok(secrets)
+        }
+    }
+}
+
+fn spawn_reaper(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(REAPER_INTERVAL);
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                () = state.shutdown.cancelled() => return,
+                _ = ticks.tick() => {
+                    let pruned = state.service.prune_idle();
+                    let feeds = state.hub.prune_idle().await;
+                    tracing::debug!(?pruned, feeds, "reaper pass");
+                }
+            }
+        }
+    });
+}
+
+fn routes(state: Arc<AppState>, address: SocketAddr) -> impl Endpoint {
+    let api = OpenApiService::new(Api, "Oponn", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Real-time voting: create ballots, cast one vote per voter, follow tallies live.\n\n\
+             Voters are identified by the signed `oponn_voter` cookie, shared with the HTML \
+             pages. Requests with a body must be `application/json`, which browsers cannot \
+             send cross-site without a CORS preflight that Oponn never grants; so the API \
+             needs no CSRF token.",
+        )
+        .server(format!("http://{address}/api/v1"));
+    let spec = api.spec();
+    let csrf = Csrf::new()
+        .cookie_name("oponn_csrf")
+        .key(state.csrf_key)
+        .secure(state.secure_cookies)
+        .http_only(true)
+        .same_site(SameSite::Lax);
+    let page_routes = Route::new()
+        .at("/", get(pages::dashboard))
+        .at(
+            "/create",
+            get(pages::create_form).post(pages::create_ballot),
+        )
+        .at("/partials/start-time-input", get(pages::start_time_input))
+        .at("/vote/:id", get(pages::vote_form).post(pages::cast_vote))
+        .at("/results/:id", get(pages::results))
+        .with(csrf);
+    let cookie_key = state.cookie_key.clone();
+    Route::new()
+        .nest("/api/v1", api)
+        .at(
+            "/api/openapi.json",
+            get(poem::endpoint::make_sync(move |_| {
+                spec.clone().with_content_type("application/json")
+            })),
+        )
+        .at("/api/docs", get(api_docs))
+        .at("/ballots/:id/live-results", get(pages::live_results))
+        .at("/livez", get(livez))
+        .at("/readyz", get(readyz))
+        .at("/metrics", get(metrics))
+        .nest("/static", EmbeddedFilesEndpoint::<StaticFiles>::new())
+        .nest("/", page_routes)
+        .with(CookieJarManager::with_key(cookie_key))
+        .data(Arc::clone(&state))
+        .around(move |endpoint, request| finish_response(Arc::clone(&state), endpoint, request))
+}
+
+/// Turns every outcome into a response (so 404s get the page and the
+/// headers too), adds the security headers and records the latency.
+async fn finish_response<E: Endpoint>(
+    state: Arc<AppState>,
+    endpoint: Arc<E>,
+    request: Request,
+) -> poem::Result<Response> {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let mut response = match endpoint.call(request).await {
+        Ok(response) => response.into_response(),
+        Err(error) if error.status() == StatusCode::NOT_FOUND => pages::not_found(&state),
+        Err(error) => error.into_response(),
+    };
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if state.secure_cookies {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    state
+        .metrics
+        .request_duration
+        .get_or_create(&RequestLabels {
+            method,
+            status: response.status().as_u16().to_string(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    Ok(response)
+}
+
+#[handler]
+fn api_docs(state: Data<&Arc<AppState>>) -> poem::Response {
+    match state.templates.render("api_docs.html", json!({})) {
+        Ok(html) => Html(html).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "rendering the API docs failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+#[handler]
+fn livez() -> &'static str {
+    "ok"
+}
+
+#[handler]
+async fn readyz(state: Data<&Arc<AppState>>) -> Response {
+    let checks = state.service.check_dependencies().await;
+    let ready = checks.iter().all(|(_, result)| result.is_ok());
+    let report: serde_json::Map<String, serde_json::Value> = checks
+        .iter()
+        .map(|(dependency, result)| {
+            let status = match result {
+                Ok(()) => "ok".to_owned(),
+                Err(error) => {
+                    tracing::warn!(%error, "readiness check failed");
+                    "unavailable".to_owned()
+                }
+            };
+            (dependency.as_str().to_owned(), json!(status))
+        })
+        .collect();
+    let body =
+        Json(json!({ "status": if ready { "ready" } else { "unavailable" }, "checks": report }));
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    body.with_status(status).into_response()
+}
+
+#[handler]
+fn metrics(state: Data<&Arc<AppState>>) -> Response {
+    state
+        .metrics
+        .encode()
+        .with_content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .into_response()
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// The secret is unusable.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The adapters could not be assembled.
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+    /// A template failed to compile (a build defect).
+    #[error("templates: {0}")]
+    Templates(minijinja::Error),
+    /// The address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+}

@@ -1,0 +1,48 @@
+//! The Oponn web service: server-rendered HTMX pages, live results over
+//! Server-Sent Events, a JSON API described by OpenAPI, and the `oponn`
+//! binary's composition root.
+//!
+//! The crate is thin by design: handlers parse requests, call
+//! [`oponn_core::BallotService`], and render templates or JSON. Every rule
+//! about ballots and votes lives in the core, so pages and API agree.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = oponn_web::Config::from_env()?;
+//! let app = oponn_web::App::build(&config).await?;
+//! println!("listening on {}", app.local_addr()?);
+//! app.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! - `config`: [`Config`] from the environment, with the rules of each
+//!   [`Environment`].
+//! - `compose`: the composition root: configuration to adapters.
+//! - `secrets`: the service secret and the keys derived from it.
+//! - `app`: [`App`]: routes, middleware (security headers, CSRF, cookies,
+//!   metrics), the server's life cycle, the reaper.
+//! - `pages`: HTML handlers. `api`: the JSON API. `live`: the per-instance
+//!   live-results hub (one subscription and one render per ballot).
+//! - `views`: templates and their view models. `identity`: the voter cookie.
+//! - `metrics`: Prometheus series. `assets`: embedded templates and files.
+#![forbid(unsafe_code)]
+
+mod api;
+mod app;
+mod assets;
+mod compose;
+mod config;
+mod identity;
+mod live;
+mod metrics;
+mod pages;
+mod secrets;
+mod state;
+mod views;
+
+pub use app::{App, CONTENT_SECURITY_POLICY, REAPER_INTERVAL, StartupError};
+pub use compose::{ComposeError, KEY_FILE, Wiring, build_service};
+pub use config::{Config, ConfigError, Environment};
+pub use secrets::{SECRET_FILE, SecretError, Secrets};

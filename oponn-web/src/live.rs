@@ -1,0 +1,161 @@
+//! Live results: one subscription per watched ballot per instance, each
+//! update rendered once and fanned out to every local watcher.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+use oponn_core::domain::{Ballot, BallotId, Results, Tally};
+use oponn_core::ports::TallyStream;
+use oponn_core::{BallotError, BallotService};
+use serde_json::json;
+use tokio::sync::{Mutex, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::TallyBody;
+use crate::views::{BallotView, ResultsView, Templates};
+
+/// One tally, rendered for every kind of watcher.
+#[derive(Debug)]
+pub(crate) struct LiveUpdate {
+    /// The tally's sequence number: the SSE event id.
+    pub(crate) seq: u64,
+    /// The results partial, for the HTML pages.
+    pub(crate) html: String,
+    /// The tally, for the JSON stream.
+    pub(crate) body: Arc<TallyBody>,
+}
+
+/// What a watcher holds: the latest update, replaced as tallies arrive.
+pub(crate) type LiveFeed = watch::Receiver<Option<Arc<LiveUpdate>>>;
+
+/// Per-ballot live feeds of this instance.
+pub(crate) struct LiveHub {
+    service: Arc<BallotService>,
+    templates: Arc<Templates>,
+    /// One sender per watched ballot. An async mutex, held while a new
+    /// feed subscribes to the core, so two first watchers of a ballot never
+    /// open two subscriptions. Each sender keeps only the latest update:
+    /// a lagging watcher skips to it and never receives a stale one last.
+    feeds: Mutex<HashMap<BallotId, watch::Sender<Option<Arc<LiveUpdate>>>>>,
+    shutdown: CancellationToken,
+}
+
+impl LiveHub {
+    pub(crate) fn new(
+        service: Arc<BallotService>,
+        templates: Arc<Templates>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            service,
+            templates,
+            feeds: Mutex::new(HashMap::new()),
+            shutdown,
+        }
+    }
+
+    /// Joins the ballot's feed, opening it (one core subscription) when
+    /// this is its first watcher here. The current tally arrives at once.
+    pub(crate) async fn watch(self: &Arc<Self>, id: BallotId) -> Result<LiveFeed, BallotError> {
+        let mut feeds = self.feeds.lock().await;
+        if let Some(sender) = feeds.get(&id) {
+            return Ok(sender.subscribe());
+        }
+        let tallies = self.service.subscribe(&id).await?;
+        let (sender, receiver) = watch::channel(None);
+        feeds.insert(id, sender.clone());
+        tokio::spawn(Arc::clone(self).run_feed(id, sender, tallies));
+        Ok(receiver)
+    }
+
+    /// Closes feeds nobody watches (their tasks also close themselves; this
+    /// catches any left behind). Returns how many were closed.
+    pub(crate) async fn prune_idle(&self) -> usize {
+        let mut feeds = self.feeds.lock().await;
+        let before = feeds.len();
+        feeds.retain(|_, sender| sender.receiver_count() > 0);
+        before - feeds.len()
+    }
+
+    async fn run_feed(
+        self: Arc<Self>,
+        id: BallotId,
+        sender: watch::Sender<Option<Arc<LiveUpdate>>>,
+        mut tallies: TallyStream,
+    ) {
+        let mut ballot: Option<Ballot> = None;
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                () = sender.closed() => {
+                    // Re-check under the map's lock: a watcher may have
+                    // joined between the last one leaving and now.
+                    let mut feeds = self.feeds.lock().await;
+                    if sender.receiver_count() == 0 {
+                        if feeds.get(&id).is_some_and(|s| s.same_channel(&sender)) {
+                            feeds.remove(&id);
+                        }
+                        return;
+                    }
+                }
+                tally = tallies.next() => {
+                    let Some(tally) = tally else { break };
+                    match self.render(&id, &mut ballot, &tally).await {
+                        Ok(update) => {
+                            sender.send_replace(Some(Arc::new(update)));
+                        }
+                        Err(BallotError::NotFound) => break,
+                        Err(error) => tracing::warn!(ballot = %id, %error, "live update not rendered"),
+                    }
+                }
+            }
+        }
+        let mut feeds = self.feeds.lock().await;
+        if feeds.get(&id).is_some_and(|s| s.same_channel(&sender)) {
+            feeds.remove(&id);
+        }
+        // Dropping the sender ends every watcher's stream; browsers reconnect.
+    }
+
+    async fn render(
+        &self,
+        id: &BallotId,
+        cached: &mut Option<Ballot>,
+        tally: &Tally,
+    ) -> Result<LiveUpdate, BallotError> {
+        // Reload the ballot when the tally counts an option we have not
+        // seen: a write-in added since it was read.
+        let stale = cached.as_ref().is_none_or(|ballot| {
+            tally
+                .iter()
+                .any(|(option, _)| ballot.option(option).is_none())
+        });
+        if stale {
+            *cached = Some(self.service.ballot(id).await?);
+        }
+        let Some(ballot) = cached.as_ref() else {
+            return Err(BallotError::NotFound);
+        };
+        let results = Results::new(ballot, tally);
+        let view = ResultsView::from(&results);
+        let html = self
+            .templates
+            .render(
+                "partials/results.html",
+                json!({
+                    "ballot": BallotView::new(ballot, self.service.now()),
+                    "results": view,
+                }),
+            )
+            .unwrap_or_else(|error| {
+                tracing::error!(%error, "rendering the results partial failed");
+                String::new()
+            });
+        Ok(LiveUpdate {
+            seq: tally.seq(),
+            html,
+            body: Arc::new(TallyBody::new(ballot, &results)),
+        })
+    }
+}

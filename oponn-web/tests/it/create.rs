@@ -1,0 +1,224 @@
+//! `/create` and the start-time partial.
+
+use crate::helpers::{browser, csrf_token, location, spawn_app};
+
+const HTMX: (&str, &str) = ("HX-Request", "true");
+
+async fn post_create(
+    app: &crate::helpers::TestApp,
+    htmx: bool,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let browser = browser();
+    let token = csrf_token(&browser, &app.url("/create")).await;
+    let mut form = vec![("X-CSRF-Token", token.as_str())];
+    form.extend_from_slice(fields);
+    let mut request = browser.post(app.url("/create")).form(&form);
+    if htmx {
+        request = request.header(HTMX.0, HTMX.1);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_create_form_has_every_field_and_a_csrf_token() {
+    let app = spawn_app().await;
+    let response = browser().get(app.url("/create")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    for needle in [
+        "<html",
+        "name=\"X-CSRF-Token\"",
+        "name=\"measure\"",
+        "name=\"options_raw\"",
+        "name=\"allow_write_in\"",
+        "name=\"start_time_type\"",
+        "name=\"duration_mins\"",
+        "id=\"scheduled-start-container\"",
+        "init_ballot",
+    ] {
+        assert!(html.contains(needle), "missing {needle}");
+    }
+}
+
+#[tokio::test]
+async fn a_valid_ballot_redirects_to_its_vote_page() {
+    let app = spawn_app().await;
+    let fields = [
+        ("measure", "lunch today?"),
+        ("options_raw", "pizza, pasta"),
+        ("duration_mins", "60"),
+    ];
+    let plain = post_create(&app, false, &fields).await;
+    assert_eq!(plain.status(), 303);
+    assert!(location(&plain).starts_with("/vote/"));
+
+    let htmx = post_create(&app, true, &fields).await;
+    assert_eq!(htmx.status(), 204);
+    let target = crate::helpers::header(htmx.headers(), "HX-Redirect");
+    assert!(target.starts_with("/vote/"), "{target}");
+    let vote_page = browser().get(app.url(&target)).send().await.unwrap();
+    assert_eq!(vote_page.status(), 200);
+    assert!(vote_page.text().await.unwrap().contains("lunch today?"));
+}
+
+#[tokio::test]
+async fn invalid_input_shows_each_message_under_its_field_and_keeps_the_values() {
+    let app = spawn_app().await;
+    let fields = [
+        ("measure", "ab"),
+        ("options_raw", "solo"),
+        ("start_time_type", "scheduled"),
+        ("scheduled_start_time", "not a time"),
+        ("duration_mins", "10"),
+    ];
+    let plain = post_create(&app, false, &fields).await;
+    assert_eq!(plain.status(), 200);
+    let html = plain.text().await.unwrap();
+    assert!(html.contains("<html"), "a plain post gets the full page");
+    for message in [
+        "at least 3 characters",
+        "at least 2 options when write-ins are disabled",
+        "Invalid scheduled start time format",
+    ] {
+        assert!(
+            html.contains("class=\"field-error-msg\" id=") && html.contains(message),
+            "missing {message}"
+        );
+    }
+    assert!(html.contains("value=\"ab\""), "the measure is kept");
+    assert!(html.contains("solo"), "the options are kept");
+    assert!(
+        html.contains("value=\"not a time\""),
+        "the start time is kept"
+    );
+
+    let htmx = post_create(&app, true, &fields).await;
+    assert_eq!(htmx.status(), 200);
+    let partial = htmx.text().await.unwrap();
+    assert!(!partial.contains("<html"), "HTMX gets the partial only");
+    assert!(partial.contains("id=\"create-ballot-section\""));
+    assert!(partial.contains("at least 3 characters"));
+}
+
+#[tokio::test]
+async fn every_creation_message_is_shown() {
+    let app = spawn_app().await;
+    let long_option = format!("a,{}", "o".repeat(65));
+    let many_options = (0..65)
+        .map(|i| format!("o{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let long_measure = "m".repeat(256);
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![("measure", "ab"), ("options_raw", "a,b")],
+            "at least 3 characters",
+        ),
+        (
+            vec![("measure", &long_measure), ("options_raw", "a,b")],
+            "at most 255 characters",
+        ),
+        (
+            vec![("measure", "lunch"), ("options_raw", "a")],
+            "at least 2 options when write-ins are disabled",
+        ),
+        (
+            vec![
+                ("measure", "lunch"),
+                ("options_raw", " , "),
+                ("allow_write_in", "on"),
+            ],
+            "at least 1 option when write-ins are enabled",
+        ),
+        (
+            vec![("measure", "lunch"), ("options_raw", &long_option)],
+            "between 1 and 64 characters",
+        ),
+        (
+            vec![("measure", "lunch"), ("options_raw", &many_options)],
+            "at most 64 options",
+        ),
+        (
+            vec![("measure", "lunch"), ("options_raw", "Pizza,pizza")],
+            "options must be unique",
+        ),
+        (
+            vec![
+                ("measure", "lunch"),
+                ("options_raw", "a,b"),
+                ("start_time_type", "scheduled"),
+            ],
+            "Scheduled start time is required when &#x27;scheduled&#x27; is selected",
+        ),
+        (
+            vec![
+                ("measure", "lunch"),
+                ("options_raw", "a,b"),
+                ("start_time_type", "scheduled"),
+                ("scheduled_start_time", "2020-01-01T10:00"),
+            ],
+            "Scheduled start time must be in the future",
+        ),
+        (
+            vec![
+                ("measure", "lunch"),
+                ("options_raw", "a,b"),
+                ("start_time_type", "scheduled"),
+                ("scheduled_start_time", "2031-02-30T10:00"),
+            ],
+            "Invalid scheduled start time format",
+        ),
+    ];
+    for (fields, message) in cases {
+        let html = post_create(&app, true, &fields).await.text().await.unwrap();
+        assert!(html.contains(message), "{message} missing for {fields:?}");
+        assert!(html.contains("field-error-msg"));
+    }
+}
+
+#[tokio::test]
+async fn the_start_time_partial_is_the_input_or_nothing() {
+    let app = spawn_app().await;
+    let scheduled = browser()
+        .get(app.url("/partials/start-time-input?start_time_type=scheduled"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scheduled.status(), 200);
+    let html = scheduled.text().await.unwrap();
+    assert!(html.contains("name=\"scheduled_start_time\""));
+    assert!(!html.contains("<html"));
+    let now = browser()
+        .get(app.url("/partials/start-time-input?start_time_type=now"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(now.status(), 200);
+    assert_eq!(now.text().await.unwrap().trim(), "");
+}
+
+#[tokio::test]
+async fn a_browser_local_start_time_is_read_in_the_browsers_zone() {
+    let app = spawn_app().await;
+    // The test clock stands at 2030-01-01 00:00 UTC. 01:30 in UTC+02:00 is
+    // 23:30 UTC the day before: in the past, so refused...
+    let east = [
+        ("measure", "zone check"),
+        ("options_raw", "a,b"),
+        ("start_time_type", "scheduled"),
+        ("scheduled_start_time", "2030-01-01T01:30"),
+        ("tz_offset_minutes", "-120"),
+    ];
+    let html = post_create(&app, true, &east).await.text().await.unwrap();
+    assert!(html.contains("Scheduled start time must be in the future"));
+    // ...while the same wall time in UTC-05:00 is 06:30 UTC: accepted.
+    let west = [
+        ("measure", "zone check"),
+        ("options_raw", "a,b"),
+        ("start_time_type", "scheduled"),
+        ("scheduled_start_time", "2030-01-01T01:30"),
+        ("tz_offset_minutes", "300"),
+    ];
+    assert_eq!(post_create(&app, false, &west).await.status(), 303);
+}

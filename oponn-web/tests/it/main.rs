@@ -1,0 +1,12 @@
+//! End-to-end tests: real HTTP against a server bound to port 0.
+
+// A test fails by panicking; unwrap is how these tests say "this must work".
+#![allow(clippy::unwrap_used)]
+
+mod api;
+mod create;
+mod helpers;
+mod live;
+mod operations;
+mod security;
+mod vote;

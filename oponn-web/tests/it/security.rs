@@ -1,0 +1,303 @@
+//! CSRF, escaping and the security headers.
+
+use crate::helpers::{browser, csrf_token, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn posts_without_a_valid_csrf_token_are_forbidden() {
+    let app = spawn_app().await;
+    let visitor = browser();
+    let id = app
+        .create_ballot(&visitor, &[("measure", "csrf?"), ("options_raw", "a, b")])
+        .await;
+    let create = [("measure", "forged"), ("options_raw", "a, b")];
+
+    let missing = visitor
+        .post(app.url("/create"))
+        .form(&create)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 403);
+    let forged = visitor
+        .post(app.url("/create"))
+        .form(&[
+            ("X-CSRF-Token", "Zm9yZ2Vk"),
+            ("measure", "forged"),
+            ("options_raw", "a, b"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    // A real token, but from another browser's cookie.
+    let stolen = csrf_token(&browser(), &app.url("/create")).await;
+    let foreign = visitor
+        .post(app.url(&format!("/vote/{id}")))
+        .form(&[("X-CSRF-Token", stolen.as_str()), ("option_id", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    // The header works as well as the field (htmx sends it).
+    let token = csrf_token(&visitor, &app.url("/create")).await;
+    let by_header = visitor
+        .post(app.url(&format!("/vote/{id}")))
+        .header("X-CSRF-Token", token)
+        .form(&[("option_id", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_header.status(), 303);
+    let tally = app
+        .oponn
+        .service()
+        .tally(&oponn_core::domain::BallotId::parse(&id).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(tally.total(), 1, "only the vote with a valid token counted");
+}
+
+#[tokio::test]
+async fn skip_csrf_turns_the_check_off_outside_production() {
+    let app = spawn_app_with(|config| config.skip_csrf = true).await;
+    let response = browser()
+        .post(app.url("/create"))
+        .form(&[("measure", "no token"), ("options_raw", "a, b")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+}
+
+#[tokio::test]
+async fn every_form_carries_the_csrf_field() {
+    let app = spawn_app().await;
+    let owner = browser();
+    let id = app
+        .create_ballot(&owner, &[("measure", "forms"), ("options_raw", "a, b")])
+        .await;
+    for page in ["/create".to_owned(), format!("/vote/{id}")] {
+        let html = owner
+            .get(app.url(&page))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let forms = html.matches("<form").count();
+        assert!(forms > 0, "{page} has a form");
+        assert_eq!(
+            html.matches("name=\"X-CSRF-Token\"").count(),
+            forms,
+            "{page}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hostile_text_is_escaped_on_every_page() {
+    let app = spawn_app().await;
+    let owner = browser();
+    let script = "<script>alert(1)</script>";
+    let attribute = "\" onmouseover=\"alert(2)";
+    let id = app
+        .create_ballot(
+            &owner,
+            &[
+                ("measure", &format!("{script} measure")),
+                ("options_raw", &format!("{attribute}, {script}")),
+                ("allow_write_in", "on"),
+            ],
+        )
+        .await;
+    let voted = app
+        .vote(
+            &owner,
+            &id,
+            &[
+                ("option_id", "__write_in__"),
+                ("write_in_value", "<img src=x onerror=alert(3)>"),
+            ],
+        )
+        .await;
+    assert_eq!(voted.status(), 303);
+    let mut pages = Vec::new();
+    for path in [
+        "/".to_owned(),
+        format!("/vote/{id}"),
+        format!("/results/{id}"),
+    ] {
+        pages.push((
+            path.clone(),
+            owner
+                .get(app.url(&path))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        ));
+    }
+    let mut stream = crate::helpers::SseReader::new(
+        owner
+            .get(app.url(&format!("/ballots/{id}/live-results")))
+            .send()
+            .await
+            .unwrap(),
+    );
+    pages.push(("live-results".to_owned(), stream.next().await.data));
+    for (path, html) in pages {
+        assert!(!html.contains("<script>alert"), "{path}: raw script");
+        assert!(
+            !html.contains("\" onmouseover=\""),
+            "{path}: attribute injection"
+        );
+        assert!(!html.contains("<img src=x"), "{path}: raw tag");
+        assert!(
+            html.contains("&lt;script&gt;"),
+            "{path}: the text is shown escaped"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let app = spawn_app().await;
+    let visitor = browser();
+    let id = app
+        .create_ballot(&visitor, &[("measure", "headers"), ("options_raw", "a, b")])
+        .await;
+    for path in [
+        "/".to_owned(),
+        "/create".to_owned(),
+        format!("/vote/{id}"),
+        format!("/results/{id}"),
+        "/vote/AAAAAAAAAAAAAAAAAAAAAA".to_owned(),
+        "/static/css/oponn.css".to_owned(),
+        format!("/api/v1/ballots/{id}"),
+        "/api/docs".to_owned(),
+        "/livez".to_owned(),
+    ] {
+        let response = visitor.get(app.url(&path)).send().await.unwrap();
+        let headers = response.headers();
+        let csp = crate::helpers::header(headers, "content-security-policy");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert_eq!(
+            crate::helpers::header(headers, "x-content-type-options"),
+            "nosniff",
+            "{path}"
+        );
+        assert!(headers.contains_key("referrer-policy"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn cookies_are_http_only_and_same_site_lax() {
+    let app = spawn_app().await;
+    let id = app
+        .create_ballot(
+            &browser(),
+            &[("measure", "cookies"), ("options_raw", "a, b")],
+        )
+        .await;
+    let mut cookies: Vec<String> = Vec::new();
+    for path in ["/create".to_owned(), format!("/vote/{id}")] {
+        let response = browser().get(app.url(&path)).send().await.unwrap();
+        cookies.extend(
+            response
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .map(|value| value.to_str().unwrap().to_owned()),
+        );
+    }
+    assert!(
+        cookies.iter().any(|c| c.starts_with("oponn_voter=")),
+        "{cookies:?}"
+    );
+    assert!(
+        cookies.iter().any(|c| c.starts_with("oponn_csrf=")),
+        "{cookies:?}"
+    );
+    for cookie in &cookies {
+        assert!(cookie.contains("HttpOnly"), "{cookie}");
+        assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+        assert!(
+            !cookie.contains("Secure"),
+            "no Secure outside production: {cookie}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pages_have_no_inline_scripts_or_styles() {
+    let app = spawn_app().await;
+    let owner = browser();
+    let id = app
+        .create_ballot(&owner, &[("measure", "inline"), ("options_raw", "a, b")])
+        .await;
+    for path in [
+        "/".to_owned(),
+        "/create".to_owned(),
+        format!("/vote/{id}"),
+        format!("/results/{id}"),
+        "/api/docs".to_owned(),
+    ] {
+        let html = owner
+            .get(app.url(&path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!html.contains("style=\""), "{path}: style attribute");
+        assert!(!html.contains("<style"), "{path}: style element");
+        for script in html.split("<script").skip(1) {
+            let tag_end = script.find('>').unwrap();
+            assert!(script[..tag_end].contains("src="), "{path}: inline script");
+            assert!(
+                script[tag_end + 1..].starts_with("</script>"),
+                "{path}: script body"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn htmx_and_its_sse_extension_are_served_from_the_binary() {
+    let app = spawn_app().await;
+    for (path, kind) in [
+        ("/static/vendor/htmx/htmx.min.js", "javascript"),
+        ("/static/vendor/htmx-ext-sse/sse.js", "javascript"),
+        ("/static/css/oponn.css", "css"),
+        (
+            "/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            "javascript",
+        ),
+    ] {
+        let response = browser().get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(
+            crate::helpers::header(response.headers(), "content-type").contains(kind),
+            "{path}"
+        );
+        assert!(response.bytes().await.unwrap().len() > 100, "{path}");
+    }
+    let html = browser()
+        .get(app.url("/create"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !html.contains("src=\"http"),
+        "no script from another origin"
+    );
+}

@@ -1,0 +1,265 @@
+//! `/vote/{id}`: the form, votes, refusals and 404s.
+
+use time::Duration;
+
+use crate::helpers::{browser, header, location, spawn_app};
+
+#[tokio::test]
+async fn the_vote_form_lists_each_option_as_a_radio_label() {
+    let app = spawn_app().await;
+    let owner = browser();
+    let id = app
+        .create_ballot(
+            &owner,
+            &[
+                ("measure", "lunch?"),
+                ("options_raw", "pizza, pasta"),
+                ("allow_write_in", "on"),
+            ],
+        )
+        .await;
+    let html = browser()
+        .get(app.url(&format!("/vote/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (value, label) in [("1", "pizza"), ("2", "pasta")] {
+        let radio = format!(
+            "<label class=\"radio-label\"><input type=\"radio\" name=\"option_id\" value=\"{value}\""
+        );
+        assert!(html.contains(&radio), "no radio label for {label}");
+        assert!(html.contains(label));
+    }
+    assert!(html.contains("value=\"__write_in__\""));
+    assert!(html.contains("name=\"write_in_value\""));
+    assert!(html.contains("cast_vote"));
+}
+
+#[tokio::test]
+async fn a_vote_redirects_to_the_results() {
+    let app = spawn_app().await;
+    let id = app
+        .create_ballot(
+            &browser(),
+            &[("measure", "lunch?"), ("options_raw", "pizza, pasta")],
+        )
+        .await;
+    let voter = browser();
+    let plain = app.vote(&voter, &id, &[("option_id", "2")]).await;
+    assert_eq!(plain.status(), 303);
+    assert_eq!(location(&plain), format!("/results/{id}"));
+
+    let htmx_voter = browser();
+    let token = crate::helpers::csrf_token(&htmx_voter, &app.url(&format!("/vote/{id}"))).await;
+    let htmx = htmx_voter
+        .post(app.url(&format!("/vote/{id}")))
+        .header("HX-Request", "true")
+        .header("X-CSRF-Token", token)
+        .form(&[("option_id", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(htmx.status(), 204);
+    assert_eq!(
+        header(htmx.headers(), "HX-Redirect"),
+        format!("/results/{id}")
+    );
+
+    let results = browser()
+        .get(app.url(&format!("/results/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(results.contains("50.0"));
+}
+
+/// Posts a vote and checks the form comes back, unredirected, with `message`.
+async fn assert_refused(
+    app: &crate::helpers::TestApp,
+    voter: &reqwest::Client,
+    id: &str,
+    fields: &[(&str, &str)],
+    message: &str,
+) {
+    let response = app.vote(voter, id, fields).await;
+    assert_eq!(response.status(), 200, "{message}");
+    assert!(response.headers().get("location").is_none());
+    let html = response.text().await.unwrap();
+    assert!(html.contains(message), "{message} not shown for {fields:?}");
+    assert!(html.contains("id=\"vote-section\""));
+}
+
+#[tokio::test]
+async fn refusals_are_shown_on_the_form() {
+    let app = spawn_app().await;
+    let owner = browser();
+    let plain = app
+        .create_ballot(
+            &owner,
+            &[("measure", "lunch?"), ("options_raw", "pizza, pasta")],
+        )
+        .await;
+    let voter = browser();
+    assert_refused(
+        &app,
+        &voter,
+        &plain,
+        &[("option_id", "9")],
+        "Invalid option for this ballot",
+    )
+    .await;
+    assert_refused(
+        &app,
+        &voter,
+        &plain,
+        &[("option_id", "pizza")],
+        "Invalid option for this ballot",
+    )
+    .await;
+    assert_refused(&app, &voter, &plain, &[], "Invalid option for this ballot").await;
+    assert_refused(
+        &app,
+        &voter,
+        &plain,
+        &[("option_id", "__write_in__"), ("write_in_value", "sushi")],
+        "Write-in votes are not allowed for this ballot",
+    )
+    .await;
+    assert_eq!(
+        app.vote(&voter, &plain, &[("option_id", "1")])
+            .await
+            .status(),
+        303
+    );
+    assert_refused(
+        &app,
+        &voter,
+        &plain,
+        &[("option_id", "2")],
+        "You have already voted on this ballot.",
+    )
+    .await;
+
+    let open = app
+        .create_ballot(
+            &owner,
+            &[
+                ("measure", "lunch?"),
+                ("options_raw", "pizza"),
+                ("allow_write_in", "on"),
+            ],
+        )
+        .await;
+    let writer = browser();
+    assert_refused(
+        &app,
+        &writer,
+        &open,
+        &[("option_id", "__write_in__"), ("write_in_value", "  ")],
+        "Write-in value required",
+    )
+    .await;
+    let long = "w".repeat(65);
+    assert_refused(
+        &app,
+        &writer,
+        &open,
+        &[("option_id", "__write_in__"), ("write_in_value", &long)],
+        "at most 64 characters",
+    )
+    .await;
+    assert!(
+        app.vote(
+            &writer,
+            &open,
+            &[("option_id", "__write_in__"), ("write_in_value", "Sushi")]
+        )
+        .await
+        .status()
+            == 303
+    );
+}
+
+#[tokio::test]
+async fn the_schedule_is_enforced_with_its_messages() {
+    let app = spawn_app().await;
+    let owner = browser();
+    let scheduled = app
+        .create_ballot(
+            &owner,
+            &[
+                ("measure", "later"),
+                ("options_raw", "a, b"),
+                ("start_time_type", "scheduled"),
+                ("scheduled_start_time", "2030-01-01T00:05"),
+                ("duration_mins", "10"),
+            ],
+        )
+        .await;
+    let voter = browser();
+    let page = voter
+        .get(app.url(&format!("/vote/{scheduled}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("starts in 5 minutes"));
+    assert_refused(
+        &app,
+        &voter,
+        &scheduled,
+        &[("option_id", "1")],
+        "Voting has not started for this ballot",
+    )
+    .await;
+    app.oponn.clock().advance(Duration::minutes(5));
+    let page = voter
+        .get(app.url(&format!("/vote/{scheduled}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("ends in 10 minutes"));
+    app.oponn.clock().advance(Duration::minutes(10));
+    assert_refused(
+        &app,
+        &voter,
+        &scheduled,
+        &[("option_id", "1")],
+        "Voting has ended for this ballot",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_ballots_are_a_404_page() {
+    let app = spawn_app().await;
+    let visitor = browser();
+    for path in [
+        "/vote/AAAAAAAAAAAAAAAAAAAAAA",
+        "/results/AAAAAAAAAAAAAAAAAAAAAA",
+        "/ballots/AAAAAAAAAAAAAAAAAAAAAA/live-results",
+        "/vote/not-an-id",
+        "/results/%3Cscript%3E",
+        "/no/such/page",
+    ] {
+        let response = visitor.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("<html"), "{path} gets the 404 page");
+    }
+    let response = app
+        .vote(&visitor, "AAAAAAAAAAAAAAAAAAAAAA", &[("option_id", "1")])
+        .await;
+    assert_eq!(response.status(), 404);
+}
