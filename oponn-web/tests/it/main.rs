@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod binary;
+mod browser;
 mod create;
 mod helpers;
 mod live;

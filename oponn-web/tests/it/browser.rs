@@ -1,0 +1,230 @@
+//! The pages in a real headless Chromium, driven over WebDriver: create a
+//! ballot, vote from a second browser, watch the first page's results move
+//! without a reload. Screenshots land in `target/browser-screenshots/`.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (or `CHROME_BIN` and
+//! `CHROMEDRIVER` pointing at equivalents); the test fails, saying so, when
+//! they are missing.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{DEADLINE, spawn_app};
+
+const INSTALL_HINT: &str = "the browser test needs Chromium and ChromeDriver: \
+     apt-get install chromium chromium-driver (or set CHROME_BIN and CHROMEDRIVER)";
+
+/// A chromedriver process on a free loopback port, killed on drop.
+struct Driver {
+    process: Child,
+    url: String,
+}
+
+impl Driver {
+    async fn start() -> Self {
+        let binary = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_owned());
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let mut process = Command::new(&binary)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot run {binary}: {error}; {INSTALL_HINT}"));
+        // chromedriver says when it is ready; wait for that line.
+        let stdout = process.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        tokio::time::timeout(DEADLINE, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.contains("started successfully") {
+                    return;
+                }
+            }
+            panic!("chromedriver exited before it was ready; {INSTALL_HINT}");
+        })
+        .await
+        .expect("chromedriver starts within the deadline");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            process,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// A new browser with its own profile: its own cookies, like a second person.
+    async fn browser(&self) -> Client {
+        let chrome = std::env::var("CHROME_BIN").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+        assert!(
+            std::path::Path::new(&chrome).exists(),
+            "no Chromium at {chrome}; {INSTALL_HINT}"
+        );
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({
+                "binary": chrome,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                ],
+            }),
+        );
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|error| {
+                panic!("cannot start a Chromium session: {error}; {INSTALL_HINT}")
+            })
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.start_kill();
+    }
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/browser-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
+    std::fs::write(screenshot_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
+    browser
+        .wait()
+        .at_most(DEADLINE)
+        .every(Duration::from_millis(50))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|error| panic!("{css} did not appear: {error}"))
+}
+
+#[tokio::test]
+async fn a_vote_in_one_browser_moves_the_results_in_another() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let owner = driver.browser().await;
+    let voter = driver.browser().await;
+
+    // The owner creates a ballot through the htmx form.
+    owner.goto(&app.url("/create")).await.unwrap();
+    screenshot(&owner, "create").await;
+    owner
+        .find(Locator::Id("measure"))
+        .await
+        .unwrap()
+        .send_keys("Which editor wins?")
+        .await
+        .unwrap();
+    owner
+        .find(Locator::Id("options_raw"))
+        .await
+        .unwrap()
+        .send_keys("vim, emacs, helix")
+        .await
+        .unwrap();
+    owner
+        .find(Locator::Css("button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&owner, "#vote-section").await;
+    let vote_url = owner.current_url().await.unwrap();
+    let id = vote_url.path().trim_start_matches("/vote/").to_owned();
+    assert_eq!(id.len(), 22, "landed on the vote page: {vote_url}");
+
+    // The owner watches the results.
+    owner
+        .goto(&app.url(&format!("/results/{id}")))
+        .await
+        .unwrap();
+    wait_for(&owner, ".results[data-seq='0']").await;
+    let htmx_loaded = owner.execute("return typeof htmx", vec![]).await.unwrap();
+    assert_eq!(htmx_loaded, json!("object"), "htmx runs under the CSP");
+
+    // A second browser votes for helix.
+    voter.goto(&app.url(&format!("/vote/{id}"))).await.unwrap();
+    screenshot(&voter, "vote").await;
+    voter
+        .find(Locator::Css("input[name='option_id'][value='3']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    voter
+        .find(Locator::Css("button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&voter, ".results").await;
+    assert!(
+        voter
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/results/")
+    );
+
+    // The owner's page moved by itself: no reload, the live partial swapped in.
+    let moved = wait_for(&owner, ".results[data-seq='1']").await;
+    let text = moved.text().await.unwrap();
+    assert!(text.contains("helix"), "{text}");
+    assert!(text.contains("100.0%"), "{text}");
+    let leading = owner
+        .find(Locator::Css(".result-row.leading"))
+        .await
+        .unwrap();
+    assert!(leading.text().await.unwrap().contains("helix"));
+    screenshot(&owner, "results-live").await;
+
+    // Voting again from the same browser is refused on the form.
+    voter.goto(&app.url(&format!("/vote/{id}"))).await.unwrap();
+    voter
+        .find(Locator::Css("input[name='option_id'][value='1']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    voter
+        .find(Locator::Css("button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let alert = wait_for(&voter, ".alert-error").await;
+    assert_eq!(
+        alert.text().await.unwrap().trim(),
+        "You have already voted on this ballot."
+    );
+    screenshot(&voter, "already-voted").await;
+
+    owner.close().await.unwrap();
+    voter.close().await.unwrap();
+}
