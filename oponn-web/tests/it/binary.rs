@@ -5,7 +5,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::Command;
 
-use crate::helpers::{DEADLINE, SseReader, browser};
+use crate::helpers::{DEADLINE, SseReader, browser, post_json};
 
 fn oponn() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_oponn"));
@@ -73,15 +73,15 @@ async fn the_binary_serves_and_stops_cleanly_on_sigterm() {
             .status(),
         200
     );
-    let created: serde_json::Value = client
-        .post(format!("{address}/api/v1/ballots"))
-        .json(&serde_json::json!({ "measure": "signals", "options": ["a", "b"] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created: serde_json::Value = post_json(
+        &client,
+        &format!("{address}/api/v1/ballots"),
+        &serde_json::json!({ "measure": "signals", "options": ["a", "b"] }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let id = created["id"].as_str().unwrap();
     let mut stream = SseReader::new(
         client

@@ -118,6 +118,38 @@ async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element 
         .unwrap_or_else(|error| panic!("{css} did not appear: {error}"))
 }
 
+/// Clicks the element that `css` finds.
+async fn click(browser: &Client, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Types `text` into the input whose id is `id`.
+async fn type_into(browser: &Client, id: &str, text: &str) {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+/// Chooses the option with `value` on the vote form and submits it.
+async fn vote_for(browser: &Client, value: &str) {
+    click(
+        browser,
+        &format!("input[name='option_id'][value='{value}']"),
+    )
+    .await;
+    click(browser, "button[type='submit']").await;
+}
+
 #[tokio::test]
 async fn a_vote_in_one_browser_moves_the_results_in_another() {
     let app = spawn_app().await;
@@ -128,27 +160,9 @@ async fn a_vote_in_one_browser_moves_the_results_in_another() {
     // The owner creates a ballot through the htmx form.
     owner.goto(&app.url("/create")).await.unwrap();
     screenshot(&owner, "create").await;
-    owner
-        .find(Locator::Id("measure"))
-        .await
-        .unwrap()
-        .send_keys("Which editor wins?")
-        .await
-        .unwrap();
-    owner
-        .find(Locator::Id("options_raw"))
-        .await
-        .unwrap()
-        .send_keys("vim, emacs, helix")
-        .await
-        .unwrap();
-    owner
-        .find(Locator::Css("button[type='submit']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&owner, "measure", "Which editor wins?").await;
+    type_into(&owner, "options_raw", "vim, emacs, helix").await;
+    click(&owner, "button[type='submit']").await;
     wait_for(&owner, "#vote-section").await;
     let vote_url = owner.current_url().await.unwrap();
     let id = vote_url.path().trim_start_matches("/vote/").to_owned();
@@ -166,20 +180,7 @@ async fn a_vote_in_one_browser_moves_the_results_in_another() {
     // A second browser votes for helix.
     voter.goto(&app.url(&format!("/vote/{id}"))).await.unwrap();
     screenshot(&voter, "vote").await;
-    voter
-        .find(Locator::Css("input[name='option_id'][value='3']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    voter
-        .find(Locator::Css("button[type='submit']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    vote_for(&voter, "3").await;
     wait_for(&voter, ".results").await;
     assert!(
         voter
@@ -204,20 +205,7 @@ async fn a_vote_in_one_browser_moves_the_results_in_another() {
 
     // Voting again from the same browser is refused on the form.
     voter.goto(&app.url(&format!("/vote/{id}"))).await.unwrap();
-    voter
-        .find(Locator::Css("input[name='option_id'][value='1']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    voter
-        .find(Locator::Css("button[type='submit']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    vote_for(&voter, "1").await;
     let alert = wait_for(&voter, ".alert-error").await;
     assert_eq!(
         alert.text().await.unwrap().trim(),

@@ -1,6 +1,6 @@
 //! `/create` and the start-time partial.
 
-use crate::helpers::{browser, csrf_token, location, spawn_app};
+use crate::helpers::{browser, location, spawn_app};
 
 const HTMX: (&str, &str) = ("HX-Request", "true");
 
@@ -9,11 +9,7 @@ async fn post_create(
     htmx: bool,
     fields: &[(&str, &str)],
 ) -> reqwest::Response {
-    let browser = browser();
-    let token = csrf_token(&browser, &app.url("/create")).await;
-    let mut form = vec![("X-CSRF-Token", token.as_str())];
-    form.extend_from_slice(fields);
-    let mut request = browser.post(app.url("/create")).form(&form);
+    let mut request = app.form_post(&browser(), "/create", fields).await;
     if htmx {
         request = request.header(HTMX.0, HTMX.1);
     }
@@ -23,7 +19,7 @@ async fn post_create(
 #[tokio::test]
 async fn the_create_form_has_every_field_and_a_csrf_token() {
     let app = spawn_app().await;
-    let response = browser().get(app.url("/create")).send().await.unwrap();
+    let response = app.get(&browser(), "/create").await;
     assert_eq!(response.status(), 200);
     let html = response.text().await.unwrap();
     for needle in [
@@ -57,7 +53,7 @@ async fn a_valid_ballot_redirects_to_its_vote_page() {
     assert_eq!(htmx.status(), 204);
     let target = crate::helpers::header(htmx.headers(), "HX-Redirect");
     assert!(target.starts_with("/vote/"), "{target}");
-    let vote_page = browser().get(app.url(&target)).send().await.unwrap();
+    let vote_page = app.get(&browser(), &target).await;
     assert_eq!(vote_page.status(), 200);
     assert!(vote_page.text().await.unwrap().contains("lunch today?"));
 }
@@ -180,20 +176,19 @@ async fn every_creation_message_is_shown() {
 #[tokio::test]
 async fn the_start_time_partial_is_the_input_or_nothing() {
     let app = spawn_app().await;
-    let scheduled = browser()
-        .get(app.url("/partials/start-time-input?start_time_type=scheduled"))
-        .send()
-        .await
-        .unwrap();
+    let scheduled = app
+        .get(
+            &browser(),
+            "/partials/start-time-input?start_time_type=scheduled",
+        )
+        .await;
     assert_eq!(scheduled.status(), 200);
     let html = scheduled.text().await.unwrap();
     assert!(html.contains("name=\"scheduled_start_time\""));
     assert!(!html.contains("<html"));
-    let now = browser()
-        .get(app.url("/partials/start-time-input?start_time_type=now"))
-        .send()
-        .await
-        .unwrap();
+    let now = app
+        .get(&browser(), "/partials/start-time-input?start_time_type=now")
+        .await;
     assert_eq!(now.status(), 200);
     assert_eq!(now.text().await.unwrap().trim(), "");
 }

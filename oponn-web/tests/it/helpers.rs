@@ -7,7 +7,8 @@ use futures_util::StreamExt as _;
 use oponn_testkit::TestOponn;
 use oponn_web::{App, Config, Environment, Secrets, Wiring};
 use reqwest::header::HeaderMap;
-use reqwest::{Client, Response, redirect};
+use reqwest::{Client, RequestBuilder, Response, StatusCode, redirect};
+use serde_json::Value;
 use tokio::sync::oneshot;
 
 /// How long a test waits for something that must happen before failing.
@@ -73,14 +74,35 @@ impl TestApp {
         }
     }
 
-    /// Creates a ballot through the form and returns its id.
-    pub(crate) async fn create_ballot(&self, browser: &Client, fields: &[(&str, &str)]) -> String {
+    /// Sends a GET for `path` from `browser`.
+    pub(crate) async fn get(&self, browser: &Client, path: &str) -> Response {
+        browser.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// The body of `path` as `browser` is served it.
+    pub(crate) async fn page_text(&self, browser: &Client, path: &str) -> String {
+        get_text(browser, &self.url(path)).await
+    }
+
+    /// A form post to `path` with `fields` and a valid CSRF token, ready to send.
+    pub(crate) async fn form_post(
+        &self,
+        browser: &Client,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> RequestBuilder {
+        // Tokens belong to the browser's CSRF cookie, not to a page.
         let token = csrf_token(browser, &self.url("/create")).await;
         let mut form: Vec<(&str, &str)> = vec![("X-CSRF-Token", &token)];
         form.extend_from_slice(fields);
-        let response = browser
-            .post(self.url("/create"))
-            .form(&form)
+        browser.post(self.url(path)).form(&form)
+    }
+
+    /// Creates a ballot through the form and returns its id.
+    pub(crate) async fn create_ballot(&self, browser: &Client, fields: &[(&str, &str)]) -> String {
+        let response = self
+            .form_post(browser, "/create", fields)
+            .await
             .send()
             .await
             .unwrap();
@@ -92,6 +114,12 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Creates a ballot on `measure` with the options "a, b" and returns its id.
+    pub(crate) async fn simple_ballot(&self, browser: &Client, measure: &str) -> String {
+        self.create_ballot(browser, &[("measure", measure), ("options_raw", "a, b")])
+            .await
+    }
+
     /// Votes through the form; returns the response.
     pub(crate) async fn vote(
         &self,
@@ -99,16 +127,53 @@ impl TestApp {
         id: &str,
         fields: &[(&str, &str)],
     ) -> Response {
-        // Tokens belong to the browser's CSRF cookie, not to a page.
-        let token = csrf_token(browser, &self.url("/create")).await;
-        let mut form: Vec<(&str, &str)> = vec![("X-CSRF-Token", &token)];
-        form.extend_from_slice(fields);
-        browser
-            .post(self.url(&format!("/vote/{id}")))
-            .form(&form)
+        self.form_post(browser, &format!("/vote/{id}"), fields)
+            .await
             .send()
             .await
             .unwrap()
+    }
+
+    /// Votes for `option_id` through the form; returns the response status.
+    pub(crate) async fn vote_for(&self, browser: &Client, id: &str, option_id: &str) -> StatusCode {
+        self.vote(browser, id, &[("option_id", option_id)])
+            .await
+            .status()
+    }
+
+    /// Opens the event stream at `path`, resuming after `last_event_id` if given.
+    pub(crate) async fn event_stream(
+        &self,
+        browser: &Client,
+        path: &str,
+        last_event_id: Option<&str>,
+    ) -> SseReader {
+        let mut request = browser.get(self.url(path));
+        if let Some(last) = last_event_id {
+            request = request.header("Last-Event-ID", last);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(
+            header(response.headers(), "content-type").starts_with("text/event-stream"),
+            "{path}"
+        );
+        SseReader::new(response)
+    }
+
+    /// Opens the live results of ballot `id`, resuming after `last_event_id` if given.
+    pub(crate) async fn live_results(
+        &self,
+        browser: &Client,
+        id: &str,
+        last_event_id: Option<&str>,
+    ) -> SseReader {
+        self.event_stream(
+            browser,
+            &format!("/ballots/{id}/live-results"),
+            last_event_id,
+        )
+        .await
     }
 }
 
@@ -142,16 +207,34 @@ pub(crate) fn header(headers: &HeaderMap, name: &str) -> String {
         .to_owned()
 }
 
+/// The values of every `set-cookie` header of `response`.
+pub(crate) fn set_cookies(response: &Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| value.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The body at `url` as text.
+pub(crate) async fn get_text(browser: &Client, url: &str) -> String {
+    browser.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// The body at `url` as JSON.
+pub(crate) async fn get_json(browser: &Client, url: &str) -> Value {
+    browser.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// Posts `body` as JSON to `url`; returns the response.
+pub(crate) async fn post_json(browser: &Client, url: &str, body: &Value) -> Response {
+    browser.post(url).json(body).send().await.unwrap()
+}
+
 /// Loads `page` and returns the CSRF token of its form.
 pub(crate) async fn csrf_token(browser: &Client, page: &str) -> String {
-    let html = browser
-        .get(page)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = get_text(browser, page).await;
     hidden_value(&html, "X-CSRF-Token").unwrap_or_else(|| panic!("no CSRF token in {page}"))
 }
 

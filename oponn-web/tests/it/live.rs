@@ -1,53 +1,30 @@
 //! Live results over SSE, and the results page that follows them.
 
-use crate::helpers::{SseReader, browser, spawn_app, unescape};
+use crate::helpers::{TestApp, browser, spawn_app, unescape};
 
-async fn open_stream(
-    app: &crate::helpers::TestApp,
-    id: &str,
-    last_event_id: Option<&str>,
-) -> SseReader {
-    let mut request = browser().get(app.url(&format!("/ballots/{id}/live-results")));
-    if let Some(last) = last_event_id {
-        request = request.header("Last-Event-ID", last);
-    }
-    let response = request.send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(
-        crate::helpers::header(response.headers(), "content-type").starts_with("text/event-stream")
-    );
-    SseReader::new(response)
+/// Creates the ballot these tests watch, "live?" with yes and no, and returns its id.
+async fn live_ballot(app: &TestApp) -> String {
+    app.create_ballot(
+        &browser(),
+        &[("measure", "live?"), ("options_raw", "yes, no")],
+    )
+    .await
 }
 
 #[tokio::test]
 async fn the_stream_sends_the_current_tally_then_each_change() {
     let app = spawn_app().await;
-    let id = app
-        .create_ballot(
-            &browser(),
-            &[("measure", "live?"), ("options_raw", "yes, no")],
-        )
-        .await;
-    assert_eq!(
-        app.vote(&browser(), &id, &[("option_id", "1")])
-            .await
-            .status(),
-        303
-    );
+    let id = live_ballot(&app).await;
+    assert_eq!(app.vote_for(&browser(), &id, "1").await, 303);
 
-    let mut stream = open_stream(&app, &id, None).await;
+    let mut stream = app.live_results(&browser(), &id, None).await;
     let first = stream.next().await;
     assert_eq!(first.event.as_deref(), Some("results"));
     assert_eq!(first.id.as_deref(), Some("1"));
     assert!(first.data.contains("100.0"), "{}", first.data);
     assert!(!first.data.contains("<html"), "the partial only");
 
-    assert_eq!(
-        app.vote(&browser(), &id, &[("option_id", "2")])
-            .await
-            .status(),
-        303
-    );
+    assert_eq!(app.vote_for(&browser(), &id, "2").await, 303);
     let second = stream.next().await;
     assert_eq!(second.id.as_deref(), Some("2"));
     assert!(second.data.contains("50.0"), "{}", second.data);
@@ -56,31 +33,16 @@ async fn the_stream_sends_the_current_tally_then_each_change() {
 #[tokio::test]
 async fn a_reconnect_with_last_event_id_resumes_without_repeats() {
     let app = spawn_app().await;
-    let id = app
-        .create_ballot(
-            &browser(),
-            &[("measure", "live?"), ("options_raw", "yes, no")],
-        )
-        .await;
-    assert_eq!(
-        app.vote(&browser(), &id, &[("option_id", "1")])
-            .await
-            .status(),
-        303
-    );
+    let id = live_ballot(&app).await;
+    assert_eq!(app.vote_for(&browser(), &id, "1").await, 303);
 
     // Up to date at 1: nothing is resent, the next change arrives.
-    let mut resumed = open_stream(&app, &id, Some("1")).await;
-    assert_eq!(
-        app.vote(&browser(), &id, &[("option_id", "2")])
-            .await
-            .status(),
-        303
-    );
+    let mut resumed = app.live_results(&browser(), &id, Some("1")).await;
+    assert_eq!(app.vote_for(&browser(), &id, "2").await, 303);
     assert_eq!(resumed.next().await.id.as_deref(), Some("2"));
 
     // Behind (last saw 0): the current tally comes at once.
-    let mut behind = open_stream(&app, &id, Some("0")).await;
+    let mut behind = app.live_results(&browser(), &id, Some("0")).await;
     assert_eq!(behind.next().await.id.as_deref(), Some("2"));
 }
 
@@ -97,7 +59,7 @@ async fn write_ins_appear_live() {
             ],
         )
         .await;
-    let mut stream = open_stream(&app, &id, None).await;
+    let mut stream = app.live_results(&browser(), &id, None).await;
     assert_eq!(stream.next().await.id.as_deref(), Some("0"));
     let voted = app
         .vote(
@@ -114,20 +76,8 @@ async fn write_ins_appear_live() {
 #[tokio::test]
 async fn the_results_page_connects_to_the_stream_with_htmx() {
     let app = spawn_app().await;
-    let id = app
-        .create_ballot(
-            &browser(),
-            &[("measure", "live?"), ("options_raw", "yes, no")],
-        )
-        .await;
-    let html = browser()
-        .get(app.url(&format!("/results/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let id = live_ballot(&app).await;
+    let html = app.page_text(&browser(), &format!("/results/{id}")).await;
     assert!(html.contains("hx-ext=\"sse\""));
     assert!(html.contains(&format!("sse-connect=\"/ballots/{id}/live-results\"")));
     assert!(html.contains("sse-swap=\"results\""));
@@ -138,13 +88,8 @@ async fn the_results_page_connects_to_the_stream_with_htmx() {
 #[tokio::test]
 async fn shutdown_ends_open_streams_cleanly() {
     let app = spawn_app().await;
-    let id = app
-        .create_ballot(
-            &browser(),
-            &[("measure", "live?"), ("options_raw", "yes, no")],
-        )
-        .await;
-    let mut stream = open_stream(&app, &id, None).await;
+    let id = live_ballot(&app).await;
+    let mut stream = app.live_results(&browser(), &id, None).await;
     stream.next().await;
     let stopping = tokio::spawn(stream.until_closed());
     app.shut_down().await.unwrap();

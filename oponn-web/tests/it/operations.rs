@@ -7,9 +7,9 @@ use crate::helpers::{browser, spawn_app};
 #[tokio::test]
 async fn liveness_and_readiness_answer() {
     let app = spawn_app().await;
-    let live = browser().get(app.url("/livez")).send().await.unwrap();
+    let live = app.get(&browser(), "/livez").await;
     assert_eq!(live.status(), 200);
-    let ready = browser().get(app.url("/readyz")).send().await.unwrap();
+    let ready = app.get(&browser(), "/readyz").await;
     assert_eq!(ready.status(), 200);
     let report: Value = ready.json().await.unwrap();
     assert_eq!(report["status"], "ready");
@@ -22,29 +22,10 @@ async fn liveness_and_readiness_answer() {
 async fn metrics_count_ballots_votes_and_requests() {
     let app = spawn_app().await;
     let visitor = browser();
-    let id = app
-        .create_ballot(&visitor, &[("measure", "metrics"), ("options_raw", "a, b")])
-        .await;
-    assert_eq!(
-        app.vote(&visitor, &id, &[("option_id", "1")])
-            .await
-            .status(),
-        303
-    );
-    assert_eq!(
-        app.vote(&visitor, &id, &[("option_id", "1")])
-            .await
-            .status(),
-        200
-    );
-    let text = browser()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let id = app.simple_ballot(&visitor, "metrics").await;
+    assert_eq!(app.vote_for(&visitor, &id, "1").await, 303);
+    assert_eq!(app.vote_for(&visitor, &id, "1").await, 200);
+    let text = app.page_text(&browser(), "/metrics").await;
     for line in [
         "oponn_ballots_created_total 1",
         "oponn_votes_cast_total 1",

@@ -1,14 +1,12 @@
 //! CSRF, escaping and the security headers.
 
-use crate::helpers::{browser, csrf_token, spawn_app, spawn_app_with};
+use crate::helpers::{browser, csrf_token, header, set_cookies, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn posts_without_a_valid_csrf_token_are_forbidden() {
     let app = spawn_app().await;
     let visitor = browser();
-    let id = app
-        .create_ballot(&visitor, &[("measure", "csrf?"), ("options_raw", "a, b")])
-        .await;
+    let id = app.simple_ballot(&visitor, "csrf?").await;
     let create = [("measure", "forged"), ("options_raw", "a, b")];
 
     let missing = visitor
@@ -73,18 +71,9 @@ async fn skip_csrf_turns_the_check_off_outside_production() {
 async fn every_form_carries_the_csrf_field() {
     let app = spawn_app().await;
     let owner = browser();
-    let id = app
-        .create_ballot(&owner, &[("measure", "forms"), ("options_raw", "a, b")])
-        .await;
+    let id = app.simple_ballot(&owner, "forms").await;
     for page in ["/create".to_owned(), format!("/vote/{id}")] {
-        let html = owner
-            .get(app.url(&page))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let html = app.page_text(&owner, &page).await;
         let forms = html.matches("<form").count();
         assert!(forms > 0, "{page} has a form");
         assert_eq!(
@@ -128,25 +117,10 @@ async fn hostile_text_is_escaped_on_every_page() {
         format!("/vote/{id}"),
         format!("/results/{id}"),
     ] {
-        pages.push((
-            path.clone(),
-            owner
-                .get(app.url(&path))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-        ));
+        let html = app.page_text(&owner, &path).await;
+        pages.push((path, html));
     }
-    let mut stream = crate::helpers::SseReader::new(
-        owner
-            .get(app.url(&format!("/ballots/{id}/live-results")))
-            .send()
-            .await
-            .unwrap(),
-    );
+    let mut stream = app.live_results(&owner, &id, None).await;
     pages.push(("live-results".to_owned(), stream.next().await.data));
     for (path, html) in pages {
         assert!(!html.contains("<script>alert"), "{path}: raw script");
@@ -166,9 +140,7 @@ async fn hostile_text_is_escaped_on_every_page() {
 async fn every_response_carries_the_security_headers() {
     let app = spawn_app().await;
     let visitor = browser();
-    let id = app
-        .create_ballot(&visitor, &[("measure", "headers"), ("options_raw", "a, b")])
-        .await;
+    let id = app.simple_ballot(&visitor, "headers").await;
     for path in [
         "/".to_owned(),
         "/create".to_owned(),
@@ -180,14 +152,14 @@ async fn every_response_carries_the_security_headers() {
         "/api/docs".to_owned(),
         "/livez".to_owned(),
     ] {
-        let response = visitor.get(app.url(&path)).send().await.unwrap();
+        let response = app.get(&visitor, &path).await;
         let headers = response.headers();
-        let csp = crate::helpers::header(headers, "content-security-policy");
+        let csp = header(headers, "content-security-policy");
         assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
         assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
         assert_eq!(
-            crate::helpers::header(headers, "x-content-type-options"),
+            header(headers, "x-content-type-options"),
             "nosniff",
             "{path}"
         );
@@ -198,22 +170,11 @@ async fn every_response_carries_the_security_headers() {
 #[tokio::test]
 async fn cookies_are_http_only_and_same_site_lax() {
     let app = spawn_app().await;
-    let id = app
-        .create_ballot(
-            &browser(),
-            &[("measure", "cookies"), ("options_raw", "a, b")],
-        )
-        .await;
+    let id = app.simple_ballot(&browser(), "cookies").await;
     let mut cookies: Vec<String> = Vec::new();
     for path in ["/create".to_owned(), format!("/vote/{id}")] {
-        let response = browser().get(app.url(&path)).send().await.unwrap();
-        cookies.extend(
-            response
-                .headers()
-                .get_all("set-cookie")
-                .iter()
-                .map(|value| value.to_str().unwrap().to_owned()),
-        );
+        let response = app.get(&browser(), &path).await;
+        cookies.extend(set_cookies(&response));
     }
     assert!(
         cookies.iter().any(|c| c.starts_with("oponn_voter=")),
@@ -237,9 +198,7 @@ async fn cookies_are_http_only_and_same_site_lax() {
 async fn pages_have_no_inline_scripts_or_styles() {
     let app = spawn_app().await;
     let owner = browser();
-    let id = app
-        .create_ballot(&owner, &[("measure", "inline"), ("options_raw", "a, b")])
-        .await;
+    let id = app.simple_ballot(&owner, "inline").await;
     for path in [
         "/".to_owned(),
         "/create".to_owned(),
@@ -247,14 +206,7 @@ async fn pages_have_no_inline_scripts_or_styles() {
         format!("/results/{id}"),
         "/api/docs".to_owned(),
     ] {
-        let html = owner
-            .get(app.url(&path))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let html = app.page_text(&owner, &path).await;
         assert!(!html.contains("style=\""), "{path}: style attribute");
         assert!(!html.contains("<style"), "{path}: style element");
         for script in html.split("<script").skip(1) {
@@ -280,22 +232,15 @@ async fn htmx_and_its_sse_extension_are_served_from_the_binary() {
             "javascript",
         ),
     ] {
-        let response = browser().get(app.url(path)).send().await.unwrap();
+        let response = app.get(&browser(), path).await;
         assert_eq!(response.status(), 200, "{path}");
         assert!(
-            crate::helpers::header(response.headers(), "content-type").contains(kind),
+            header(response.headers(), "content-type").contains(kind),
             "{path}"
         );
         assert!(response.bytes().await.unwrap().len() > 100, "{path}");
     }
-    let html = browser()
-        .get(app.url("/create"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page_text(&browser(), "/create").await;
     assert!(
         !html.contains("src=\"http"),
         "no script from another origin"

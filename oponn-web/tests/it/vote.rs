@@ -18,14 +18,7 @@ async fn the_vote_form_lists_each_option_as_a_radio_label() {
             ],
         )
         .await;
-    let html = browser()
-        .get(app.url(&format!("/vote/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page_text(&browser(), &format!("/vote/{id}")).await;
     for (value, label) in [("1", "pizza"), ("2", "pasta")] {
         let radio = format!(
             "<label class=\"radio-label\"><input type=\"radio\" name=\"option_id\" value=\"{value}\""
@@ -68,14 +61,7 @@ async fn a_vote_redirects_to_the_results() {
         format!("/results/{id}")
     );
 
-    let results = browser()
-        .get(app.url(&format!("/results/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let results = app.page_text(&browser(), &format!("/results/{id}")).await;
     assert!(results.contains("50.0"));
 }
 
@@ -131,12 +117,7 @@ async fn refusals_are_shown_on_the_form() {
         "Write-in votes are not allowed for this ballot",
     )
     .await;
-    assert_eq!(
-        app.vote(&voter, &plain, &[("option_id", "1")])
-            .await
-            .status(),
-        303
-    );
+    assert_eq!(app.vote_for(&voter, &plain, "1").await, 303);
     assert_refused(
         &app,
         &voter,
@@ -203,14 +184,7 @@ async fn the_schedule_is_enforced_with_its_messages() {
         )
         .await;
     let voter = browser();
-    let page = voter
-        .get(app.url(&format!("/vote/{scheduled}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page_text(&voter, &format!("/vote/{scheduled}")).await;
     assert!(page.contains("starts in 5 minutes"));
     assert_refused(
         &app,
@@ -221,14 +195,7 @@ async fn the_schedule_is_enforced_with_its_messages() {
     )
     .await;
     app.oponn.clock().advance(Duration::minutes(5));
-    let page = voter
-        .get(app.url(&format!("/vote/{scheduled}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page_text(&voter, &format!("/vote/{scheduled}")).await;
     assert!(page.contains("ends in 10 minutes"));
     app.oponn.clock().advance(Duration::minutes(10));
     assert_refused(
@@ -253,7 +220,7 @@ async fn unknown_ballots_are_a_404_page() {
         "/results/%3Cscript%3E",
         "/no/such/page",
     ] {
-        let response = visitor.get(app.url(path)).send().await.unwrap();
+        let response = app.get(&visitor, path).await;
         assert_eq!(response.status(), 404, "{path}");
         let html = response.text().await.unwrap();
         assert!(html.contains("<html"), "{path} gets the 404 page");
