@@ -7,6 +7,8 @@
 //!   `*_contract!` macros turn a suite into one `#[test]` per case.
 //! - [`stories`]: whole-service scenarios (concurrent voters, write-in
 //!   races) any set of adapters can run.
+//! - `services` (feature `services`): throwaway PostgreSQL, Redis and
+//!   moto (KMS) servers started from installed binaries.
 //!
 //! ```
 //! use oponn_core::VoteChoice;
@@ -36,6 +38,8 @@
 mod clock;
 pub mod contract;
 mod oponn;
+#[cfg(feature = "services")]
+pub mod services;
 pub mod stories;
 
 pub use clock::TestClock;

@@ -32,6 +32,16 @@ impl TestOponn {
         Self::with_ports(ports, clock)
     }
 
+    /// Oponn over `repository`, with the other ports in memory and a
+    /// [`TestClock`]: how a storage adapter runs the service [`stories`](crate::stories).
+    pub fn with_repository(repository: Arc<dyn oponn_core::ports::BallotRepository>) -> Self {
+        let mut ports = Self::new().ports.clone();
+        ports.repository = repository;
+        let clock = Arc::new(TestClock::default());
+        ports.clock = Arc::clone(&clock) as _;
+        Self::with_ports(ports, clock)
+    }
+
     /// Oponn over the given ports; `clock` must be the one in `ports`.
     pub fn with_ports(ports: Ports, clock: Arc<TestClock>) -> Self {
         let service = Arc::new(BallotService::new(

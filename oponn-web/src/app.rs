@@ -56,7 +56,7 @@ impl App {
     /// [`StartupError`] naming what could not be set up.
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
         let secrets = load_secrets(config)?;
-        let (service, wiring) = build_service(config, &secrets)?;
+        let (service, wiring) = build_service(config, &secrets).await?;
         Self::with_service(config, &secrets, service, wiring).await
     }
 

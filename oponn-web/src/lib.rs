@@ -43,6 +43,6 @@ mod state;
 mod views;
 
 pub use app::{App, CONTENT_SECURITY_POLICY, REAPER_INTERVAL, StartupError};
-pub use compose::{ComposeError, KEY_FILE, Wiring, build_service};
+pub use compose::{ComposeError, DATABASE_FILE, KEY_FILE, Wiring, build_service, migrate};
 pub use config::{Config, ConfigError, Environment};
 pub use secrets::{SECRET_FILE, SecretError, Secrets};

@@ -22,8 +22,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the web pages, live results and API (the default).
+    /// Serve the web pages, live results and API (the default). Outside
+    /// production, pending database migrations are applied first.
     Serve,
+    /// Apply pending database migrations, then exit.
+    Migrate,
 }
 
 #[tokio::main]
@@ -39,6 +42,24 @@ async fn main() -> ExitCode {
     init_logging(config.environment);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
+        Command::Migrate => migrate(config).await,
+    }
+}
+
+async fn migrate(config: Config) -> ExitCode {
+    match oponn_web::migrate(&config).await {
+        Ok((applied, database)) if applied.is_empty() => {
+            println!("{database}: up to date");
+            ExitCode::SUCCESS
+        }
+        Ok((applied, database)) => {
+            println!("{database}: applied {}", applied.join(", "));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("oponn: migrate: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

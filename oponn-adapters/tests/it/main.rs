@@ -3,5 +3,13 @@
 // A test fails by panicking; unwrap is how these tests say "this must work".
 #![allow(clippy::unwrap_used)]
 
+#[cfg(feature = "kms")]
+mod kms;
 mod local_key;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "sqlite")]
+mod sqlite;

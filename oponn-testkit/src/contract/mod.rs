@@ -143,3 +143,35 @@ macro_rules! clock_contract {
         $crate::__contract_tests!(clock, $make, [time_is_utc_and_never_goes_backwards]);
     };
 }
+
+/// One `#[test]` per [`stories`](crate::stories) scenario, each on the
+/// whole service over a repository from `$make` (other ports in memory).
+#[macro_export]
+macro_rules! service_stories {
+    ($make:path) => {
+        $crate::__story_tests!(
+            $make,
+            [
+                concurrent_distinct_voters_are_counted_exactly,
+                one_voter_racing_itself_votes_once,
+                racing_equal_write_ins_make_one_option,
+            ]
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __story_tests {
+    ($make:path, [$($story:ident),* $(,)?]) => {
+        $(
+            #[test]
+            fn $story() {
+                $crate::block_on(async {
+                    let oponn = $crate::TestOponn::with_repository($make().await);
+                    $crate::stories::$story(::std::sync::Arc::clone(oponn.service())).await;
+                });
+            }
+        )*
+    };
+}

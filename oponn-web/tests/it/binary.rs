@@ -1,28 +1,14 @@
 //! The `oponn` binary itself: configuration, startup and signals.
 
-use std::process::Stdio;
+use serde_json::json;
 
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::Command;
-
-use crate::helpers::{DEADLINE, SseReader, browser, post_json};
-
-fn oponn() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_oponn"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .kill_on_drop(true);
-    command
-}
+use crate::helpers::{SseReader, browser, get_json, post_json};
+use crate::process::{OponnProcess, oponn_command};
 
 #[tokio::test]
 async fn production_refuses_to_start_naming_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
-    let output = oponn()
-        .current_dir(dir.path())
+    let output = oponn_command(dir.path())
         .env("OPONN_ENV", "production")
         .env("REDIS_URL", "redis://127.0.0.1:1")
         .output()
@@ -39,34 +25,15 @@ async fn production_refuses_to_start_naming_what_is_missing() {
 #[tokio::test]
 async fn the_binary_serves_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = oponn()
-        .current_dir(dir.path())
-        .env("OPONN_BIND", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let address = tokio::time::timeout(DEADLINE, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("oponn exited before listening");
-    })
-    .await
-    .expect("oponn starts within the deadline");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-
-    // The zero-config default keeps its key and secret in the working directory.
-    assert!(dir.path().join("oponn.key").exists());
-    assert!(dir.path().join("oponn.secret").exists());
-
+    let oponn = OponnProcess::start(dir.path(), &[]).await;
+    // The zero-config default keeps its data, key and secret in the working directory.
+    for file in ["oponn.db", "oponn.key", "oponn.secret"] {
+        assert!(dir.path().join(file).exists(), "{file}");
+    }
     let client = browser();
     assert_eq!(
         client
-            .get(format!("{address}/livez"))
+            .get(oponn.url("/livez"))
             .send()
             .await
             .unwrap()
@@ -75,8 +42,8 @@ async fn the_binary_serves_and_stops_cleanly_on_sigterm() {
     );
     let created: serde_json::Value = post_json(
         &client,
-        &format!("{address}/api/v1/ballots"),
-        &serde_json::json!({ "measure": "signals", "options": ["a", "b"] }),
+        &oponn.url("/api/v1/ballots"),
+        &json!({ "measure": "signals", "options": ["a", "b"] }),
     )
     .await
     .json()
@@ -85,24 +52,94 @@ async fn the_binary_serves_and_stops_cleanly_on_sigterm() {
     let id = created["id"].as_str().unwrap();
     let mut stream = SseReader::new(
         client
-            .get(format!("{address}/ballots/{id}/live-results"))
+            .get(oponn.url(&format!("/ballots/{id}/live-results")))
             .send()
             .await
             .unwrap(),
     );
     stream.next().await;
-
-    let pid = child.id().unwrap().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(killed.success());
-    stream.until_closed().await;
-    let status = tokio::time::timeout(DEADLINE, child.wait())
-        .await
-        .expect("oponn exits within the deadline")
-        .unwrap();
+    let closing = tokio::spawn(stream.until_closed());
+    let status = oponn.terminate().await;
+    closing.await.unwrap();
     assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn the_embedded_default_keeps_ballots_votes_and_voters_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let voter = browser();
+    let first = OponnProcess::start(dir.path(), &[]).await;
+    let created: serde_json::Value = post_json(
+        &voter,
+        &first.url("/api/v1/ballots"),
+        &json!({ "measure": "restart?", "options": ["stay", "go"] }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let votes = format!("/api/v1/ballots/{id}/votes");
+    assert_eq!(
+        post_json(&voter, &first.url(&votes), &json!({ "option_id": 1 }))
+            .await
+            .status(),
+        201
+    );
+    assert!(first.terminate().await.success());
+
+    let second = OponnProcess::start(dir.path(), &[]).await;
+    let tally = get_json(&voter, &second.url(&format!("/api/v1/ballots/{id}/tally"))).await;
+    assert_eq!(tally["total"], 1);
+    assert_eq!(tally["options"][0]["count"], 1);
+    // The same browser is still the same voter: its signed cookie survived too.
+    let again = post_json(&voter, &second.url(&votes), &json!({ "option_id": 2 })).await;
+    assert_eq!(again.status(), 409);
+    assert!(second.terminate().await.success());
+}
+
+#[tokio::test]
+async fn migrate_applies_then_reports_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/fresh.db", dir.path().display());
+    let run = || async {
+        let output = oponn_command(dir.path())
+            .arg("migrate")
+            .env("DATABASE_URL", &database)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(run().await.contains("applied 20261122000001 ballots"));
+    assert!(run().await.contains("up to date"));
+}
+
+#[tokio::test]
+async fn production_refuses_a_database_that_is_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = oponn_command(dir.path())
+        .env("OPONN_ENV", "production")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/behind.db", dir.path().display()),
+        )
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .env("OPONN_KMS_KEY_ID", "alias/oponn")
+        .env(
+            "OPONN_SECRET_KEY",
+            "a production secret that is long enough",
+        )
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("oponn migrate"), "{stderr}");
+    assert!(stderr.contains("20261122000001 ballots"), "{stderr}");
 }

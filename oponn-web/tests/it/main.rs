@@ -6,9 +6,12 @@
 mod api;
 mod binary;
 mod browser;
+mod cluster;
 mod create;
 mod helpers;
 mod live;
 mod operations;
+mod outage;
+mod process;
 mod security;
 mod vote;

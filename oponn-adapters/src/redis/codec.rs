@@ -1,0 +1,151 @@
+//! The wire form of a tally on a ballot's updates channel.
+//!
+//! Version 1 is one line of ASCII: the version tag, the sequence number,
+//! then one `option=count` pair per option, separated by single spaces:
+//!
+//! ```text
+//! v1 42 1=17 2=20 5=5
+//! ```
+//!
+//! It carries option ids and counts only, never ballot text (the ballot id
+//! is the channel's). A reader skips a message whose version it does not
+//! know, so a later version can be rolled out one instance at a time.
+//! Decoding rejects anything else (bad numbers, repeated options, extra
+//! spaces) with an error, and never panics.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use oponn_core::domain::{OptionId, Tally};
+
+/// The tag of the only version written today.
+const VERSION: &str = "v1";
+
+/// Why a message is not a tally.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum DecodeError {
+    /// The payload is not text.
+    #[error("the payload is not UTF-8")]
+    NotText,
+    /// The payload does not start with a version this reader knows.
+    #[error("unknown tally encoding version")]
+    UnknownVersion,
+    /// The sequence number is missing or not a number.
+    #[error("missing or invalid sequence number")]
+    BadSequence,
+    /// A pair is not `option=count` with two numbers.
+    #[error("malformed option count")]
+    BadPair,
+    /// An option appears twice.
+    #[error("an option appears twice")]
+    RepeatedOption,
+}
+
+/// Encodes `tally` as version 1.
+pub(crate) fn encode(tally: &Tally) -> String {
+    let mut line = format!("{VERSION} {}", tally.seq());
+    for (option, count) in tally.iter() {
+        // Writing to a String cannot fail.
+        let _ = write!(line, " {}={count}", option.get());
+    }
+    line
+}
+
+/// Decodes a payload written by [`encode`].
+///
+/// # Errors
+/// A [`DecodeError`] for anything that is not a version 1 tally.
+pub(crate) fn decode(payload: &[u8]) -> Result<Tally, DecodeError> {
+    let text = std::str::from_utf8(payload).map_err(|_| DecodeError::NotText)?;
+    let mut fields = text.split(' ');
+    if fields.next() != Some(VERSION) {
+        return Err(DecodeError::UnknownVersion);
+    }
+    let seq = fields
+        .next()
+        .and_then(number::<u64>)
+        .ok_or(DecodeError::BadSequence)?;
+    let mut counts = BTreeMap::new();
+    for pair in fields {
+        let (option, count) = pair.split_once('=').ok_or(DecodeError::BadPair)?;
+        let option = number::<u32>(option).ok_or(DecodeError::BadPair)?;
+        let count = number::<u64>(count).ok_or(DecodeError::BadPair)?;
+        if counts.insert(OptionId::new(option), count).is_some() {
+            return Err(DecodeError::RepeatedOption);
+        }
+    }
+    Ok(Tally::new(seq, counts))
+}
+
+/// Parses plain decimal digits only: no sign, no spaces, no empty string
+/// (which `str::parse` alone would let through as `+5`).
+fn number<T: std::str::FromStr>(text: &str) -> Option<T> {
+    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tally(seq: u64, counts: &[(u32, u64)]) -> Tally {
+        Tally::new(
+            seq,
+            counts
+                .iter()
+                .map(|&(option, count)| (OptionId::new(option), count)),
+        )
+    }
+
+    #[test]
+    fn encodes_the_documented_form() {
+        assert_eq!(encode(&tally(42, &[(2, 20), (1, 17)])), "v1 42 1=17 2=20");
+        assert_eq!(encode(&tally(0, &[])), "v1 0");
+    }
+
+    #[test]
+    fn round_trips() {
+        for sample in [
+            tally(0, &[]),
+            tally(1, &[(1, 1)]),
+            tally(u64::MAX, &[(u32::MAX, u64::MAX), (0, 0), (7, 3)]),
+        ] {
+            assert_eq!(decode(encode(&sample).as_bytes()), Ok(sample));
+        }
+    }
+
+    #[test]
+    fn rejects_garbage_without_panicking() {
+        let cases: &[(&[u8], DecodeError)] = &[
+            (b"", DecodeError::UnknownVersion),
+            (b"\xff\xfe", DecodeError::NotText),
+            (b"v2 1 1=1", DecodeError::UnknownVersion),
+            (b"V1 1", DecodeError::UnknownVersion),
+            (b"v1", DecodeError::BadSequence),
+            (b"v1 ", DecodeError::BadSequence),
+            (b"v1 -1", DecodeError::BadSequence),
+            (b"v1 +1", DecodeError::BadSequence),
+            (b"v1 18446744073709551616", DecodeError::BadSequence),
+            (b"v1 1 1", DecodeError::BadPair),
+            (b"v1 1 1=", DecodeError::BadPair),
+            (b"v1 1 =1", DecodeError::BadPair),
+            (b"v1 1 1=x", DecodeError::BadPair),
+            (b"v1 1 1=1=1", DecodeError::BadPair),
+            (b"v1 1 4294967296=1", DecodeError::BadPair),
+            (b"v1 1 1=1 ", DecodeError::BadPair),
+            (b"v1 1  1=1", DecodeError::BadPair),
+            (b"v1 1 1=1 1=2", DecodeError::RepeatedOption),
+            (b"v1 1 measure=secret", DecodeError::BadPair),
+        ];
+        for (payload, expected) in cases {
+            assert_eq!(
+                decode(payload).as_ref(),
+                Err(expected),
+                "{}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+    }
+}

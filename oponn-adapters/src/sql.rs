@@ -1,0 +1,123 @@
+//! What the SQL adapters share: row conversions, error mapping, setup errors.
+
+use oponn_core::crypto::{LabelKey, Sealed, WrappedKey};
+use oponn_core::domain::{BallotId, OptionId, OwnerId, Tally};
+use oponn_core::ports::{BallotRecord, OptionRecord, RepositoryError};
+use time::OffsetDateTime;
+
+/// A ballot row, with its wrapped key, as both dialects read it.
+pub(crate) struct BallotRow {
+    pub(crate) id: Vec<u8>,
+    pub(crate) owner_id: Option<String>,
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) starts_at: OffsetDateTime,
+    pub(crate) ends_at: Option<OffsetDateTime>,
+    pub(crate) closed_at: Option<OffsetDateTime>,
+    pub(crate) allow_write_in: bool,
+    pub(crate) measure: Vec<u8>,
+    pub(crate) wrapped_key: Vec<u8>,
+}
+
+/// An option row, as both dialects read it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct OptionRow {
+    pub(crate) option_id: i64,
+    pub(crate) label: Vec<u8>,
+    pub(crate) label_key: Vec<u8>,
+    pub(crate) write_in: bool,
+}
+
+/// A row that cannot be what this schema wrote: reported as unavailable
+/// storage rather than a panic.
+pub(crate) fn corrupt(what: &str) -> RepositoryError {
+    RepositoryError::Unavailable(format!("corrupt row: {what}").into())
+}
+
+pub(crate) fn unavailable(error: sqlx::Error) -> RepositoryError {
+    RepositoryError::Unavailable(Box::new(error))
+}
+
+pub(crate) fn ballot_id(bytes: &[u8]) -> Result<BallotId, RepositoryError> {
+    let bytes: [u8; 16] = bytes.try_into().map_err(|_| corrupt("ballot id"))?;
+    Ok(BallotId::from_bytes(bytes))
+}
+
+pub(crate) fn option_id(number: i64) -> Result<OptionId, RepositoryError> {
+    u32::try_from(number)
+        .map(OptionId::new)
+        .map_err(|_| corrupt("option id"))
+}
+
+pub(crate) fn seq(number: i64) -> Result<u64, RepositoryError> {
+    u64::try_from(number).map_err(|_| corrupt("sequence"))
+}
+
+pub(crate) fn option_record(row: OptionRow) -> Result<OptionRecord, RepositoryError> {
+    let label_key: [u8; 32] = row
+        .label_key
+        .as_slice()
+        .try_into()
+        .map_err(|_| corrupt("label key"))?;
+    Ok(OptionRecord {
+        id: option_id(row.option_id)?,
+        label: Sealed::from_bytes(row.label),
+        label_key: LabelKey::from_bytes(label_key),
+        write_in: row.write_in,
+    })
+}
+
+pub(crate) fn ballot_record(
+    row: BallotRow,
+    options: Vec<OptionRow>,
+) -> Result<BallotRecord, RepositoryError> {
+    Ok(BallotRecord {
+        id: ballot_id(&row.id)?,
+        owner: row.owner_id.map(OwnerId::new),
+        created_at: row.created_at,
+        starts_at: row.starts_at,
+        ends_at: row.ends_at,
+        closed_at: row.closed_at,
+        allow_write_in: row.allow_write_in,
+        wrapped_key: WrappedKey::from_bytes(row.wrapped_key),
+        measure: Sealed::from_bytes(row.measure),
+        options: options
+            .into_iter()
+            .map(option_record)
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+pub(crate) fn tally(
+    tally_seq: i64,
+    counts: impl IntoIterator<Item = (i64, i64)>,
+) -> Result<Tally, RepositoryError> {
+    let counts = counts
+        .into_iter()
+        .map(|(option, count)| Ok((option_id(option)?, seq(count)?)))
+        .collect::<Result<Vec<_>, RepositoryError>>()?;
+    Ok(Tally::new(seq(tally_seq)?, counts))
+}
+
+/// Why a SQL repository could not be opened or brought up to date.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqlSetupError {
+    /// The database cannot be reached or opened.
+    #[error("cannot open the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("applying migrations failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// Reading which migrations were applied failed.
+    #[error("reading applied migrations failed: {0}")]
+    Inspect(#[source] sqlx::Error),
+}
+
+/// The migrations of `migrator` not yet applied, given the applied versions.
+pub(crate) fn pending(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> Vec<String> {
+    migrator
+        .iter()
+        .filter(|migration| !applied.contains(&migration.version))
+        .map(|migration| format!("{} {}", migration.version, migration.description))
+        .collect()
+}

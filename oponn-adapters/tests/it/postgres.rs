@@ -1,0 +1,42 @@
+//! The PostgreSQL repository passes the repository contract and carries the
+//! service's stories, on a real server (`DATABASE_URL`, or a throwaway one).
+
+use std::sync::Arc;
+
+use oponn_adapters::postgres::PostgresRepository;
+use oponn_core::ports::BallotRepository;
+use oponn_testkit::block_on;
+use oponn_testkit::services::postgres::TestPostgres;
+
+/// A migrated repository on a fresh database of the shared server.
+async fn connect_fresh() -> PostgresRepository {
+    let url = TestPostgres::shared().fresh_database();
+    let repository = PostgresRepository::connect(&url).await.unwrap();
+    repository.migrate().await.unwrap();
+    repository
+}
+
+async fn repository() -> Arc<dyn BallotRepository> {
+    Arc::new(connect_fresh().await)
+}
+
+mod repository_contract {
+    oponn_testkit::ballot_repository_contract!(super::repository);
+}
+
+mod service_stories {
+    oponn_testkit::service_stories!(super::repository);
+}
+
+#[test]
+fn migrations_report_what_is_pending() {
+    block_on(async {
+        let url = TestPostgres::shared().fresh_database();
+        let repository = PostgresRepository::connect(&url).await.unwrap();
+        assert_eq!(repository.pending_migrations().await.unwrap().len(), 1);
+        repository.migrate().await.unwrap();
+        assert!(repository.pending_migrations().await.unwrap().is_empty());
+        // Applying again is a no-op.
+        repository.migrate().await.unwrap();
+    });
+}

@@ -1,0 +1,435 @@
+//! The Redis adapters pass their contracts, work across instances, and
+//! ride out a Redis restart.
+//!
+//! Contract and multi-instance tests share one server
+//! ([`TestRedis::shared`]: `REDIS_URL` or a throwaway one); tests that stop
+//! Redis start their own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use oponn_adapters::redis::{
+    RedisBroadcaster, RedisBroadcasterSettings, RedisLock, RedisLockSettings,
+};
+use oponn_core::domain::{BallotId, OptionId, Tally, TallyEvent};
+use oponn_core::ports::{BroadcastError, Broadcaster, LockError, TallyStream, VoteLock};
+use oponn_testkit::contract::within_deadline;
+use oponn_testkit::services::redis::TestRedis;
+use tokio::time::Instant;
+
+async fn lock() -> Arc<dyn VoteLock> {
+    Arc::new(RedisLock::connect(TestRedis::shared().url()).await.unwrap())
+}
+
+async fn broadcaster() -> Arc<dyn Broadcaster> {
+    Arc::new(
+        RedisBroadcaster::connect(TestRedis::shared().url())
+            .await
+            .unwrap(),
+    )
+}
+
+mod lock_contract {
+    oponn_testkit::vote_lock_contract!(super::lock);
+}
+
+mod broadcaster_contract {
+    oponn_testkit::broadcaster_contract!(super::broadcaster);
+}
+
+fn event(ballot: BallotId, seq: u64) -> TallyEvent {
+    TallyEvent {
+        ballot_id: ballot,
+        tally: Tally::new(seq, [(OptionId::new(1), seq), (OptionId::new(2), 1)]),
+    }
+}
+
+async fn next(stream: &mut TallyStream) -> Tally {
+    within_deadline("a tally arriving", stream.next())
+        .await
+        .expect("the tally stream stays open")
+}
+
+/// A plain connection to `url`, for looking at Redis from outside.
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// How many connections subscribe to `ballot`'s updates channel.
+async fn subscribers(url: &str, ballot: &BallotId) -> u64 {
+    let counts: Vec<(String, u64)> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(format!("ballot:{ballot}:updates"))
+        .query_async(&mut raw(url).await)
+        .await
+        .unwrap();
+    counts[0].1
+}
+
+#[test]
+fn a_tally_published_on_one_instance_reaches_another() {
+    oponn_testkit::block_on(async {
+        let url = TestRedis::shared().url();
+        let (first, second) = (
+            RedisBroadcaster::connect(url).await.unwrap(),
+            RedisBroadcaster::connect(url).await.unwrap(),
+        );
+        let ballot = BallotId::generate();
+        let mut on_second = second.subscribe(&ballot).await.unwrap();
+        let mut on_first = first.subscribe(&ballot).await.unwrap();
+        let sent = event(ballot, 3);
+        first.publish(&sent).await.unwrap();
+        assert_eq!(next(&mut on_second).await, sent.tally);
+        assert_eq!(next(&mut on_first).await, sent.tally);
+    });
+}
+
+#[test]
+fn each_instance_subscribes_once_per_ballot() {
+    oponn_testkit::block_on(async {
+        let url = TestRedis::shared().url();
+        let broadcaster = RedisBroadcaster::connect(url).await.unwrap();
+        let ballot = BallotId::generate();
+        let first = broadcaster.subscribe(&ballot).await.unwrap();
+        let second = broadcaster.subscribe(&ballot).await.unwrap();
+        assert_eq!(subscribers(url, &ballot).await, 1);
+
+        drop((first, second));
+        assert_eq!(broadcaster.prune_idle(), 1);
+        assert!(broadcaster.is_empty());
+        // The listener applies subscription changes one at a time, in
+        // order, each confirmed by Redis: once a later subscription is
+        // confirmed, the unsubscription queued before it is done too.
+        let _barrier = broadcaster.subscribe(&BallotId::generate()).await.unwrap();
+        assert_eq!(subscribers(url, &ballot).await, 0);
+    });
+}
+
+#[test]
+fn a_stale_or_malformed_message_is_skipped() {
+    oponn_testkit::block_on(async {
+        let url = TestRedis::shared().url();
+        let broadcaster = RedisBroadcaster::connect(url).await.unwrap();
+        let ballot = BallotId::generate();
+        let mut stream = broadcaster.subscribe(&ballot).await.unwrap();
+        broadcaster.publish(&event(ballot, 5)).await.unwrap();
+        assert_eq!(next(&mut stream).await.seq(), 5);
+
+        let channel = format!("ballot:{ballot}:updates");
+        let mut outsider = raw(url).await;
+        for garbage in [
+            "",
+            "v1",
+            "v1 x",
+            "v9 6 1=1",
+            "v1 6 1=-1",
+            "\u{0}\u{ff}",
+            "v1 6 1=1 1=2",
+        ] {
+            let _: i64 = redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(garbage)
+                .query_async(&mut outsider)
+                .await
+                .unwrap();
+        }
+        // Older than what the stream already has: dropped.
+        broadcaster.publish(&event(ballot, 4)).await.unwrap();
+        broadcaster.publish(&event(ballot, 6)).await.unwrap();
+        assert_eq!(next(&mut stream).await, event(ballot, 6).tally);
+    });
+}
+
+#[test]
+fn subscriptions_survive_a_redis_restart() {
+    oponn_testkit::block_on(async {
+        let mut redis = TestRedis::start();
+        let broadcaster = RedisBroadcaster::connect(redis.url()).await.unwrap();
+        let ballot = BallotId::generate();
+        let mut stream = broadcaster.subscribe(&ballot).await.unwrap();
+
+        redis.stop();
+        let started = Instant::now();
+        let refused = broadcaster.publish(&event(ballot, 1)).await;
+        assert!(
+            matches!(refused, Err(BroadcastError::Unavailable(_))),
+            "{refused:?}"
+        );
+        let bound = broadcaster.settings().command_timeout + Duration::from_secs(1);
+        assert!(
+            started.elapsed() < bound,
+            "publishing took {:?}",
+            started.elapsed()
+        );
+        assert!(broadcaster.ping().await.is_err());
+
+        redis.restart();
+        // A new subscription is confirmed only once the listener is back,
+        // and it re-subscribes every watched ballot before anything else.
+        let mut reconnected = None;
+        for _ in 0..10 {
+            if let Ok(probe) = broadcaster.subscribe(&BallotId::generate()).await {
+                reconnected = Some(probe);
+                break;
+            }
+        }
+        assert!(
+            reconnected.is_some(),
+            "the pub/sub listener did not reconnect"
+        );
+        assert_eq!(subscribers(redis.url(), &ballot).await, 1);
+        // The publisher reconnects on the first command after the outage.
+        let mut published = false;
+        for _ in 0..20 {
+            if broadcaster.publish(&event(ballot, 2)).await.is_ok() {
+                published = true;
+                break;
+            }
+        }
+        assert!(published, "publishing never succeeded after the restart");
+        assert_eq!(next(&mut stream).await, event(ballot, 2).tally);
+        broadcaster.ping().await.unwrap();
+    });
+}
+
+/// The ids of the connections in pub/sub mode.
+async fn pubsub_connections(url: &str) -> Vec<String> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut raw(url).await)
+        .await
+        .unwrap();
+    list.lines()
+        .filter_map(|line| line.split(' ').find(|field| field.starts_with("id=")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// How many PING commands the server has run.
+async fn pings(url: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut raw(url).await)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_ping:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap())
+}
+
+#[test]
+fn health_checks_keep_a_healthy_connection() {
+    oponn_testkit::block_on(async {
+        // Its own server: the only pub/sub connection and the only pings are ours.
+        let redis = TestRedis::start();
+        let settings = RedisBroadcasterSettings {
+            health_check_interval: Duration::from_millis(10),
+            ..RedisBroadcasterSettings::default()
+        };
+        let broadcaster = RedisBroadcaster::connect_with(redis.url(), settings)
+            .await
+            .unwrap();
+        let ballot = BallotId::generate();
+        let mut stream = broadcaster.subscribe(&ballot).await.unwrap();
+        let connections = pubsub_connections(redis.url()).await;
+        assert_eq!(connections.len(), 1);
+
+        // Polls the server's own count; the pause only paces the polling.
+        within_deadline("five health checks", async {
+            while pings(redis.url()).await < 5 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert_eq!(pubsub_connections(redis.url()).await, connections);
+        broadcaster.ping().await.unwrap();
+        broadcaster.publish(&event(ballot, 1)).await.unwrap();
+        assert_eq!(next(&mut stream).await.seq(), 1);
+    });
+}
+
+#[test]
+fn two_instances_exclude_each_other() {
+    oponn_testkit::block_on(async {
+        let url = TestRedis::shared().url();
+        let first = RedisLock::connect(url).await.unwrap();
+        let impatient = RedisLockSettings {
+            wait: Duration::from_millis(300),
+            ..RedisLockSettings::default()
+        };
+        let second = RedisLock::connect_with(url, impatient).await.unwrap();
+        let ballot = BallotId::generate();
+
+        let held = first.acquire(&ballot).await.unwrap();
+        let refused = second.acquire(&ballot).await;
+        assert!(
+            matches!(refused, Err(LockError::Timeout)),
+            "{:?}",
+            refused.err()
+        );
+        // Another ballot is not affected.
+        second
+            .acquire(&BallotId::generate())
+            .await
+            .unwrap()
+            .release()
+            .await
+            .unwrap();
+
+        held.release().await.unwrap();
+        second
+            .acquire(&ballot)
+            .await
+            .unwrap()
+            .release()
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn holders_on_two_instances_never_overlap() {
+    oponn_testkit::block_on(async {
+        let url = TestRedis::shared().url();
+        let instances: Vec<Arc<dyn VoteLock>> = vec![
+            Arc::new(RedisLock::connect(url).await.unwrap()),
+            Arc::new(RedisLock::connect(url).await.unwrap()),
+        ];
+        let ballot = BallotId::generate();
+        let inside = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..6)
+            .map(|task| {
+                let lock = Arc::clone(&instances[task % 2]);
+                let inside = Arc::clone(&inside);
+                tokio::spawn(async move {
+                    for _ in 0..5 {
+                        let guard = lock.acquire(&ballot).await.unwrap();
+                        let before = inside.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        assert_eq!(before, 0, "two holders at once");
+                        tokio::task::yield_now().await;
+                        inside.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                        guard.release().await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            within_deadline("every holder finishing", task)
+                .await
+                .unwrap();
+        }
+    });
+}
+
+#[test]
+fn a_dropped_guard_frees_the_lock_before_it_expires() {
+    oponn_testkit::block_on(async {
+        let settings = RedisLockSettings {
+            ttl: Duration::from_secs(600),
+            ..RedisLockSettings::default()
+        };
+        let lock = RedisLock::connect_with(TestRedis::shared().url(), settings)
+            .await
+            .unwrap();
+        let ballot = BallotId::generate();
+        drop(lock.acquire(&ballot).await.unwrap());
+        // Within the 5 s wait, long before the 10 minute expiry.
+        lock.acquire(&ballot)
+            .await
+            .unwrap()
+            .release()
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn releasing_a_lock_that_expired_reports_it_lost() {
+    oponn_testkit::block_on(async {
+        let url = TestRedis::shared().url();
+        let lock = RedisLock::connect(url).await.unwrap();
+        let ballot = BallotId::generate();
+        let guard = lock.acquire(&ballot).await.unwrap();
+        // What expiry does, without waiting for it.
+        let key = format!("ballot:{ballot}:lock");
+        let deleted: i64 = redis::cmd("DEL")
+            .arg(&key)
+            .query_async(&mut raw(url).await)
+            .await
+            .unwrap();
+        assert_eq!(deleted, 1, "the lock lives at {key}");
+        // Someone else takes it meanwhile; the late release must not free it.
+        let successor = lock.acquire(&ballot).await.unwrap();
+        assert!(matches!(guard.release().await, Err(LockError::Lost)));
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async(&mut raw(url).await)
+            .await
+            .unwrap();
+        assert_eq!(exists, 1, "the successor's lock survives");
+        successor.release().await.unwrap();
+    });
+}
+
+#[test]
+fn the_lock_answers_promptly_while_redis_is_down() {
+    oponn_testkit::block_on(async {
+        let mut redis = TestRedis::start();
+        let lock = RedisLock::connect(redis.url()).await.unwrap();
+        lock.ping().await.unwrap();
+        redis.stop();
+
+        let started = Instant::now();
+        let outcome = lock.acquire(&BallotId::generate()).await;
+        assert!(
+            matches!(outcome, Err(LockError::Unavailable(_) | LockError::Timeout)),
+            "{:?}",
+            outcome.err()
+        );
+        let settings = lock.settings();
+        let bound = settings.wait + settings.command_timeout;
+        assert!(
+            started.elapsed() <= bound,
+            "acquiring took {:?}",
+            started.elapsed()
+        );
+        assert!(matches!(lock.ping().await, Err(LockError::Unavailable(_))));
+
+        redis.restart();
+        let mut guard = None;
+        for _ in 0..20 {
+            if let Ok(taken) = lock.acquire(&BallotId::generate()).await {
+                guard = Some(taken);
+                break;
+            }
+        }
+        guard
+            .expect("the lock works again once Redis is back")
+            .release()
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_bad_url_is_a_setup_error() {
+    oponn_testkit::block_on(async {
+        assert!(RedisLock::connect("not a url").await.is_err());
+        assert!(
+            RedisBroadcaster::connect_with(
+                "redis://127.0.0.1:1/",
+                RedisBroadcasterSettings::default()
+            )
+            .await
+            .is_err()
+        );
+    });
+}
