@@ -9,7 +9,9 @@ use futures_util::StreamExt as _;
 use oponn_adapters::local_key::LocalKeyWrapper;
 use oponn_adapters::memory::{MemoryBroadcaster, MemoryLock, MemoryRepository};
 use oponn_core::crypto::SymmetricKey;
-use oponn_core::domain::{BallotRequest, Results, StartRequest, VoterId, split_option_text};
+use oponn_core::domain::{
+    BallotRequest, BallotSettings, Results, StartRequest, VoterId, split_option_text,
+};
 use oponn_core::ports::SystemClock;
 use oponn_core::{BallotService, CastVoteError, Ports, ServiceSettings, VoteChoice};
 
@@ -34,6 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 allow_write_in: true,
                 start: StartRequest::Now,
                 window_minutes: 60,
+                settings: BallotSettings::default(),
             },
             None,
         )

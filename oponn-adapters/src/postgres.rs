@@ -13,10 +13,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oponn_core::domain::{BallotId, OwnerId, Tally};
+use oponn_core::domain::{
+    Account, AccountId, BallotId, Email, Identity, OptionId, OwnerId, Tally, VoterHash,
+};
 use oponn_core::ports::{
-    BallotRecord, BallotRepository, NewVote, OptionRecord, RecordVoteError, RecordedVote,
-    RepositoryError, VoteTarget,
+    AccountError, AccountRepository, BallotRecord, BallotRepository, NewVote, OptionRecord,
+    RecordVoteError, RecordedVote, RepositoryError, VoteTarget,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -24,7 +26,8 @@ use sqlx::{Postgres, Row as _, Transaction};
 use time::OffsetDateTime;
 
 use crate::sql::{
-    BallotRow, OptionRow, SqlSetupError, ballot_record, corrupt, pending, tally, unavailable,
+    BallotRow, OptionRow, SqlSetupError, account, account_unavailable, ballot_record, corrupt,
+    pending, tally, unavailable,
 };
 
 /// The schema's migrations, compiled in.
@@ -148,20 +151,66 @@ impl PostgresRepository {
         if found.is_none() {
             return Err(RecordVoteError::BallotNotFound);
         }
+        // Read under the ballot's row lock: this voter's other votes queue behind it.
+        let previous: Option<i32> = sqlx::query_scalar(
+            "select option_id from votes where ballot_id = $1 and voter_hash = $2",
+        )
+        .bind(ballot)
+        .bind(vote.voter.as_bytes().as_slice())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(record_error)?;
+        if previous.is_some() && !vote.allow_change {
+            return Err(RecordVoteError::AlreadyVoted);
+        }
         let option_id = match &vote.target {
             VoteTarget::Existing(option) => i64::from(option.get()),
             VoteTarget::WriteIn(option) => Self::write_in_option(tx, ballot, option).await?,
         };
-        sqlx::query(
-            "insert into votes (ballot_id, voter_hash, option_id, cast_at) values ($1, $2, $3, $4)",
-        )
-        .bind(ballot)
-        .bind(vote.voter.as_bytes().as_slice())
-        .bind(i32::try_from(option_id).map_err(|_| RecordVoteError::UnknownOption)?)
-        .bind(vote.cast_at)
-        .execute(&mut **tx)
-        .await
-        .map_err(record_error)?;
+        let option = i32::try_from(option_id).map_err(|_| RecordVoteError::UnknownOption)?;
+        if previous == Some(option) {
+            // The same choice again: nothing moves.
+            let tally_seq: i64 = sqlx::query_scalar("select tally_seq from ballots where id = $1")
+                .bind(ballot)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(record_error)?;
+            let counts = Self::counts(&mut **tx, ballot)
+                .await
+                .map_err(into_record_error)?;
+            return Ok(RecordedVote {
+                option_id: crate::sql::option_id(option_id).map_err(into_record_error)?,
+                tally: tally(tally_seq, counts).map_err(into_record_error)?,
+                changed_from: None,
+            });
+        }
+        let moved = match previous {
+            Some(old) => {
+                sqlx::query(
+                    "update ballot_options set vote_count = vote_count - 1 \
+                     where ballot_id = $1 and option_id = $2",
+                )
+                .bind(ballot)
+                .bind(old)
+                .execute(&mut **tx)
+                .await
+                .map_err(record_error)?;
+                "update votes set option_id = $3, cast_at = $4 \
+                 where ballot_id = $1 and voter_hash = $2"
+            }
+            None => {
+                "insert into votes (ballot_id, voter_hash, option_id, cast_at) \
+                 values ($1, $2, $3, $4)"
+            }
+        };
+        sqlx::query(moved)
+            .bind(ballot)
+            .bind(vote.voter.as_bytes().as_slice())
+            .bind(option)
+            .bind(vote.cast_at)
+            .execute(&mut **tx)
+            .await
+            .map_err(record_error)?;
         sqlx::query(
             "update ballot_options set vote_count = vote_count + 1 \
              where ballot_id = $1 and option_id = $2",
@@ -184,6 +233,10 @@ impl PostgresRepository {
         Ok(RecordedVote {
             option_id: crate::sql::option_id(option_id).map_err(into_record_error)?,
             tally: tally(tally_seq, counts).map_err(into_record_error)?,
+            changed_from: previous
+                .map(|old| crate::sql::option_id(i64::from(old)))
+                .transpose()
+                .map_err(into_record_error)?,
         })
     }
 
@@ -246,7 +299,8 @@ impl PostgresRepository {
 }
 
 const BALLOT_COLUMNS: &str = "b.id, b.owner_id, b.created_at, b.starts_at, b.ends_at, \
-     b.closed_at, b.allow_write_in, b.measure, k.wrapped_key \
+     b.closed_at, b.allow_write_in, b.measure, k.wrapped_key, \
+     b.eligibility, b.allow_vote_change, b.results_visibility \
      from ballots b join ballot_keys k on k.ballot_id = b.id";
 
 fn ballot_row(row: &sqlx::postgres::PgRow) -> Result<BallotRow, RepositoryError> {
@@ -260,6 +314,9 @@ fn ballot_row(row: &sqlx::postgres::PgRow) -> Result<BallotRow, RepositoryError>
         allow_write_in: row.try_get("allow_write_in").map_err(unavailable)?,
         measure: row.try_get("measure").map_err(unavailable)?,
         wrapped_key: row.try_get("wrapped_key").map_err(unavailable)?,
+        eligibility: row.try_get("eligibility").map_err(unavailable)?,
+        allow_vote_change: row.try_get("allow_vote_change").map_err(unavailable)?,
+        results_visibility: row.try_get("results_visibility").map_err(unavailable)?,
     })
 }
 
@@ -291,8 +348,8 @@ impl BallotRepository for PostgresRepository {
         let id = ballot.id.as_bytes().as_slice();
         let inserted = sqlx::query(
             "insert into ballots (id, owner_id, created_at, starts_at, ends_at, closed_at, \
-             allow_write_in, measure) values ($1, $2, $3, $4, $5, $6, $7, $8) \
-             on conflict (id) do nothing",
+             allow_write_in, measure, eligibility, allow_vote_change, results_visibility) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict (id) do nothing",
         )
         .bind(id)
         .bind(ballot.owner.as_ref().map(OwnerId::as_str))
@@ -302,6 +359,9 @@ impl BallotRepository for PostgresRepository {
         .bind(ballot.closed_at)
         .bind(ballot.allow_write_in)
         .bind(ballot.measure.as_bytes())
+        .bind(ballot.settings.eligibility.as_str())
+        .bind(ballot.settings.allow_vote_change)
+        .bind(ballot.settings.results_visibility.as_str())
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
@@ -375,6 +435,24 @@ impl BallotRepository for PostgresRepository {
         Ok(recorded)
     }
 
+    async fn vote_of(
+        &self,
+        ballot: &BallotId,
+        voter: &VoterHash,
+    ) -> Result<Option<OptionId>, RepositoryError> {
+        let option: Option<i32> = sqlx::query_scalar(
+            "select option_id from votes where ballot_id = $1 and voter_hash = $2",
+        )
+        .bind(ballot.as_bytes().as_slice())
+        .bind(voter.as_bytes().as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        option
+            .map(|option| crate::sql::option_id(i64::from(option)))
+            .transpose()
+    }
+
     async fn tally(&self, id: &BallotId) -> Result<Option<Tally>, RepositoryError> {
         let ballot = id.as_bytes().as_slice();
         let tally_seq: Option<i64> =
@@ -435,5 +513,77 @@ impl BallotRepository for PostgresRepository {
             .await
             .map(|_| ())
             .map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl AccountRepository for PostgresRepository {
+    async fn sign_in(
+        &self,
+        identity: &Identity,
+        email: &Email,
+        new_id: &AccountId,
+        now: OffsetDateTime,
+    ) -> Result<Account, AccountError> {
+        let mut tx = self.pool.begin().await.map_err(account_unavailable)?;
+        if let Some(account) = Self::linked_account(&mut tx, identity).await? {
+            return Ok(account);
+        }
+        // A racing first sign-in with the same email waits on the unique
+        // email, then finds the row the winner inserted.
+        sqlx::query(
+            "insert into accounts (id, email, created_at) values ($1, $2, $3) \
+             on conflict on constraint accounts_one_per_email do nothing",
+        )
+        .bind(new_id.as_str())
+        .bind(email.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(account_unavailable)?;
+        sqlx::query(
+            "insert into account_identities (provider, subject, account_id) \
+             select $1, $2, id from accounts where email = $3 \
+             on conflict on constraint account_identities_pkey do nothing",
+        )
+        .bind(identity.provider())
+        .bind(identity.subject())
+        .bind(email.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(account_unavailable)?;
+        let account = Self::linked_account(&mut tx, identity)
+            .await?
+            .ok_or_else(|| AccountError::Unavailable("the identity was not linked".into()))?;
+        tx.commit().await.map_err(account_unavailable)?;
+        Ok(account)
+    }
+
+    async fn account(&self, id: &AccountId) -> Result<Option<Account>, AccountError> {
+        let row: Option<(String, String, OffsetDateTime)> =
+            sqlx::query_as("select id, email, created_at from accounts where id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(account_unavailable)?;
+        row.map(account).transpose()
+    }
+}
+
+impl PostgresRepository {
+    async fn linked_account(
+        tx: &mut Transaction<'_, Postgres>,
+        identity: &Identity,
+    ) -> Result<Option<Account>, AccountError> {
+        let row: Option<(String, String, OffsetDateTime)> = sqlx::query_as(
+            "select a.id, a.email, a.created_at from account_identities i \
+             join accounts a on a.id = i.account_id where i.provider = $1 and i.subject = $2",
+        )
+        .bind(identity.provider())
+        .bind(identity.subject())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(account_unavailable)?;
+        row.map(account).transpose()
     }
 }

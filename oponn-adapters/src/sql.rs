@@ -1,7 +1,9 @@
 //! What the SQL adapters share: row conversions, error mapping, setup errors.
 
 use oponn_core::crypto::{LabelKey, Sealed, WrappedKey};
-use oponn_core::domain::{BallotId, OptionId, OwnerId, Tally};
+use oponn_core::domain::{
+    BallotId, BallotSettings, Eligibility, OptionId, OwnerId, ResultsVisibility, Tally,
+};
 use oponn_core::ports::{BallotRecord, OptionRecord, RepositoryError};
 use time::OffsetDateTime;
 
@@ -16,6 +18,9 @@ pub(crate) struct BallotRow {
     pub(crate) allow_write_in: bool,
     pub(crate) measure: Vec<u8>,
     pub(crate) wrapped_key: Vec<u8>,
+    pub(crate) eligibility: String,
+    pub(crate) allow_vote_change: bool,
+    pub(crate) results_visibility: String,
 }
 
 /// An option row, as both dialects read it.
@@ -31,6 +36,11 @@ pub(crate) struct OptionRow {
 /// storage rather than a panic.
 pub(crate) fn corrupt(what: &str) -> RepositoryError {
     RepositoryError::Unavailable(format!("corrupt row: {what}").into())
+}
+
+/// An account-storage failure.
+pub(crate) fn account_unavailable(error: sqlx::Error) -> oponn_core::ports::AccountError {
+    oponn_core::ports::AccountError::Unavailable(Box::new(error))
 }
 
 pub(crate) fn unavailable(error: sqlx::Error) -> RepositoryError {
@@ -78,6 +88,13 @@ pub(crate) fn ballot_record(
         ends_at: row.ends_at,
         closed_at: row.closed_at,
         allow_write_in: row.allow_write_in,
+        settings: BallotSettings {
+            eligibility: Eligibility::parse(&row.eligibility)
+                .ok_or_else(|| corrupt("eligibility"))?,
+            allow_vote_change: row.allow_vote_change,
+            results_visibility: ResultsVisibility::parse(&row.results_visibility)
+                .ok_or_else(|| corrupt("results visibility"))?,
+        },
         wrapped_key: WrappedKey::from_bytes(row.wrapped_key),
         measure: Sealed::from_bytes(row.measure),
         options: options
@@ -120,4 +137,18 @@ pub(crate) fn pending(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> Ve
         .filter(|migration| !applied.contains(&migration.version))
         .map(|migration| format!("{} {}", migration.version, migration.description))
         .collect()
+}
+
+/// An account row as both dialects read it.
+pub(crate) fn account(
+    (id, email, created_at): (String, String, OffsetDateTime),
+) -> Result<oponn_core::domain::Account, oponn_core::ports::AccountError> {
+    let email = oponn_core::domain::Email::parse(&email).map_err(|_| {
+        oponn_core::ports::AccountError::Unavailable("corrupt row: account email".into())
+    })?;
+    Ok(oponn_core::domain::Account::new(
+        oponn_core::domain::AccountId::new(id),
+        email,
+        created_at,
+    ))
 }

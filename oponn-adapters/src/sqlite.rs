@@ -13,10 +13,12 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oponn_core::domain::{BallotId, OwnerId, Tally};
+use oponn_core::domain::{
+    Account, AccountId, BallotId, Email, Identity, OptionId, OwnerId, Tally, VoterHash,
+};
 use oponn_core::ports::{
-    BallotRecord, BallotRepository, NewVote, RecordVoteError, RecordedVote, RepositoryError,
-    VoteTarget,
+    AccountError, AccountRepository, BallotRecord, BallotRepository, NewVote, RecordVoteError,
+    RecordedVote, RepositoryError, VoteTarget,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -27,7 +29,8 @@ use sqlx::{Row as _, Sqlite, Transaction};
 use time::OffsetDateTime;
 
 use crate::sql::{
-    BallotRow, OptionRow, SqlSetupError, ballot_record, corrupt, pending, tally, unavailable,
+    BallotRow, OptionRow, SqlSetupError, account, account_unavailable, ballot_record, corrupt,
+    pending, tally, unavailable,
 };
 
 /// The schema's migrations, compiled in.
@@ -162,14 +165,15 @@ impl SqliteRepository {
         if exists.is_none() {
             return Err(RecordVoteError::BallotNotFound);
         }
-        let voted: Option<i64> =
-            sqlx::query_scalar("select 1 from votes where ballot_id = ? and voter_hash = ?")
-                .bind(ballot)
-                .bind(voter)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(outage)?;
-        if voted.is_some() {
+        let previous: Option<i64> = sqlx::query_scalar(
+            "select option_id from votes where ballot_id = ? and voter_hash = ?",
+        )
+        .bind(ballot)
+        .bind(voter)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(outage)?;
+        if previous.is_some() && !vote.allow_change {
             return Err(RecordVoteError::AlreadyVoted);
         }
         let option_id = match &vote.target {
@@ -229,16 +233,37 @@ impl SqliteRepository {
                 }
             }
         };
-        sqlx::query(
-            "insert into votes (ballot_id, voter_hash, option_id, cast_at) values (?, ?, ?, ?)",
-        )
-        .bind(ballot)
-        .bind(voter)
-        .bind(option_id)
-        .bind(micros(vote.cast_at))
-        .execute(&mut **tx)
-        .await
-        .map_err(outage)?;
+        if previous == Some(option_id) {
+            // The same choice again: nothing moves.
+            return Self::unchanged(tx, ballot, option_id).await;
+        }
+        let moved = match previous {
+            Some(old) => {
+                sqlx::query(
+                    "update ballot_options set vote_count = vote_count - 1 \
+                     where ballot_id = ? and option_id = ?",
+                )
+                .bind(ballot)
+                .bind(old)
+                .execute(&mut **tx)
+                .await
+                .map_err(outage)?;
+                "update votes set option_id = ?3, cast_at = ?4 \
+                 where ballot_id = ?1 and voter_hash = ?2"
+            }
+            None => {
+                "insert into votes (ballot_id, voter_hash, option_id, cast_at) \
+                 values (?1, ?2, ?3, ?4)"
+            }
+        };
+        sqlx::query(moved)
+            .bind(ballot)
+            .bind(voter)
+            .bind(option_id)
+            .bind(micros(vote.cast_at))
+            .execute(&mut **tx)
+            .await
+            .map_err(outage)?;
         sqlx::query(
             "update ballot_options set vote_count = vote_count + 1 \
              where ballot_id = ? and option_id = ?",
@@ -261,12 +286,38 @@ impl SqliteRepository {
         Ok(RecordedVote {
             option_id: crate::sql::option_id(option_id).map_err(repository_outage)?,
             tally: tally(tally_seq, counts).map_err(repository_outage)?,
+            changed_from: previous
+                .map(crate::sql::option_id)
+                .transpose()
+                .map_err(repository_outage)?,
+        })
+    }
+
+    /// The answer to a vote that changes nothing: the current tally.
+    async fn unchanged(
+        tx: &mut Transaction<'_, Sqlite>,
+        ballot: &[u8],
+        option_id: i64,
+    ) -> Result<RecordedVote, RecordVoteError> {
+        let tally_seq: i64 = sqlx::query_scalar("select tally_seq from ballots where id = ?")
+            .bind(ballot)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(outage)?;
+        let counts = Self::counts(&mut **tx, ballot)
+            .await
+            .map_err(repository_outage)?;
+        Ok(RecordedVote {
+            option_id: crate::sql::option_id(option_id).map_err(repository_outage)?,
+            tally: tally(tally_seq, counts).map_err(repository_outage)?,
+            changed_from: None,
         })
     }
 }
 
 const BALLOT_COLUMNS: &str = "b.id, b.owner_id, b.created_at, b.starts_at, b.ends_at, \
-     b.closed_at, b.allow_write_in, b.measure, k.wrapped_key \
+     b.closed_at, b.allow_write_in, b.measure, k.wrapped_key, \
+     b.eligibility, b.allow_vote_change, b.results_visibility \
      from ballots b join ballot_keys k on k.ballot_id = b.id";
 
 /// Microseconds since the Unix epoch: how this schema stores time.
@@ -294,6 +345,9 @@ fn ballot_row(row: &SqliteRow) -> Result<BallotRow, RepositoryError> {
         allow_write_in: row.try_get("allow_write_in").map_err(unavailable)?,
         measure: row.try_get("measure").map_err(unavailable)?,
         wrapped_key: row.try_get("wrapped_key").map_err(unavailable)?,
+        eligibility: row.try_get("eligibility").map_err(unavailable)?,
+        allow_vote_change: row.try_get("allow_vote_change").map_err(unavailable)?,
+        results_visibility: row.try_get("results_visibility").map_err(unavailable)?,
     })
 }
 
@@ -319,7 +373,8 @@ impl BallotRepository for SqliteRepository {
         let id = ballot.id.as_bytes().as_slice();
         let inserted = sqlx::query(
             "insert into ballots (id, owner_id, created_at, starts_at, ends_at, closed_at, \
-             allow_write_in, measure) values (?, ?, ?, ?, ?, ?, ?, ?) on conflict (id) do nothing",
+             allow_write_in, measure, eligibility, allow_vote_change, results_visibility) \
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (id) do nothing",
         )
         .bind(id)
         .bind(ballot.owner.as_ref().map(OwnerId::as_str))
@@ -329,6 +384,9 @@ impl BallotRepository for SqliteRepository {
         .bind(ballot.closed_at.map(micros))
         .bind(ballot.allow_write_in)
         .bind(ballot.measure.as_bytes())
+        .bind(ballot.settings.eligibility.as_str())
+        .bind(ballot.settings.allow_vote_change)
+        .bind(ballot.settings.results_visibility.as_str())
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
@@ -400,6 +458,22 @@ impl BallotRepository for SqliteRepository {
         Ok(recorded)
     }
 
+    async fn vote_of(
+        &self,
+        ballot: &BallotId,
+        voter: &VoterHash,
+    ) -> Result<Option<OptionId>, RepositoryError> {
+        let option: Option<i64> = sqlx::query_scalar(
+            "select option_id from votes where ballot_id = ? and voter_hash = ?",
+        )
+        .bind(ballot.as_bytes().as_slice())
+        .bind(voter.as_bytes().as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        option.map(crate::sql::option_id).transpose()
+    }
+
     async fn tally(&self, id: &BallotId) -> Result<Option<Tally>, RepositoryError> {
         let ballot = id.as_bytes().as_slice();
         let tally_seq: Option<i64> =
@@ -468,4 +542,87 @@ impl BallotRepository for SqliteRepository {
             .map(|_| ())
             .map_err(unavailable)
     }
+}
+
+#[async_trait]
+impl AccountRepository for SqliteRepository {
+    async fn sign_in(
+        &self,
+        identity: &Identity,
+        email: &Email,
+        new_id: &AccountId,
+        now: OffsetDateTime,
+    ) -> Result<Account, AccountError> {
+        // The write lock up front: look-ups and inserts are one atomic step.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(account_unavailable)?;
+        if let Some(account) = Self::linked_account(&mut tx, identity).await? {
+            return Ok(account);
+        }
+        sqlx::query(
+            "insert into accounts (id, email, created_at) values (?, ?, ?) \
+             on conflict (email) do nothing",
+        )
+        .bind(new_id.as_str())
+        .bind(email.as_str())
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(account_unavailable)?;
+        sqlx::query(
+            "insert into account_identities (provider, subject, account_id) \
+             select ?, ?, id from accounts where email = ? \
+             on conflict (provider, subject) do nothing",
+        )
+        .bind(identity.provider())
+        .bind(identity.subject())
+        .bind(email.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(account_unavailable)?;
+        let account = Self::linked_account(&mut tx, identity)
+            .await?
+            .ok_or_else(|| AccountError::Unavailable("the identity was not linked".into()))?;
+        tx.commit().await.map_err(account_unavailable)?;
+        Ok(account)
+    }
+
+    async fn account(&self, id: &AccountId) -> Result<Option<Account>, AccountError> {
+        let row: Option<(String, String, i64)> =
+            sqlx::query_as("select id, email, created_at from accounts where id = ?")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(account_unavailable)?;
+        row.map(account_from_row).transpose()
+    }
+}
+
+impl SqliteRepository {
+    async fn linked_account(
+        tx: &mut Transaction<'_, Sqlite>,
+        identity: &Identity,
+    ) -> Result<Option<Account>, AccountError> {
+        let row: Option<(String, String, i64)> = sqlx::query_as(
+            "select a.id, a.email, a.created_at from account_identities i \
+             join accounts a on a.id = i.account_id where i.provider = ? and i.subject = ?",
+        )
+        .bind(identity.provider())
+        .bind(identity.subject())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(account_unavailable)?;
+        row.map(account_from_row).transpose()
+    }
+}
+
+fn account_from_row(
+    (id, email, created_at): (String, String, i64),
+) -> Result<Account, AccountError> {
+    let created_at = from_micros(created_at)
+        .map_err(|_| AccountError::Unavailable("corrupt row: account creation time".into()))?;
+    account((id, email, created_at))
 }

@@ -30,6 +30,7 @@ pub mod ports;
 pub mod service;
 
 pub use service::{
-    BallotError, BallotService, CastVoteError, CreateBallotError, Dependency, OwnerActionError,
-    Ports, PruneReport, ServiceSettings, Unavailable, VoteChoice, VoteReceipt, WRITE_IN_FORM_VALUE,
+    AccountService, BallotError, BallotService, CastVoteError, CreateBallotError, Dependency,
+    OwnerActionError, Ports, PruneReport, ServiceSettings, SignInError, Unavailable, VoteChoice,
+    VoteReceipt, WRITE_IN_FORM_VALUE,
 };

@@ -4,16 +4,17 @@ use std::future::Future;
 use std::sync::Arc;
 
 use oponn_adapters::local_key::LocalKeyWrapper;
-use oponn_adapters::memory::{MemoryBroadcaster, MemoryLock, MemoryRepository};
+use oponn_adapters::memory::{MemoryAccounts, MemoryBroadcaster, MemoryLock, MemoryRepository};
 use oponn_core::crypto::SymmetricKey;
-use oponn_core::domain::{Ballot, BallotRequest, StartRequest};
-use oponn_core::{BallotService, Ports, ServiceSettings};
+use oponn_core::domain::{Ballot, BallotRequest, BallotSettings, StartRequest};
+use oponn_core::{AccountService, BallotService, Ports, ServiceSettings};
 
 use crate::TestClock;
 
 /// Oponn wired to in-memory adapters and a [`TestClock`].
 pub struct TestOponn {
     service: Arc<BallotService>,
+    accounts: Arc<AccountService>,
     clock: Arc<TestClock>,
     ports: Ports,
 }
@@ -48,8 +49,13 @@ impl TestOponn {
             ports.clone(),
             ServiceSettings::new(*SymmetricKey::generate().expose_bytes()),
         ));
+        let accounts = Arc::new(AccountService::new(
+            Arc::new(MemoryAccounts::new()),
+            Arc::clone(&clock) as _,
+        ));
         Self {
             service,
+            accounts,
             clock,
             ports,
         }
@@ -58,6 +64,11 @@ impl TestOponn {
     /// The service, to call as production code would.
     pub fn service(&self) -> &Arc<BallotService> {
         &self.service
+    }
+
+    /// Sign-in, over in-memory accounts on the same clock.
+    pub fn accounts(&self) -> &Arc<AccountService> {
+        &self.accounts
     }
 
     /// The clock, to move time.
@@ -81,6 +92,7 @@ impl TestOponn {
             allow_write_in: false,
             start: StartRequest::Now,
             window_minutes: 0,
+            settings: BallotSettings::default(),
         })
         .await
     }

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use oponn_core::domain::{Ballot, BallotRequest, OptionId, StartRequest, VoterId, comparison_key};
+use oponn_core::domain::{
+    Ballot, BallotRequest, BallotSettings, OptionId, StartRequest, VoterId, comparison_key,
+};
 use oponn_core::{BallotService, CastVoteError, VoteChoice};
 
 async fn ballot(service: &BallotService, allow_write_in: bool) -> Ballot {
@@ -16,6 +18,7 @@ async fn ballot(service: &BallotService, allow_write_in: bool) -> Ballot {
         allow_write_in,
         start: StartRequest::Now,
         window_minutes: 0,
+        settings: BallotSettings::default(),
     };
     service.create_ballot(&request, None).await.unwrap()
 }

@@ -6,17 +6,18 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use futures_util::stream::BoxStream;
 use oponn_core::domain::{
-    Ballot, BallotId, BallotRequest, Field, Results, StartRequest, ValidationErrors,
+    Ballot, BallotId, BallotRequest, BallotSettings, Eligibility, Field, Results,
+    ResultsVisibility, StartRequest, ValidationErrors,
 };
-use oponn_core::{BallotError, CastVoteError, CreateBallotError, VoteChoice};
+use oponn_core::{BallotError, CastVoteError, CreateBallotError, OwnerActionError, VoteChoice};
 use poem::web::Data;
 use poem::web::cookie::CookieJar;
 use poem_openapi::param::{Header, Path};
-use poem_openapi::payload::{EventStream, Json};
-use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::payload::{EventStream, Json, PlainText};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 use time::OffsetDateTime;
 
-use crate::identity::{guest_owner, voter};
+use crate::identity::viewer;
 use crate::metrics::SseClientGuard;
 use crate::state::AppState;
 
@@ -50,6 +51,78 @@ pub(crate) struct CreateBallotBody {
     /// How long voting stays open, in minutes; 0 (the default) means until closed.
     #[oai(default)]
     window_minutes: u32,
+    /// Who may vote (default `anyone`).
+    #[oai(default)]
+    eligibility: EligibilityBody,
+    /// Whether voters may change their vote while the ballot is open; the
+    /// last choice counts (default false).
+    #[oai(default)]
+    allow_vote_change: bool,
+    /// When results may be seen (default `always`).
+    #[oai(default)]
+    results_visibility: VisibilityBody,
+}
+
+/// Who may vote on a ballot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub(crate) enum EligibilityBody {
+    /// Anyone with the link: one vote per browser, or per account when signed in.
+    #[default]
+    Anyone,
+    /// Signed-in accounts only: one vote per account.
+    SignedIn,
+}
+
+/// When a ballot's results may be seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub(crate) enum VisibilityBody {
+    /// Always, by anyone with the link.
+    #[default]
+    Always,
+    /// By a voter once they voted; by everyone once voting ends.
+    AfterVoting,
+    /// By everyone, owner included, once voting ends.
+    AfterClose,
+}
+
+impl From<EligibilityBody> for Eligibility {
+    fn from(body: EligibilityBody) -> Self {
+        match body {
+            EligibilityBody::Anyone => Eligibility::Anyone,
+            EligibilityBody::SignedIn => Eligibility::SignedInOnly,
+        }
+    }
+}
+
+impl From<Eligibility> for EligibilityBody {
+    fn from(eligibility: Eligibility) -> Self {
+        match eligibility {
+            Eligibility::Anyone => EligibilityBody::Anyone,
+            Eligibility::SignedInOnly => EligibilityBody::SignedIn,
+        }
+    }
+}
+
+impl From<VisibilityBody> for ResultsVisibility {
+    fn from(body: VisibilityBody) -> Self {
+        match body {
+            VisibilityBody::Always => ResultsVisibility::Always,
+            VisibilityBody::AfterVoting => ResultsVisibility::AfterVoting,
+            VisibilityBody::AfterClose => ResultsVisibility::AfterClose,
+        }
+    }
+}
+
+impl From<ResultsVisibility> for VisibilityBody {
+    fn from(visibility: ResultsVisibility) -> Self {
+        match visibility {
+            ResultsVisibility::Always => VisibilityBody::Always,
+            ResultsVisibility::AfterVoting => VisibilityBody::AfterVoting,
+            ResultsVisibility::AfterClose => VisibilityBody::AfterClose,
+        }
+    }
 }
 
 /// A ballot.
@@ -73,6 +146,12 @@ pub(crate) struct BallotBody {
     closed_at: Option<OffsetDateTime>,
     /// The options, predefined first, then write-ins.
     options: Vec<OptionBody>,
+    /// Who may vote.
+    eligibility: EligibilityBody,
+    /// Whether voters may change their vote while the ballot is open.
+    allow_vote_change: bool,
+    /// When results may be seen.
+    results_visibility: VisibilityBody,
 }
 
 impl BallotBody {
@@ -96,6 +175,9 @@ impl BallotBody {
                     write_in: option.is_write_in(),
                 })
                 .collect(),
+            eligibility: ballot.settings().eligibility.into(),
+            allow_vote_change: ballot.settings().allow_vote_change,
+            results_visibility: ballot.settings().results_visibility.into(),
         }
     }
 }
@@ -126,8 +208,11 @@ pub(crate) struct VoteBody {
 pub(crate) struct VoteAccepted {
     /// The option the vote counted toward.
     option_id: u32,
-    /// The tally including this vote.
-    tally: TallyBody,
+    /// When this changed an earlier vote: the option it was moved from.
+    changed_from: Option<u32>,
+    /// The tally including this vote; absent while the ballot's results
+    /// are hidden from this voter.
+    tally: Option<TallyBody>,
 }
 
 /// A ballot's tally.
@@ -270,6 +355,9 @@ enum TallyResponse {
     /// The current tally.
     #[oai(status = 200)]
     Ok(Json<TallyBody>),
+    /// The ballot's results are hidden from this viewer for now.
+    #[oai(status = 403)]
+    Hidden(Json<Problem>),
     /// No such ballot.
     #[oai(status = 404)]
     NotFound(Json<Problem>),
@@ -283,6 +371,9 @@ enum VoteResponse {
     /// The vote is recorded and durable.
     #[oai(status = 201)]
     Accepted(Json<VoteAccepted>),
+    /// The ballot takes votes from signed-in accounts only.
+    #[oai(status = 403)]
+    Forbidden(Json<Problem>),
     /// No such ballot.
     #[oai(status = 404)]
     NotFound(Json<Problem>),
@@ -303,6 +394,9 @@ enum TallyStreamResponse {
     /// the event id: the current tally at once, then one per change.
     #[oai(status = 200)]
     Ok(EventStream<BoxStream<'static, Arc<TallyBody>>>),
+    /// The ballot's results are hidden from this viewer for now.
+    #[oai(status = 403)]
+    Hidden(Json<Problem>),
     /// No such ballot.
     #[oai(status = 404)]
     NotFound(Json<Problem>),
@@ -314,6 +408,107 @@ enum TallyStreamResponse {
 fn parse_id(id: &str) -> Option<BallotId> {
     BallotId::parse(id).ok()
 }
+
+/// Why a viewer gets no results through the API.
+enum Refusal {
+    NotFound,
+    Hidden(&'static str),
+    Unavailable,
+}
+
+/// The ballot and its results, if the cookie's viewer may see them now.
+async fn visible(
+    state: &AppState,
+    jar: &CookieJar,
+    id: &str,
+) -> Result<(Ballot, Results), Refusal> {
+    let id = parse_id(id).ok_or(Refusal::NotFound)?;
+    let unavailable = |error: BallotError| match error {
+        BallotError::NotFound => Refusal::NotFound,
+        other => {
+            tracing::error!(error = %other, ballot = %id, "reading results failed");
+            Refusal::Unavailable
+        }
+    };
+    let (ballot, results) = state.service.results(&id).await.map_err(unavailable)?;
+    let viewer = viewer(state, jar);
+    if state
+        .service
+        .can_see_results(&ballot, Some(&viewer.voter))
+        .await
+        .map_err(unavailable)?
+    {
+        Ok((ballot, results))
+    } else {
+        Err(Refusal::Hidden(crate::pages::hidden_results_message(
+            ballot.settings().results_visibility,
+        )))
+    }
+}
+
+#[derive(ApiResponse)]
+enum OwnerResponse {
+    /// Done; the ballot as it now is.
+    #[oai(status = 200)]
+    Ok(Json<BallotBody>),
+    /// Only the ballot's owner may do this.
+    #[oai(status = 403)]
+    Forbidden(Json<Problem>),
+    /// No such ballot.
+    #[oai(status = 404)]
+    NotFound(Json<Problem>),
+    /// A dependency is down; try again.
+    #[oai(status = 503)]
+    Unavailable(Json<Problem>),
+}
+
+#[derive(ApiResponse)]
+enum DeleteResponse {
+    /// Deleted: its key first, so its rows are unreadable anywhere.
+    #[oai(status = 204)]
+    Deleted,
+    /// Only the ballot's owner may do this.
+    #[oai(status = 403)]
+    Forbidden(Json<Problem>),
+    /// No such ballot.
+    #[oai(status = 404)]
+    NotFound(Json<Problem>),
+    /// A dependency is down; try again.
+    #[oai(status = 503)]
+    Unavailable(Json<Problem>),
+}
+
+#[derive(ApiResponse)]
+enum ExportResponse {
+    /// The results: ballot metadata, then option, count and percentage.
+    #[oai(status = 200)]
+    Json(Json<serde_json::Value>),
+    /// The results as CSV: `option,count,percentage`.
+    #[oai(status = 200, content_type = "text/csv; charset=utf-8")]
+    Csv(PlainText<String>),
+    /// The ballot's results are hidden from this viewer for now.
+    #[oai(status = 403)]
+    Hidden(Json<Problem>),
+    /// No such ballot.
+    #[oai(status = 404)]
+    NotFound(Json<Problem>),
+    /// A dependency is down; try again.
+    #[oai(status = 503)]
+    Unavailable(Json<Problem>),
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub(crate) enum ExportFormat {
+    /// JSON with the ballot's metadata.
+    #[default]
+    Json,
+    /// CSV rows.
+    Csv,
+}
+
+const NOT_OWNER: &str = "Only the person who created this ballot may close or delete it.";
 
 #[OpenApi]
 impl Api {
@@ -336,8 +531,13 @@ impl Api {
                 .scheduled_start
                 .map_or(StartRequest::Now, StartRequest::Scheduled),
             window_minutes: body.window_minutes,
+            settings: BallotSettings {
+                eligibility: body.eligibility.into(),
+                allow_vote_change: body.allow_vote_change,
+                results_visibility: body.results_visibility.into(),
+            },
         };
-        let owner = guest_owner(&voter(&state, jar));
+        let owner = viewer(&state, jar).owner;
         match state.service.create_ballot(&request, Some(owner)).await {
             Ok(ballot) => {
                 state.metrics.ballots_created.inc();
@@ -401,25 +601,35 @@ impl Api {
                 ));
             }
         };
-        let voter = voter(&state, jar);
+        let voter = viewer(&state, jar).voter;
         match state.service.cast_vote(&id, &voter, choice).await {
             Ok(receipt) => {
                 state.metrics.votes_cast.inc();
+                // The vote is durable; the tally comes back only to a voter
+                // the ballot's results visibility allows (and not at all if
+                // the ballot cannot be read now).
                 let tally = match state.service.ballot(&id).await {
-                    Ok(ballot) => TallyBody::new(&ballot, &Results::new(&ballot, &receipt.tally)),
-                    Err(error) => {
-                        // The vote is durable; only the reply's labels are missing.
-                        tracing::warn!(%error, ballot = %id, "reading labels after a vote failed");
-                        TallyBody {
-                            ballot_id: id.to_string(),
-                            seq: receipt.tally.seq(),
-                            total: receipt.tally.total(),
-                            options: Vec::new(),
+                    Ok(ballot) => {
+                        match state.service.can_see_results(&ballot, Some(&voter)).await {
+                            Ok(true) => Some(TallyBody::new(
+                                &ballot,
+                                &Results::new(&ballot, &receipt.tally),
+                            )),
+                            Ok(false) => None,
+                            Err(error) => {
+                                tracing::warn!(%error, ballot = %id, "checking visibility after a vote failed");
+                                None
+                            }
                         }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, ballot = %id, "reading the ballot after a vote failed");
+                        None
                     }
                 };
                 VoteResponse::Accepted(Json(VoteAccepted {
                     option_id: receipt.option_id.get(),
+                    changed_from: receipt.changed_from.map(|option| option.get()),
                     tally,
                 }))
             }
@@ -429,6 +639,9 @@ impl Api {
                     CastVoteError::NotFound => {
                         VoteResponse::NotFound(Problem::new("no such ballot"))
                     }
+                    CastVoteError::SignInRequired => VoteResponse::Forbidden(Problem::new(
+                        error.user_message().unwrap_or_default(),
+                    )),
                     CastVoteError::AlreadyVoted
                     | CastVoteError::NotOpenYet
                     | CastVoteError::Ended => VoteResponse::Conflict(Problem::new(
@@ -446,19 +659,111 @@ impl Api {
         }
     }
 
+    /// Close a ballot early (its owner only: the signed-in account, or the
+    /// browser that created it as a guest).
+    #[oai(path = "/ballots/:id/close", method = "post", tag = "ApiTags::Ballots")]
+    async fn close_ballot(
+        &self,
+        state: Data<&Arc<AppState>>,
+        jar: &CookieJar,
+        id: Path<String>,
+    ) -> OwnerResponse {
+        let Some(id) = parse_id(&id) else {
+            return OwnerResponse::NotFound(Problem::new("no such ballot"));
+        };
+        match state
+            .service
+            .close_ballot(&id, &viewer(&state, jar).owner)
+            .await
+        {
+            Ok(ballot) => OwnerResponse::Ok(Json(BallotBody::new(&ballot, state.service.now()))),
+            Err(OwnerActionError::NotFound) => {
+                OwnerResponse::NotFound(Problem::new("no such ballot"))
+            }
+            Err(OwnerActionError::Forbidden) => OwnerResponse::Forbidden(Problem::new(NOT_OWNER)),
+            Err(error) => {
+                tracing::error!(%error, ballot = %id, "closing a ballot failed");
+                OwnerResponse::Unavailable(Problem::new(UNAVAILABLE))
+            }
+        }
+    }
+
+    /// Delete a ballot (its owner only). Its data key is destroyed first,
+    /// so its rows are unreadable in any copy of the database.
+    #[oai(path = "/ballots/:id", method = "delete", tag = "ApiTags::Ballots")]
+    async fn delete_ballot(
+        &self,
+        state: Data<&Arc<AppState>>,
+        jar: &CookieJar,
+        id: Path<String>,
+    ) -> DeleteResponse {
+        let Some(id) = parse_id(&id) else {
+            return DeleteResponse::NotFound(Problem::new("no such ballot"));
+        };
+        match state
+            .service
+            .delete_ballot(&id, &viewer(&state, jar).owner)
+            .await
+        {
+            Ok(()) => DeleteResponse::Deleted,
+            Err(OwnerActionError::NotFound) => {
+                DeleteResponse::NotFound(Problem::new("no such ballot"))
+            }
+            Err(OwnerActionError::Forbidden) => DeleteResponse::Forbidden(Problem::new(NOT_OWNER)),
+            Err(error) => {
+                tracing::error!(%error, ballot = %id, "deleting a ballot failed");
+                DeleteResponse::Unavailable(Problem::new(UNAVAILABLE))
+            }
+        }
+    }
+
+    /// Export a ballot's results as JSON or CSV (`?format=csv`), for whoever
+    /// may see them.
+    #[oai(path = "/ballots/:id/results", method = "get", tag = "ApiTags::Votes")]
+    async fn export(
+        &self,
+        state: Data<&Arc<AppState>>,
+        jar: &CookieJar,
+        id: Path<String>,
+        #[oai(default)] format: poem_openapi::param::Query<ExportFormat>,
+    ) -> ExportResponse {
+        match visible(&state, jar, &id).await {
+            Ok((ballot, results)) => {
+                match format.0 {
+                    ExportFormat::Json => ExportResponse::Json(Json(
+                        crate::pages::export_document(&ballot, &results, state.service.now()),
+                    )),
+                    ExportFormat::Csv => match crate::pages::export_csv_text(&results) {
+                        Ok(text) => ExportResponse::Csv(PlainText(text)),
+                        Err(error) => {
+                            tracing::error!(%error, "writing CSV failed");
+                            ExportResponse::Unavailable(Problem::new(UNAVAILABLE))
+                        }
+                    },
+                }
+            }
+            Err(Refusal::NotFound) => ExportResponse::NotFound(Problem::new("no such ballot")),
+            Err(Refusal::Hidden(message)) => ExportResponse::Hidden(Problem::new(message)),
+            Err(Refusal::Unavailable) => ExportResponse::Unavailable(Problem::new(UNAVAILABLE)),
+        }
+    }
+
     /// Read a ballot's current tally.
     #[oai(path = "/ballots/:id/tally", method = "get", tag = "ApiTags::Votes")]
-    async fn tally(&self, state: Data<&Arc<AppState>>, id: Path<String>) -> TallyResponse {
-        let Some(id) = parse_id(&id) else {
-            return TallyResponse::NotFound(Problem::new("no such ballot"));
-        };
-        match state.service.results(&id).await {
+    ///
+    /// Subject to the ballot's results visibility: `403` while hidden from
+    /// this viewer (identified by cookie, as for votes).
+    async fn tally(
+        &self,
+        state: Data<&Arc<AppState>>,
+        jar: &CookieJar,
+        id: Path<String>,
+    ) -> TallyResponse {
+        match visible(&state, jar, &id).await {
             Ok((ballot, results)) => TallyResponse::Ok(Json(TallyBody::new(&ballot, &results))),
-            Err(BallotError::NotFound) => TallyResponse::NotFound(Problem::new("no such ballot")),
-            Err(error) => {
-                tracing::error!(%error, ballot = %id, "reading a tally failed");
-                TallyResponse::Unavailable(Problem::new(UNAVAILABLE))
-            }
+            Err(Refusal::NotFound) => TallyResponse::NotFound(Problem::new("no such ballot")),
+            Err(Refusal::Hidden(message)) => TallyResponse::Hidden(Problem::new(message)),
+            Err(Refusal::Unavailable) => TallyResponse::Unavailable(Problem::new(UNAVAILABLE)),
         }
     }
 
@@ -477,10 +782,20 @@ impl Api {
         &self,
         state: Data<&Arc<AppState>>,
         id: Path<String>,
+        jar: &CookieJar,
         #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
     ) -> TallyStreamResponse {
-        let Some(id) = parse_id(&id) else {
-            return TallyStreamResponse::NotFound(Problem::new("no such ballot"));
+        let id = match visible(&state, jar, &id).await {
+            Ok((ballot, _)) => ballot.id(),
+            Err(Refusal::NotFound) => {
+                return TallyStreamResponse::NotFound(Problem::new("no such ballot"));
+            }
+            Err(Refusal::Hidden(message)) => {
+                return TallyStreamResponse::Hidden(Problem::new(message));
+            }
+            Err(Refusal::Unavailable) => {
+                return TallyStreamResponse::Unavailable(Problem::new(UNAVAILABLE));
+            }
         };
         let feed = match state.hub.watch(id).await {
             Ok(feed) => feed,

@@ -6,21 +6,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oponn_core::BallotService;
 use poem::endpoint::EmbeddedFilesEndpoint;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::listener::TcpAcceptor;
 use poem::middleware::{CookieJarManager, Csrf};
 use poem::web::cookie::{CookieKey, SameSite};
 use poem::web::{Data, Html, Json};
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler};
+use poem::{
+    Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler, post,
+};
 use poem_openapi::OpenApiService;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::Api;
 use crate::assets::StaticFiles;
-use crate::compose::{ComposeError, Wiring, build_service};
+use crate::compose::{ComposeError, Services, Wiring, build_service};
 use crate::config::Config;
 use crate::live::LiveHub;
 use crate::metrics::{Metrics, RequestLabels};
@@ -56,21 +57,22 @@ impl App {
     /// [`StartupError`] naming what could not be set up.
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
         let secrets = load_secrets(config)?;
-        let (service, wiring) = build_service(config, &secrets).await?;
-        Self::with_service(config, &secrets, service, wiring).await
+        let (services, wiring) = build_service(config, &secrets).await?;
+        Self::with_services(config, &secrets, services, wiring).await
     }
 
-    /// Builds the web service around an already-built ballot service; for
-    /// tests that bring their own (say, on a clock they control).
+    /// Builds the web service around already-built services; for tests
+    /// that bring their own (say, on a clock they control).
     ///
     /// # Errors
     /// [`StartupError`] naming what could not be set up.
-    pub async fn with_service(
+    pub async fn with_services(
         config: &Config,
         secrets: &Secrets,
-        service: Arc<BallotService>,
+        services: Services,
         wiring: Wiring,
     ) -> Result<Self, StartupError> {
+        let service = services.ballots;
         let templates = Arc::new(Templates::load().map_err(StartupError::Templates)?);
         let shutdown = CancellationToken::new();
         let hub = Arc::new(LiveHub::new(
@@ -80,6 +82,8 @@ impl App {
         ));
         let state = Arc::new(AppState {
             service,
+            accounts: services.accounts,
+            auth: crate::auth::AuthSettings::new(config),
             templates,
             hub,
             metrics: Metrics::new(),
@@ -185,14 +189,20 @@ fn routes(state: Arc<AppState>, address: SocketAddr) -> impl Endpoint {
         .http_only(true)
         .same_site(SameSite::Lax);
     let page_routes = Route::new()
-        .at("/", get(pages::dashboard))
+        .at("/", get(pages::dashboard_page))
         .at(
             "/create",
             get(pages::create_form).post(pages::create_ballot),
         )
         .at("/partials/start-time-input", get(pages::start_time_input))
         .at("/vote/:id", get(pages::vote_form).post(pages::cast_vote))
-        .at("/results/:id", get(pages::results))
+        .at("/results/:id", get(pages::results_page))
+        .at("/results/:id/export.csv", get(pages::export_csv))
+        .at("/results/:id/export.json", get(pages::export_json))
+        .at("/ballots/:id/close", post(pages::close_ballot))
+        .at("/ballots/:id/delete", post(pages::delete_ballot))
+        .at("/login", get(crate::auth::login_page))
+        .nest("/auth", crate::auth::routes())
         .with(csrf);
     let cookie_key = state.cookie_key.clone();
     Route::new()

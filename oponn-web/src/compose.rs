@@ -10,8 +10,10 @@ use oponn_adapters::memory::{MemoryBroadcaster, MemoryLock};
 use oponn_adapters::postgres::PostgresRepository;
 use oponn_adapters::redis::{RedisBroadcaster, RedisLock, RedisSetupError};
 use oponn_adapters::sqlite::SqliteRepository;
-use oponn_core::ports::{BallotRepository, Broadcaster, KeyWrapper, SystemClock, VoteLock};
-use oponn_core::{BallotService, Ports, ServiceSettings};
+use oponn_core::ports::{
+    AccountRepository, BallotRepository, Broadcaster, KeyWrapper, SystemClock, VoteLock,
+};
+use oponn_core::{AccountService, BallotService, Ports, ServiceSettings};
 
 use crate::config::{Config, Environment};
 use crate::secrets::Secrets;
@@ -86,10 +88,11 @@ impl Storage {
         }
     }
 
-    fn into_port(self) -> Arc<dyn BallotRepository> {
+    /// The one database as both ports it serves.
+    fn into_ports(self) -> (Arc<dyn BallotRepository>, Arc<dyn AccountRepository>) {
         match self {
-            Self::Sqlite(repository) => Arc::new(repository),
-            Self::Postgres(repository) => Arc::new(repository),
+            Self::Sqlite(repository) => (Arc::new(repository.clone()), Arc::new(repository)),
+            Self::Postgres(repository) => (Arc::new(repository.clone()), Arc::new(repository)),
         }
     }
 }
@@ -109,7 +112,16 @@ pub async fn migrate(config: &Config) -> Result<(Vec<String>, String), ComposeEr
     Ok((pending, description))
 }
 
-/// Builds the ballot service from `config`. Outside production, pending
+/// The services the web layer calls.
+#[derive(Clone)]
+pub struct Services {
+    /// Ballots and votes.
+    pub ballots: Arc<BallotService>,
+    /// Sign-in.
+    pub accounts: Arc<AccountService>,
+}
+
+/// Builds the services from `config`. Outside production, pending
 /// migrations are applied first; production refuses to start on a database
 /// that is behind.
 ///
@@ -118,7 +130,7 @@ pub async fn migrate(config: &Config) -> Result<(Vec<String>, String), ComposeEr
 pub async fn build_service(
     config: &Config,
     secrets: &Secrets,
-) -> Result<(Arc<BallotService>, Wiring), ComposeError> {
+) -> Result<(Services, Wiring), ComposeError> {
     let (storage, storage_description) = Storage::open(config).await?;
     if config.environment == Environment::Production {
         let pending = storage
@@ -133,18 +145,23 @@ pub async fn build_service(
     }
     let (lock, broadcaster, coordination) = coordination(config).await?;
     let (key_wrapper, keys) = key_wrapper(config).await?;
-    let service = BallotService::new(
+    let (repository, account_repository) = storage.into_ports();
+    let clock = Arc::new(SystemClock);
+    let ballots = BallotService::new(
         Ports {
-            repository: storage.into_port(),
+            repository,
             lock,
             broadcaster,
             key_wrapper,
-            clock: Arc::new(SystemClock),
+            clock: Arc::clone(&clock) as _,
         },
         ServiceSettings::new(secrets.voter_hash_key),
     );
     Ok((
-        Arc::new(service),
+        Services {
+            ballots: Arc::new(ballots),
+            accounts: Arc::new(AccountService::new(account_repository, clock)),
+        },
         Wiring {
             storage: storage_description,
             coordination,

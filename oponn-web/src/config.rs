@@ -85,6 +85,194 @@ pub struct Config {
     /// `OPONN_DATA_DIR`: where the embedded default keeps its files; the
     /// working directory when unset.
     pub data_dir: PathBuf,
+    /// Sign-in with GitHub: enabled when `OPONN_GITHUB_CLIENT_ID`,
+    /// `OPONN_GITHUB_CLIENT_SECRET` and `OPONN_GITHUB_REDIRECT_URL` are all set.
+    pub github: Option<OAuthProviderConfig>,
+    /// Sign-in with Google: enabled when `OPONN_GOOGLE_CLIENT_ID`,
+    /// `OPONN_GOOGLE_CLIENT_SECRET` and `OPONN_GOOGLE_REDIRECT_URL` are all set.
+    pub google: Option<OAuthProviderConfig>,
+}
+
+/// One OAuth 2.0 sign-in provider: the client Oponn is registered as, and
+/// the provider's endpoints (overridable for tests and self-hosted setups).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OAuthProviderConfig {
+    /// The client id the provider issued.
+    pub client_id: String,
+    /// The client secret the provider issued; never logged.
+    pub client_secret: String,
+    /// Where the provider sends the browser back: this service's
+    /// `/auth/{provider}/callback`, exactly as registered with the provider.
+    pub redirect_url: String,
+    /// The provider's authorization endpoint.
+    pub auth_url: String,
+    /// The provider's token endpoint.
+    pub token_url: String,
+    /// Where Oponn asks who signed in: for GitHub the REST API base (it
+    /// reads `/user` and `/user/emails` under it), for Google the userinfo endpoint.
+    pub user_info_url: String,
+}
+
+impl OAuthProviderConfig {
+    /// GitHub's authorization endpoint.
+    pub const GITHUB_AUTH_URL: &'static str = "https://github.com/login/oauth/authorize";
+    /// GitHub's token endpoint.
+    pub const GITHUB_TOKEN_URL: &'static str = "https://github.com/login/oauth/access_token";
+    /// GitHub's REST API.
+    pub const GITHUB_API_URL: &'static str = "https://api.github.com";
+    /// Google's authorization endpoint.
+    pub const GOOGLE_AUTH_URL: &'static str = "https://accounts.google.com/o/oauth2/v2/auth";
+    /// Google's token endpoint.
+    pub const GOOGLE_TOKEN_URL: &'static str = "https://oauth2.googleapis.com/token";
+    /// Google's OpenID Connect userinfo endpoint.
+    pub const GOOGLE_USERINFO_URL: &'static str =
+        "https://openidconnect.googleapis.com/v1/userinfo";
+
+    /// A GitHub OAuth app on github.com.
+    pub fn github(
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+        redirect_url: impl Into<String>,
+    ) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            redirect_url: redirect_url.into(),
+            auth_url: Self::GITHUB_AUTH_URL.to_owned(),
+            token_url: Self::GITHUB_TOKEN_URL.to_owned(),
+            user_info_url: Self::GITHUB_API_URL.to_owned(),
+        }
+    }
+
+    /// A Google OAuth client.
+    pub fn google(
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+        redirect_url: impl Into<String>,
+    ) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            redirect_url: redirect_url.into(),
+            auth_url: Self::GOOGLE_AUTH_URL.to_owned(),
+            token_url: Self::GOOGLE_TOKEN_URL.to_owned(),
+            user_info_url: Self::GOOGLE_USERINFO_URL.to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for OAuthProviderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthProviderConfig")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("redirect_url", &self.redirect_url)
+            .field("auth_url", &self.auth_url)
+            .field("token_url", &self.token_url)
+            .field("user_info_url", &self.user_info_url)
+            .finish()
+    }
+}
+
+/// The variables that configure one provider.
+struct ProviderVars {
+    /// The provider's name in messages.
+    provider: &'static str,
+    client_id: &'static str,
+    client_secret: &'static str,
+    redirect_url: &'static str,
+    auth_url: &'static str,
+    token_url: &'static str,
+    user_info_url: &'static str,
+    /// The provider's defaults, given the three required values.
+    defaults: fn(String, String, String) -> OAuthProviderConfig,
+}
+
+const GITHUB_VARS: ProviderVars = ProviderVars {
+    provider: "GitHub",
+    client_id: "OPONN_GITHUB_CLIENT_ID",
+    client_secret: "OPONN_GITHUB_CLIENT_SECRET",
+    redirect_url: "OPONN_GITHUB_REDIRECT_URL",
+    auth_url: "OPONN_GITHUB_AUTH_URL",
+    token_url: "OPONN_GITHUB_TOKEN_URL",
+    user_info_url: "OPONN_GITHUB_API_URL",
+    defaults: OAuthProviderConfig::github,
+};
+
+const GOOGLE_VARS: ProviderVars = ProviderVars {
+    provider: "Google",
+    client_id: "OPONN_GOOGLE_CLIENT_ID",
+    client_secret: "OPONN_GOOGLE_CLIENT_SECRET",
+    redirect_url: "OPONN_GOOGLE_REDIRECT_URL",
+    auth_url: "OPONN_GOOGLE_AUTH_URL",
+    token_url: "OPONN_GOOGLE_TOKEN_URL",
+    user_info_url: "OPONN_GOOGLE_USERINFO_URL",
+    defaults: OAuthProviderConfig::google,
+};
+
+impl ProviderVars {
+    /// The provider's settings: `None` when none of the three required
+    /// variables is set, an error naming the rest when only some are.
+    fn read(
+        &self,
+        get: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<OAuthProviderConfig>, ConfigError> {
+        let required = [self.client_id, self.client_secret, self.redirect_url];
+        let values = required.map(get);
+        let [Some(id), Some(secret), Some(redirect)] = values.clone() else {
+            if values.iter().all(Option::is_none) {
+                return Ok(None);
+            }
+            return Err(ConfigError::IncompleteProvider {
+                provider: self.provider,
+                missing: required
+                    .iter()
+                    .zip(&values)
+                    .filter(|(_, value)| value.is_none())
+                    .map(|(name, _)| *name)
+                    .collect(),
+            });
+        };
+        let mut config = (self.defaults)(id, secret, redirect);
+        for (name, field) in [
+            (self.auth_url, &mut config.auth_url),
+            (self.token_url, &mut config.token_url),
+            (self.user_info_url, &mut config.user_info_url),
+        ] {
+            if let Some(value) = get(name) {
+                *field = value;
+            }
+        }
+        self.check(&config)?;
+        Ok(Some(config))
+    }
+
+    /// Every URL of `config` must be an absolute `http(s)` URL.
+    fn check(&self, config: &OAuthProviderConfig) -> Result<(), ConfigError> {
+        for (name, value) in [
+            (self.redirect_url, &config.redirect_url),
+            (self.auth_url, &config.auth_url),
+            (self.token_url, &config.token_url),
+            (self.user_info_url, &config.user_info_url),
+        ] {
+            match oauth2::url::Url::parse(value) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
+                Ok(_) => {
+                    return Err(ConfigError::Invalid {
+                        name,
+                        reason: format!("{value:?} is not an http or https URL"),
+                    });
+                }
+                Err(error) => {
+                    return Err(ConfigError::Invalid {
+                        name,
+                        reason: format!("{value:?} is not a URL: {error}"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Config {
@@ -101,6 +289,8 @@ impl Config {
             secret_key: None,
             skip_csrf: false,
             data_dir: PathBuf::from("."),
+            github: None,
+            google: None,
         }
     }
 
@@ -148,18 +338,27 @@ impl Config {
                 .transpose()?
                 .unwrap_or(false),
             data_dir: get("OPONN_DATA_DIR").map_or(defaults.data_dir, PathBuf::from),
+            github: GITHUB_VARS.read(&get)?,
+            google: GOOGLE_VARS.read(&get)?,
         };
         config.validate()?;
         Ok(config)
     }
 
     /// Checks the rules of the environment: staging and production need
-    /// every dependency configured and refuse `OPONN_SKIP_CSRF`.
+    /// every dependency configured and refuse `OPONN_SKIP_CSRF`; every
+    /// sign-in provider's endpoints must be URLs.
     ///
     /// # Errors
-    /// [`ConfigError::Missing`] naming every missing setting, or
-    /// [`ConfigError::SkipCsrfRefused`].
+    /// [`ConfigError::Missing`] naming every missing setting,
+    /// [`ConfigError::SkipCsrfRefused`], or [`ConfigError::Invalid`] naming
+    /// a provider URL that is not one.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for (vars, provider) in [(&GITHUB_VARS, &self.github), (&GOOGLE_VARS, &self.google)] {
+            if let Some(provider) = provider {
+                vars.check(provider)?;
+            }
+        }
         if !self.environment.is_strict() {
             return Ok(());
         }
@@ -218,6 +417,14 @@ pub enum ConfigError {
     /// `OPONN_SKIP_CSRF` in staging or production.
     #[error("OPONN_SKIP_CSRF is refused in {0}: CSRF protection cannot be turned off there")]
     SkipCsrfRefused(Environment),
+    /// Some, not all, of a sign-in provider's required settings are set.
+    #[error("{provider} sign-in is only partly configured; also set: {}", missing.join(", "))]
+    IncompleteProvider {
+        /// The provider (`GitHub`, `Google`).
+        provider: &'static str,
+        /// The variables still missing.
+        missing: Vec<&'static str>,
+    },
     /// A setting has a value the service cannot use.
     #[error("{name}: {reason}")]
     Invalid {
@@ -273,6 +480,101 @@ mod tests {
         ])
         .unwrap_err();
         assert!(matches!(error, ConfigError::SkipCsrfRefused(_)));
+    }
+
+    #[test]
+    fn a_provider_is_enabled_by_its_id_secret_and_redirect_with_default_endpoints() {
+        let config = config(&[
+            ("OPONN_GITHUB_CLIENT_ID", "gh-id"),
+            ("OPONN_GITHUB_CLIENT_SECRET", "gh-secret"),
+            (
+                "OPONN_GITHUB_REDIRECT_URL",
+                "https://vote.example/auth/github/callback",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.github,
+            Some(OAuthProviderConfig::github(
+                "gh-id",
+                "gh-secret",
+                "https://vote.example/auth/github/callback"
+            ))
+        );
+        let github = config.github.unwrap();
+        assert_eq!(github.auth_url, "https://github.com/login/oauth/authorize");
+        assert_eq!(github.user_info_url, "https://api.github.com");
+        assert!(!format!("{github:?}").contains("gh-secret"));
+        assert_eq!(config.google, None);
+    }
+
+    #[test]
+    fn provider_endpoints_can_be_overridden() {
+        let config = config(&[
+            ("OPONN_GOOGLE_CLIENT_ID", "g-id"),
+            ("OPONN_GOOGLE_CLIENT_SECRET", "g-secret"),
+            (
+                "OPONN_GOOGLE_REDIRECT_URL",
+                "http://localhost:8000/auth/google/callback",
+            ),
+            ("OPONN_GOOGLE_AUTH_URL", "http://127.0.0.1:9000/authorize"),
+            ("OPONN_GOOGLE_TOKEN_URL", "http://127.0.0.1:9000/token"),
+            (
+                "OPONN_GOOGLE_USERINFO_URL",
+                "http://127.0.0.1:9000/userinfo",
+            ),
+        ])
+        .unwrap();
+        let google = config.google.unwrap();
+        assert_eq!(google.auth_url, "http://127.0.0.1:9000/authorize");
+        assert_eq!(google.token_url, "http://127.0.0.1:9000/token");
+        assert_eq!(google.user_info_url, "http://127.0.0.1:9000/userinfo");
+        assert_eq!(config.github, None);
+    }
+
+    #[test]
+    fn a_partly_configured_provider_names_what_is_missing() {
+        let error = config(&[("OPONN_GOOGLE_CLIENT_ID", "g-id")]).unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(
+            error,
+            ConfigError::IncompleteProvider {
+                provider: "Google",
+                ..
+            }
+        ));
+        for name in ["OPONN_GOOGLE_CLIENT_SECRET", "OPONN_GOOGLE_REDIRECT_URL"] {
+            assert!(message.contains(name), "{message}");
+        }
+        assert!(!message.contains("OPONN_GOOGLE_CLIENT_ID"), "{message}");
+    }
+
+    #[test]
+    fn provider_urls_must_be_http_urls() {
+        let error = config(&[
+            ("OPONN_GITHUB_CLIENT_ID", "gh-id"),
+            ("OPONN_GITHUB_CLIENT_SECRET", "gh-secret"),
+            ("OPONN_GITHUB_REDIRECT_URL", "/auth/github/callback"),
+        ])
+        .unwrap_err();
+        assert!(
+            error.to_string().starts_with("OPONN_GITHUB_REDIRECT_URL"),
+            "{error}"
+        );
+        let error = config(&[
+            ("OPONN_GITHUB_CLIENT_ID", "gh-id"),
+            ("OPONN_GITHUB_CLIENT_SECRET", "gh-secret"),
+            (
+                "OPONN_GITHUB_REDIRECT_URL",
+                "https://vote.example/auth/github/callback",
+            ),
+            ("OPONN_GITHUB_API_URL", "ftp://api.example"),
+        ])
+        .unwrap_err();
+        assert!(
+            error.to_string().starts_with("OPONN_GITHUB_API_URL"),
+            "{error}"
+        );
     }
 
     #[test]

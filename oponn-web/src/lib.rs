@@ -26,12 +26,17 @@
 //! - `pages`: HTML handlers. `api`: the JSON API. `live`: the per-instance
 //!   live-results hub (one subscription and one render per ballot).
 //! - `views`: templates and their view models. `identity`: the voter cookie.
+//! - `auth`: sign-in: `/login`, OAuth 2.0 with GitHub and Google (the
+//!   `oauth2` crate), the development mock provider, logout.
 //! - `metrics`: Prometheus series. `assets`: embedded templates and files.
+//! - [`simulate`]: `oponn simulate`, the load tool: many browsers voting
+//!   and watching through the pages, with latencies and a tally check.
 #![forbid(unsafe_code)]
 
 mod api;
 mod app;
 mod assets;
+mod auth;
 mod compose;
 mod config;
 mod identity;
@@ -39,10 +44,13 @@ mod live;
 mod metrics;
 mod pages;
 mod secrets;
+pub mod simulate;
 mod state;
 mod views;
 
 pub use app::{App, CONTENT_SECURITY_POLICY, REAPER_INTERVAL, StartupError};
-pub use compose::{ComposeError, DATABASE_FILE, KEY_FILE, Wiring, build_service, migrate};
-pub use config::{Config, ConfigError, Environment};
+pub use compose::{
+    ComposeError, DATABASE_FILE, KEY_FILE, Services, Wiring, build_service, migrate,
+};
+pub use config::{Config, ConfigError, Environment, OAuthProviderConfig};
 pub use secrets::{SECRET_FILE, SecretError, Secrets};

@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use oponn_web::simulate::{self, SimulateArgs};
 use oponn_web::{App, Config, Environment};
 use tracing_subscriber::EnvFilter;
 
@@ -27,22 +28,51 @@ enum Command {
     Serve,
     /// Apply pending database migrations, then exit.
     Migrate,
+    /// Load a running Oponn like many browsers at once: voters, watchers,
+    /// latencies, and a check of the final tally.
+    ///
+    /// Exits 1 when the server's tally differs from the votes it
+    /// acknowledged, 2 when the run cannot start.
+    Simulate(SimulateArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("oponn: configuration: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    init_logging(config.environment);
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(config).await,
-        Command::Migrate => migrate(config).await,
+        Command::Serve => match configure() {
+            Ok(config) => serve(config).await,
+            Err(code) => code,
+        },
+        Command::Migrate => match configure() {
+            Ok(config) => migrate(config).await,
+            Err(code) => code,
+        },
+        // The load tool talks to a server over HTTP: it needs none of the
+        // server's configuration.
+        Command::Simulate(args) => run_simulation(args).await,
+    }
+}
+
+/// Reads the configuration and sets up logging; on failure, the exit code.
+fn configure() -> Result<Config, ExitCode> {
+    let config = Config::from_env().map_err(|error| {
+        eprintln!("oponn: configuration: {error}");
+        ExitCode::from(2)
+    })?;
+    init_logging(config.environment);
+    Ok(config)
+}
+
+/// Exit 1 when the tally check fails, 2 when the run cannot start.
+async fn run_simulation(args: SimulateArgs) -> ExitCode {
+    match simulate::run(args).await {
+        Ok(report) if report.passed() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("oponn simulate: {error}");
+            ExitCode::from(2)
+        }
     }
 }
 

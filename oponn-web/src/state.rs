@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use oponn_core::BallotService;
+use oponn_core::{AccountService, BallotService};
 use poem::web::cookie::CookieKey;
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +14,10 @@ use crate::views::Templates;
 pub(crate) struct AppState {
     /// Every rule about ballots and votes.
     pub(crate) service: Arc<BallotService>,
+    /// Sign-in and accounts.
+    pub(crate) accounts: Arc<AccountService>,
+    /// The sign-in providers configured, and whether the mock one is allowed.
+    pub(crate) auth: crate::auth::AuthSettings,
     /// Compiled page templates.
     pub(crate) templates: Arc<Templates>,
     /// This instance's live result feeds.

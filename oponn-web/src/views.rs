@@ -63,6 +63,9 @@ pub(crate) struct BallotView {
     pub(crate) options: Vec<OptionView>,
     pub(crate) vote_url: String,
     pub(crate) results_url: String,
+    pub(crate) eligibility: &'static str,
+    pub(crate) allow_vote_change: bool,
+    pub(crate) results_visibility: &'static str,
 }
 
 impl BallotView {
@@ -85,6 +88,9 @@ impl BallotView {
                 .collect(),
             vote_url: format!("/vote/{id}"),
             results_url: format!("/results/{id}"),
+            eligibility: ballot.settings().eligibility.as_str(),
+            allow_vote_change: ballot.settings().allow_vote_change,
+            results_visibility: ballot.settings().results_visibility.as_str(),
             id,
         }
     }
@@ -143,7 +149,8 @@ pub(crate) struct DashboardEntry {
     pub(crate) measure: String,
     pub(crate) status: &'static str,
     pub(crate) status_label: String,
-    pub(crate) total_votes: u64,
+    /// `None` while the viewer may not see the ballot's results.
+    pub(crate) total_votes: Option<u64>,
     pub(crate) vote_url: String,
     pub(crate) results_url: String,
 }

@@ -99,7 +99,8 @@ impl BallotRepository for MemoryRepository {
         let stored = ballots
             .get_mut(&vote.ballot_id)
             .ok_or(RecordVoteError::BallotNotFound)?;
-        if stored.votes.contains_key(&vote.voter) {
+        let previous = stored.votes.get(&vote.voter).copied();
+        if previous.is_some() && !vote.allow_change {
             return Err(RecordVoteError::AlreadyVoted);
         }
         let option_id = match &vote.target {
@@ -120,13 +121,41 @@ impl BallotRepository for MemoryRepository {
                 }
             },
         };
+        if previous == Some(option_id) {
+            // The same choice again: nothing moves.
+            return Ok(RecordedVote {
+                option_id,
+                tally: stored.tally(),
+                changed_from: None,
+            });
+        }
+        // Under the one lock, the old option loses the vote as the new one
+        // gains it: no reader sees both or neither.
+        if let Some(old) = previous {
+            if let Some(count) = stored.counts.get_mut(&old) {
+                *count = count.saturating_sub(1);
+            }
+            stored.counts.retain(|_, count| *count > 0);
+        }
         stored.votes.insert(vote.voter, option_id);
         *stored.counts.entry(option_id).or_insert(0) += 1;
         stored.seq += 1;
         Ok(RecordedVote {
             option_id,
             tally: stored.tally(),
+            changed_from: previous,
         })
+    }
+
+    async fn vote_of(
+        &self,
+        ballot: &BallotId,
+        voter: &VoterHash,
+    ) -> Result<Option<OptionId>, RepositoryError> {
+        Ok(self
+            .ballots()
+            .get(ballot)
+            .and_then(|stored| stored.votes.get(voter).copied()))
     }
 
     async fn tally(&self, id: &BallotId) -> Result<Option<Tally>, RepositoryError> {

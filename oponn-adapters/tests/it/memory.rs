@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
-use oponn_adapters::memory::{MemoryBroadcaster, MemoryLock, MemoryRepository};
-use oponn_core::ports::{BallotRepository, Broadcaster, Clock, SystemClock, VoteLock};
+use oponn_adapters::memory::{MemoryAccounts, MemoryBroadcaster, MemoryLock, MemoryRepository};
+use oponn_core::ports::{
+    AccountRepository, BallotRepository, Broadcaster, Clock, SystemClock, VoteLock,
+};
 
 async fn repository() -> Arc<dyn BallotRepository> {
     Arc::new(MemoryRepository::new())
@@ -19,6 +21,14 @@ async fn broadcaster() -> Arc<dyn Broadcaster> {
 
 async fn system_clock() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
+}
+
+async fn accounts() -> Arc<dyn AccountRepository> {
+    Arc::new(MemoryAccounts::new())
+}
+
+mod account_contract {
+    oponn_testkit::account_repository_contract!(super::accounts);
 }
 
 mod repository_contract {

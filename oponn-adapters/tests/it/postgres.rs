@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use oponn_adapters::postgres::PostgresRepository;
-use oponn_core::ports::BallotRepository;
+use oponn_core::ports::{AccountRepository, BallotRepository};
 use oponn_testkit::block_on;
 use oponn_testkit::services::postgres::TestPostgres;
 
@@ -20,6 +20,14 @@ async fn repository() -> Arc<dyn BallotRepository> {
     Arc::new(connect_fresh().await)
 }
 
+async fn accounts() -> Arc<dyn AccountRepository> {
+    Arc::new(connect_fresh().await)
+}
+
+mod account_contract {
+    oponn_testkit::account_repository_contract!(super::accounts);
+}
+
 mod repository_contract {
     oponn_testkit::ballot_repository_contract!(super::repository);
 }
@@ -33,7 +41,14 @@ fn migrations_report_what_is_pending() {
     block_on(async {
         let url = TestPostgres::shared().fresh_database();
         let repository = PostgresRepository::connect(&url).await.unwrap();
-        assert_eq!(repository.pending_migrations().await.unwrap().len(), 1);
+        let pending = repository.pending_migrations().await.unwrap();
+        assert_eq!(
+            pending,
+            [
+                "20261122000001 ballots",
+                "20261122000002 settings and accounts"
+            ]
+        );
         repository.migrate().await.unwrap();
         assert!(repository.pending_migrations().await.unwrap().is_empty());
         // Applying again is a no-op.

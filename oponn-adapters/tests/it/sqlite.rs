@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use oponn_adapters::sqlite::SqliteRepository;
-use oponn_core::ports::BallotRepository;
+use oponn_core::ports::{AccountRepository, BallotRepository};
 use oponn_testkit::{TestOponn, block_on};
 
 /// A fresh database file in a directory that lives as long as the test process.
@@ -17,6 +17,14 @@ async fn open_fresh() -> SqliteRepository {
 
 async fn repository() -> Arc<dyn BallotRepository> {
     Arc::new(open_fresh().await)
+}
+
+async fn accounts() -> Arc<dyn AccountRepository> {
+    Arc::new(open_fresh().await)
+}
+
+mod account_contract {
+    oponn_testkit::account_repository_contract!(super::accounts);
 }
 
 mod repository_contract {
@@ -72,7 +80,13 @@ fn a_new_file_reports_its_pending_migrations() {
             .await
             .unwrap();
         let pending = repository.pending_migrations().await.unwrap();
-        assert_eq!(pending.len(), 1, "{pending:?}");
+        assert_eq!(
+            pending,
+            [
+                "20261122000001 ballots",
+                "20261122000002 settings and accounts"
+            ]
+        );
         repository.migrate().await.unwrap();
         assert!(repository.pending_migrations().await.unwrap().is_empty());
     });

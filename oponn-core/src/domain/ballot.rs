@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use super::ids::{BallotId, OptionId, OwnerId};
 use super::schedule::{Schedule, StartRequest, Status};
+use super::settings::BallotSettings;
 use super::text::{MAX_OPTIONS, Measure, OptionLabel};
 use super::validation::{Field, FieldError, ValidationErrors, messages};
 
@@ -23,6 +24,8 @@ pub struct BallotRequest {
     pub start: StartRequest,
     /// How long voting stays open, in minutes; 0 means until closed.
     pub window_minutes: u32,
+    /// Who may vote, whether votes may change, when results show.
+    pub settings: BallotSettings,
 }
 
 /// A ballot that passed every creation rule and is ready to be stored.
@@ -32,6 +35,7 @@ pub struct BallotDraft {
     options: Vec<OptionLabel>,
     allow_write_in: bool,
     schedule: Schedule,
+    settings: BallotSettings,
 }
 
 impl BallotDraft {
@@ -57,6 +61,7 @@ impl BallotDraft {
                 options,
                 allow_write_in: request.allow_write_in,
                 schedule,
+                settings: request.settings,
             }),
             _ => Err(errors),
         }
@@ -80,6 +85,11 @@ impl BallotDraft {
     /// When voting opens and closes.
     pub fn schedule(&self) -> &Schedule {
         &self.schedule
+    }
+
+    /// Who may vote, whether votes may change, when results show.
+    pub fn settings(&self) -> BallotSettings {
+        self.settings
     }
 }
 
@@ -158,6 +168,7 @@ pub struct Ballot {
     closed_at: Option<OffsetDateTime>,
     created_at: OffsetDateTime,
     owner: Option<OwnerId>,
+    settings: BallotSettings,
 }
 
 /// The parts a [`Ballot`] is assembled from when it is opened.
@@ -170,6 +181,7 @@ pub(crate) struct BallotParts {
     pub(crate) closed_at: Option<OffsetDateTime>,
     pub(crate) created_at: OffsetDateTime,
     pub(crate) owner: Option<OwnerId>,
+    pub(crate) settings: BallotSettings,
 }
 
 impl Ballot {
@@ -183,6 +195,7 @@ impl Ballot {
             closed_at,
             created_at,
             owner,
+            settings,
         } = parts;
         options.sort_by_key(BallotOption::id);
         Self {
@@ -194,6 +207,7 @@ impl Ballot {
             closed_at,
             created_at,
             owner,
+            settings,
         }
     }
 
@@ -242,6 +256,11 @@ impl Ballot {
         self.owner.as_ref()
     }
 
+    /// Who may vote, whether votes may change, when results show.
+    pub fn settings(&self) -> BallotSettings {
+        self.settings
+    }
+
     /// The ballot's status at `now`.
     pub fn status_at(&self, now: OffsetDateTime) -> Status {
         self.schedule.status_at(now, self.closed_at)
@@ -263,6 +282,7 @@ mod tests {
             allow_write_in,
             start: StartRequest::Now,
             window_minutes: 0,
+            settings: BallotSettings::default(),
         }
     }
 
@@ -308,6 +328,7 @@ mod tests {
                 allow_write_in: false,
                 start: StartRequest::Scheduled("nonsense".to_owned()),
                 window_minutes: 10,
+                settings: BallotSettings::default(),
             },
             NOW,
         )

@@ -117,22 +117,64 @@ impl OwnerId {
     }
 }
 
-/// Who is voting: a signed-in account's id, or the random id in a guest's
-/// signed cookie. Never stored; only its [`VoterHash`] is.
+/// Who is voting: a signed-in account, or a guest browser known by the
+/// random id in its signed cookie. Never stored; only its [`VoterHash`] is.
 #[derive(Clone, PartialEq, Eq)]
-pub struct VoterId(String);
+pub struct VoterId {
+    id: String,
+    account: bool,
+}
 
 impl VoterId {
-    /// Wraps a voter id the caller has authenticated.
+    /// A guest voter, by the id the caller has authenticated (a signed cookie).
     pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
+        Self {
+            id: id.into(),
+            account: false,
+        }
+    }
+
+    /// A signed-in account voting as itself.
+    pub fn account(account: &AccountId) -> Self {
+        Self {
+            id: account.as_str().to_owned(),
+            account: true,
+        }
     }
 
     /// A fresh random voter id for a guest browser.
     pub fn generate() -> Self {
         let mut bytes = [0u8; 16];
         crate::crypto::fill_random(&mut bytes);
+        Self::new(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The id's text (a guest id or an account id).
+    pub fn as_str(&self) -> &str {
+        &self.id
+    }
+
+    /// True for a signed-in account.
+    pub fn is_account(&self) -> bool {
+        self.account
+    }
+}
+
+/// An account's id: 128 random bits, URL-safe base64, like ballot ids.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AccountId(String);
+
+impl AccountId {
+    /// A fresh account id.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 16];
+        crate::crypto::fill_random(&mut bytes);
         Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Wraps a stored account id.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
     }
 
     /// The id's text.
@@ -187,6 +229,12 @@ impl VoterHasher {
             .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
         mac.update(b"oponn/v1/voter\0");
         mac.update(ballot.as_bytes());
+        // The kind is hashed too: a guest id can never pass for an account.
+        mac.update(if voter.is_account() {
+            b"account\0"
+        } else {
+            b"guest\0"
+        });
         mac.update(voter.as_str().as_bytes());
         VoterHash(mac.finalize().into_bytes().into())
     }
@@ -248,6 +296,12 @@ mod tests {
         assert_ne!(
             hasher.hash(&a, &voter),
             hasher.hash(&a, &VoterId::new("bob"))
+        );
+        let account = AccountId::new("alice");
+        assert_ne!(
+            hasher.hash(&a, &voter),
+            hasher.hash(&a, &VoterId::account(&account)),
+            "a guest and an account with the same text are different voters"
         );
     }
 }

@@ -4,17 +4,23 @@
 //! invalid ballot or vote cannot be built. None is serializable: front ends
 //! own their wire formats and convert at the edge.
 
+mod account;
 mod ballot;
 mod ids;
 mod schedule;
+mod settings;
 mod tally;
 mod text;
 mod validation;
 
+pub use account::{Account, Email, Identity, InvalidEmail};
 pub(crate) use ballot::BallotParts;
 pub use ballot::{Ballot, BallotDraft, BallotOption, BallotRequest};
-pub use ids::{BallotId, InvalidBallotId, OptionId, OwnerId, VoterHash, VoterHasher, VoterId};
+pub use ids::{
+    AccountId, BallotId, InvalidBallotId, OptionId, OwnerId, VoterHash, VoterHasher, VoterId,
+};
 pub use schedule::{MAX_WINDOW_MINUTES, Schedule, StartRequest, Status, parse_window_minutes};
+pub use settings::{BallotSettings, Eligibility, ResultsVisibility};
 pub use tally::{ResultRow, Results, Tally, TallyEvent};
 pub use text::{
     LABEL_MAX_CHARS, MAX_OPTIONS, MEASURE_MAX_CHARS, MEASURE_MIN_CHARS, Measure, OptionLabel,

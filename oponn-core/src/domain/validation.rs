@@ -154,6 +154,8 @@ pub mod messages {
     pub const WRITE_IN_REQUIRED: &str = "Write-in value required";
     /// A write-in longer than 64 characters.
     pub const WRITE_IN_TOO_LONG: &str = "at most 64 characters";
+    /// A guest on a ballot for signed-in voters only.
+    pub const SIGN_IN_REQUIRED: &str = "Sign in to vote on this ballot.";
     /// The voter already voted on this ballot.
     pub const ALREADY_VOTED: &str = "You have already voted on this ballot.";
     /// The ballot's start lies in the future.

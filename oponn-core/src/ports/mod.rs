@@ -8,12 +8,14 @@
 //! Each port has a contract suite in `oponn-testkit`; an adapter is done
 //! when it passes its port's suite against the real backend.
 
+mod accounts;
 mod broadcaster;
 mod clock;
 mod key_wrapper;
 mod lock;
 mod repository;
 
+pub use accounts::{AccountError, AccountRepository};
 pub use broadcaster::{BroadcastError, Broadcaster, TallyStream};
 pub use clock::{Clock, SystemClock};
 pub use key_wrapper::{KeyWrapError, KeyWrapper};

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::BoxError;
 use crate::crypto::{LabelKey, Sealed, WrappedKey};
-use crate::domain::{BallotId, OptionId, OwnerId, Tally, VoterHash};
+use crate::domain::{BallotId, BallotSettings, OptionId, OwnerId, Tally, VoterHash};
 
 /// A ballot as storage holds it: its text sealed, its data key wrapped.
 ///
@@ -27,6 +27,8 @@ pub struct BallotRecord {
     pub closed_at: Option<OffsetDateTime>,
     /// Whether voters may write in options.
     pub allow_write_in: bool,
+    /// Who may vote, whether votes may change, when results show.
+    pub settings: BallotSettings,
     /// The ballot's data key, wrapped by the key wrapper.
     pub wrapped_key: WrappedKey,
     /// The sealed measure.
@@ -59,6 +61,9 @@ pub struct NewVote {
     pub target: VoteTarget,
     /// When the vote was cast.
     pub cast_at: OffsetDateTime,
+    /// Whether a voter who already voted may move their vote to this choice
+    /// (the ballot allows vote changes).
+    pub allow_change: bool,
 }
 
 /// The option a vote counts toward.
@@ -80,6 +85,9 @@ pub struct RecordedVote {
     pub option_id: OptionId,
     /// The ballot's tally including this vote, with its sequence number.
     pub tally: Tally,
+    /// The option the voter's vote was moved from, when this changed an
+    /// earlier vote.
+    pub changed_from: Option<OptionId>,
 }
 
 /// Durable storage of sealed ballots, votes and tallies.
@@ -114,16 +122,33 @@ pub trait BallotRepository: Send + Sync + 'static {
     /// one more than the tally before. Nothing is returned before the vote
     /// is durable.
     ///
+    /// When the voter already voted and `vote.allow_change` is set, their
+    /// vote moves to the new choice in one atomic step (the old option loses
+    /// one, the new one gains one, the sequence advances; no reader ever
+    /// sees both or neither counted). Choosing the same option again
+    /// changes nothing and returns the current tally.
+    ///
     /// # Errors
     /// Implementations MUST return, recording nothing:
     /// [`RecordVoteError::BallotNotFound`] when the ballot does not exist;
-    /// [`RecordVoteError::AlreadyVoted`] when this voter has a vote on it;
+    /// [`RecordVoteError::AlreadyVoted`] when this voter has a vote on it
+    /// and `allow_change` is not set;
     /// [`RecordVoteError::UnknownOption`] when an existing-option target is
     /// not one of the ballot's options;
     /// [`RecordVoteError::OptionIdTaken`] when a new write-in's id is taken
     /// by an option with another label key;
     /// [`RecordVoteError::Unavailable`] when storage cannot be reached.
     async fn record_vote(&self, vote: &NewVote) -> Result<RecordedVote, RecordVoteError>;
+
+    /// The option `voter` voted for on `ballot`, if they did.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when storage cannot be reached.
+    async fn vote_of(
+        &self,
+        ballot: &BallotId,
+        voter: &VoterHash,
+    ) -> Result<Option<OptionId>, RepositoryError>;
 
     /// The current tally of `id`, or `None` when there is no such ballot.
     ///

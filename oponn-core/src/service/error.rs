@@ -136,6 +136,9 @@ pub enum CastVoteError {
     /// This voter already voted on the ballot.
     #[error("{}", messages::ALREADY_VOTED)]
     AlreadyVoted,
+    /// The ballot takes votes from signed-in accounts only.
+    #[error("{}", messages::SIGN_IN_REQUIRED)]
+    SignInRequired,
     /// A dependency failed; nothing was recorded.
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
@@ -152,6 +155,7 @@ impl CastVoteError {
             CastVoteError::WriteInsNotAllowed => Some(messages::WRITE_INS_NOT_ALLOWED),
             CastVoteError::InvalidWriteIn(error) => Some(error.message()),
             CastVoteError::AlreadyVoted => Some(messages::ALREADY_VOTED),
+            CastVoteError::SignInRequired => Some(messages::SIGN_IN_REQUIRED),
             CastVoteError::NotFound | CastVoteError::Unavailable(_) => None,
         }
     }

@@ -1,5 +1,6 @@
 //! The ballot service: every rule about ballots and votes, in one place.
 
+mod accounts;
 mod error;
 
 use std::num::NonZeroUsize;
@@ -9,15 +10,16 @@ use futures_util::StreamExt as _;
 use futures_util::stream;
 use time::{Duration, OffsetDateTime};
 
+pub use accounts::{AccountService, SignInError};
 pub use error::{
     BallotError, CastVoteError, CreateBallotError, Dependency, OwnerActionError, Unavailable,
 };
 
 use crate::crypto::{KeyCache, SealedField, SymmetricKey};
 use crate::domain::{
-    Ballot, BallotDraft, BallotId, BallotOption, BallotParts, BallotRequest, Measure, OptionId,
-    OptionLabel, OwnerId, Results, Schedule, Status, Tally, TallyEvent, VoterHasher, VoterId,
-    WriteIn, comparison_key,
+    Ballot, BallotDraft, BallotId, BallotOption, BallotParts, BallotRequest, Eligibility, Measure,
+    OptionId, OptionLabel, OwnerId, Results, Schedule, Status, Tally, TallyEvent, VoterHasher,
+    VoterId, WriteIn, comparison_key,
 };
 use crate::ports::{
     BallotRecord, BallotRepository, Broadcaster, Clock, KeyWrapError, KeyWrapper, LockGuard,
@@ -102,6 +104,8 @@ pub struct VoteReceipt {
     pub option_id: OptionId,
     /// The tally including the vote.
     pub tally: Tally,
+    /// The option the voter's earlier vote was moved from, when this was a change.
+    pub changed_from: Option<OptionId>,
 }
 
 /// What one reaper pass dropped.
@@ -175,6 +179,7 @@ impl BallotService {
             ends_at: draft.schedule().ends_at(),
             closed_at: None,
             allow_write_in: draft.allow_write_in(),
+            settings: draft.settings(),
             wrapped_key,
             measure: key.seal_field(&id, SealedField::Measure, draft.measure().as_str()),
             options: options
@@ -197,6 +202,7 @@ impl BallotService {
             closed_at: None,
             created_at: now,
             owner,
+            settings: draft.settings(),
         }))
     }
 
@@ -288,6 +294,7 @@ impl BallotService {
         voter: &VoterId,
         choice: &VoteChoice,
     ) -> Result<VoteReceipt, CastVoteError> {
+        let is_account = voter.is_account();
         let voter = self.voter_hasher.hash(id, voter);
         for _ in 0..WRITE_IN_ATTEMPTS {
             let record = self.record(id).await.map_err(|error| match error {
@@ -302,18 +309,23 @@ impl BallotService {
                 Status::Ended => return Err(CastVoteError::Ended),
                 Status::Active { .. } => {}
             }
+            if record.settings.eligibility == Eligibility::SignedInOnly && !is_account {
+                return Err(CastVoteError::SignInRequired);
+            }
             let target = self.vote_target(&record, choice).await?;
             let vote = NewVote {
                 ballot_id: *id,
                 voter,
                 target,
                 cast_at: now,
+                allow_change: record.settings.allow_vote_change,
             };
             match self.ports.repository.record_vote(&vote).await {
                 Ok(recorded) => {
                     return Ok(VoteReceipt {
                         option_id: recorded.option_id,
                         tally: recorded.tally,
+                        changed_from: recorded.changed_from,
                     });
                 }
                 // Another instance added a different write-in under the same
@@ -356,6 +368,49 @@ impl BallotService {
                 Ok(VoteTarget::WriteIn(seal_option(&key, &record.id, &option)))
             }
         }
+    }
+
+    /// The option `voter` chose on ballot `id`, if they voted.
+    ///
+    /// # Errors
+    /// [`BallotError::Unavailable`] when storage fails.
+    pub async fn vote_of(
+        &self,
+        id: &BallotId,
+        voter: &VoterId,
+    ) -> Result<Option<OptionId>, BallotError> {
+        let hash = self.voter_hasher.hash(id, voter);
+        Ok(self
+            .ports
+            .repository
+            .vote_of(id, &hash)
+            .await
+            .map_err(Unavailable::from)?)
+    }
+
+    /// Whether `viewer` may see `ballot`'s results now, under its
+    /// [`ResultsVisibility`](crate::domain::ResultsVisibility): every
+    /// front end asks this before showing a tally, in any form.
+    ///
+    /// # Errors
+    /// [`BallotError::Unavailable`] when storage fails.
+    pub async fn can_see_results(
+        &self,
+        ballot: &Ballot,
+        viewer: Option<&VoterId>,
+    ) -> Result<bool, BallotError> {
+        let visibility = ballot.settings().results_visibility;
+        let ended = matches!(ballot.status_at(self.now()), Status::Ended);
+        if visibility.allows(ended, false) {
+            return Ok(true);
+        }
+        let voted = match viewer {
+            Some(viewer) if visibility.allows(ended, true) => {
+                self.vote_of(&ballot.id(), viewer).await?.is_some()
+            }
+            _ => false,
+        };
+        Ok(visibility.allows(ended, voted))
     }
 
     /// The ballot's tallies: the current one at once, then each newer one.
@@ -553,6 +608,7 @@ impl BallotService {
             closed_at: record.closed_at,
             created_at: record.created_at,
             owner: record.owner,
+            settings: record.settings,
         }))
     }
 }

@@ -15,6 +15,7 @@
 // Contract cases fail by panicking, like any test.
 #![allow(clippy::unwrap_used)]
 
+pub mod accounts;
 pub mod broadcaster;
 pub mod clock;
 pub mod key_wrapper;
@@ -77,6 +78,27 @@ macro_rules! ballot_repository_contract {
                 ballots_are_listed_by_owner_newest_first,
                 closing_keeps_the_earliest_close,
                 deleting_removes_the_ballot_and_its_votes,
+                a_changed_vote_moves_between_options,
+                a_voters_choice_reads_back,
+                concurrent_changes_keep_the_tally_exact,
+            ]
+        );
+    };
+}
+
+/// One `#[test]` per [`accounts`] case, each on a port from `$make`.
+#[macro_export]
+macro_rules! account_repository_contract {
+    ($make:path) => {
+        $crate::__contract_tests!(
+            accounts,
+            $make,
+            [
+                a_first_sign_in_creates_an_account,
+                signing_in_again_finds_the_same_account,
+                one_email_through_two_providers_is_one_account,
+                racing_first_sign_ins_make_one_account,
+                unknown_accounts_read_as_none,
             ]
         );
     };

@@ -4,7 +4,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use oponn_core::crypto::{LabelKey, Sealed, WrappedKey};
-use oponn_core::domain::{BallotId, OptionId, OwnerId, VoterHash};
+use oponn_core::domain::{
+    BallotId, BallotSettings, Eligibility, OptionId, OwnerId, ResultsVisibility, VoterHash,
+};
 use oponn_core::ports::{
     BallotRecord, BallotRepository, NewVote, OptionRecord, RecordVoteError, RepositoryError,
     VoteTarget,
@@ -33,6 +35,12 @@ fn record(owner: Option<&OwnerId>, created_at: OffsetDateTime) -> BallotRecord {
         ends_at: Some(created_at + Duration::hours(1)),
         closed_at: None,
         allow_write_in: true,
+        // Not the defaults, so a repository that drops them fails.
+        settings: BallotSettings {
+            eligibility: Eligibility::SignedInOnly,
+            allow_vote_change: false,
+            results_visibility: ResultsVisibility::AfterClose,
+        },
         wrapped_key: WrappedKey::from_bytes((0..73).collect()),
         measure: Sealed::from_bytes((0..60).rev().collect()),
         options: vec![option(1, 1, false), option(2, 2, false)],
@@ -52,6 +60,14 @@ fn vote(ballot: &BallotRecord, voter: VoterHash, target: VoteTarget) -> NewVote 
         voter,
         target,
         cast_at: T0,
+        allow_change: false,
+    }
+}
+
+fn change(ballot: &BallotRecord, voter: VoterHash, option: u32) -> NewVote {
+    NewVote {
+        allow_change: true,
+        ..vote(ballot, voter, VoteTarget::Existing(OptionId::new(option)))
     }
 }
 
@@ -381,4 +397,106 @@ pub async fn deleting_removes_the_ballot_and_its_votes(repository: Arc<dyn Ballo
         "{error:?}"
     );
     assert!(!repository.delete_ballot(&ballot.id).await.unwrap());
+}
+
+/// With changes allowed, a second vote moves the first: one count leaves
+/// the old option as one arrives at the new, the sequence advances.
+pub async fn a_changed_vote_moves_between_options(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let voter = voter(1);
+    repository
+        .record_vote(&change(&ballot, voter, 1))
+        .await
+        .unwrap();
+    let moved = repository
+        .record_vote(&change(&ballot, voter, 2))
+        .await
+        .unwrap();
+    assert_eq!(moved.changed_from, Some(OptionId::new(1)));
+    assert_eq!(moved.tally.count(OptionId::new(1)), 0);
+    assert_eq!(moved.tally.count(OptionId::new(2)), 1);
+    assert_eq!((moved.tally.total(), moved.tally.seq()), (1, 2));
+    assert_eq!(
+        repository.vote_of(&ballot.id, &voter).await.unwrap(),
+        Some(OptionId::new(2))
+    );
+    // The same choice again changes nothing.
+    let same = repository
+        .record_vote(&change(&ballot, voter, 2))
+        .await
+        .unwrap();
+    assert_eq!(same.changed_from, None);
+    assert_eq!((same.tally.total(), same.tally.seq()), (1, 2));
+}
+
+/// A voter's choice can be read back; a stranger has none.
+pub async fn a_voters_choice_reads_back(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let (voter, stranger) = (voter(1), voter(2));
+    assert_eq!(repository.vote_of(&ballot.id, &voter).await.unwrap(), None);
+    repository
+        .record_vote(&vote(
+            &ballot,
+            voter,
+            VoteTarget::Existing(OptionId::new(2)),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        repository.vote_of(&ballot.id, &voter).await.unwrap(),
+        Some(OptionId::new(2))
+    );
+    assert_eq!(
+        repository.vote_of(&ballot.id, &stranger).await.unwrap(),
+        None
+    );
+}
+
+/// 20 voters each changing their vote 5 times at once: the total stays the
+/// number of voters at every step, and the final counts match the final choices.
+pub async fn concurrent_changes_keep_the_tally_exact(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let voters: Vec<VoterHash> = (0..20).map(voter).collect();
+    for voter in &voters {
+        repository
+            .record_vote(&change(&ballot, *voter, 1))
+            .await
+            .unwrap();
+    }
+    let tasks: Vec<_> = voters
+        .iter()
+        .map(|voter| {
+            let (repository, ballot, voter) = (Arc::clone(&repository), ballot.clone(), *voter);
+            tokio::spawn(async move {
+                for round in 0..5u32 {
+                    let recorded = repository
+                        .record_vote(&change(&ballot, voter, 1 + round % 2))
+                        .await
+                        .unwrap();
+                    assert_eq!(
+                        recorded.tally.total(),
+                        20,
+                        "a change never shows both or neither"
+                    );
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+    assert_eq!(tally.total(), 20);
+    let mut expected = (0u64, 0u64);
+    for voter in &voters {
+        match repository.vote_of(&ballot.id, voter).await.unwrap() {
+            Some(option) if option == OptionId::new(1) => expected.0 += 1,
+            Some(_) => expected.1 += 1,
+            None => panic!("a voter lost their vote"),
+        }
+    }
+    assert_eq!(
+        (tally.count(OptionId::new(1)), tally.count(OptionId::new(2))),
+        expected
+    );
 }

@@ -1,6 +1,6 @@
 //! Small builders shared by the tests.
 
-use oponn_core::domain::{BallotRequest, StartRequest, VoterId};
+use oponn_core::domain::{BallotRequest, BallotSettings, StartRequest, VoterId};
 
 pub(crate) fn request(options: &[&str]) -> BallotRequest {
     BallotRequest {
@@ -9,6 +9,7 @@ pub(crate) fn request(options: &[&str]) -> BallotRequest {
         allow_write_in: false,
         start: StartRequest::Now,
         window_minutes: 0,
+        settings: BallotSettings::default(),
     }
 }
 

@@ -6,4 +6,5 @@
 mod helpers;
 mod properties;
 mod rules;
+mod settings;
 mod stories;

@@ -140,6 +140,18 @@ async fn type_into(browser: &Client, id: &str, text: &str) {
         .unwrap();
 }
 
+/// The text of the live results: read from their container, which stays
+/// put while the stream swaps fresh copies of the partial into it.
+async fn live_text(browser: &Client) -> String {
+    browser
+        .find(Locator::Id("live-results"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Chooses the option with `value` on the vote form and submits it.
 async fn vote_for(browser: &Client, value: &str) {
     click(
@@ -192,8 +204,8 @@ async fn a_vote_in_one_browser_moves_the_results_in_another() {
     );
 
     // The owner's page moved by itself: no reload, the live partial swapped in.
-    let moved = wait_for(&owner, ".results[data-seq='1']").await;
-    let text = moved.text().await.unwrap();
+    wait_for(&owner, ".results[data-seq='1']").await;
+    let text = live_text(&owner).await;
     assert!(text.contains("helix"), "{text}");
     assert!(text.contains("100.0%"), "{text}");
     let leading = owner
@@ -212,6 +224,100 @@ async fn a_vote_in_one_browser_moves_the_results_in_another() {
         "You have already voted on this ballot."
     );
     screenshot(&voter, "already-voted").await;
+
+    owner.close().await.unwrap();
+    voter.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_signed_in_owner_runs_a_ballot_with_settings() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let owner = driver.browser().await;
+    let voter = driver.browser().await;
+
+    // One click through the development sign-in.
+    owner.goto(&app.url("/login")).await.unwrap();
+    screenshot(&owner, "login").await;
+    click(&owner, "form[action='/auth/mock'] button[type='submit']").await;
+    // The logout form exists only once the new page, signed in, has loaded.
+    wait_for(&owner, "form[action='/auth/logout']").await;
+    let header = owner
+        .find(Locator::Css("header"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(header.contains("dev@oponn.local"), "{header}");
+
+    // A ballot whose results show only after voting, and whose votes may change.
+    owner.goto(&app.url("/create")).await.unwrap();
+    type_into(&owner, "measure", "Tabs or spaces?").await;
+    type_into(&owner, "options_raw", "tabs, spaces").await;
+    owner
+        .find(Locator::Css(
+            "#results_visibility option[value='after_voting']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    click(&owner, "#allow_vote_change").await;
+    click(&owner, "#create-ballot-section button[type='submit']").await;
+    wait_for(&owner, "#vote-section").await;
+    let id = owner
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .trim_start_matches("/vote/")
+        .to_owned();
+
+    // Before voting, the results are hidden from the voter.
+    voter
+        .goto(&app.url(&format!("/results/{id}")))
+        .await
+        .unwrap();
+    let hidden = wait_for(&voter, ".results-hidden")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(hidden.contains("once you have voted"), "{hidden}");
+
+    // Vote, then change the vote: the last choice counts.
+    voter.goto(&app.url(&format!("/vote/{id}"))).await.unwrap();
+    vote_for(&voter, "1").await;
+    wait_for(&voter, ".results[data-seq='1']").await;
+    voter.goto(&app.url(&format!("/vote/{id}"))).await.unwrap();
+    let current = wait_for(&voter, ".alert-info").await.text().await.unwrap();
+    assert!(current.contains("your_vote: tabs"), "{current}");
+    vote_for(&voter, "2").await;
+    wait_for(&voter, ".results[data-seq='2']").await;
+    let moved = live_text(&voter).await;
+    assert!(moved.contains("total_votes: 1"), "{moved}");
+    assert!(moved.contains("spaces"), "{moved}");
+    screenshot(&voter, "results-after-voting").await;
+
+    // The owner closes the ballot from the results page.
+    owner
+        .goto(&app.url(&format!("/results/{id}")))
+        .await
+        .unwrap();
+    screenshot(&owner, "owner-controls").await;
+    click(&owner, "form[action$='/close'] button").await;
+    // Only the page after the close has an ended status dot.
+    wait_for(&owner, ".status-dot.ended").await;
+    let status = owner
+        .find(Locator::Css(".status-label"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(status, "voting closed");
 
     owner.close().await.unwrap();
     voter.close().await.unwrap();

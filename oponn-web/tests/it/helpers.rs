@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use oponn_testkit::TestOponn;
-use oponn_web::{App, Config, Environment, Secrets, Wiring};
+use oponn_web::{App, Config, Environment, Secrets, Services, Wiring};
 use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder, Response, StatusCode, redirect};
 use serde_json::Value;
@@ -39,7 +39,11 @@ pub(crate) async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp 
         coordination: "memory".to_owned(),
         keys: "memory".to_owned(),
     };
-    let app = App::with_service(&config, &secrets, Arc::clone(oponn.service()), wiring)
+    let services = Services {
+        ballots: Arc::clone(oponn.service()),
+        accounts: Arc::clone(oponn.accounts()),
+    };
+    let app = App::with_services(&config, &secrets, services, wiring)
         .await
         .unwrap();
     let address = format!("http://{}", app.local_addr().unwrap());

@@ -4,14 +4,18 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod auth;
 mod binary;
 mod browser;
 mod cluster;
 mod create;
+mod fake_oauth;
 mod helpers;
 mod live;
 mod operations;
 mod outage;
 mod process;
 mod security;
+mod settings;
+mod simulate;
 mod vote;

@@ -1,0 +1,281 @@
+//! The create form: `GET /create`, `POST /create`, and the start-time partial.
+
+use std::sync::Arc;
+
+use oponn_core::CreateBallotError;
+use oponn_core::domain::{
+    BallotRequest, BallotSettings, Eligibility, Field, ResultsVisibility, StartRequest,
+    ValidationErrors,
+};
+use poem::http::HeaderMap;
+use poem::web::cookie::CookieJar;
+use poem::web::{CsrfToken, CsrfVerifier, Data, Form, Html, Query};
+use poem::{IntoResponse, Response, handler};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{csrf_refusal, is_htmx, render, success_redirect, unavailable};
+use crate::identity::{Viewer, viewer};
+use crate::state::AppState;
+
+/// Voting windows offered on the create form, in minutes (0 = until closed).
+const DURATION_CHOICES: [(u32, &str); 4] = [
+    (10, "10 minutes"),
+    (60, "1 hour"),
+    (1440, "1 day"),
+    (0, "indefinite"),
+];
+
+/// The window preselected on an empty create form.
+const DEFAULT_DURATION: u32 = 60;
+
+/// The create form as submitted; every field optional so that a bad value
+/// becomes a message under its field, never a bare 400.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct CreateForm {
+    #[serde(rename = "X-CSRF-Token")]
+    csrf_token: Option<String>,
+    measure: Option<String>,
+    options_raw: Option<String>,
+    allow_write_in: Option<String>,
+    start_time_type: Option<String>,
+    scheduled_start_time: Option<String>,
+    duration_mins: Option<String>,
+    tz_offset_minutes: Option<String>,
+    eligibility: Option<String>,
+    allow_vote_change: Option<String>,
+    results_visibility: Option<String>,
+}
+
+impl CreateForm {
+    fn scheduled(&self) -> bool {
+        self.start_time_type.as_deref() == Some("scheduled")
+    }
+
+    fn allow_write_in(&self) -> bool {
+        checked(self.allow_write_in.as_deref())
+    }
+
+    /// The settings chosen; a value no form offers falls back to the default.
+    fn settings(&self) -> BallotSettings {
+        BallotSettings {
+            eligibility: self
+                .eligibility
+                .as_deref()
+                .and_then(Eligibility::parse)
+                .unwrap_or_default(),
+            allow_vote_change: checked(self.allow_vote_change.as_deref()),
+            results_visibility: self
+                .results_visibility
+                .as_deref()
+                .and_then(ResultsVisibility::parse)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The values to show back in the form.
+    fn view(&self) -> Value {
+        let duration = self
+            .duration_mins
+            .as_deref()
+            .and_then(|raw| raw.trim().parse::<u32>().ok())
+            .unwrap_or(DEFAULT_DURATION);
+        json!({
+            "measure": self.measure.clone().unwrap_or_default(),
+            "options_raw": self.options_raw.clone().unwrap_or_default(),
+            "allow_write_in": self.allow_write_in(),
+            "start_time_type": if self.scheduled() { "scheduled" } else { "now" },
+            "scheduled_start_time": self.scheduled_start_time.clone().unwrap_or_default(),
+            "duration_mins": duration,
+            "eligibility": self.settings().eligibility.as_str(),
+            "allow_vote_change": self.settings().allow_vote_change,
+            "results_visibility": self.settings().results_visibility.as_str(),
+        })
+    }
+
+    /// The scheduled start as text, with the browser's UTC offset attached
+    /// when it sent a bare `datetime-local` value (which has none).
+    fn scheduled_start(&self) -> String {
+        let text = self.scheduled_start_time.as_deref().unwrap_or("").trim();
+        let browser_offset = self
+            .tz_offset_minutes
+            .as_deref()
+            .and_then(|raw| raw.trim().parse::<i32>().ok())
+            .filter(|minutes| minutes.abs() <= 18 * 60);
+        let bare_local = matches!(text.len(), 16 | 19) && text.as_bytes().get(10) == Some(&b'T');
+        match browser_offset {
+            Some(js_offset) if bare_local => {
+                // JavaScript's getTimezoneOffset is UTC minus local time.
+                let east = -js_offset;
+                let seconds = if text.len() == 16 { ":00" } else { "" };
+                let sign = if east < 0 { '-' } else { '+' };
+                format!(
+                    "{text}{seconds}{sign}{:02}:{:02}",
+                    east.abs() / 60,
+                    east.abs() % 60
+                )
+            }
+            _ => text.to_owned(),
+        }
+    }
+}
+
+fn create_form_errors(errors: &ValidationErrors) -> Value {
+    let mut map = serde_json::Map::new();
+    for error in errors.iter() {
+        let field = match error.field() {
+            Field::Measure => "measure",
+            Field::Options => "options_raw",
+            Field::ScheduledStart => "scheduled_start_time",
+            Field::VotingWindow => "duration_mins",
+            _ => continue,
+        };
+        map.insert(field.to_owned(), json!(error.message()));
+    }
+    Value::Object(map)
+}
+
+fn duration_choices() -> Value {
+    DURATION_CHOICES
+        .iter()
+        .map(|(value, label)| json!({ "value": value, "label": label }))
+        .collect()
+}
+
+fn create_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+    viewer: &Viewer,
+    form: Value,
+    errors: Value,
+) -> Response {
+    let template = if is_htmx(headers) {
+        "partials/create_form.html"
+    } else {
+        "create.html"
+    };
+    render(
+        state,
+        template,
+        csrf,
+        Some(viewer),
+        json!({ "form": form, "errors": errors, "duration_choices": duration_choices() }),
+    )
+}
+
+/// `GET /create`: the empty create form.
+#[handler]
+pub(crate) async fn create_form(
+    state: Data<&Arc<AppState>>,
+    jar: &CookieJar,
+    csrf: &CsrfToken,
+) -> Response {
+    let form = CreateForm::default().view();
+    render(
+        &state,
+        "create.html",
+        csrf,
+        Some(&viewer(&state, jar)),
+        json!({ "form": form, "errors": {}, "duration_choices": duration_choices() }),
+    )
+}
+
+/// `POST /create`: validate, create, redirect to the vote page.
+#[handler]
+pub(crate) async fn create_ballot(
+    state: Data<&Arc<AppState>>,
+    headers: &HeaderMap,
+    jar: &CookieJar,
+    csrf: &CsrfToken,
+    verifier: &CsrfVerifier,
+    form: Option<Form<CreateForm>>,
+) -> Response {
+    // A body that is not a form is treated as an empty one: the CSRF
+    // check then refuses it with 403, like any request without a token.
+    let form = form.map(|Form(form)| form).unwrap_or_default();
+    if let Some(refusal) = csrf_refusal(&state, verifier, headers, form.csrf_token.as_deref()) {
+        return refusal;
+    }
+    let viewer = viewer(&state, jar);
+    let window_minutes = match form.duration_mins.as_deref().map(str::trim) {
+        None | Some("") => Ok(0),
+        Some(raw) => oponn_core::domain::parse_window_minutes(raw),
+    };
+    let window_minutes = match window_minutes {
+        Ok(minutes) => minutes,
+        Err(error) => {
+            let errors = ValidationErrors::from(error);
+            return create_page(
+                &state,
+                headers,
+                csrf,
+                &viewer,
+                form.view(),
+                create_form_errors(&errors),
+            );
+        }
+    };
+    let request = BallotRequest {
+        measure: form.measure.clone().unwrap_or_default(),
+        options: oponn_core::domain::split_option_text(form.options_raw.as_deref().unwrap_or("")),
+        allow_write_in: form.allow_write_in(),
+        start: if form.scheduled() {
+            StartRequest::Scheduled(form.scheduled_start())
+        } else {
+            StartRequest::Now
+        },
+        window_minutes,
+        settings: form.settings(),
+    };
+    match state
+        .service
+        .create_ballot(&request, Some(viewer.owner.clone()))
+        .await
+    {
+        Ok(ballot) => {
+            state.metrics.ballots_created.inc();
+            success_redirect(headers, &format!("/vote/{}", ballot.id()))
+        }
+        Err(CreateBallotError::Invalid(errors)) => create_page(
+            &state,
+            headers,
+            csrf,
+            &viewer,
+            form.view(),
+            create_form_errors(&errors),
+        ),
+        Err(error) => unavailable(&state, &error),
+    }
+}
+
+/// Query of the start-time partial.
+#[derive(Debug, Deserialize)]
+pub(crate) struct StartTimeQuery {
+    start_time_type: Option<String>,
+}
+
+/// `GET /partials/start-time-input`: the scheduled-start input, or nothing.
+#[handler]
+pub(crate) async fn start_time_input(
+    state: Data<&Arc<AppState>>,
+    csrf: &CsrfToken,
+    Query(query): Query<StartTimeQuery>,
+) -> Response {
+    if query.start_time_type.as_deref() == Some("scheduled") {
+        render(
+            &state,
+            "partials/start_time_input.html",
+            csrf,
+            None,
+            json!({ "form": {}, "errors": {} }),
+        )
+    } else {
+        Html(String::new()).into_response()
+    }
+}
+
+/// A checkbox's value: ticked when present with a true-ish value.
+fn checked(value: Option<&str>) -> bool {
+    matches!(value.map(str::trim), Some("on" | "true" | "1" | "yes"))
+}

@@ -1,0 +1,88 @@
+//! The owner's controls: close a ballot early, delete it.
+
+use std::sync::Arc;
+
+use oponn_core::OwnerActionError;
+use oponn_core::domain::BallotId;
+use poem::http::{HeaderMap, StatusCode};
+use poem::web::cookie::CookieJar;
+use poem::web::{CsrfVerifier, Data, Form, Path};
+use poem::{Response, handler};
+use serde::Deserialize;
+
+use super::{csrf_refusal, error_page, not_found, success_redirect, unavailable};
+use crate::identity::viewer;
+use crate::state::AppState;
+
+/// An owner's form: only the CSRF token.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct OwnerForm {
+    #[serde(rename = "X-CSRF-Token")]
+    csrf_token: Option<String>,
+}
+
+fn refused(state: &AppState, error: OwnerActionError) -> Response {
+    match error {
+        OwnerActionError::NotFound => not_found(state),
+        OwnerActionError::Forbidden => error_page(
+            state,
+            StatusCode::FORBIDDEN,
+            "not_your_ballot",
+            "Only the person who created this ballot may close or delete it.",
+        ),
+        other => unavailable(state, &other),
+    }
+}
+
+/// `POST /ballots/{id}/close`: ends voting now; the owner only.
+#[handler]
+pub(crate) async fn close_ballot(
+    state: Data<&Arc<AppState>>,
+    headers: &HeaderMap,
+    jar: &CookieJar,
+    verifier: &CsrfVerifier,
+    Path(id): Path<String>,
+    form: Option<Form<OwnerForm>>,
+) -> Response {
+    // A body that is not a form is treated as an empty one: the CSRF
+    // check then refuses it with 403, like any request without a token.
+    let form = form.map(|Form(form)| form).unwrap_or_default();
+    if let Some(refusal) = csrf_refusal(&state, verifier, headers, form.csrf_token.as_deref()) {
+        return refusal;
+    }
+    let Ok(id) = BallotId::parse(&id) else {
+        return not_found(&state);
+    };
+    let viewer = viewer(&state, jar);
+    match state.service.close_ballot(&id, &viewer.owner).await {
+        Ok(_) => success_redirect(headers, &format!("/results/{id}")),
+        Err(error) => refused(&state, error),
+    }
+}
+
+/// `POST /ballots/{id}/delete`: destroys the ballot's key, then its rows;
+/// the owner only.
+#[handler]
+pub(crate) async fn delete_ballot(
+    state: Data<&Arc<AppState>>,
+    headers: &HeaderMap,
+    jar: &CookieJar,
+    verifier: &CsrfVerifier,
+    Path(id): Path<String>,
+    form: Option<Form<OwnerForm>>,
+) -> Response {
+    // A body that is not a form is treated as an empty one: the CSRF
+    // check then refuses it with 403, like any request without a token.
+    let form = form.map(|Form(form)| form).unwrap_or_default();
+    if let Some(refusal) = csrf_refusal(&state, verifier, headers, form.csrf_token.as_deref()) {
+        return refusal;
+    }
+    let Ok(id) = BallotId::parse(&id) else {
+        return not_found(&state);
+    };
+    let viewer = viewer(&state, jar);
+    match state.service.delete_ballot(&id, &viewer.owner).await {
+        Ok(()) => success_redirect(headers, "/"),
+        Err(error) => refused(&state, error),
+    }
+}

@@ -1,0 +1,169 @@
+//! The vote form: `GET /vote/{id}` and `POST /vote/{id}`.
+
+use std::sync::Arc;
+
+use oponn_core::domain::{Ballot, BallotId, Eligibility, OptionId};
+use oponn_core::{BallotError, CastVoteError, VoteChoice};
+use poem::http::HeaderMap;
+use poem::web::cookie::CookieJar;
+use poem::web::{CsrfToken, CsrfVerifier, Data, Form, Path};
+use poem::{Response, handler};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{
+    count_refusal, csrf_refusal, is_htmx, not_found, render, success_redirect, unavailable,
+};
+use crate::identity::{Viewer, viewer};
+use crate::state::AppState;
+use crate::views::BallotView;
+
+/// The vote form as submitted.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct VoteForm {
+    #[serde(rename = "X-CSRF-Token")]
+    csrf_token: Option<String>,
+    option_id: Option<String>,
+    write_in_value: Option<String>,
+}
+
+/// Everything the vote form shows beyond the ballot.
+struct VoteView<'a> {
+    form: &'a VoteForm,
+    error: Option<&'a str>,
+    /// The viewer's current vote, when they have one.
+    current: Option<OptionId>,
+}
+
+fn vote_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+    viewer: &Viewer,
+    ballot: &Ballot,
+    view: VoteView<'_>,
+) -> Response {
+    let template = if is_htmx(headers) {
+        "partials/vote_form.html"
+    } else {
+        "vote.html"
+    };
+    let settings = ballot.settings();
+    let sign_in_required =
+        settings.eligibility == Eligibility::SignedInOnly && viewer.account.is_none();
+    let selected = view
+        .form
+        .option_id
+        .clone()
+        .or_else(|| view.current.map(|option| option.get().to_string()));
+    render(
+        state,
+        template,
+        csrf,
+        Some(viewer),
+        json!({
+            "ballot": BallotView::new(ballot, state.service.now()),
+            "error": view.error,
+            "selected": selected,
+            "write_in_value": view.form.write_in_value,
+            "current_vote": view.current.and_then(|option| ballot.option(option)).map(|o| o.label()),
+            "can_change_vote": settings.allow_vote_change,
+            "sign_in_required": sign_in_required,
+            "login_url": format!("/login?next=/vote/{}", ballot.id()),
+        }),
+    )
+}
+
+/// `GET /vote/{id}`: the vote form.
+#[handler]
+pub(crate) async fn vote_form(
+    state: Data<&Arc<AppState>>,
+    headers: &HeaderMap,
+    jar: &CookieJar,
+    csrf: &CsrfToken,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = BallotId::parse(&id) else {
+        return not_found(&state);
+    };
+    // Settles the voter cookie now, so the vote posts with it.
+    let viewer = viewer(&state, jar);
+    let ballot = match state.service.ballot(&id).await {
+        Ok(ballot) => ballot,
+        Err(BallotError::NotFound) => return not_found(&state),
+        Err(error) => return unavailable(&state, &error),
+    };
+    let current = match state.service.vote_of(&id, &viewer.voter).await {
+        Ok(current) => current,
+        Err(error) => return unavailable(&state, &error),
+    };
+    let form = VoteForm::default();
+    let view = VoteView {
+        form: &form,
+        error: None,
+        current,
+    };
+    vote_page(&state, headers, csrf, &viewer, &ballot, view)
+}
+
+/// `POST /vote/{id}`: casts (or, where allowed, changes) the vote;
+/// refusals are shown on the form.
+#[handler]
+pub(crate) async fn cast_vote(
+    state: Data<&Arc<AppState>>,
+    headers: &HeaderMap,
+    jar: &CookieJar,
+    csrf: &CsrfToken,
+    verifier: &CsrfVerifier,
+    Path(id): Path<String>,
+    form: Option<Form<VoteForm>>,
+) -> Response {
+    // A body that is not a form is treated as an empty one: the CSRF
+    // check then refuses it with 403, like any request without a token.
+    let form = form.map(|Form(form)| form).unwrap_or_default();
+    if let Some(refusal) = csrf_refusal(&state, verifier, headers, form.csrf_token.as_deref()) {
+        return refusal;
+    }
+    let Ok(id) = BallotId::parse(&id) else {
+        return not_found(&state);
+    };
+    let viewer = viewer(&state, jar);
+    let choice = VoteChoice::from_form(
+        form.option_id.as_deref().unwrap_or(""),
+        form.write_in_value.as_deref(),
+    );
+    let outcome = match choice {
+        Ok(choice) => state.service.cast_vote(&id, &viewer.voter, choice).await,
+        Err(refusal) => Err(refusal),
+    };
+    let refusal = match outcome {
+        Ok(_) => {
+            state.metrics.votes_cast.inc();
+            return success_redirect(headers, &format!("/results/{id}"));
+        }
+        Err(refusal) => refusal,
+    };
+    count_refusal(&state, &refusal);
+    let Some(message) = refusal.user_message() else {
+        return match refusal {
+            CastVoteError::NotFound => not_found(&state),
+            other => unavailable(&state, &other),
+        };
+    };
+    let ballot = match state.service.ballot(&id).await {
+        Ok(ballot) => ballot,
+        Err(BallotError::NotFound) => return not_found(&state),
+        Err(error) => return unavailable(&state, &error),
+    };
+    let current = state
+        .service
+        .vote_of(&id, &viewer.voter)
+        .await
+        .unwrap_or_default();
+    let view = VoteView {
+        form: &form,
+        error: Some(message),
+        current,
+    };
+    vote_page(&state, headers, csrf, &viewer, &ballot, view)
+}
