@@ -26,8 +26,8 @@ use sqlx::{Postgres, Row as _, Transaction};
 use time::OffsetDateTime;
 
 use crate::sql::{
-    BallotRow, OptionRow, SqlSetupError, account, account_unavailable, ballot_record, corrupt,
-    pending, tally, unavailable,
+    BallotRow, OptionRow, SqlSetupError, account, account_unavailable, ballot_record, batch_failed,
+    corrupt, is_outage, pending, tally, unavailable,
 };
 
 /// The schema's migrations, compiled in.
@@ -433,6 +433,40 @@ impl BallotRepository for PostgresRepository {
             .await
             .map_err(|error| RecordVoteError::Unavailable(Box::new(error)))?;
         Ok(recorded)
+    }
+
+    async fn record_votes(&self, votes: &[NewVote]) -> Vec<Result<RecordedVote, RecordVoteError>> {
+        // One transaction, one commit (one WAL flush) for the whole batch;
+        // each vote in a savepoint, so a refusal by a constraint undoes
+        // only that vote.
+        let mut tx = match self.pool.begin().await {
+            Ok(tx) => tx,
+            Err(error) => return batch_failed(votes.len(), &error),
+        };
+        let mut outcomes = Vec::with_capacity(votes.len());
+        for vote in votes {
+            let mut savepoint = match sqlx::Acquire::begin(&mut *tx).await {
+                Ok(savepoint) => savepoint,
+                Err(error) => return batch_failed(votes.len(), &error),
+            };
+            let outcome = Self::record_vote_in(&mut savepoint, vote).await;
+            if is_outage(&outcome) {
+                return batch_failed(votes.len(), &"storage failed mid-batch");
+            }
+            let settled = if outcome.is_ok() {
+                savepoint.commit().await
+            } else {
+                savepoint.rollback().await
+            };
+            if let Err(error) = settled {
+                return batch_failed(votes.len(), &error);
+            }
+            outcomes.push(outcome);
+        }
+        match tx.commit().await {
+            Ok(()) => outcomes,
+            Err(error) => batch_failed(votes.len(), &error),
+        }
     }
 
     async fn vote_of(

@@ -115,6 +115,31 @@ pub(crate) fn tally(
     Ok(Tally::new(seq(tally_seq)?, counts))
 }
 
+/// Every vote of a batch failed as one: the same cause, told to each.
+pub(crate) fn batch_failed(
+    count: usize,
+    cause: &dyn std::fmt::Display,
+) -> Vec<Result<oponn_core::ports::RecordedVote, oponn_core::ports::RecordVoteError>> {
+    (0..count)
+        .map(|_| {
+            Err(oponn_core::ports::RecordVoteError::Unavailable(
+                format!("the batch was not recorded: {cause}").into(),
+            ))
+        })
+        .collect()
+}
+
+/// True for a failure of storage itself, after which a transaction may
+/// hold half a vote and must not commit.
+pub(crate) fn is_outage(
+    outcome: &Result<oponn_core::ports::RecordedVote, oponn_core::ports::RecordVoteError>,
+) -> bool {
+    matches!(
+        outcome,
+        Err(oponn_core::ports::RecordVoteError::Unavailable(_))
+    )
+}
+
 /// Why a SQL repository could not be opened or brought up to date.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -29,8 +29,8 @@ use sqlx::{Row as _, Sqlite, Transaction};
 use time::OffsetDateTime;
 
 use crate::sql::{
-    BallotRow, OptionRow, SqlSetupError, account, account_unavailable, ballot_record, corrupt,
-    pending, tally, unavailable,
+    BallotRow, OptionRow, SqlSetupError, account, account_unavailable, ballot_record, batch_failed,
+    corrupt, is_outage, pending, tally, unavailable,
 };
 
 /// The schema's migrations, compiled in.
@@ -456,6 +456,28 @@ impl BallotRepository for SqliteRepository {
         // Acknowledged only once committed (synchronous=FULL): durable.
         tx.commit().await.map_err(outage)?;
         Ok(recorded)
+    }
+
+    async fn record_votes(&self, votes: &[NewVote]) -> Vec<Result<RecordedVote, RecordVoteError>> {
+        // One write transaction, one flush to disk, for the whole batch.
+        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
+            Ok(tx) => tx,
+            Err(error) => return batch_failed(votes.len(), &error),
+        };
+        let mut outcomes = Vec::with_capacity(votes.len());
+        for vote in votes {
+            // Refusals are decided before anything is written, so the
+            // transaction stays clean; an outage may leave half a vote.
+            let outcome = Self::record_vote_in(&mut tx, vote).await;
+            if is_outage(&outcome) {
+                return batch_failed(votes.len(), &"storage failed mid-batch");
+            }
+            outcomes.push(outcome);
+        }
+        match tx.commit().await {
+            Ok(()) => outcomes,
+            Err(error) => batch_failed(votes.len(), &error),
+        }
     }
 
     async fn vote_of(

@@ -3,17 +3,64 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use futures_util::StreamExt as _;
+use futures_util::{Stream, StreamExt as _};
 use oponn_core::domain::{Ballot, BallotId, Results, Tally};
 use oponn_core::ports::TallyStream;
 use oponn_core::{BallotError, BallotService};
 use serde_json::json;
 use tokio::sync::{Mutex, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::TallyBody;
 use crate::views::{BallotView, ResultsView, Templates};
+
+/// Shortest time between two updates of one ballot's feed: a burst of
+/// votes reaches watchers as at most ten updates a second, the last always
+/// the newest tally.
+pub(crate) const MIN_UPDATE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Coalesces a stream of tallies: the first passes at once; while more
+/// arrive within `interval` of the last one let through, only the newest is
+/// kept, and it passes when the interval is up. When the source ends, the
+/// newest tally held is still delivered.
+pub(crate) fn coalesce<S>(source: S, interval: Duration) -> impl Stream<Item = Tally> + Send
+where
+    S: Stream<Item = Tally> + Send + Unpin,
+{
+    futures_util::stream::unfold(
+        (source, None::<Instant>, false),
+        move |(mut source, last_sent, ended)| async move {
+            if ended {
+                return None;
+            }
+            let mut newest = source.next().await?;
+            let mut ended = false;
+            if let Some(last_sent) = last_sent {
+                let due = last_sent + interval;
+                loop {
+                    // The timer first: once the interval is up, what is
+                    // held goes out at once instead of waiting on the source.
+                    tokio::select! {
+                        biased;
+                        () = tokio::time::sleep_until(due) => break,
+                        next = source.next() => match next {
+                            Some(tally) if tally.seq() > newest.seq() => newest = tally,
+                            Some(_) => {}
+                            None => {
+                                ended = true;
+                                break;
+                            }
+                        },
+                    }
+                }
+            }
+            Some((newest, (source, Some(Instant::now()), ended)))
+        },
+    )
+}
 
 /// One tally, rendered for every kind of watcher.
 #[derive(Debug)]
@@ -65,6 +112,7 @@ impl LiveHub {
         let tallies = self.service.subscribe(&id).await?;
         let (sender, receiver) = watch::channel(None);
         feeds.insert(id, sender.clone());
+        let tallies: TallyStream = Box::pin(coalesce(tallies, MIN_UPDATE_INTERVAL));
         tokio::spawn(Arc::clone(self).run_feed(id, sender, tallies));
         Ok(receiver)
     }
@@ -157,5 +205,69 @@ impl LiveHub {
             html,
             body: Arc::new(TallyBody::new(ballot, &results)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt as _;
+    use oponn_core::domain::{OptionId, Tally};
+    use tokio_stream::wrappers::UnboundedReceiverStream;
+
+    use super::*;
+
+    fn tally(seq: u64) -> Tally {
+        Tally::new(seq, [(OptionId::new(1), seq)])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_becomes_the_first_tally_then_the_newest() {
+        let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+        let mut out = Box::pin(coalesce(
+            UnboundedReceiverStream::new(receive),
+            MIN_UPDATE_INTERVAL,
+        ));
+        send.send(tally(1)).unwrap();
+        assert_eq!(out.next().await.unwrap().seq(), 1);
+        for seq in 2..=100 {
+            send.send(tally(seq)).unwrap();
+        }
+        let started = Instant::now();
+        assert_eq!(
+            out.next().await.unwrap().seq(),
+            100,
+            "one update carries the whole burst"
+        );
+        assert!(
+            started.elapsed() <= MIN_UPDATE_INTERVAL,
+            "and it comes when the interval is up"
+        );
+        drop(send);
+        assert!(out.next().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn spaced_tallies_pass_one_by_one_and_the_last_is_never_lost() {
+        let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+        let mut out = Box::pin(coalesce(
+            UnboundedReceiverStream::new(receive),
+            MIN_UPDATE_INTERVAL,
+        ));
+        for seq in 1..=3 {
+            send.send(tally(seq)).unwrap();
+            assert_eq!(out.next().await.unwrap().seq(), seq);
+            tokio::time::advance(MIN_UPDATE_INTERVAL * 2).await;
+        }
+        // A last burst, then the source ends before the interval is up.
+        send.send(tally(4)).unwrap();
+        send.send(tally(5)).unwrap();
+        drop(send);
+        assert_eq!(out.next().await.unwrap().seq(), 4);
+        assert_eq!(
+            out.next().await.unwrap().seq(),
+            5,
+            "the newest is delivered at the end"
+        );
+        assert!(out.next().await.is_none());
     }
 }

@@ -140,6 +140,27 @@ pub trait BallotRepository: Send + Sync + 'static {
     /// [`RecordVoteError::Unavailable`] when storage cannot be reached.
     async fn record_vote(&self, vote: &NewVote) -> Result<RecordedVote, RecordVoteError>;
 
+    /// Records several votes of one ballot as one unit of durability (one
+    /// transaction, one flush to disk), each with its own outcome, exactly
+    /// as if [`record_vote`](BallotRepository::record_vote) had been called
+    /// for each in order. This is what makes group commit pay: the cost of
+    /// making a vote durable is shared by every vote of the batch.
+    ///
+    /// The default calls `record_vote` once per vote; storage with a
+    /// per-transaction flush should override it.
+    ///
+    /// # Errors
+    /// Per vote, as [`record_vote`](BallotRepository::record_vote); when the
+    /// batch as a whole fails, every vote carries that failure and none was
+    /// recorded.
+    async fn record_votes(&self, votes: &[NewVote]) -> Vec<Result<RecordedVote, RecordVoteError>> {
+        let mut outcomes = Vec::with_capacity(votes.len());
+        for vote in votes {
+            outcomes.push(self.record_vote(vote).await);
+        }
+        outcomes
+    }
+
     /// The option `voter` voted for on `ballot`, if they did.
     ///
     /// # Errors

@@ -1,6 +1,7 @@
 //! The ballot service: every rule about ballots and votes, in one place.
 
 mod accounts;
+mod batch;
 mod error;
 
 use std::num::NonZeroUsize;
@@ -128,7 +129,20 @@ pub struct BallotService {
     voter_hasher: VoterHasher,
     /// Unwrapped data keys, so a hot ballot costs one unwrap per TTL.
     keys: KeyCache,
+    /// Votes waiting for their ballot's next group commit.
+    batches: batch::Batches,
 }
+
+/// Why a vote of a batch got no receipt.
+enum BatchRefusal {
+    /// A rule refused it, or a dependency failed.
+    Refused(CastVoteError),
+    /// Its new write-in's option id was taken by another instance: retry.
+    Retry,
+}
+
+use BatchRefusal::{Refused, Retry};
+use batch::Pending;
 
 impl BallotService {
     /// A service over `ports`.
@@ -136,6 +150,7 @@ impl BallotService {
         Self {
             voter_hasher: VoterHasher::new(settings.voter_hash_key),
             keys: KeyCache::new(settings.key_cache_capacity, settings.key_cache_ttl),
+            batches: batch::Batches::default(),
             ports,
         }
     }
@@ -273,76 +288,147 @@ impl BallotService {
         voter: &VoterId,
         choice: VoteChoice,
     ) -> Result<VoteReceipt, CastVoteError> {
-        let guard = self.lock(id).await;
-        let outcome = self.cast_vote_locked(id, voter, &choice).await;
-        unlock(id, guard).await;
-        let receipt = outcome?;
-        let event = TallyEvent {
-            ballot_id: *id,
-            tally: receipt.tally.clone(),
-        };
-        if let Err(error) = self.ports.broadcaster.publish(&event).await {
-            // The vote is durable; watchers catch up on their next event.
-            tracing::warn!(ballot = %id, %error, "publishing a tally failed");
-        }
-        Ok(receipt)
+        let (queue, reply) = self.batches.enqueue(*id, voter.clone(), choice);
+        let outcome =
+            batch::await_reply(&queue, reply, |votes| self.commit_batch(id, &queue, votes)).await;
+        outcome.unwrap_or_else(|_| {
+            // The request that was committing this vote's batch was
+            // cancelled; the vote may or may not have been recorded.
+            Err(CastVoteError::Unavailable(Unavailable::new(
+                Dependency::Storage,
+                "the vote's batch was interrupted; its outcome is unknown",
+            )))
+        })
     }
 
-    async fn cast_vote_locked(
+    /// Checks and records one batch of votes on ballot `id` (group commit),
+    /// then answers each voter and publishes the newest tally once.
+    async fn commit_batch(&self, id: &BallotId, queue: &batch::BallotQueue, votes: Vec<Pending>) {
+        let guard = self.lock(id).await;
+        let outcomes = self.check_and_record(id, &votes).await;
+        unlock(id, guard).await;
+        let newest = outcomes
+            .iter()
+            .filter_map(|outcome| outcome.as_ref().ok())
+            .map(|receipt| &receipt.tally)
+            .max_by_key(|tally| tally.seq())
+            .cloned();
+        if let Some(tally) = newest {
+            let event = TallyEvent {
+                ballot_id: *id,
+                tally,
+            };
+            if let Err(error) = self.ports.broadcaster.publish(&event).await {
+                // The votes are durable; watchers catch up on their next event.
+                tracing::warn!(ballot = %id, %error, "publishing a tally failed");
+            }
+        }
+        for (mut pending, outcome) in votes.into_iter().zip(outcomes) {
+            let answer = match outcome {
+                // Another instance added a different write-in under the
+                // same id in the same instant: retry in a later batch.
+                Err(Retry) if pending.attempts + 1 < WRITE_IN_ATTEMPTS => {
+                    pending.attempts += 1;
+                    queue.push(pending);
+                    continue;
+                }
+                Err(Retry) => Err(CastVoteError::Unavailable(Unavailable::new(
+                    Dependency::Storage,
+                    "write-in option id kept colliding",
+                ))),
+                Err(Refused(error)) => Err(error),
+                Ok(receipt) => Ok(receipt),
+            };
+            // A voter who stopped waiting is no longer listening; the
+            // outcome stands either way.
+            let _ = pending.reply.send(answer);
+        }
+    }
+
+    /// Under the ballot's lock: one read of the ballot, each vote's checks
+    /// in arrival order, then one batch write.
+    async fn check_and_record(
         &self,
         id: &BallotId,
-        voter: &VoterId,
-        choice: &VoteChoice,
-    ) -> Result<VoteReceipt, CastVoteError> {
-        let is_account = voter.is_account();
-        let voter = self.voter_hasher.hash(id, voter);
-        for _ in 0..WRITE_IN_ATTEMPTS {
-            let record = self.record(id).await.map_err(|error| match error {
-                BallotError::NotFound => CastVoteError::NotFound,
-                BallotError::Unavailable(error) => CastVoteError::Unavailable(error),
-            })?;
-            let now = self.now();
-            match Schedule::from_parts(record.starts_at, record.ends_at)
-                .status_at(now, record.closed_at)
+        votes: &[Pending],
+    ) -> Vec<Result<VoteReceipt, BatchRefusal>> {
+        let all = |error: &dyn Fn() -> CastVoteError| {
+            votes.iter().map(|_| Err(Refused(error()))).collect()
+        };
+        let mut record = match self.record(id).await {
+            Ok(record) => record,
+            Err(BallotError::NotFound) => return all(&|| CastVoteError::NotFound),
+            Err(BallotError::Unavailable(error)) => {
+                let cause = error.to_string();
+                return all(&|| {
+                    CastVoteError::Unavailable(Unavailable::new(Dependency::Storage, cause.clone()))
+                });
+            }
+        };
+        let now = self.now();
+        match Schedule::from_parts(record.starts_at, record.ends_at)
+            .status_at(now, record.closed_at)
+        {
+            Status::Pending { .. } => return all(&|| CastVoteError::NotOpenYet),
+            Status::Ended => return all(&|| CastVoteError::Ended),
+            Status::Active { .. } => {}
+        }
+        let mut outcomes: Vec<Option<Result<VoteReceipt, BatchRefusal>>> =
+            Vec::with_capacity(votes.len());
+        let mut to_record = Vec::with_capacity(votes.len());
+        for pending in votes {
+            if record.settings.eligibility == Eligibility::SignedInOnly
+                && !pending.voter.is_account()
             {
-                Status::Pending { .. } => return Err(CastVoteError::NotOpenYet),
-                Status::Ended => return Err(CastVoteError::Ended),
-                Status::Active { .. } => {}
+                outcomes.push(Some(Err(Refused(CastVoteError::SignInRequired))));
+                continue;
             }
-            if record.settings.eligibility == Eligibility::SignedInOnly && !is_account {
-                return Err(CastVoteError::SignInRequired);
+            match self.vote_target(&mut record, &pending.choice).await {
+                Ok(target) => {
+                    to_record.push(NewVote {
+                        ballot_id: *id,
+                        voter: self.voter_hasher.hash(id, &pending.voter),
+                        target,
+                        cast_at: now,
+                        allow_change: record.settings.allow_vote_change,
+                    });
+                    outcomes.push(None);
+                }
+                Err(error) => outcomes.push(Some(Err(Refused(error)))),
             }
-            let target = self.vote_target(&record, choice).await?;
-            let vote = NewVote {
-                ballot_id: *id,
-                voter,
-                target,
-                cast_at: now,
-                allow_change: record.settings.allow_vote_change,
-            };
-            match self.ports.repository.record_vote(&vote).await {
-                Ok(recorded) => {
-                    return Ok(VoteReceipt {
+        }
+        let mut recorded = self
+            .ports
+            .repository
+            .record_votes(&to_record)
+            .await
+            .into_iter();
+        outcomes
+            .into_iter()
+            .map(|decided| {
+                decided.unwrap_or_else(|| match recorded.next() {
+                    Some(Ok(recorded)) => Ok(VoteReceipt {
                         option_id: recorded.option_id,
                         tally: recorded.tally,
                         changed_from: recorded.changed_from,
-                    });
-                }
-                // Another instance added a different write-in under the same
-                // id in the same instant: read the ballot again and retry.
-                Err(RecordVoteError::OptionIdTaken) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(CastVoteError::Unavailable(Unavailable::new(
-            Dependency::Storage,
-            "write-in option id kept colliding",
-        )))
+                    }),
+                    Some(Err(RecordVoteError::OptionIdTaken)) => Err(Retry),
+                    Some(Err(error)) => Err(Refused(error.into())),
+                    None => Err(Refused(CastVoteError::Unavailable(Unavailable::new(
+                        Dependency::Storage,
+                        "storage answered fewer votes than it was given",
+                    )))),
+                })
+            })
+            .collect()
     }
 
+    /// The option `choice` counts toward. A new write-in is added to
+    /// `record`, so later votes of the same batch merge into it and the next
+    /// new one takes the following id.
     async fn vote_target(
         &self,
-        record: &BallotRecord,
+        record: &mut BallotRecord,
         choice: &VoteChoice,
     ) -> Result<VoteTarget, CastVoteError> {
         match choice {
@@ -365,7 +451,9 @@ impl BallotService {
                 }
                 let next = record.options.iter().map(|o| o.id.get()).max().unwrap_or(0) + 1;
                 let option = BallotOption::new(OptionId::new(next), write_in.into_label(), true);
-                Ok(VoteTarget::WriteIn(seal_option(&key, &record.id, &option)))
+                let sealed = seal_option(&key, &record.id, &option);
+                record.options.push(sealed.clone());
+                Ok(VoteTarget::WriteIn(sealed))
             }
         }
     }
@@ -535,7 +623,7 @@ impl BallotService {
     pub fn prune_idle(&self) -> PruneReport {
         PruneReport {
             locks: self.ports.lock.prune_idle(),
-            channels: self.ports.broadcaster.prune_idle(),
+            channels: self.ports.broadcaster.prune_idle() + self.batches.prune_idle(),
             keys: self.keys.prune_expired(self.now()),
         }
     }

@@ -81,6 +81,7 @@ macro_rules! ballot_repository_contract {
                 a_changed_vote_moves_between_options,
                 a_voters_choice_reads_back,
                 concurrent_changes_keep_the_tally_exact,
+                a_batch_records_each_vote_as_if_alone,
             ]
         );
     };

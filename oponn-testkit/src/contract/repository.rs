@@ -500,3 +500,45 @@ pub async fn concurrent_changes_keep_the_tally_exact(repository: Arc<dyn BallotR
         expected
     );
 }
+
+/// A batch behaves exactly like its votes recorded one by one, in order:
+/// a repeat voter is refused, an unknown option is refused, equal write-ins
+/// merge, and the tally counts only what was accepted.
+pub async fn a_batch_records_each_vote_as_if_alone(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let (ada, bob, cy, di, ed) = (voter(1), voter(2), voter(3), voter(4), voter(5));
+    let batch = [
+        vote(&ballot, ada, VoteTarget::Existing(OptionId::new(1))),
+        vote(&ballot, bob, VoteTarget::Existing(OptionId::new(2))),
+        vote(&ballot, ada, VoteTarget::Existing(OptionId::new(2))),
+        vote(&ballot, cy, VoteTarget::Existing(OptionId::new(9))),
+        vote(&ballot, di, VoteTarget::WriteIn(option(3, 7, true))),
+        vote(&ballot, ed, VoteTarget::WriteIn(option(3, 7, true))),
+    ];
+    let outcomes = repository.record_votes(&batch).await;
+    assert_eq!(outcomes.len(), 6);
+    assert!(outcomes[0].is_ok() && outcomes[1].is_ok());
+    assert!(
+        matches!(outcomes[2], Err(RecordVoteError::AlreadyVoted)),
+        "{:?}",
+        outcomes[2]
+    );
+    assert!(
+        matches!(outcomes[3], Err(RecordVoteError::UnknownOption)),
+        "{:?}",
+        outcomes[3]
+    );
+    assert_eq!(outcomes[4].as_ref().unwrap().option_id, OptionId::new(3));
+    assert_eq!(outcomes[5].as_ref().unwrap().option_id, OptionId::new(3));
+    let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+    assert_eq!((tally.seq(), tally.total()), (4, 4));
+    assert_eq!(
+        (
+            tally.count(OptionId::new(1)),
+            tally.count(OptionId::new(2)),
+            tally.count(OptionId::new(3))
+        ),
+        (1, 1, 2)
+    );
+    assert_eq!(repository.vote_of(&ballot.id, &cy).await.unwrap(), None);
+}

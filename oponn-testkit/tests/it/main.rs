@@ -3,6 +3,7 @@
 // A test fails by panicking; unwrap is how these tests say "this must work".
 #![allow(clippy::unwrap_used)]
 
+mod batching;
 mod helpers;
 mod properties;
 mod rules;

@@ -64,7 +64,10 @@
 //! - `setup`: creating a ballot (the form, else the JSON API) and reading
 //!   its tally.
 //! - `voter`: the voters, `--concurrency` of them at a time.
-//! - `watcher`: SSE watchers and when each tally reached them.
+//! - `watcher`: SSE watchers and when each tally reached them; the
+//!   `text/event-stream` framing is decoded by `sse-stream` (memchr-based:
+//!   at thousands of watchers the tool shares the machine's cores with the
+//!   server, so its cost per event matters).
 //! - `livez`: the `/livez` baseline.
 //! - `report`: [`Report`] and its parts, percentiles, the delivery
 //!   computation, and the summary text.

@@ -1,0 +1,172 @@
+//! Group commit: concurrent votes share commits, and a cancelled request
+//! never strands the votes queued behind it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use oponn_adapters::memory::MemoryRepository;
+use oponn_core::VoteChoice;
+use oponn_core::domain::VoterHash;
+use oponn_core::domain::{BallotId, OptionId, OwnerId, Tally};
+use oponn_core::ports::{
+    BallotRecord, BallotRepository, NewVote, RecordVoteError, RecordedVote, RepositoryError,
+};
+use oponn_testkit::{TestOponn, block_on};
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+
+use crate::helpers::{request, voter};
+
+/// Memory storage whose batch writes take a while, like a disk flush, and
+/// may be held closed by the test; counts the batches it is given.
+struct SlowStorage {
+    inner: MemoryRepository,
+    batches: AtomicUsize,
+    /// Each batch write takes one permit: the test decides when writes finish.
+    gate: Semaphore,
+}
+
+#[async_trait]
+impl BallotRepository for SlowStorage {
+    async fn insert_ballot(&self, ballot: &BallotRecord) -> Result<(), RepositoryError> {
+        self.inner.insert_ballot(ballot).await
+    }
+    async fn ballot(&self, id: &BallotId) -> Result<Option<BallotRecord>, RepositoryError> {
+        self.inner.ballot(id).await
+    }
+    async fn ballots_owned_by(
+        &self,
+        owner: &OwnerId,
+    ) -> Result<Vec<BallotRecord>, RepositoryError> {
+        self.inner.ballots_owned_by(owner).await
+    }
+    async fn record_vote(&self, vote: &NewVote) -> Result<RecordedVote, RecordVoteError> {
+        self.inner.record_vote(vote).await
+    }
+    async fn record_votes(&self, votes: &[NewVote]) -> Vec<Result<RecordedVote, RecordVoteError>> {
+        self.batches.fetch_add(1, Ordering::SeqCst);
+        let _permit = self.gate.acquire().await;
+        self.inner.record_votes(votes).await
+    }
+    async fn vote_of(
+        &self,
+        ballot: &BallotId,
+        voter: &VoterHash,
+    ) -> Result<Option<OptionId>, RepositoryError> {
+        self.inner.vote_of(ballot, voter).await
+    }
+    async fn tally(&self, id: &BallotId) -> Result<Option<Tally>, RepositoryError> {
+        self.inner.tally(id).await
+    }
+    async fn close_ballot(
+        &self,
+        id: &BallotId,
+        at: OffsetDateTime,
+    ) -> Result<bool, RepositoryError> {
+        self.inner.close_ballot(id, at).await
+    }
+    async fn delete_ballot(&self, id: &BallotId) -> Result<bool, RepositoryError> {
+        self.inner.delete_ballot(id).await
+    }
+}
+
+fn slow(permits: usize) -> Arc<SlowStorage> {
+    Arc::new(SlowStorage {
+        inner: MemoryRepository::new(),
+        batches: AtomicUsize::new(0),
+        gate: Semaphore::new(permits),
+    })
+}
+
+#[test]
+fn votes_arriving_during_a_commit_share_the_next_one() {
+    block_on(async {
+        // The first batch is held until every vote has queued behind it.
+        let storage = slow(0);
+        let oponn = TestOponn::with_repository(Arc::clone(&storage) as _);
+        let ballot = oponn.create(request(&["a", "b"])).await;
+        let tasks: Vec<_> = (0..100)
+            .map(|n| {
+                let service = Arc::clone(oponn.service());
+                let id = ballot.id();
+                tokio::spawn(async move {
+                    service
+                        .cast_vote(
+                            &id,
+                            &voter(&format!("v{n}")),
+                            VoteChoice::Option(OptionId::new(1 + n % 2)),
+                        )
+                        .await
+                })
+            })
+            .collect();
+        // Wait until the first batch is in the (held) write, then let every write through.
+        while storage.batches.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..200 {
+            tokio::task::yield_now().await;
+        }
+        storage.gate.add_permits(1_000);
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let tally = oponn.service().tally(&ballot.id()).await.unwrap();
+        assert_eq!((tally.total(), tally.seq()), (100, 100));
+        let batches = storage.batches.load(Ordering::SeqCst);
+        assert!(
+            batches < 100,
+            "100 votes took {batches} commits: no grouping"
+        );
+        assert!(batches >= 1);
+    });
+}
+
+#[test]
+fn a_cancelled_commit_strands_no_one_queued_behind_it() {
+    block_on(async {
+        let storage = slow(0);
+        let oponn = TestOponn::with_repository(Arc::clone(&storage) as _);
+        let ballot = oponn.create(request(&["a", "b"])).await;
+        let id = ballot.id();
+        // The first voter takes the turn and blocks inside the write.
+        let first = {
+            let service = Arc::clone(oponn.service());
+            tokio::spawn(async move {
+                service
+                    .cast_vote(&id, &voter("first"), VoteChoice::Option(OptionId::new(1)))
+                    .await
+            })
+        };
+        while storage.batches.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let second = {
+            let service = Arc::clone(oponn.service());
+            tokio::spawn(async move {
+                service
+                    .cast_vote(&id, &voter("second"), VoteChoice::Option(OptionId::new(2)))
+                    .await
+            })
+        };
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        // The first request goes away mid-commit; writes may proceed now.
+        first.abort();
+        assert!(first.await.unwrap_err().is_cancelled());
+        storage.gate.add_permits(1_000);
+        let receipt = second.await.unwrap().unwrap();
+        assert_eq!(receipt.option_id, OptionId::new(2));
+        assert_eq!(
+            oponn
+                .service()
+                .tally(&id)
+                .await
+                .unwrap()
+                .count(OptionId::new(2)),
+            1
+        );
+    });
+}
