@@ -11,7 +11,7 @@ use poem::{Response, handler};
 use serde::Deserialize;
 
 use super::{csrf_refusal, error_page, not_found, success_redirect, unavailable};
-use crate::identity::viewer;
+use crate::identity::{Viewer, viewer};
 use crate::state::AppState;
 
 /// An owner's form: only the CSRF token.
@@ -34,6 +34,26 @@ fn refused(state: &AppState, error: OwnerActionError) -> Response {
     }
 }
 
+/// The ballot an owner's form names and who sent it, once the CSRF token
+/// checks out; otherwise the refusal to answer with.
+fn owner_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    jar: &CookieJar,
+    verifier: &CsrfVerifier,
+    id: &str,
+    form: Option<Form<OwnerForm>>,
+) -> Result<(BallotId, Viewer), Box<Response>> {
+    // A body that is not a form is treated as an empty one: the CSRF
+    // check then refuses it with 403, like any request without a token.
+    let form = form.map(|Form(form)| form).unwrap_or_default();
+    if let Some(refusal) = csrf_refusal(state, verifier, headers, form.csrf_token.as_deref()) {
+        return Err(Box::new(refusal));
+    }
+    let id = BallotId::parse(id).map_err(|_| Box::new(not_found(state)))?;
+    Ok((id, viewer(state, jar)))
+}
+
 /// `POST /ballots/{id}/close`: ends voting now; the owner only.
 #[handler]
 pub(crate) async fn close_ballot(
@@ -44,16 +64,10 @@ pub(crate) async fn close_ballot(
     Path(id): Path<String>,
     form: Option<Form<OwnerForm>>,
 ) -> Response {
-    // A body that is not a form is treated as an empty one: the CSRF
-    // check then refuses it with 403, like any request without a token.
-    let form = form.map(|Form(form)| form).unwrap_or_default();
-    if let Some(refusal) = csrf_refusal(&state, verifier, headers, form.csrf_token.as_deref()) {
-        return refusal;
-    }
-    let Ok(id) = BallotId::parse(&id) else {
-        return not_found(&state);
+    let (id, viewer) = match owner_request(&state, headers, jar, verifier, &id, form) {
+        Ok(request) => request,
+        Err(refusal) => return *refusal,
     };
-    let viewer = viewer(&state, jar);
     match state.service.close_ballot(&id, &viewer.owner).await {
         Ok(_) => success_redirect(headers, &format!("/results/{id}")),
         Err(error) => refused(&state, error),
@@ -71,16 +85,10 @@ pub(crate) async fn delete_ballot(
     Path(id): Path<String>,
     form: Option<Form<OwnerForm>>,
 ) -> Response {
-    // A body that is not a form is treated as an empty one: the CSRF
-    // check then refuses it with 403, like any request without a token.
-    let form = form.map(|Form(form)| form).unwrap_or_default();
-    if let Some(refusal) = csrf_refusal(&state, verifier, headers, form.csrf_token.as_deref()) {
-        return refusal;
-    }
-    let Ok(id) = BallotId::parse(&id) else {
-        return not_found(&state);
+    let (id, viewer) = match owner_request(&state, headers, jar, verifier, &id, form) {
+        Ok(request) => request,
+        Err(refusal) => return *refusal,
     };
-    let viewer = viewer(&state, jar);
     match state.service.delete_ballot(&id, &viewer.owner).await {
         Ok(()) => success_redirect(headers, "/"),
         Err(error) => refused(&state, error),
