@@ -13,7 +13,9 @@ use tracing_subscriber::EnvFilter;
 ///
 /// Configuration comes from the environment (and `.env`): OPONN_ENV,
 /// OPONN_BIND, DATABASE_URL, REDIS_URL, OPONN_KMS_KEY_ID, AWS_REGION,
-/// OPONN_KMS_ENDPOINT, OPONN_SECRET_KEY, OPONN_SKIP_CSRF, OPONN_DATA_DIR.
+/// OPONN_KMS_ENDPOINT, OPONN_SECRET_KEY, OPONN_SKIP_CSRF, OPONN_DATA_DIR, and
+/// for sign-in OPONN_GITHUB_* and OPONN_GOOGLE_* (CLIENT_ID, CLIENT_SECRET,
+/// REDIRECT_URL). The README lists them all.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
