@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use oponn_core::domain::{Ballot, BallotId, Results, Tally};
 use oponn_core::ports::TallyStream;
 use oponn_core::{BallotError, BallotService};
+use poem::web::sse::Event;
 use serde_json::json;
 use tokio::sync::{Mutex, watch};
 use tokio::time::Instant;
@@ -67,8 +69,11 @@ where
 pub(crate) struct LiveUpdate {
     /// The tally's sequence number: the SSE event id.
     pub(crate) seq: u64,
-    /// The results partial, for the HTML pages.
-    pub(crate) html: String,
+    /// The results partial as a complete SSE frame (`id`, `event:
+    /// results`, `data` lines), encoded once by poem's own `Event` and
+    /// shared by every HTML watcher: a client costs a reference count, not
+    /// a copy.
+    pub(crate) html_frame: Bytes,
     /// The tally, for the JSON stream.
     pub(crate) body: Arc<TallyBody>,
 }
@@ -200,9 +205,13 @@ impl LiveHub {
                 tracing::error!(%error, "rendering the results partial failed");
                 String::new()
             });
+        let frame = Event::message(html)
+            .event_type("results")
+            .id(tally.seq().to_string())
+            .to_string();
         Ok(LiveUpdate {
             seq: tally.seq(),
-            html,
+            html_frame: Bytes::from(frame),
             body: Arc::new(TallyBody::new(ballot, &results)),
         })
     }

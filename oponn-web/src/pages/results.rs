@@ -3,14 +3,16 @@
 
 use std::sync::Arc;
 
+use std::task::Poll;
+
+use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use oponn_core::BallotError;
 use oponn_core::domain::{Ballot, BallotId, Results};
 use poem::http::{HeaderMap, StatusCode, header};
 use poem::web::cookie::CookieJar;
-use poem::web::sse::{Event, SSE};
 use poem::web::{CsrfToken, Data, Path};
-use poem::{IntoResponse, Response, handler};
+use poem::{Body, IntoResponse, Response, handler};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use tokio_stream::wrappers::WatchStream;
@@ -146,13 +148,29 @@ pub(crate) async fn live_results(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse().ok());
     let guard = SseClientGuard::new(&state.metrics.sse_clients);
-    let events = live_updates(feed, resume_after, state.shutdown.clone()).map(move |update| {
-        let _connected = &guard;
-        Event::message(update.html.clone())
-            .event_type("results")
-            .id(update.seq.to_string())
+    let mut frames = live_updates(feed, resume_after, state.shutdown.clone())
+        .map(move |update| {
+            let _connected = &guard;
+            Ok::<_, std::io::Error>(update.html_frame.clone())
+        })
+        .boxed();
+    // As poem's SSE response does, with the frames already encoded: the
+    // next update when there is one, else a keep-alive comment on each tick;
+    // the body ends when the updates do (shutdown, or the feed closing).
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    let body = futures_util::stream::poll_fn(move |cx| {
+        if let Poll::Ready(frame) = frames.poll_next_unpin(cx) {
+            return Poll::Ready(frame);
+        }
+        ticks
+            .poll_tick(cx)
+            .map(|_| Some(Ok(Bytes::from_static(b":\n\n"))))
     });
-    SSE::new(events).keep_alive(KEEP_ALIVE).into_response()
+    Response::builder()
+        .content_type("text/event-stream")
+        .header("Cache-Control", "no-cache")
+        .header("X-Accel-Buffering", "no")
+        .body(Body::from_bytes_stream(body))
 }
 
 fn timestamp(at: time::OffsetDateTime) -> String {
