@@ -27,7 +27,7 @@ use time::OffsetDateTime;
 
 use crate::sql::{
     BallotRow, OptionRow, SqlSetupError, account, account_unavailable, ballot_record, batch_failed,
-    corrupt, is_outage, pending, tally, unavailable,
+    corrupt, is_outage, pending, recorded, tally, unavailable,
 };
 
 /// The schema's migrations, compiled in.
@@ -178,11 +178,7 @@ impl PostgresRepository {
             let counts = Self::counts(&mut **tx, ballot)
                 .await
                 .map_err(into_record_error)?;
-            return Ok(RecordedVote {
-                option_id: crate::sql::option_id(option_id).map_err(into_record_error)?,
-                tally: tally(tally_seq, counts).map_err(into_record_error)?,
-                changed_from: None,
-            });
+            return recorded(option_id, tally_seq, counts, None);
         }
         let moved = match previous {
             Some(old) => {
@@ -230,14 +226,7 @@ impl PostgresRepository {
         let counts = Self::counts(&mut **tx, ballot)
             .await
             .map_err(into_record_error)?;
-        Ok(RecordedVote {
-            option_id: crate::sql::option_id(option_id).map_err(into_record_error)?,
-            tally: tally(tally_seq, counts).map_err(into_record_error)?,
-            changed_from: previous
-                .map(|old| crate::sql::option_id(i64::from(old)))
-                .transpose()
-                .map_err(into_record_error)?,
-        })
+        recorded(option_id, tally_seq, counts, previous.map(i64::from))
     }
 
     /// The option a write-in counts toward: the ballot's option with the

@@ -115,6 +115,28 @@ pub(crate) fn tally(
     Ok(Tally::new(seq(tally_seq)?, counts))
 }
 
+/// The receipt of a recorded vote, from the rows as read back: the option
+/// it counts toward, the ballot's sequence and counts after it, and the
+/// option it moved from when it changed an earlier vote.
+pub(crate) fn recorded(
+    option: i64,
+    tally_seq: i64,
+    counts: Vec<(i64, i64)>,
+    changed_from: Option<i64>,
+) -> Result<oponn_core::ports::RecordedVote, oponn_core::ports::RecordVoteError> {
+    let outage = |error: RepositoryError| match error {
+        RepositoryError::Unavailable(source) => {
+            oponn_core::ports::RecordVoteError::Unavailable(source)
+        }
+        other => oponn_core::ports::RecordVoteError::Unavailable(Box::new(other)),
+    };
+    Ok(oponn_core::ports::RecordedVote {
+        option_id: option_id(option).map_err(outage)?,
+        tally: tally(tally_seq, counts).map_err(outage)?,
+        changed_from: changed_from.map(option_id).transpose().map_err(outage)?,
+    })
+}
+
 /// Every vote of a batch failed as one: the same cause, told to each.
 pub(crate) fn batch_failed(
     count: usize,

@@ -30,7 +30,7 @@ use time::OffsetDateTime;
 
 use crate::sql::{
     BallotRow, OptionRow, SqlSetupError, account, account_unavailable, ballot_record, batch_failed,
-    corrupt, is_outage, pending, tally, unavailable,
+    corrupt, is_outage, pending, recorded, tally, unavailable,
 };
 
 /// The schema's migrations, compiled in.
@@ -283,14 +283,7 @@ impl SqliteRepository {
         let counts = Self::counts(&mut **tx, ballot)
             .await
             .map_err(repository_outage)?;
-        Ok(RecordedVote {
-            option_id: crate::sql::option_id(option_id).map_err(repository_outage)?,
-            tally: tally(tally_seq, counts).map_err(repository_outage)?,
-            changed_from: previous
-                .map(crate::sql::option_id)
-                .transpose()
-                .map_err(repository_outage)?,
-        })
+        recorded(option_id, tally_seq, counts, previous)
     }
 
     /// The answer to a vote that changes nothing: the current tally.
@@ -307,11 +300,7 @@ impl SqliteRepository {
         let counts = Self::counts(&mut **tx, ballot)
             .await
             .map_err(repository_outage)?;
-        Ok(RecordedVote {
-            option_id: crate::sql::option_id(option_id).map_err(repository_outage)?,
-            tally: tally(tally_seq, counts).map_err(repository_outage)?,
-            changed_from: None,
-        })
+        recorded(option_id, tally_seq, counts, None)
     }
 }
 
