@@ -1,14 +1,17 @@
 //! Ballots, votes and tallies in PostgreSQL: the source of truth when
 //! several instances serve the same ballots.
 //!
-//! Every invariant of the repository port is a database constraint, so it
-//! holds without the distributed lock: the votes table's primary key
-//! `votes_one_per_voter` keeps one vote per voter per ballot, and
-//! `ballot_options_one_per_label` makes two racing write-ins of the same
-//! label one option (`INSERT … ON CONFLICT DO NOTHING`, then read the
-//! winner). A vote locks its ballot row, so the per-ballot sequence number
-//! and the per-option counters move together, in one transaction, and a
-//! tally is read from the counters without scanning votes.
+//! A batch of votes (group commit) locks its ballot's row first, so
+//! batches on one ballot queue there, even with no distributed lock. Under
+//! that lock it reads the ballot's sequence, options and its voters' votes
+//! once, decides every vote in memory, and writes with a few `unnest`
+//! statements, so its cost does not grow with its size in round trips: the
+//! sequence number, the per-option counters and the votes move together in
+//! one transaction, and a tally is read from the counters without scanning
+//! votes. The schema's keys back the invariants up: the votes table's
+//! primary key `votes_one_per_voter` keeps one vote per voter per ballot,
+//! and `ballot_options_one_per_label` one option per label; a batch that
+//! somehow broke one fails as a whole, recording nothing.
 
 use std::time::Duration;
 
@@ -17,8 +20,8 @@ use oponn_core::domain::{
     Account, AccountId, BallotId, Email, Identity, OptionId, OwnerId, Tally, VoterHash,
 };
 use oponn_core::ports::{
-    AccountError, AccountRepository, BallotRecord, BallotRepository, NewVote, OptionRecord,
-    RecordVoteError, RecordedVote, RepositoryError, VoteTarget,
+    AccountError, AccountRepository, BallotRecord, BallotRepository, BoxError, NewVote,
+    RecordVoteError, RecordedVote, RepositoryError,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -26,8 +29,9 @@ use sqlx::{Postgres, Row as _, Transaction};
 use time::OffsetDateTime;
 
 use crate::sql::{
-    BallotRow, OptionRow, SqlSetupError, account, account_unavailable, ballot_record, batch_failed,
-    corrupt, is_outage, pending, recorded, tally, unavailable,
+    BallotRow, BallotState, BatchWrites, OptionRow, SqlSetupError, VoteOutcome, account,
+    account_unavailable, ballot_record, batch_failed, corrupt, decide_batch, one_ballot, pending,
+    tally, unavailable,
 };
 
 /// The schema's migrations, compiled in.
@@ -136,132 +140,208 @@ impl PostgresRepository {
         ballot_record(ballot, options)
     }
 
-    async fn record_vote_in(
-        tx: &mut Transaction<'_, Postgres>,
-        vote: &NewVote,
-    ) -> Result<RecordedVote, RecordVoteError> {
-        let ballot = vote.ballot_id.as_bytes().as_slice();
-        // Lock the ballot row: votes on one ballot queue here, so its
-        // sequence and counters move as one.
-        let found = sqlx::query("select 1 from ballots where id = $1 for update")
-            .bind(ballot)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(record_error)?;
-        if found.is_none() {
-            return Err(RecordVoteError::BallotNotFound);
-        }
-        // Read under the ballot's row lock: this voter's other votes queue behind it.
-        let previous: Option<i32> = sqlx::query_scalar(
-            "select option_id from votes where ballot_id = $1 and voter_hash = $2",
-        )
-        .bind(ballot)
-        .bind(vote.voter.as_bytes().as_slice())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(record_error)?;
-        if previous.is_some() && !vote.allow_change {
-            return Err(RecordVoteError::AlreadyVoted);
-        }
-        let option_id = match &vote.target {
-            VoteTarget::Existing(option) => i64::from(option.get()),
-            VoteTarget::WriteIn(option) => Self::write_in_option(tx, ballot, option).await?,
+    /// Records a batch of votes on `ballot` in one transaction: one commit
+    /// (one WAL flush), and a constant number of statements whatever its size.
+    async fn record_batch(&self, ballot: &BallotId, votes: &[NewVote]) -> Vec<VoteOutcome> {
+        let mut tx = match self.pool.begin().await {
+            Ok(tx) => tx,
+            Err(error) => return batch_failed(votes.len(), &error),
         };
-        let option = i32::try_from(option_id).map_err(|_| RecordVoteError::UnknownOption)?;
-        if previous == Some(option) {
-            // The same choice again: nothing moves.
-            let tally_seq: i64 = sqlx::query_scalar("select tally_seq from ballots where id = $1")
-                .bind(ballot)
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(record_error)?;
-            let counts = Self::counts(&mut **tx, ballot)
-                .await
-                .map_err(into_record_error)?;
-            return recorded(option_id, tally_seq, counts, None);
-        }
-        let moved = match previous {
-            Some(old) => {
-                sqlx::query(
-                    "update ballot_options set vote_count = vote_count - 1 \
-                     where ballot_id = $1 and option_id = $2",
-                )
-                .bind(ballot)
-                .bind(old)
-                .execute(&mut **tx)
-                .await
-                .map_err(record_error)?;
-                "update votes set option_id = $3, cast_at = $4 \
-                 where ballot_id = $1 and voter_hash = $2"
-            }
-            None => {
-                "insert into votes (ballot_id, voter_hash, option_id, cast_at) \
-                 values ($1, $2, $3, $4)"
-            }
+        let outcomes = match Self::record_batch_in(&mut tx, ballot, votes).await {
+            Ok(outcomes) => outcomes,
+            // Dropping the transaction rolls back whatever was written.
+            Err(error) => return batch_failed(votes.len(), &error),
         };
-        sqlx::query(moved)
-            .bind(ballot)
-            .bind(vote.voter.as_bytes().as_slice())
-            .bind(option)
-            .bind(vote.cast_at)
-            .execute(&mut **tx)
-            .await
-            .map_err(record_error)?;
-        sqlx::query(
-            "update ballot_options set vote_count = vote_count + 1 \
-             where ballot_id = $1 and option_id = $2",
-        )
-        .bind(ballot)
-        .bind(i32::try_from(option_id).map_err(|_| RecordVoteError::UnknownOption)?)
-        .execute(&mut **tx)
-        .await
-        .map_err(record_error)?;
-        let tally_seq: i64 = sqlx::query_scalar(
-            "update ballots set tally_seq = tally_seq + 1 where id = $1 returning tally_seq",
-        )
-        .bind(ballot)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(record_error)?;
-        let counts = Self::counts(&mut **tx, ballot)
-            .await
-            .map_err(into_record_error)?;
-        recorded(option_id, tally_seq, counts, previous.map(i64::from))
+        // Acknowledged only once committed: durable.
+        match tx.commit().await {
+            Ok(()) => outcomes,
+            Err(error) => batch_failed(votes.len(), &error),
+        }
     }
 
-    /// The option a write-in counts toward: the ballot's option with the
-    /// same label key, or the new one, inserted now.
-    async fn write_in_option(
+    /// Locks the ballot, reads it once, decides every vote in memory, then
+    /// writes what the accepted votes changed.
+    async fn record_batch_in(
+        tx: &mut Transaction<'_, Postgres>,
+        ballot: &BallotId,
+        votes: &[NewVote],
+    ) -> Result<Vec<VoteOutcome>, BoxError> {
+        let id = ballot.as_bytes().as_slice();
+        let Some(state) = Self::batch_state(tx, id, votes).await? else {
+            return Ok(votes
+                .iter()
+                .map(|_| Err(RecordVoteError::BallotNotFound))
+                .collect());
+        };
+        let (outcomes, writes) = decide_batch(state, votes, i64::from(i32::MAX))?;
+        Self::write_batch(tx, id, &writes).await?;
+        Ok(outcomes)
+    }
+
+    /// Locks the ballot's row, then reads its sequence, its options and the
+    /// stored votes of the batch's voters; `None` when there is no such
+    /// ballot.
+    async fn batch_state(
         tx: &mut Transaction<'_, Postgres>,
         ballot: &[u8],
-        option: &OptionRecord,
-    ) -> Result<i64, RecordVoteError> {
-        let inserted: Option<i32> = sqlx::query_scalar(
-            "insert into ballot_options (ballot_id, option_id, label, label_key, write_in) \
-             values ($1, $2, $3, $4, $5) \
-             on conflict on constraint ballot_options_one_per_label do nothing \
-             returning option_id",
+        votes: &[NewVote],
+    ) -> Result<Option<BallotState>, BoxError> {
+        // Lock the ballot row: batches on one ballot queue here, so its
+        // sequence, counters and votes move as one. The reads after it are
+        // statements of their own, so (read committed) they see what the
+        // batch before this one committed.
+        let ballot_row: Option<(i64, Option<OffsetDateTime>)> =
+            sqlx::query_as("select tally_seq, closed_at from ballots where id = $1 for update")
+                .bind(ballot)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let Some((tally_seq, closed_at)) = ballot_row else {
+            return Ok(None);
+        };
+        let mut state = BallotState::new(tally_seq, closed_at)?;
+        let options: Vec<(i32, Vec<u8>, i64)> = sqlx::query_as(
+            "select option_id, label_key, vote_count from ballot_options where ballot_id = $1",
         )
         .bind(ballot)
-        .bind(i32::try_from(option.id.get()).map_err(|_| RecordVoteError::OptionIdTaken)?)
-        .bind(option.label.as_bytes())
-        .bind(option.label_key.as_bytes().as_slice())
-        .bind(option.write_in)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(record_error)?;
-        if let Some(id) = inserted {
-            return Ok(i64::from(id));
+        .fetch_all(&mut **tx)
+        .await?;
+        for (option_id, label_key, vote_count) in options {
+            state.add_option(i64::from(option_id), label_key, vote_count)?;
         }
-        let existing: i32 = sqlx::query_scalar(
-            "select option_id from ballot_options where ballot_id = $1 and label_key = $2",
+        let voters: Vec<&[u8]> = votes
+            .iter()
+            .map(|vote| vote.voter.as_bytes().as_slice())
+            .collect();
+        let stored: Vec<(Vec<u8>, i32)> = sqlx::query_as(
+            "select voter_hash, option_id from votes \
+             where ballot_id = $1 and voter_hash = any($2)",
         )
         .bind(ballot)
-        .bind(option.label_key.as_bytes().as_slice())
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(record_error)?;
-        Ok(i64::from(existing))
+        .bind(voters)
+        .fetch_all(&mut **tx)
+        .await?;
+        for (voter_hash, option_id) in stored {
+            state.add_vote(voter_hash, i64::from(option_id))?;
+        }
+        Ok(Some(state))
+    }
+
+    /// Writes a decided batch, each kind of row in one `unnest` statement
+    /// (skipped when there is none), then the sequence once.
+    async fn write_batch(
+        tx: &mut Transaction<'_, Postgres>,
+        ballot: &[u8],
+        writes: &BatchWrites<'_>,
+    ) -> Result<(), BoxError> {
+        if !writes.new_options.is_empty() {
+            let mut ids = Vec::with_capacity(writes.new_options.len());
+            for option in &writes.new_options {
+                ids.push(i32::try_from(option.id.get())?);
+            }
+            sqlx::query(
+                "insert into ballot_options (ballot_id, option_id, label, label_key, write_in) \
+                 select $1, o.option_id, o.label, o.label_key, o.write_in \
+                 from unnest($2::int[], $3::bytea[], $4::bytea[], $5::bool[]) \
+                 as o(option_id, label, label_key, write_in)",
+            )
+            .bind(ballot)
+            .bind(ids)
+            .bind(
+                writes
+                    .new_options
+                    .iter()
+                    .map(|option| option.label.as_bytes())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                writes
+                    .new_options
+                    .iter()
+                    .map(|option| option.label_key.as_bytes().as_slice())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                writes
+                    .new_options
+                    .iter()
+                    .map(|option| option.write_in)
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut **tx)
+            .await?;
+        }
+        for (rows, statement) in [
+            (
+                &writes.new_votes,
+                "insert into votes (ballot_id, voter_hash, option_id, cast_at) \
+                 select $1, v.voter_hash, v.option_id, v.cast_at \
+                 from unnest($2::bytea[], $3::int[], $4::timestamptz[]) \
+                 as v(voter_hash, option_id, cast_at)",
+            ),
+            (
+                &writes.changed_votes,
+                "update votes set option_id = v.option_id, cast_at = v.cast_at \
+                 from unnest($2::bytea[], $3::int[], $4::timestamptz[]) \
+                 as v(voter_hash, option_id, cast_at) \
+                 where votes.ballot_id = $1 and votes.voter_hash = v.voter_hash",
+            ),
+        ] {
+            if rows.is_empty() {
+                continue;
+            }
+            let mut options = Vec::with_capacity(rows.len());
+            for row in rows {
+                options.push(i32::try_from(row.option_id)?);
+            }
+            sqlx::query(statement)
+                .bind(ballot)
+                .bind(
+                    rows.iter()
+                        .map(|row| row.voter.as_bytes().as_slice())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(options)
+                .bind(rows.iter().map(|row| row.cast_at).collect::<Vec<_>>())
+                .execute(&mut **tx)
+                .await?;
+        }
+        if !writes.count_changes.is_empty() {
+            let mut options = Vec::with_capacity(writes.count_changes.len());
+            for &(option, _) in &writes.count_changes {
+                options.push(i32::try_from(option)?);
+            }
+            sqlx::query(
+                "update ballot_options set vote_count = vote_count + c.delta \
+                 from unnest($2::int[], $3::int8[]) as c(option_id, delta) \
+                 where ballot_options.ballot_id = $1 and ballot_options.option_id = c.option_id",
+            )
+            .bind(ballot)
+            .bind(options)
+            .bind(
+                writes
+                    .count_changes
+                    .iter()
+                    .map(|&(_, by)| by)
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut **tx)
+            .await?;
+        }
+        if writes.recorded > 0 {
+            let tally_seq: Option<i64> = sqlx::query_scalar(
+                "update ballots set tally_seq = tally_seq + $2 where id = $1 returning tally_seq",
+            )
+            .bind(ballot)
+            .bind(writes.recorded)
+            .fetch_optional(&mut **tx)
+            .await?;
+            // The receipts number the votes from the sequence read under
+            // the row lock; nothing else can have moved it.
+            if tally_seq != Some(writes.tally_seq) {
+                return Err("the ballot's sequence moved during the batch".into());
+            }
+        }
+        Ok(())
     }
 
     async fn counts(
@@ -307,27 +387,6 @@ fn ballot_row(row: &sqlx::postgres::PgRow) -> Result<BallotRow, RepositoryError>
         allow_vote_change: row.try_get("allow_vote_change").map_err(unavailable)?,
         results_visibility: row.try_get("results_visibility").map_err(unavailable)?,
     })
-}
-
-/// Translates a failed vote statement: constraint violations are the
-/// business outcomes the port names; anything else is an outage.
-fn record_error(error: sqlx::Error) -> RecordVoteError {
-    if let sqlx::Error::Database(database) = &error {
-        match database.constraint() {
-            Some("votes_one_per_voter") => return RecordVoteError::AlreadyVoted,
-            Some("votes_option_exists") => return RecordVoteError::UnknownOption,
-            Some("ballot_options_pkey") => return RecordVoteError::OptionIdTaken,
-            _ => {}
-        }
-    }
-    RecordVoteError::Unavailable(Box::new(error))
-}
-
-fn into_record_error(error: RepositoryError) -> RecordVoteError {
-    match error {
-        RepositoryError::Unavailable(source) => RecordVoteError::Unavailable(source),
-        other => RecordVoteError::Unavailable(Box::new(other)),
-    }
 }
 
 #[async_trait]
@@ -411,51 +470,32 @@ impl BallotRepository for PostgresRepository {
     }
 
     async fn record_vote(&self, vote: &NewVote) -> Result<RecordedVote, RecordVoteError> {
-        let mut tx = self
-            .pool
-            .begin()
+        // One path for one vote and many: a batch of one.
+        self.record_batch(&vote.ballot_id, std::slice::from_ref(vote))
             .await
-            .map_err(|error| RecordVoteError::Unavailable(Box::new(error)))?;
-        let recorded = Self::record_vote_in(&mut tx, vote).await?;
-        // Acknowledged only once committed: durable.
-        tx.commit()
-            .await
-            .map_err(|error| RecordVoteError::Unavailable(Box::new(error)))?;
-        Ok(recorded)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| {
+                Err(RecordVoteError::Unavailable(
+                    "the vote got no outcome".into(),
+                ))
+            })
     }
 
-    async fn record_votes(&self, votes: &[NewVote]) -> Vec<Result<RecordedVote, RecordVoteError>> {
-        // One transaction, one commit (one WAL flush) for the whole batch;
-        // each vote in a savepoint, so a refusal by a constraint undoes
-        // only that vote.
-        let mut tx = match self.pool.begin().await {
-            Ok(tx) => tx,
-            Err(error) => return batch_failed(votes.len(), &error),
-        };
+    async fn record_votes(&self, votes: &[NewVote]) -> Vec<VoteOutcome> {
+        if votes.is_empty() {
+            return Vec::new();
+        }
+        if let Some(ballot) = one_ballot(votes) {
+            return self.record_batch(&ballot, votes).await;
+        }
+        // Votes on several ballots (the service never sends them): each
+        // alone, in order.
         let mut outcomes = Vec::with_capacity(votes.len());
         for vote in votes {
-            let mut savepoint = match sqlx::Acquire::begin(&mut *tx).await {
-                Ok(savepoint) => savepoint,
-                Err(error) => return batch_failed(votes.len(), &error),
-            };
-            let outcome = Self::record_vote_in(&mut savepoint, vote).await;
-            if is_outage(&outcome) {
-                return batch_failed(votes.len(), &"storage failed mid-batch");
-            }
-            let settled = if outcome.is_ok() {
-                savepoint.commit().await
-            } else {
-                savepoint.rollback().await
-            };
-            if let Err(error) = settled {
-                return batch_failed(votes.len(), &error);
-            }
-            outcomes.push(outcome);
+            outcomes.push(self.record_vote(vote).await);
         }
-        match tx.commit().await {
-            Ok(()) => outcomes,
-            Err(error) => batch_failed(votes.len(), &error),
-        }
+        outcomes
     }
 
     async fn vote_of(

@@ -2,12 +2,17 @@
 //! default, for a single instance.
 //!
 //! The file runs in WAL mode with `synchronous=FULL`, so a vote is on disk
-//! before it is acknowledged and readers never wait for the writer. Each
-//! vote runs in a `BEGIN IMMEDIATE` transaction, which takes SQLite's one
-//! write lock up front: its checks (voter, option, label key) and its
-//! writes are atomic, so the repository's invariants hold with no other
-//! lock, and the schema's keys back them up.
+//! before it is acknowledged and readers never wait for the writer. A
+//! batch of votes (group commit) runs in one `BEGIN IMMEDIATE`
+//! transaction, which takes SQLite's one write lock up front: it reads the
+//! ballot and its voters' votes once, decides every vote in memory, and
+//! writes with multi-row statements, so its checks (voter, option, label
+//! key) and its writes are atomic, the repository's invariants hold with no
+//! other lock, and the schema's keys back them up. Each statement is a
+//! round trip to sqlx's SQLite worker thread, which is why a batch costs a
+//! constant number of them rather than several per vote.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -17,8 +22,8 @@ use oponn_core::domain::{
     Account, AccountId, BallotId, Email, Identity, OptionId, OwnerId, Tally, VoterHash,
 };
 use oponn_core::ports::{
-    AccountError, AccountRepository, BallotRecord, BallotRepository, NewVote, RecordVoteError,
-    RecordedVote, RepositoryError, VoteTarget,
+    AccountError, AccountRepository, BallotRecord, BallotRepository, BoxError, NewVote,
+    RecordVoteError, RecordedVote, RepositoryError,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -29,8 +34,9 @@ use sqlx::{Row as _, Sqlite, Transaction};
 use time::OffsetDateTime;
 
 use crate::sql::{
-    BallotRow, OptionRow, SqlSetupError, account, account_unavailable, ballot_record, batch_failed,
-    corrupt, is_outage, pending, recorded, tally, unavailable,
+    BallotRow, BallotState, BatchWrites, OptionRow, SqlSetupError, VoteOutcome, account,
+    account_unavailable, ballot_record, batch_failed, corrupt, decide_batch, one_ballot, pending,
+    tally, unavailable,
 };
 
 /// The schema's migrations, compiled in.
@@ -150,158 +156,273 @@ impl SqliteRepository {
         .map_err(unavailable)
     }
 
-    /// Checks and records one vote inside a transaction holding the write lock.
-    async fn record_vote_in(
-        tx: &mut Transaction<'_, Sqlite>,
-        vote: &NewVote,
-    ) -> Result<RecordedVote, RecordVoteError> {
-        let ballot = vote.ballot_id.as_bytes().as_slice();
-        let voter = vote.voter.as_bytes().as_slice();
-        let exists: Option<i64> = sqlx::query_scalar("select 1 from ballots where id = ?")
-            .bind(ballot)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(outage)?;
-        if exists.is_none() {
-            return Err(RecordVoteError::BallotNotFound);
-        }
-        let previous: Option<i64> = sqlx::query_scalar(
-            "select option_id from votes where ballot_id = ? and voter_hash = ?",
-        )
-        .bind(ballot)
-        .bind(voter)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(outage)?;
-        if previous.is_some() && !vote.allow_change {
-            return Err(RecordVoteError::AlreadyVoted);
-        }
-        let option_id = match &vote.target {
-            VoteTarget::Existing(option) => {
-                let known: Option<i64> = sqlx::query_scalar(
-                    "select 1 from ballot_options where ballot_id = ? and option_id = ?",
-                )
-                .bind(ballot)
-                .bind(i64::from(option.get()))
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(outage)?;
-                if known.is_none() {
-                    return Err(RecordVoteError::UnknownOption);
-                }
-                i64::from(option.get())
-            }
-            VoteTarget::WriteIn(option) => {
-                let same_label: Option<i64> = sqlx::query_scalar(
-                    "select option_id from ballot_options where ballot_id = ? and label_key = ?",
-                )
-                .bind(ballot)
-                .bind(option.label_key.as_bytes().as_slice())
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(outage)?;
-                match same_label {
-                    Some(existing) => existing,
-                    None => {
-                        let id = i64::from(option.id.get());
-                        let taken: Option<i64> = sqlx::query_scalar(
-                            "select 1 from ballot_options where ballot_id = ? and option_id = ?",
-                        )
-                        .bind(ballot)
-                        .bind(id)
-                        .fetch_optional(&mut **tx)
-                        .await
-                        .map_err(outage)?;
-                        if taken.is_some() {
-                            return Err(RecordVoteError::OptionIdTaken);
-                        }
-                        sqlx::query(
-                            "insert into ballot_options \
-                             (ballot_id, option_id, label, label_key, write_in) \
-                             values (?, ?, ?, ?, ?)",
-                        )
-                        .bind(ballot)
-                        .bind(id)
-                        .bind(option.label.as_bytes())
-                        .bind(option.label_key.as_bytes().as_slice())
-                        .bind(option.write_in)
-                        .execute(&mut **tx)
-                        .await
-                        .map_err(outage)?;
-                        id
-                    }
-                }
-            }
+    /// Records a batch of votes on `ballot` in one write transaction: one
+    /// flush to disk, and a constant number of statements whatever its size.
+    async fn record_batch(&self, ballot: &BallotId, votes: &[NewVote]) -> Vec<VoteOutcome> {
+        // The write lock up front: the reads below stay true until commit.
+        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
+            Ok(tx) => tx,
+            Err(error) => return batch_failed(votes.len(), &error),
         };
-        if previous == Some(option_id) {
-            // The same choice again: nothing moves.
-            return Self::unchanged(tx, ballot, option_id).await;
-        }
-        let moved = match previous {
-            Some(old) => {
-                sqlx::query(
-                    "update ballot_options set vote_count = vote_count - 1 \
-                     where ballot_id = ? and option_id = ?",
-                )
-                .bind(ballot)
-                .bind(old)
-                .execute(&mut **tx)
-                .await
-                .map_err(outage)?;
-                "update votes set option_id = ?3, cast_at = ?4 \
-                 where ballot_id = ?1 and voter_hash = ?2"
-            }
-            None => {
-                "insert into votes (ballot_id, voter_hash, option_id, cast_at) \
-                 values (?1, ?2, ?3, ?4)"
-            }
+        let outcomes = match Self::record_batch_in(&mut tx, ballot, votes).await {
+            Ok(outcomes) => outcomes,
+            // Dropping the transaction rolls back whatever was written.
+            Err(error) => return batch_failed(votes.len(), &error),
         };
-        sqlx::query(moved)
-            .bind(ballot)
-            .bind(voter)
-            .bind(option_id)
-            .bind(micros(vote.cast_at))
-            .execute(&mut **tx)
-            .await
-            .map_err(outage)?;
-        sqlx::query(
-            "update ballot_options set vote_count = vote_count + 1 \
-             where ballot_id = ? and option_id = ?",
-        )
-        .bind(ballot)
-        .bind(option_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(outage)?;
-        let tally_seq: i64 = sqlx::query_scalar(
-            "update ballots set tally_seq = tally_seq + 1 where id = ? returning tally_seq",
-        )
-        .bind(ballot)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(outage)?;
-        let counts = Self::counts(&mut **tx, ballot)
-            .await
-            .map_err(repository_outage)?;
-        recorded(option_id, tally_seq, counts, previous)
+        // Acknowledged only once committed (synchronous=FULL): durable.
+        match tx.commit().await {
+            Ok(()) => outcomes,
+            Err(error) => batch_failed(votes.len(), &error),
+        }
     }
 
-    /// The answer to a vote that changes nothing: the current tally.
-    async fn unchanged(
+    /// Reads the ballot once, decides every vote in memory, then writes
+    /// what the accepted votes changed.
+    async fn record_batch_in(
+        tx: &mut Transaction<'_, Sqlite>,
+        ballot: &BallotId,
+        votes: &[NewVote],
+    ) -> Result<Vec<VoteOutcome>, BoxError> {
+        let id = ballot.as_bytes().as_slice();
+        let Some(state) = Self::batch_state(tx, id, votes).await? else {
+            return Ok(votes
+                .iter()
+                .map(|_| Err(RecordVoteError::BallotNotFound))
+                .collect());
+        };
+        let (outcomes, writes) = decide_batch(state, votes, i64::MAX)?;
+        Self::write_batch(tx, id, &writes).await?;
+        Ok(outcomes)
+    }
+
+    /// The ballot's sequence, its options and the stored votes of the
+    /// batch's voters, or `None` when there is no such ballot.
+    async fn batch_state(
         tx: &mut Transaction<'_, Sqlite>,
         ballot: &[u8],
-        option_id: i64,
-    ) -> Result<RecordedVote, RecordVoteError> {
-        let tally_seq: i64 = sqlx::query_scalar("select tally_seq from ballots where id = ?")
-            .bind(ballot)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(outage)?;
-        let counts = Self::counts(&mut **tx, ballot)
-            .await
-            .map_err(repository_outage)?;
-        recorded(option_id, tally_seq, counts, None)
+        votes: &[NewVote],
+    ) -> Result<Option<BallotState>, BoxError> {
+        // Under the write lock one statement reads the ballot and its
+        // options together.
+        let rows: Vec<BallotOptionRow> = sqlx::query_as(
+            "select b.tally_seq, b.closed_at, o.option_id, o.label_key, o.vote_count \
+             from ballots b left join ballot_options o on o.ballot_id = b.id where b.id = ?",
+        )
+        .bind(ballot)
+        .fetch_all(&mut **tx)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let mut state = BallotState::new(first.tally_seq, optional_time(first.closed_at)?)?;
+        for row in rows {
+            if let (Some(option_id), Some(label_key), Some(vote_count)) =
+                (row.option_id, row.label_key, row.vote_count)
+            {
+                state.add_option(option_id, label_key, vote_count)?;
+            }
+        }
+        let voters: BTreeSet<&[u8]> = votes
+            .iter()
+            .map(|vote| vote.voter.as_bytes().as_slice())
+            .collect();
+        let voters: Vec<&[u8]> = voters.into_iter().collect();
+        for chunk in voters.chunks(MAX_PARAMS - 1) {
+            let sql = format!(
+                "select voter_hash, option_id from votes \
+                 where ballot_id = ?1 and voter_hash in ({})",
+                numbered(2, chunk.len())
+            );
+            let mut query = sqlx::query_as::<_, (Vec<u8>, i64)>(&sql)
+                .persistent(false)
+                .bind(ballot);
+            for voter in chunk {
+                query = query.bind(*voter);
+            }
+            for (voter_hash, option_id) in query.fetch_all(&mut **tx).await? {
+                state.add_vote(voter_hash, option_id)?;
+            }
+        }
+        Ok(Some(state))
     }
+
+    /// Writes a decided batch: new options and new votes as multi-row
+    /// inserts, changed votes one by one (they are rare), every moved
+    /// counter in one statement, and the sequence once. The statements
+    /// travel together as one script: each round trip to SQLite's thread
+    /// is a wake-up, and the write lock is held meanwhile.
+    async fn write_batch(
+        tx: &mut Transaction<'_, Sqlite>,
+        ballot: &[u8],
+        writes: &BatchWrites<'_>,
+    ) -> Result<(), BoxError> {
+        let mut script = WriteScript::default();
+        let id = Arg::Bytes(ballot);
+        for chunk in writes.new_options.chunks(MAX_PARAMS / 5) {
+            let rows = script.rows(chunk.iter().map(|option| {
+                [
+                    id,
+                    Arg::Int(i64::from(option.id.get())),
+                    Arg::Bytes(option.label.as_bytes()),
+                    Arg::Bytes(option.label_key.as_bytes().as_slice()),
+                    Arg::Bool(option.write_in),
+                ]
+            }));
+            script.push(format!(
+                "insert into ballot_options (ballot_id, option_id, label, label_key, write_in) \
+                 values {rows}"
+            ));
+        }
+        for chunk in writes.new_votes.chunks(MAX_PARAMS / 4) {
+            let rows = script.rows(chunk.iter().map(|vote| {
+                [
+                    id,
+                    Arg::Bytes(vote.voter.as_bytes().as_slice()),
+                    Arg::Int(vote.option_id),
+                    Arg::Int(micros(vote.cast_at)),
+                ]
+            }));
+            script.push(format!(
+                "insert into votes (ballot_id, voter_hash, option_id, cast_at) values {rows}"
+            ));
+        }
+        for vote in &writes.changed_votes {
+            script.bind([
+                Arg::Int(vote.option_id),
+                Arg::Int(micros(vote.cast_at)),
+                id,
+                Arg::Bytes(vote.voter.as_bytes().as_slice()),
+            ]);
+            script.push(
+                "update votes set option_id = ?, cast_at = ? where ballot_id = ? and voter_hash = ?"
+                    .to_owned(),
+            );
+        }
+        for chunk in writes.count_changes.chunks((MAX_PARAMS - 1) / 3) {
+            // `case option_id when ? then ? … end where … option_id in (?, …)`.
+            script.bind(
+                chunk
+                    .iter()
+                    .flat_map(|&(option, by)| [Arg::Int(option), Arg::Int(by)]),
+            );
+            script.bind([id]);
+            script.bind(chunk.iter().map(|&(option, _)| Arg::Int(option)));
+            script.push(format!(
+                "update ballot_options set vote_count = vote_count + case option_id{} end \
+                 where ballot_id = ? and option_id in ({})",
+                " when ? then ?".repeat(chunk.len()),
+                vec!["?"; chunk.len()].join(", ")
+            ));
+        }
+        if writes.recorded > 0 {
+            script.bind([Arg::Int(writes.recorded), id]);
+            script.push(
+                "update ballots set tally_seq = tally_seq + ? where id = ? returning tally_seq"
+                    .to_owned(),
+            );
+        }
+        let rows = script.run(tx).await?;
+        if writes.recorded > 0 {
+            // The receipts number the votes from the sequence read at the
+            // start; under the write lock nothing else moved it.
+            let tally_seq: Option<i64> = rows.last().map(|row| row.try_get(0)).transpose()?;
+            if tally_seq != Some(writes.tally_seq) {
+                return Err("the ballot's sequence moved during the batch".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A value bound to a [`WriteScript`] parameter.
+#[derive(Clone, Copy)]
+enum Arg<'a> {
+    Bytes(&'a [u8]),
+    Int(i64),
+    Bool(bool),
+}
+
+/// Several statements sent to SQLite as one script. Parameters are plain
+/// `?`s, bound in order across the statements: sqlx gives each statement
+/// the values after the previous one's (each statement stays under
+/// SQLite's per-statement limit of [`MAX_PARAMS`]).
+#[derive(Default)]
+struct WriteScript<'a> {
+    sql: String,
+    args: Vec<Arg<'a>>,
+}
+
+impl<'a> WriteScript<'a> {
+    /// Binds the next parameters of the statement being built.
+    fn bind(&mut self, values: impl IntoIterator<Item = Arg<'a>>) {
+        self.args.extend(values);
+    }
+
+    /// `(?, ?, …), …`: one values row per item, its values bound in order.
+    fn rows<const N: usize>(&mut self, items: impl Iterator<Item = [Arg<'a>; N]>) -> String {
+        let row = format!("({})", vec!["?"; N].join(", "));
+        let mut rows = Vec::new();
+        for item in items {
+            self.bind(item);
+            rows.push(row.as_str());
+        }
+        rows.join(", ")
+    }
+
+    /// Appends a statement whose parameters were just bound.
+    fn push(&mut self, statement: String) {
+        self.sql.push_str(&statement);
+        self.sql.push_str(";\n");
+    }
+
+    /// Runs the statements, returning the rows they produce.
+    async fn run(self, tx: &mut Transaction<'_, Sqlite>) -> Result<Vec<SqliteRow>, sqlx::Error> {
+        if self.sql.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = sqlx::query(&self.sql).persistent(false);
+        for value in self.args {
+            query = match value {
+                Arg::Bytes(bytes) => query.bind(bytes),
+                Arg::Int(number) => query.bind(number),
+                Arg::Bool(flag) => query.bind(flag),
+            };
+        }
+        query.fetch_all(&mut **tx).await
+    }
+}
+
+/// A ballot's sequence with one of its options (none for a ballot
+/// without options), as a batch reads them.
+#[derive(sqlx::FromRow)]
+struct BallotOptionRow {
+    /// The ballot's sequence, on every row.
+    tally_seq: i64,
+    /// When the ballot was closed (microseconds), on every row.
+    closed_at: Option<i64>,
+    /// The option's id.
+    option_id: Option<i64>,
+    /// The option's label key.
+    label_key: Option<Vec<u8>>,
+    /// The option's vote count.
+    vote_count: Option<i64>,
+}
+
+/// Most bind parameters one statement takes: SQLite's limit before 3.32,
+/// which builds may still set, so every chunk fits any build. A batch of
+/// the service's size (256 votes) still fits one statement of each kind.
+///
+/// Statements whose text grows with the batch are run `persistent(false)`:
+/// cached, their many shapes would evict the fixed statements from sqlx's
+/// per-connection statement cache.
+const MAX_PARAMS: usize = 999;
+
+/// `?first, ?first+1, …`: `count` numbered parameters.
+fn numbered(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("?{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 const BALLOT_COLUMNS: &str = "b.id, b.owner_id, b.created_at, b.starts_at, b.ends_at, \
@@ -338,17 +459,6 @@ fn ballot_row(row: &SqliteRow) -> Result<BallotRow, RepositoryError> {
         allow_vote_change: row.try_get("allow_vote_change").map_err(unavailable)?,
         results_visibility: row.try_get("results_visibility").map_err(unavailable)?,
     })
-}
-
-fn outage(error: sqlx::Error) -> RecordVoteError {
-    RecordVoteError::Unavailable(Box::new(error))
-}
-
-fn repository_outage(error: RepositoryError) -> RecordVoteError {
-    match error {
-        RepositoryError::Unavailable(source) => RecordVoteError::Unavailable(source),
-        other => RecordVoteError::Unavailable(Box::new(other)),
-    }
 }
 
 #[async_trait]
@@ -436,37 +546,32 @@ impl BallotRepository for SqliteRepository {
     }
 
     async fn record_vote(&self, vote: &NewVote) -> Result<RecordedVote, RecordVoteError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
+        // One path for one vote and many: a batch of one.
+        self.record_batch(&vote.ballot_id, std::slice::from_ref(vote))
             .await
-            .map_err(outage)?;
-        let recorded = Self::record_vote_in(&mut tx, vote).await?;
-        // Acknowledged only once committed (synchronous=FULL): durable.
-        tx.commit().await.map_err(outage)?;
-        Ok(recorded)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| {
+                Err(RecordVoteError::Unavailable(
+                    "the vote got no outcome".into(),
+                ))
+            })
     }
 
-    async fn record_votes(&self, votes: &[NewVote]) -> Vec<Result<RecordedVote, RecordVoteError>> {
-        // One write transaction, one flush to disk, for the whole batch.
-        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
-            Ok(tx) => tx,
-            Err(error) => return batch_failed(votes.len(), &error),
-        };
+    async fn record_votes(&self, votes: &[NewVote]) -> Vec<VoteOutcome> {
+        if votes.is_empty() {
+            return Vec::new();
+        }
+        if let Some(ballot) = one_ballot(votes) {
+            return self.record_batch(&ballot, votes).await;
+        }
+        // Votes on several ballots (the service never sends them): each
+        // alone, in order.
         let mut outcomes = Vec::with_capacity(votes.len());
         for vote in votes {
-            // Refusals are decided before anything is written, so the
-            // transaction stays clean; an outage may leave half a vote.
-            let outcome = Self::record_vote_in(&mut tx, vote).await;
-            if is_outage(&outcome) {
-                return batch_failed(votes.len(), &"storage failed mid-batch");
-            }
-            outcomes.push(outcome);
+            outcomes.push(self.record_vote(vote).await);
         }
-        match tx.commit().await {
-            Ok(()) => outcomes,
-            Err(error) => batch_failed(votes.len(), &error),
-        }
+        outcomes
     }
 
     async fn vote_of(

@@ -99,6 +99,13 @@ impl BallotRepository for MemoryRepository {
         let stored = ballots
             .get_mut(&vote.ballot_id)
             .ok_or(RecordVoteError::BallotNotFound)?;
+        if stored
+            .record
+            .closed_at
+            .is_some_and(|closed| closed <= vote.cast_at)
+        {
+            return Err(RecordVoteError::BallotClosed);
+        }
         let previous = stored.votes.get(&vote.voter).copied();
         if previous.is_some() && !vote.allow_change {
             return Err(RecordVoteError::AlreadyVoted);

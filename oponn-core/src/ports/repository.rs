@@ -131,6 +131,9 @@ pub trait BallotRepository: Send + Sync + 'static {
     /// # Errors
     /// Implementations MUST return, recording nothing:
     /// [`RecordVoteError::BallotNotFound`] when the ballot does not exist;
+    /// [`RecordVoteError::BallotClosed`] when it was closed at or before
+    /// the vote's `cast_at` (so a close on another instance holds even for
+    /// a voter whose instance has not heard of it yet);
     /// [`RecordVoteError::AlreadyVoted`] when this voter has a vote on it
     /// and `allow_change` is not set;
     /// [`RecordVoteError::UnknownOption`] when an existing-option target is
@@ -224,6 +227,9 @@ pub enum RecordVoteError {
     /// There is no such ballot.
     #[error("no such ballot")]
     BallotNotFound,
+    /// The ballot was closed at or before the vote was cast.
+    #[error("the ballot is closed")]
+    BallotClosed,
     /// This voter already voted on the ballot.
     #[error("the voter already voted")]
     AlreadyVoted,

@@ -165,6 +165,7 @@ impl From<RecordVoteError> for CastVoteError {
     fn from(error: RecordVoteError) -> Self {
         match error {
             RecordVoteError::BallotNotFound => CastVoteError::NotFound,
+            RecordVoteError::BallotClosed => CastVoteError::Ended,
             RecordVoteError::AlreadyVoted => CastVoteError::AlreadyVoted,
             RecordVoteError::UnknownOption => CastVoteError::InvalidOption,
             other => CastVoteError::Unavailable(Unavailable::new(Dependency::Storage, other)),

@@ -69,6 +69,7 @@ macro_rules! ballot_repository_contract {
                 second_vote_by_a_voter_is_refused_and_not_counted,
                 vote_for_an_unknown_option_is_refused,
                 vote_on_a_missing_ballot_is_refused,
+                vote_on_a_closed_ballot_is_refused,
                 write_in_adds_an_option,
                 write_in_equal_to_an_option_merges_into_it,
                 write_in_with_a_taken_id_is_refused,
@@ -82,6 +83,10 @@ macro_rules! ballot_repository_contract {
                 a_voters_choice_reads_back,
                 concurrent_changes_keep_the_tally_exact,
                 a_batch_records_each_vote_as_if_alone,
+                a_batch_matches_its_votes_one_by_one,
+                a_refused_batch_writes_nothing,
+                a_large_batch_counts_every_vote,
+                a_batch_across_ballots_records_each_vote,
             ]
         );
     };

@@ -186,6 +186,35 @@ pub async fn vote_for_an_unknown_option_is_refused(repository: Arc<dyn BallotRep
     );
 }
 
+/// A vote cast once the ballot is closed is refused, alone or in a batch,
+/// and nothing is counted; a vote cast before the close still counts.
+pub async fn vote_on_a_closed_ballot_is_refused(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let early = vote(&ballot, voter(1), VoteTarget::Existing(OptionId::new(1)));
+    let closed_at = T0 + Duration::minutes(5);
+    assert!(
+        repository
+            .close_ballot(&ballot.id, closed_at)
+            .await
+            .unwrap()
+    );
+    let late = |n| NewVote {
+        cast_at: closed_at,
+        ..vote(&ballot, voter(n), VoteTarget::Existing(OptionId::new(2)))
+    };
+    let error = repository.record_vote(&late(2)).await.unwrap_err();
+    assert!(matches!(error, RecordVoteError::BallotClosed), "{error:?}");
+    let outcomes = repository.record_votes(&[early, late(3)]).await;
+    assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+    assert!(
+        matches!(outcomes[1], Err(RecordVoteError::BallotClosed)),
+        "{:?}",
+        outcomes[1]
+    );
+    let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+    assert_eq!((tally.seq(), tally.count(OptionId::new(2))), (1, 0));
+}
+
 /// A vote on a ballot that does not exist is refused.
 pub async fn vote_on_a_missing_ballot_is_refused(repository: Arc<dyn BallotRepository>) {
     let ballot = record(None, T0);
@@ -541,4 +570,288 @@ pub async fn a_batch_records_each_vote_as_if_alone(repository: Arc<dyn BallotRep
         (1, 1, 2)
     );
     assert_eq!(repository.vote_of(&ballot.id, &cy).await.unwrap(), None);
+}
+
+/// The votes of [`a_batch_matches_its_votes_one_by_one`], on `ballot`,
+/// where voter 1 already voted for option 1 with changes allowed. Each
+/// comment is what recording that vote alone, in order, answers.
+fn mixed_batch(ballot: &BallotRecord) -> Vec<NewVote> {
+    let [a, b, c, d, e, f, h] = [1, 2, 3, 4, 5, 6, 8].map(fixed_voter);
+    vec![
+        // Moves from 1 to 2: sequence 2.
+        change(ballot, a, 2),
+        // The same choice again: nothing moves, still sequence 2.
+        change(ballot, a, 2),
+        // A new voter: sequence 3.
+        vote(ballot, b, VoteTarget::Existing(OptionId::new(1))),
+        // A repeat without changes allowed: refused.
+        vote(ballot, b, VoteTarget::Existing(OptionId::new(2))),
+        // A new write-in becomes option 3: sequence 4.
+        vote(ballot, c, VoteTarget::WriteIn(option(3, 7, true))),
+        // A vote for the option written in just before: sequence 5.
+        vote(ballot, d, VoteTarget::Existing(OptionId::new(3))),
+        // An equal write-in merges into option 3: sequence 6.
+        vote(ballot, e, VoteTarget::WriteIn(option(4, 7, true))),
+        // A write-in under a taken id: refused.
+        vote(ballot, f, VoteTarget::WriteIn(option(2, 9, true))),
+        // An unknown option: refused, and f may still vote.
+        vote(ballot, f, VoteTarget::Existing(OptionId::new(9))),
+        // b's first vote of this batch moves: sequence 7.
+        change(ballot, b, 2),
+        // c moves off the new write-in: sequence 8.
+        change(ballot, c, 1),
+        // A new voter with changes allowed: sequence 9.
+        change(ballot, h, 1),
+    ]
+}
+
+/// Voter `n`, the same in every call (unlike [`voter`]), so two ballots
+/// can be given the same votes.
+fn fixed_voter(n: u32) -> VoterHash {
+    let mut bytes = [0u8; 32];
+    bytes[..4].copy_from_slice(&n.to_be_bytes());
+    VoterHash::from_bytes(bytes)
+}
+
+/// A batch mixing new votes, refusals, changes, re-votes and write-ins
+/// answers exactly what its votes answer recorded one by one, receipt for
+/// receipt and sequence for sequence, and leaves the same ballot behind.
+pub async fn a_batch_matches_its_votes_one_by_one(repository: Arc<dyn BallotRepository>) {
+    let (batched, one_by_one) = (stored(&repository).await, stored(&repository).await);
+    let a = fixed_voter(1);
+    for ballot in [&batched, &one_by_one] {
+        repository.record_vote(&change(ballot, a, 1)).await.unwrap();
+    }
+    let outcomes = repository.record_votes(&mixed_batch(&batched)).await;
+    let mut expected = Vec::new();
+    for vote in mixed_batch(&one_by_one) {
+        expected.push(repository.record_vote(&vote).await);
+    }
+    assert_eq!(format!("{outcomes:?}"), format!("{expected:?}"));
+
+    let seqs: Vec<Option<u64>> = outcomes
+        .iter()
+        .map(|outcome| outcome.as_ref().ok().map(|recorded| recorded.tally.seq()))
+        .collect();
+    let accepted = |seq| Some(seq);
+    assert_eq!(
+        seqs,
+        [
+            accepted(2),
+            accepted(2),
+            accepted(3),
+            None,
+            accepted(4),
+            accepted(5),
+            accepted(6),
+            None,
+            None,
+            accepted(7),
+            accepted(8),
+            accepted(9),
+        ]
+    );
+    let receipt = |index: usize| outcomes[index].as_ref().unwrap();
+    assert_eq!(receipt(0).changed_from, Some(OptionId::new(1)));
+    assert_eq!(receipt(1).changed_from, None);
+    assert_eq!(receipt(1).tally, receipt(0).tally);
+    assert!(matches!(outcomes[3], Err(RecordVoteError::AlreadyVoted)));
+    assert_eq!(receipt(4).option_id, OptionId::new(3));
+    assert_eq!(receipt(5).tally.count(OptionId::new(3)), 2);
+    assert_eq!(receipt(6).option_id, OptionId::new(3));
+    assert!(matches!(outcomes[7], Err(RecordVoteError::OptionIdTaken)));
+    assert!(matches!(outcomes[8], Err(RecordVoteError::UnknownOption)));
+    assert_eq!(receipt(9).changed_from, Some(OptionId::new(1)));
+    assert_eq!(receipt(10).changed_from, Some(OptionId::new(3)));
+    assert_eq!(receipt(11).changed_from, None);
+
+    // What is stored is what the last receipt said, on both ballots.
+    for ballot in [&batched, &one_by_one] {
+        let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+        assert_eq!(
+            Some(&tally),
+            outcomes.last().unwrap().as_ref().ok().map(|r| &r.tally)
+        );
+        assert_eq!((tally.seq(), tally.total()), (9, 6));
+        assert_eq!(
+            [1, 2, 3].map(|option| tally.count(OptionId::new(option))),
+            [2, 2, 2]
+        );
+        let reread = repository.ballot(&ballot.id).await.unwrap().unwrap();
+        assert_eq!(reread.options.len(), 3);
+        assert_eq!(reread.options[2], option(3, 7, true));
+        let choices = [
+            (1, Some(2)),
+            (2, Some(2)),
+            (3, Some(1)),
+            (4, Some(3)),
+            (5, Some(3)),
+            (6, None),
+            (8, Some(1)),
+        ];
+        for (n, choice) in choices {
+            assert_eq!(
+                repository
+                    .vote_of(&ballot.id, &fixed_voter(n))
+                    .await
+                    .unwrap(),
+                choice.map(OptionId::new),
+                "voter {n}"
+            );
+        }
+    }
+}
+
+/// A batch whose every vote is refused writes nothing: no option, no vote,
+/// no sequence step; a batch on a missing ballot refuses each vote; an
+/// empty batch answers nothing.
+pub async fn a_refused_batch_writes_nothing(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let voter = fixed_voter;
+    repository
+        .record_vote(&vote(
+            &ballot,
+            voter(1),
+            VoteTarget::Existing(OptionId::new(1)),
+        ))
+        .await
+        .unwrap();
+    let refused = [
+        vote(&ballot, voter(1), VoteTarget::WriteIn(option(3, 7, true))),
+        vote(&ballot, voter(2), VoteTarget::Existing(OptionId::new(9))),
+        vote(&ballot, voter(3), VoteTarget::WriteIn(option(1, 9, true))),
+        vote(&ballot, voter(4), VoteTarget::Existing(OptionId::new(3))),
+    ];
+    let outcomes = repository.record_votes(&refused).await;
+    assert!(
+        matches!(
+            outcomes.as_slice(),
+            [
+                Err(RecordVoteError::AlreadyVoted),
+                Err(RecordVoteError::UnknownOption),
+                Err(RecordVoteError::OptionIdTaken),
+                Err(RecordVoteError::UnknownOption),
+            ]
+        ),
+        "{outcomes:?}"
+    );
+    let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+    assert_eq!((tally.seq(), tally.total()), (1, 1));
+    assert_eq!(
+        repository.ballot(&ballot.id).await.unwrap(),
+        Some(ballot.clone())
+    );
+    for n in 2..=4 {
+        assert_eq!(
+            repository.vote_of(&ballot.id, &voter(n)).await.unwrap(),
+            None
+        );
+    }
+
+    let missing = record(None, T0);
+    let outcomes = repository
+        .record_votes(&[
+            vote(&missing, voter(1), VoteTarget::Existing(OptionId::new(1))),
+            vote(&missing, voter(2), VoteTarget::WriteIn(option(3, 7, true))),
+        ])
+        .await;
+    assert!(
+        matches!(
+            outcomes.as_slice(),
+            [
+                Err(RecordVoteError::BallotNotFound),
+                Err(RecordVoteError::BallotNotFound)
+            ]
+        ),
+        "{outcomes:?}"
+    );
+    assert!(repository.record_votes(&[]).await.is_empty());
+}
+
+/// A batch larger than any one statement may bind (1,000 votes, a third
+/// of them new write-ins) counts every vote once, numbers them one by one,
+/// and keeps every write-in.
+pub async fn a_large_batch_counts_every_vote(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let write_in = |n: u32| {
+        let mut label_key = [0xAB; 32];
+        label_key[..4].copy_from_slice(&n.to_be_bytes());
+        OptionRecord {
+            id: OptionId::new(3 + n / 3),
+            label: Sealed::from_bytes(n.to_be_bytes().repeat(10)),
+            label_key: LabelKey::from_bytes(label_key),
+            write_in: true,
+        }
+    };
+    let batch: Vec<NewVote> = (0..1000u32)
+        .map(|n| {
+            let target = if n % 3 == 0 {
+                VoteTarget::WriteIn(write_in(n))
+            } else {
+                VoteTarget::Existing(OptionId::new(1 + n % 2))
+            };
+            vote(&ballot, fixed_voter(n), target)
+        })
+        .collect();
+    let outcomes = repository.record_votes(&batch).await;
+    assert_eq!(outcomes.len(), 1000);
+    for (n, outcome) in (0u64..).zip(&outcomes) {
+        let recorded = outcome.as_ref().unwrap();
+        assert_eq!(recorded.tally.seq(), n + 1);
+        assert_eq!(recorded.tally.total(), n + 1);
+    }
+    let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+    assert_eq!(
+        Some(&tally),
+        outcomes.last().unwrap().as_ref().ok().map(|r| &r.tally)
+    );
+    let reread = repository.ballot(&ballot.id).await.unwrap().unwrap();
+    assert_eq!(reread.options.len(), 2 + 334);
+    assert_eq!(reread.options.last(), Some(&write_in(999)));
+    assert_eq!(tally.count(OptionId::new(3 + 999 / 3)), 1);
+    assert_eq!(
+        repository
+            .vote_of(&ballot.id, &fixed_voter(998))
+            .await
+            .unwrap(),
+        Some(OptionId::new(1))
+    );
+}
+
+/// A batch that spans two ballots (the service never sends one, but the
+/// port allows it) still answers each vote as if recorded alone.
+pub async fn a_batch_across_ballots_records_each_vote(repository: Arc<dyn BallotRepository>) {
+    let (first, second) = (stored(&repository).await, stored(&repository).await);
+    let outcomes = repository
+        .record_votes(&[
+            vote(
+                &first,
+                fixed_voter(1),
+                VoteTarget::Existing(OptionId::new(1)),
+            ),
+            vote(
+                &second,
+                fixed_voter(1),
+                VoteTarget::Existing(OptionId::new(2)),
+            ),
+            vote(
+                &first,
+                fixed_voter(1),
+                VoteTarget::Existing(OptionId::new(2)),
+            ),
+            vote(
+                &second,
+                fixed_voter(2),
+                VoteTarget::Existing(OptionId::new(2)),
+            ),
+        ])
+        .await;
+    let seqs: Vec<Option<u64>> = outcomes
+        .iter()
+        .map(|outcome| outcome.as_ref().ok().map(|recorded| recorded.tally.seq()))
+        .collect();
+    assert_eq!(seqs, [Some(1), Some(1), None, Some(2)], "{outcomes:?}");
+    assert!(matches!(outcomes[2], Err(RecordVoteError::AlreadyVoted)));
+    let second_tally = repository.tally(&second.id).await.unwrap().unwrap();
+    assert_eq!(second_tally.count(OptionId::new(2)), 2);
 }
