@@ -29,6 +29,9 @@ pub(crate) struct Viewer {
     /// Who owns what this viewer creates: the account when signed in,
     /// else this browser.
     pub(crate) owner: OwnerId,
+    /// This request gave the browser its voter cookie: a voter that new
+    /// has cast no vote anywhere, so there is nothing to look up.
+    pub(crate) new_voter: bool,
 }
 
 /// Identifies the sender of a request from its cookies, giving a guest
@@ -39,13 +42,15 @@ pub(crate) fn viewer(state: &AppState, jar: &CookieJar) -> Viewer {
             voter: VoterId::account(&session.account),
             owner: account_owner(&session.account),
             account: Some(session),
+            new_voter: false,
         },
         None => {
-            let voter = guest_voter(state, jar);
+            let (voter, new_voter) = guest_voter(state, jar);
             Viewer {
                 owner: guest_owner(&voter),
                 voter,
                 account: None,
+                new_voter,
             }
         }
     }
@@ -99,14 +104,15 @@ pub(crate) fn end_session(state: &AppState, jar: &CookieJar) {
     ));
 }
 
-fn guest_voter(state: &AppState, jar: &CookieJar) -> VoterId {
+/// This browser's voter id, and whether it was minted just now.
+fn guest_voter(state: &AppState, jar: &CookieJar) -> (VoterId, bool) {
     let signed = jar.signed_with_key(&state.cookie_key);
     let existing = signed
         .get(VOTER_COOKIE)
         .map(|cookie| cookie.value_str().to_owned())
         .filter(|id| !id.is_empty() && id.len() <= MAX_VOTER_ID_LEN);
     if let Some(id) = existing {
-        return VoterId::new(id);
+        return (VoterId::new(id), false);
     }
     let id = VoterId::generate();
     signed.add(cookie(
@@ -115,7 +121,7 @@ fn guest_voter(state: &AppState, jar: &CookieJar) -> VoterId {
         id.as_str().to_owned(),
         Duration::days(365),
     ));
-    id
+    (id, true)
 }
 
 /// A cookie with the house attributes: `HttpOnly`, `SameSite=Lax`, path

@@ -1,4 +1,5 @@
-//! A bounded, expiring cache of unwrapped data keys.
+//! Bounded, expiring per-ballot caches: unwrapped data keys, and opened
+//! ballots.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,19 +16,24 @@ use crate::domain::BallotId;
 /// are cached; but a key left in memory forever widens what a memory dump
 /// reveals, so each entry expires after a time-to-live and the cache holds
 /// at most `capacity` keys, evicting the least recently used.
-pub struct KeyCache {
+pub type KeyCache = BallotCache<Arc<SymmetricKey>>;
+
+/// A value per ballot, held for a time-to-live, at most `capacity` of them
+/// (the least recently used go first). Values are cloned out, so `V` is
+/// cheap to clone (an `Arc`).
+pub struct BallotCache<V> {
     /// A plain mutex: every critical section is a map operation, never I/O.
-    entries: Mutex<LruCache<BallotId, CachedKey>>,
+    entries: Mutex<LruCache<BallotId, Cached<V>>>,
     ttl: Duration,
 }
 
-struct CachedKey {
-    key: Arc<SymmetricKey>,
+struct Cached<V> {
+    value: V,
     expires_at: OffsetDateTime,
 }
 
-impl KeyCache {
-    /// A cache of at most `capacity` keys, each kept for `ttl`.
+impl<V: Clone> BallotCache<V> {
+    /// A cache of at most `capacity` values, each kept for `ttl`.
     pub fn new(capacity: NonZeroUsize, ttl: Duration) -> Self {
         Self {
             entries: Mutex::new(LruCache::new(capacity)),
@@ -35,11 +41,11 @@ impl KeyCache {
         }
     }
 
-    /// The key of `ballot`, if cached and not expired at `now`.
-    pub fn get(&self, ballot: &BallotId, now: OffsetDateTime) -> Option<Arc<SymmetricKey>> {
+    /// The value of `ballot`, if cached and not expired at `now`.
+    pub fn get(&self, ballot: &BallotId, now: OffsetDateTime) -> Option<V> {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         match entries.get(ballot) {
-            Some(entry) if entry.expires_at > now => Some(Arc::clone(&entry.key)),
+            Some(entry) if entry.expires_at > now => Some(entry.value.clone()),
             Some(_) => {
                 entries.pop(ballot);
                 None
@@ -48,10 +54,10 @@ impl KeyCache {
         }
     }
 
-    /// Caches `key` for `ballot` from `now` on.
-    pub fn insert(&self, ballot: BallotId, key: Arc<SymmetricKey>, now: OffsetDateTime) {
-        let entry = CachedKey {
-            key,
+    /// Caches `value` for `ballot` from `now` on.
+    pub fn insert(&self, ballot: BallotId, value: V, now: OffsetDateTime) {
+        let entry = Cached {
+            value,
             expires_at: now + self.ttl,
         };
         self.entries
@@ -60,7 +66,7 @@ impl KeyCache {
             .put(ballot, entry);
     }
 
-    /// Forgets the key of `ballot`, as when the ballot is deleted.
+    /// Forgets the value of `ballot`, as when the ballot is deleted.
     pub fn remove(&self, ballot: &BallotId) {
         self.entries
             .lock()
@@ -82,7 +88,7 @@ impl KeyCache {
         expired.len()
     }
 
-    /// How many keys are cached, expired or not.
+    /// How many values are cached, expired or not.
     pub fn len(&self) -> usize {
         self.entries
             .lock()
@@ -90,7 +96,7 @@ impl KeyCache {
             .len()
     }
 
-    /// True when no key is cached.
+    /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

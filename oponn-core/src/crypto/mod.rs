@@ -18,7 +18,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-pub use cache::KeyCache;
+pub use cache::{BallotCache, KeyCache};
 
 use crate::domain::{BallotId, OptionId};
 

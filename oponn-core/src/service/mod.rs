@@ -16,7 +16,7 @@ pub use error::{
     BallotError, CastVoteError, CreateBallotError, Dependency, OwnerActionError, Unavailable,
 };
 
-use crate::crypto::{KeyCache, SealedField, SymmetricKey};
+use crate::crypto::{BallotCache, KeyCache, SealedField, SymmetricKey};
 use crate::domain::{
     Ballot, BallotDraft, BallotId, BallotOption, BallotParts, BallotRequest, Eligibility, Measure,
     OptionId, OptionLabel, OwnerId, Results, Schedule, Status, Tally, TallyEvent, VoterHasher,
@@ -58,15 +58,22 @@ pub struct ServiceSettings {
     pub key_cache_capacity: NonZeroUsize,
     /// How long an unwrapped data key stays in memory.
     pub key_cache_ttl: Duration,
+    /// How long an opened ballot is reused for reading without asking
+    /// storage again. This instance's own closes, deletes and write-ins
+    /// refresh it at once; another instance's show after at most this
+    /// long. Votes never rely on it: they are checked against storage.
+    pub ballot_cache_ttl: Duration,
 }
 
 impl ServiceSettings {
-    /// Defaults (10,000 keys for 15 minutes) around the given voter hash key.
+    /// Defaults (10,000 keys for 15 minutes, opened ballots for one
+    /// second) around the given voter hash key.
     pub fn new(voter_hash_key: [u8; 32]) -> Self {
         Self {
             voter_hash_key,
             key_cache_capacity: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
             key_cache_ttl: Duration::minutes(15),
+            ballot_cache_ttl: Duration::seconds(1),
         }
     }
 }
@@ -118,6 +125,8 @@ pub struct PruneReport {
     pub channels: usize,
     /// Expired data keys dropped.
     pub keys: usize,
+    /// Expired opened ballots dropped.
+    pub ballots: usize,
 }
 
 /// Ballots and votes: creation, voting, tallies, live updates and owner actions.
@@ -129,6 +138,11 @@ pub struct BallotService {
     voter_hasher: VoterHasher,
     /// Unwrapped data keys, so a hot ballot costs one unwrap per TTL.
     keys: KeyCache,
+    /// Opened ballots, so a hot ballot's pages cost one read per TTL.
+    opened: BallotCache<Arc<Ballot>>,
+    /// Sealed ballots as stored, so a hot ballot's vote batches cost one
+    /// read per TTL.
+    records: BallotCache<Arc<BallotRecord>>,
     /// Votes waiting for their ballot's next group commit.
     batches: batch::Batches,
 }
@@ -150,6 +164,8 @@ impl BallotService {
         Self {
             voter_hasher: VoterHasher::new(settings.voter_hash_key),
             keys: KeyCache::new(settings.key_cache_capacity, settings.key_cache_ttl),
+            opened: BallotCache::new(settings.key_cache_capacity, settings.ballot_cache_ttl),
+            records: BallotCache::new(settings.key_cache_capacity, settings.ballot_cache_ttl),
             batches: batch::Batches::default(),
             ports,
         }
@@ -223,11 +239,45 @@ impl BallotService {
 
     /// The ballot with `id`, decrypted.
     ///
+    /// Reads may be served from memory for up to
+    /// [`ServiceSettings::ballot_cache_ttl`]; see there what that means.
+    ///
     /// # Errors
     /// [`BallotError::NotFound`], or [`BallotError::Unavailable`].
     pub async fn ballot(&self, id: &BallotId) -> Result<Ballot, BallotError> {
+        if let Some(ballot) = self.opened.get(id, self.now()) {
+            return Ok(Ballot::clone(&ballot));
+        }
+        self.reopen(id).await
+    }
+
+    /// The ballot with `id`, read from storage and decrypted, and cached.
+    async fn reopen(&self, id: &BallotId) -> Result<Ballot, BallotError> {
         let record = self.record(id).await?;
-        Ok(self.open(record).await?)
+        self.records
+            .insert(*id, Arc::new(record.clone()), self.now());
+        let ballot = self.open(record).await?;
+        self.opened
+            .insert(*id, Arc::new(ballot.clone()), self.now());
+        Ok(ballot)
+    }
+
+    /// The stored ballot for a vote batch to check against: cached, or
+    /// read and cached.
+    async fn batch_record(&self, id: &BallotId) -> Result<BallotRecord, BallotError> {
+        if let Some(record) = self.records.get(id, self.now()) {
+            return Ok(BallotRecord::clone(&record));
+        }
+        let record = self.record(id).await?;
+        self.records
+            .insert(*id, Arc::new(record.clone()), self.now());
+        Ok(record)
+    }
+
+    /// Drops what this instance caches of ballot `id`, after it changed.
+    fn forget(&self, id: &BallotId) {
+        self.opened.remove(id);
+        self.records.remove(id);
     }
 
     /// Every ballot `owner` created, newest first.
@@ -267,7 +317,14 @@ impl BallotService {
     /// [`BallotError::NotFound`], or [`BallotError::Unavailable`].
     pub async fn results(&self, id: &BallotId) -> Result<(Ballot, Results), BallotError> {
         let tally = self.tally(id).await?;
-        let ballot = self.ballot(id).await?;
+        let mut ballot = self.ballot(id).await?;
+        if tally
+            .iter()
+            .any(|(option, _)| ballot.option(option).is_none())
+        {
+            // A write-in newer than the cached ballot: read it again.
+            ballot = self.reopen(id).await?;
+        }
         let results = Results::new(&ballot, &tally);
         Ok((ballot, results))
     }
@@ -307,6 +364,13 @@ impl BallotService {
         let guard = self.lock(id).await;
         let outcomes = self.check_and_record(id, &votes).await;
         unlock(id, guard).await;
+        if votes
+            .iter()
+            .any(|vote| matches!(vote.choice, VoteChoice::WriteIn(_)))
+        {
+            // The ballot may have gained an option.
+            self.forget(id);
+        }
         let newest = outcomes
             .iter()
             .filter_map(|outcome| outcome.as_ref().ok())
@@ -355,7 +419,9 @@ impl BallotService {
         let all = |error: &dyn Fn() -> CastVoteError| {
             votes.iter().map(|_| Err(Refused(error()))).collect()
         };
-        let mut record = match self.record(id).await {
+        // Possibly cached: storage refuses votes on a ballot closed or
+        // deleted since, and write-ins whose id was taken meanwhile.
+        let mut record = match self.batch_record(id).await {
             Ok(record) => record,
             Err(BallotError::NotFound) => return all(&|| CastVoteError::NotFound),
             Err(BallotError::Unavailable(error)) => {
@@ -551,10 +617,11 @@ impl BallotService {
             .await
             .map_err(Unavailable::from);
         unlock(id, guard).await;
+        self.forget(id);
         if !closed? {
             return Err(OwnerActionError::NotFound);
         }
-        Ok(self.ballot(id).await?)
+        Ok(self.reopen(id).await?)
     }
 
     /// Deletes `id` and everything about it; only its owner may. Its data
@@ -571,6 +638,7 @@ impl BallotService {
         let record = self.record(id).await?;
         authorize(&record, requester)?;
         self.keys.remove(id);
+        self.forget(id);
         let deleted = self
             .ports
             .repository
@@ -625,6 +693,7 @@ impl BallotService {
             locks: self.ports.lock.prune_idle(),
             channels: self.ports.broadcaster.prune_idle() + self.batches.prune_idle(),
             keys: self.keys.prune_expired(self.now()),
+            ballots: self.opened.prune_expired(self.now()) + self.records.prune_expired(self.now()),
         }
     }
 

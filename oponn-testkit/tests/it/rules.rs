@@ -1,7 +1,11 @@
 //! Each rule of voting, one test apiece.
 
+use std::sync::Arc;
+
 use futures_util::StreamExt as _;
+use oponn_adapters::memory::MemoryRepository;
 use oponn_core::domain::{BallotId, Field, OptionId, OwnerId, StartRequest, messages};
+use oponn_core::ports::BallotRepository;
 use oponn_core::{BallotError, CastVoteError, CreateBallotError, OwnerActionError, VoteChoice};
 use oponn_testkit::{TestOponn, block_on};
 use time::Duration;
@@ -316,5 +320,36 @@ fn cached_data_keys_expire_and_are_pruned() {
                 .measure(),
             "lunch?"
         );
+    });
+}
+
+#[test]
+fn a_close_on_another_instance_holds_against_its_cached_ballot() {
+    block_on(async {
+        let storage: Arc<dyn BallotRepository> = Arc::new(MemoryRepository::new());
+        let first = TestOponn::with_repository(Arc::clone(&storage));
+        let second = TestOponn::with_repository(storage);
+        let owner = OwnerId::new("owner");
+        let ballot = first
+            .service()
+            .create_ballot(&request(&["aye", "nay"]), Some(owner.clone()))
+            .await
+            .unwrap();
+        let id = ballot.id();
+        let aye = || VoteChoice::Option(OptionId::new(1));
+        // The second instance votes, so it holds the ballot in its cache.
+        second
+            .service()
+            .cast_vote(&id, &voter("early"), aye())
+            .await
+            .unwrap();
+        first.service().close_ballot(&id, &owner).await.unwrap();
+        let late = second
+            .service()
+            .cast_vote(&id, &voter("late"), aye())
+            .await
+            .unwrap_err();
+        assert!(matches!(late, CastVoteError::Ended), "{late:?}");
+        assert_eq!(second.service().tally(&id).await.unwrap().total(), 1);
     });
 }

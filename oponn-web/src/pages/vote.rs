@@ -93,9 +93,13 @@ pub(crate) async fn vote_form(
         Err(BallotError::NotFound) => return not_found(&state),
         Err(error) => return unavailable(&state, &error),
     };
-    let current = match state.service.vote_of(&id, &viewer.voter).await {
-        Ok(current) => current,
-        Err(error) => return unavailable(&state, &error),
+    let current = if viewer.new_voter {
+        None
+    } else {
+        match state.service.vote_of(&id, &viewer.voter).await {
+            Ok(current) => current,
+            Err(error) => return unavailable(&state, &error),
+        }
     };
     let form = VoteForm::default();
     let view = VoteView {
