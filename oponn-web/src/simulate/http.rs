@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use cookie::Cookie;
+use reqwest::header::{HeaderMap, HeaderValue, SET_COOKIE};
 use reqwest::{Client, StatusCode, Url, redirect};
 
 /// A fresh browser: its own cookie jar and connections; redirects are not
@@ -34,6 +36,23 @@ pub(crate) fn pooled(timeout: Duration) -> reqwest::Result<Client> {
         .connect_timeout(timeout)
         .timeout(timeout)
         .build()
+}
+
+/// The `Cookie` header a browser would send back after an answer with
+/// `headers`: every cookie its `Set-Cookie` headers set, as `name=value`
+/// pairs. `None` when it set none.
+pub(crate) fn cookies_set_by(headers: &HeaderMap) -> Option<HeaderValue> {
+    let pairs: Vec<String> = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(|value| Cookie::parse(value).ok())
+        .map(|cookie| format!("{}={}", cookie.name(), cookie.value()))
+        .collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&pairs.join("; ")).ok()
 }
 
 /// `base` (which ends in `/`) followed by `segments`, each escaped as one

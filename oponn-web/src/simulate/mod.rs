@@ -1,10 +1,12 @@
 //! `oponn simulate`: a load tool for any server that exposes Oponn's routes.
 //!
 //! It acts like many browsers at once. Each simulated voter is a fresh
-//! browser with its own cookie jar: it loads `/vote/{id}`, takes the CSRF
-//! token and one option (uniformly at random) from the HTML, and posts the
-//! form without following the redirect, exactly as a person's browser
-//! would. So it measures the whole page path, and it works against any
+//! browser with no cookies: it loads `/vote/{id}`, keeps the cookies the
+//! page sets, takes the CSRF token and one option (uniformly at random)
+//! from the HTML, and posts the form with those cookies without following
+//! the redirect, exactly as a person's browser would. The voters of one
+//! worker take turns on its keep-alive connection, as visitors do behind a
+//! reverse proxy (`--fresh-connections` gives each its own connection). So it measures the whole page path, and it works against any
 //! implementation of Oponn's routes. Watchers hold the live results stream
 //! (`/ballots/{id}/live-results`) open and note when each tally arrives.
 //! At the end the tool reads the server's tally and checks that it equals
@@ -57,10 +59,10 @@
 //!
 //! - `mod.rs`: [`SimulateArgs`], [`Target`], [`SimulateError`], and
 //!   [`run`]/[`measure`], which run the phases in order.
-//! - `http`: HTTP clients (one per simulated browser) and how a failed
+//! - `http`: HTTP clients, the cookies a page sets, and how a failed
 //!   request is named.
-//! - `page`: what the tool reads from HTML, with `scraper`: the CSRF token,
-//!   option ids, refusal messages.
+//! - `page`: what the tool reads from HTML, with html5ever: the CSRF token,
+//!   option ids (tokenizer only), refusal messages (`scraper`).
 //! - `setup`: creating a ballot (the form, else the JSON API) and reading
 //!   its tally.
 //! - `voter`: the voters, `--concurrency` of them at a time.
@@ -147,6 +149,11 @@ pub struct SimulateArgs {
     /// How long watchers may take, after the last vote, to receive it.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub settle: Duration,
+    /// Give every voter a new connection, as separate browsers would have,
+    /// instead of letting each worker's voters take turns on one
+    /// keep-alive connection, as visitors do behind a reverse proxy.
+    #[arg(long)]
+    pub fresh_connections: bool,
 }
 
 /// What a run loads.
@@ -293,6 +300,7 @@ async fn vote_phase(
         concurrency: args.concurrency,
         deadline: args.duration.map(|duration| started + duration),
         timeout: args.timeout,
+        fresh_connections: args.fresh_connections,
     };
     let voted = voter::run(plan, &live).await;
     let elapsed = started.elapsed();

@@ -1,9 +1,12 @@
-//! What the tool reads from Oponn's HTML, as a browser would see it:
-//! parsed with `scraper` (html5ever), so attribute order, quoting and
-//! entities do not matter.
+//! What the tool reads from Oponn's HTML, as a browser would see it, so
+//! attribute order, quoting and entities do not matter. The vote page,
+//! read once per voter, goes through lol_html's streaming tokenizer with
+//! CSS selectors (no tree is built: it is the load generator's hottest
+//! work); refusals and form errors, read rarely, through `scraper`.
 
 use std::sync::LazyLock;
 
+use lol_html::{HtmlRewriter, Settings, element};
 use scraper::{ElementRef, Html, Selector};
 
 /// The name of the hidden input (and header) carrying the CSRF token.
@@ -21,8 +24,6 @@ fn selector(css: &'static str) -> Selector {
 }
 
 static CSRF_INPUT: LazyLock<Selector> = LazyLock::new(|| selector(r#"input[name="X-CSRF-Token"]"#));
-static OPTION_INPUTS: LazyLock<Selector> =
-    LazyLock::new(|| selector(r#"input[type="radio"][name="option_id"]"#));
 static ALERTS: LazyLock<Selector> = LazyLock::new(|| selector(".alert-error"));
 static FIELD_ERRORS: LazyLock<Selector> = LazyLock::new(|| selector(".field-error-msg"));
 
@@ -37,14 +38,34 @@ pub(crate) struct VoteForm {
 
 /// Reads the vote form from a vote page; `Err` names what is missing.
 pub(crate) fn vote_form(html: &str) -> Result<VoteForm, &'static str> {
-    let document = Html::parse_document(html);
-    let csrf_token = csrf_in(&document).ok_or("no CSRF token on the page")?;
-    let option_ids: Vec<String> = document
-        .select(&OPTION_INPUTS)
-        .filter_map(|input| input.value().attr("value"))
-        .filter(|value| !value.is_empty() && *value != WRITE_IN)
-        .map(str::to_owned)
-        .collect();
+    let mut csrf_token = None::<String>;
+    let mut option_ids = Vec::new();
+    let mut reader = HtmlRewriter::new(
+        Settings::new()
+            .append_element_content_handler(element!(r#"input[name="X-CSRF-Token"]"#, |input| {
+                let value = attribute(input.get_attribute("value"));
+                if csrf_token.is_none() && !value.is_empty() {
+                    csrf_token = Some(value);
+                }
+                Ok(())
+            }))
+            .append_element_content_handler(element!(
+                r#"input[type="radio" i][name="option_id"]"#,
+                |input| {
+                    let value = attribute(input.get_attribute("value"));
+                    if !value.is_empty() && value != WRITE_IN {
+                        option_ids.push(value);
+                    }
+                    Ok(())
+                }
+            )),
+        |_: &[u8]| {},
+    );
+    // Neither handler fails and no memory limit is set, so reading cannot
+    // fail; should it anyway, what was found so far is judged below.
+    let _ = reader.write(html.as_bytes());
+    let _ = reader.end();
+    let csrf_token = csrf_token.ok_or("no CSRF token on the page")?;
     if option_ids.is_empty() {
         return Err("no options on the page");
     }
@@ -52,6 +73,12 @@ pub(crate) fn vote_form(html: &str) -> Result<VoteForm, &'static str> {
         csrf_token,
         option_ids,
     })
+}
+
+/// An attribute's value as a browser sees it: character references decoded.
+fn attribute(raw: Option<String>) -> String {
+    raw.map(|raw| html_escape::decode_html_entities(&raw).into_owned())
+        .unwrap_or_default()
 }
 
 /// The CSRF token of the first form on a page.
@@ -124,6 +151,18 @@ mod tests {
         let form = vote_form(VOTE_PAGE).unwrap();
         assert_eq!(form.csrf_token, "tok&en/+=");
         assert_eq!(form.option_ids, ["1", "2"]);
+    }
+
+    #[test]
+    fn inputs_inside_scripts_and_textareas_are_text_not_form_fields() {
+        let html = r#"<script>var t = '<input name="X-CSRF-Token" value="fake">';</script>
+            <textarea><input type="radio" name="option_id" value="9"></textarea>
+            <input name="X-CSRF-Token" type="hidden" value="">
+            <INPUT NAME="X-CSRF-Token" TYPE="hidden" VALUE="real">
+            <input type="RADIO" name="option_id" value="3">"#;
+        let form = vote_form(html).unwrap();
+        assert_eq!(form.csrf_token, "real");
+        assert_eq!(form.option_ids, ["3"]);
     }
 
     #[test]

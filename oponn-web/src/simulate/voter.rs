@@ -1,5 +1,9 @@
 //! The voters: `concurrency` workers, each taking the next voter until
-//! all have voted or the deadline passes. Every voter is a fresh browser.
+//! all have voted or the deadline passes. Every voter is a fresh browser:
+//! it starts with no cookies and keeps the ones the vote page sets. A
+//! worker's voters take turns on its keep-alive connection, as visitors
+//! do behind a reverse proxy, unless `fresh_connections` asks for a new
+//! connection per voter.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::seq::IndexedRandom as _;
-use reqwest::{StatusCode, Url};
+use reqwest::header::COOKIE;
+use reqwest::{Client, StatusCode, Url};
 use tokio::task::JoinSet;
 
 use super::http::{self, endpoint};
@@ -28,6 +33,9 @@ pub(crate) struct Plan {
     pub(crate) deadline: Option<Instant>,
     /// Bounds each request.
     pub(crate) timeout: Duration,
+    /// A new connection (and HTTP client) per voter instead of one
+    /// keep-alive connection per worker.
+    pub(crate) fresh_connections: bool,
 }
 
 /// What the voters did.
@@ -74,12 +82,14 @@ struct Ack {
 /// Runs every voter of `plan`, bumping `live` as votes are acknowledged
 /// or fail.
 pub(crate) async fn run(plan: Plan, live: &Arc<Live>) -> Voted {
+    let vote_url = Arc::new(endpoint(&plan.base, &["vote", &plan.ballot]));
     let plan = Arc::new(plan);
     let next = Arc::new(AtomicU64::new(0));
     let mut workers = JoinSet::new();
     for _ in 0..plan.concurrency {
         workers.spawn(worker(
             Arc::clone(&plan),
+            Arc::clone(&vote_url),
             Arc::clone(&next),
             Arc::clone(live),
         ));
@@ -102,8 +112,14 @@ pub(crate) async fn run(plan: Plan, live: &Arc<Live>) -> Voted {
     voted
 }
 
-async fn worker(plan: Arc<Plan>, next: Arc<AtomicU64>, live: Arc<Live>) -> Voted {
+async fn worker(
+    plan: Arc<Plan>,
+    vote_url: Arc<Url>,
+    next: Arc<AtomicU64>,
+    live: Arc<Live>,
+) -> Voted {
     let mut voted = Voted::new();
+    let mut shared = None;
     loop {
         if plan
             .deadline
@@ -115,7 +131,20 @@ async fn worker(plan: Arc<Plan>, next: Arc<AtomicU64>, live: Arc<Live>) -> Voted
             break;
         }
         voted.started += 1;
-        match vote(&plan).await {
+        let client = match (&shared, plan.fresh_connections) {
+            (Some(client), false) => Ok(Client::clone(client)),
+            _ => http::pooled(plan.timeout),
+        };
+        let outcome = match client {
+            Ok(client) => {
+                if !plan.fresh_connections {
+                    shared = Some(client.clone());
+                }
+                vote(&vote_url, &client).await
+            }
+            Err(error) => Err(format!("HTTP client: {}", http::failure("setup", &error))),
+        };
+        match outcome {
             Ok(ack) => {
                 voted.post_latency.record(ack.latency);
                 voted.acks.push(ack.at);
@@ -131,13 +160,10 @@ async fn worker(plan: Arc<Plan>, next: Arc<AtomicU64>, live: Arc<Live>) -> Voted
 }
 
 /// One voter: a fresh browser loads the vote page, picks an option at
-/// random and posts the form. `Err` is the error kind.
-async fn vote(plan: &Plan) -> Result<Ack, String> {
-    let browser = http::browser(plan.timeout)
-        .map_err(|error| format!("HTTP client: {}", http::failure("setup", &error)))?;
-    let url = endpoint(&plan.base, &["vote", &plan.ballot]);
-
-    let page = browser
+/// random and posts the form with the cookies the page set. `Err` is the
+/// error kind.
+async fn vote(url: &Url, client: &Client) -> Result<Ack, String> {
+    let page = client
         .get(url.clone())
         .send()
         .await
@@ -151,6 +177,7 @@ async fn vote(plan: &Plan) -> Result<Ack, String> {
             page::alert(&html).as_deref(),
         ));
     }
+    let cookies = http::cookies_set_by(page.headers());
     let html = page
         .text()
         .await
@@ -162,13 +189,15 @@ async fn vote(plan: &Plan) -> Result<Ack, String> {
         .cloned()
         .unwrap_or_default();
 
+    let mut post = client.post(url.clone()).form(&[
+        (CSRF_FIELD, form.csrf_token.as_str()),
+        ("option_id", option.as_str()),
+    ]);
+    if let Some(cookies) = cookies {
+        post = post.header(COOKIE, cookies);
+    }
     let sent = Instant::now();
-    let answer = browser
-        .post(url)
-        .form(&[
-            (CSRF_FIELD, form.csrf_token.as_str()),
-            ("option_id", option.as_str()),
-        ])
+    let answer = post
         .send()
         .await
         .map_err(|error| http::failure("POST /vote", &error))?;
