@@ -29,7 +29,7 @@ use sqlx::{Postgres, Row as _, Transaction};
 use time::OffsetDateTime;
 
 use crate::sql::{
-    BallotRow, BallotState, BatchWrites, OptionRow, SqlSetupError, VoteOutcome, account,
+    BallotRow, BallotState, BatchWrites, OptionRow, SqlSetupError, VoteOutcome, VoteRow, account,
     account_unavailable, ballot_record, batch_failed, corrupt, decide_batch, one_ballot, pending,
     tally, unavailable,
 };
@@ -199,29 +199,31 @@ impl PostgresRepository {
             return Ok(None);
         };
         let mut state = BallotState::new(tally_seq, closed_at)?;
-        let options: Vec<(i32, Vec<u8>, i64)> = sqlx::query_as(
-            "select option_id, label_key, vote_count from ballot_options where ballot_id = $1",
-        )
-        .bind(ballot)
-        .fetch_all(&mut **tx)
-        .await?;
-        for (option_id, label_key, vote_count) in options {
-            state.add_option(i64::from(option_id), label_key, vote_count)?;
-        }
+        // One round trip for the options and the voters' stored votes.
         let voters: Vec<&[u8]> = votes
             .iter()
             .map(|vote| vote.voter.as_bytes().as_slice())
             .collect();
-        let stored: Vec<(Vec<u8>, i32)> = sqlx::query_as(
-            "select voter_hash, option_id from votes \
+        let rows: Vec<OptionOrVote> = sqlx::query_as(
+            "select option_id, label_key, vote_count, null::bytea as voter_hash \
+             from ballot_options where ballot_id = $1 \
+             union all \
+             select option_id, null, null, voter_hash from votes \
              where ballot_id = $1 and voter_hash = any($2)",
         )
         .bind(ballot)
         .bind(voters)
         .fetch_all(&mut **tx)
         .await?;
-        for (voter_hash, option_id) in stored {
-            state.add_vote(voter_hash, i64::from(option_id))?;
+        for row in rows {
+            let option_id = i64::from(row.option_id);
+            match (row.voter_hash, row.label_key, row.vote_count) {
+                (Some(voter_hash), _, _) => state.add_vote(voter_hash, option_id)?,
+                (None, Some(label_key), Some(vote_count)) => {
+                    state.add_option(option_id, label_key, vote_count)?;
+                }
+                (None, _, _) => return Err(corrupt("ballot option").into()),
+            }
         }
         Ok(Some(state))
     }
@@ -270,76 +272,59 @@ impl PostgresRepository {
             .execute(&mut **tx)
             .await?;
         }
-        for (rows, statement) in [
-            (
-                &writes.new_votes,
-                "insert into votes (ballot_id, voter_hash, option_id, cast_at) \
+        if writes.recorded == 0 {
+            // Every vote was refused or changed nothing: nothing to write.
+            return Ok(());
+        }
+        // Votes, counters and the sequence in one statement: its parts
+        // touch different rows, and the foreign keys are checked once it
+        // has run whole.
+        let tally_seq: Option<i64> = sqlx::query_scalar(
+            "with inserted as ( \
+                 insert into votes (ballot_id, voter_hash, option_id, cast_at) \
                  select $1, v.voter_hash, v.option_id, v.cast_at \
                  from unnest($2::bytea[], $3::int[], $4::timestamptz[]) \
-                 as v(voter_hash, option_id, cast_at)",
-            ),
-            (
-                &writes.changed_votes,
-                "update votes set option_id = v.option_id, cast_at = v.cast_at \
-                 from unnest($2::bytea[], $3::int[], $4::timestamptz[]) \
+                 as v(voter_hash, option_id, cast_at)), \
+             changed as ( \
+                 update votes set option_id = v.option_id, cast_at = v.cast_at \
+                 from unnest($5::bytea[], $6::int[], $7::timestamptz[]) \
                  as v(voter_hash, option_id, cast_at) \
-                 where votes.ballot_id = $1 and votes.voter_hash = v.voter_hash",
-            ),
-        ] {
-            if rows.is_empty() {
-                continue;
-            }
-            let mut options = Vec::with_capacity(rows.len());
-            for row in rows {
-                options.push(i32::try_from(row.option_id)?);
-            }
-            sqlx::query(statement)
-                .bind(ballot)
-                .bind(
-                    rows.iter()
-                        .map(|row| row.voter.as_bytes().as_slice())
-                        .collect::<Vec<_>>(),
-                )
-                .bind(options)
-                .bind(rows.iter().map(|row| row.cast_at).collect::<Vec<_>>())
-                .execute(&mut **tx)
-                .await?;
-        }
-        if !writes.count_changes.is_empty() {
-            let mut options = Vec::with_capacity(writes.count_changes.len());
-            for &(option, _) in &writes.count_changes {
-                options.push(i32::try_from(option)?);
-            }
-            sqlx::query(
-                "update ballot_options set vote_count = vote_count + c.delta \
-                 from unnest($2::int[], $3::int8[]) as c(option_id, delta) \
-                 where ballot_options.ballot_id = $1 and ballot_options.option_id = c.option_id",
-            )
-            .bind(ballot)
-            .bind(options)
-            .bind(
-                writes
-                    .count_changes
-                    .iter()
-                    .map(|&(_, by)| by)
-                    .collect::<Vec<_>>(),
-            )
-            .execute(&mut **tx)
-            .await?;
-        }
-        if writes.recorded > 0 {
-            let tally_seq: Option<i64> = sqlx::query_scalar(
-                "update ballots set tally_seq = tally_seq + $2 where id = $1 returning tally_seq",
-            )
-            .bind(ballot)
-            .bind(writes.recorded)
-            .fetch_optional(&mut **tx)
-            .await?;
-            // The receipts number the votes from the sequence read under
-            // the row lock; nothing else can have moved it.
-            if tally_seq != Some(writes.tally_seq) {
-                return Err("the ballot's sequence moved during the batch".into());
-            }
+                 where votes.ballot_id = $1 and votes.voter_hash = v.voter_hash), \
+             counted as ( \
+                 update ballot_options set vote_count = vote_count + c.delta \
+                 from unnest($8::int[], $9::int8[]) as c(option_id, delta) \
+                 where ballot_options.ballot_id = $1 \
+                 and ballot_options.option_id = c.option_id) \
+             update ballots set tally_seq = tally_seq + $10 where id = $1 returning tally_seq",
+        )
+        .bind(ballot)
+        .bind(voter_hashes(&writes.new_votes))
+        .bind(option_ids(
+            writes.new_votes.iter().map(|row| row.option_id),
+        )?)
+        .bind(cast_times(&writes.new_votes))
+        .bind(voter_hashes(&writes.changed_votes))
+        .bind(option_ids(
+            writes.changed_votes.iter().map(|row| row.option_id),
+        )?)
+        .bind(cast_times(&writes.changed_votes))
+        .bind(option_ids(
+            writes.count_changes.iter().map(|&(option, _)| option),
+        )?)
+        .bind(
+            writes
+                .count_changes
+                .iter()
+                .map(|&(_, by)| by)
+                .collect::<Vec<_>>(),
+        )
+        .bind(writes.recorded)
+        .fetch_optional(&mut **tx)
+        .await?;
+        // The receipts number the votes from the sequence read under the
+        // row lock; nothing else can have moved it.
+        if tally_seq != Some(writes.tally_seq) {
+            return Err("the ballot's sequence moved during the batch".into());
         }
         Ok(())
     }
@@ -365,6 +350,34 @@ impl PostgresRepository {
             })
             .collect()
     }
+}
+
+/// An option of the ballot (label key and count set) or a voter's stored
+/// vote (voter hash set), as one batch read returns them together.
+#[derive(sqlx::FromRow)]
+struct OptionOrVote {
+    option_id: i32,
+    label_key: Option<Vec<u8>>,
+    vote_count: Option<i64>,
+    voter_hash: Option<Vec<u8>>,
+}
+
+/// The voter hashes of `rows`, as a `bytea[]` parameter.
+fn voter_hashes<'a>(rows: &[VoteRow<'a>]) -> Vec<&'a [u8]> {
+    rows.iter()
+        .map(|row| row.voter.as_bytes().as_slice())
+        .collect()
+}
+
+/// The cast times of `rows`, as a `timestamptz[]` parameter.
+fn cast_times(rows: &[VoteRow<'_>]) -> Vec<OffsetDateTime> {
+    rows.iter().map(|row| row.cast_at).collect()
+}
+
+/// Option ids as an `int[]` parameter; the schema stores them as `int`.
+fn option_ids(ids: impl Iterator<Item = i64>) -> Result<Vec<i32>, BoxError> {
+    ids.map(|id| i32::try_from(id).map_err(BoxError::from))
+        .collect()
 }
 
 const BALLOT_COLUMNS: &str = "b.id, b.owner_id, b.created_at, b.starts_at, b.ends_at, \
