@@ -81,8 +81,11 @@ impl SqliteRepository {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        // No ping before each use: the database is a local file, and the
+        // ping would be one more hop to the connection's thread per batch.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(SqlSetupError::Connect)?;
