@@ -205,32 +205,51 @@ impl SqliteRepository {
         ballot: &[u8],
         votes: &[NewVote],
     ) -> Result<Option<BallotState>, BoxError> {
-        // Under the write lock one statement reads the ballot and its
-        // options together.
-        let rows: Vec<BallotOptionRow> = sqlx::query_as(
-            "select b.tally_seq, b.closed_at, o.option_id, o.label_key, o.vote_count \
-             from ballots b left join ballot_options o on o.ballot_id = b.id where b.id = ?",
-        )
-        .bind(ballot)
-        .fetch_all(&mut **tx)
-        .await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let mut state = BallotState::new(first.tally_seq, optional_time(first.closed_at)?)?;
-        for row in rows {
-            if let (Some(option_id), Some(label_key), Some(vote_count)) =
-                (row.option_id, row.label_key, row.vote_count)
-            {
-                state.add_option(option_id, label_key, vote_count)?;
-            }
-        }
         let voters: BTreeSet<&[u8]> = votes
             .iter()
             .map(|vote| vote.voter.as_bytes().as_slice())
             .collect();
         let voters: Vec<&[u8]> = voters.into_iter().collect();
-        for chunk in voters.chunks(MAX_PARAMS - 1) {
+        let mut chunks = voters.chunks(MAX_PARAMS - 1);
+        let first_voters = chunks.next().unwrap_or_default();
+        // Under the write lock one statement reads the ballot, its options
+        // and the stored votes of (the first few hundred of) the voters.
+        let sql = format!(
+            "select b.tally_seq, b.closed_at, o.option_id, o.label_key, o.vote_count, \
+             null as voter_hash \
+             from ballots b left join ballot_options o on o.ballot_id = b.id where b.id = ?1 \
+             union all \
+             select null, null, option_id, null, null, voter_hash from votes \
+             where ballot_id = ?1 and voter_hash in ({})",
+            numbered(2, first_voters.len())
+        );
+        let mut query = sqlx::query_as::<_, BallotStateRow>(&sql)
+            .persistent(false)
+            .bind(ballot);
+        for voter in first_voters {
+            query = query.bind(*voter);
+        }
+        let rows = query.fetch_all(&mut **tx).await?;
+        let Some(ballot_row) = rows.iter().find(|row| row.tally_seq.is_some()) else {
+            return Ok(None);
+        };
+        let mut state = BallotState::new(
+            ballot_row.tally_seq.unwrap_or_default(),
+            optional_time(ballot_row.closed_at)?,
+        )?;
+        for row in rows {
+            match (row.voter_hash, row.option_id, row.label_key, row.vote_count) {
+                (Some(voter_hash), Some(option_id), _, _) => {
+                    state.add_vote(voter_hash, option_id)?
+                }
+                (None, Some(option_id), Some(label_key), Some(vote_count)) => {
+                    state.add_option(option_id, label_key, vote_count)?;
+                }
+                // The ballot's row when it has no options.
+                _ => {}
+            }
+        }
+        for chunk in chunks {
             let sql = format!(
                 "select voter_hash, option_id from votes \
                  where ballot_id = ?1 and voter_hash in ({})",
@@ -395,20 +414,23 @@ impl<'a> WriteScript<'a> {
     }
 }
 
-/// A ballot's sequence with one of its options (none for a ballot
-/// without options), as a batch reads them.
+/// A row of a batch's one read: the ballot's sequence and close time with
+/// one of its options (none for a ballot without options), or one of the
+/// batch's voters' stored votes (`voter_hash` set).
 #[derive(sqlx::FromRow)]
-struct BallotOptionRow {
-    /// The ballot's sequence, on every row.
-    tally_seq: i64,
-    /// When the ballot was closed (microseconds), on every row.
+struct BallotStateRow {
+    /// The ballot's sequence, on its rows.
+    tally_seq: Option<i64>,
+    /// When the ballot was closed (microseconds), on its rows.
     closed_at: Option<i64>,
-    /// The option's id.
+    /// The option's id, or the option a stored vote counts toward.
     option_id: Option<i64>,
     /// The option's label key.
     label_key: Option<Vec<u8>>,
     /// The option's vote count.
     vote_count: Option<i64>,
+    /// The voter of a stored vote.
+    voter_hash: Option<Vec<u8>>,
 }
 
 /// Most bind parameters one statement takes: SQLite's limit before 3.32,
