@@ -29,9 +29,9 @@ use sqlx::{Postgres, Row as _, Transaction};
 use time::OffsetDateTime;
 
 use crate::sql::{
-    BallotRow, BallotState, BatchWrites, OptionRow, SqlSetupError, VoteOutcome, VoteRow, account,
-    account_unavailable, ballot_record, batch_failed, corrupt, decide_batch, one_ballot, pending,
-    tally, unavailable,
+    BallotRow, BallotState, BatchDialect, BatchWrites, OptionRow, SqlSetupError, VoteOutcome,
+    VoteRow, account, account_unavailable, ballot_record, corrupt, pending, record_many,
+    record_one, tally, unavailable,
 };
 
 /// The schema's migrations, compiled in.
@@ -139,43 +139,37 @@ impl PostgresRepository {
         let options = Self::options(&self.pool, &ballot.id).await?;
         ballot_record(ballot, options)
     }
-
-    /// Records a batch of votes on `ballot` in one transaction: one commit
-    /// (one WAL flush), and a constant number of statements whatever its size.
-    async fn record_batch(&self, ballot: &BallotId, votes: &[NewVote]) -> Vec<VoteOutcome> {
-        let mut tx = match self.pool.begin().await {
-            Ok(tx) => tx,
-            Err(error) => return batch_failed(votes.len(), &error),
-        };
-        let outcomes = match Self::record_batch_in(&mut tx, ballot, votes).await {
-            Ok(outcomes) => outcomes,
-            // Dropping the transaction rolls back whatever was written.
-            Err(error) => return batch_failed(votes.len(), &error),
-        };
-        // Acknowledged only once committed: durable.
-        match tx.commit().await {
-            Ok(()) => outcomes,
-            Err(error) => batch_failed(votes.len(), &error),
-        }
+    async fn counts(
+        executor: impl sqlx::PgExecutor<'_>,
+        ballot: &[u8],
+    ) -> Result<Vec<(i64, i64)>, RepositoryError> {
+        let rows = sqlx::query(
+            "select option_id::int8 as option_id, vote_count from ballot_options \
+             where ballot_id = $1 and vote_count > 0 order by option_id",
+        )
+        .bind(ballot)
+        .fetch_all(executor)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("option_id").map_err(unavailable)?,
+                    row.try_get("vote_count").map_err(unavailable)?,
+                ))
+            })
+            .collect()
     }
+}
 
-    /// Locks the ballot, reads it once, decides every vote in memory, then
-    /// writes what the accepted votes changed.
-    async fn record_batch_in(
-        tx: &mut Transaction<'_, Postgres>,
-        ballot: &BallotId,
-        votes: &[NewVote],
-    ) -> Result<Vec<VoteOutcome>, BoxError> {
-        let id = ballot.as_bytes().as_slice();
-        let Some(state) = Self::batch_state(tx, id, votes).await? else {
-            return Ok(votes
-                .iter()
-                .map(|_| Err(RecordVoteError::BallotNotFound))
-                .collect());
-        };
-        let (outcomes, writes) = decide_batch(state, votes, i64::from(i32::MAX))?;
-        Self::write_batch(tx, id, &writes).await?;
-        Ok(outcomes)
+impl BatchDialect for PostgresRepository {
+    type Db = Postgres;
+    // `option_id` is an `int` column.
+    const MAX_OPTION_ID: i64 = i32::MAX as i64;
+
+    async fn begin_batch(&self) -> Result<Transaction<'_, Self::Db>, sqlx::Error> {
+        // The ballot row is locked by the first read (`for update`).
+        self.pool.begin().await
     }
 
     /// Locks the ballot's row, then reads its sequence, its options and the
@@ -328,28 +322,6 @@ impl PostgresRepository {
         }
         Ok(())
     }
-
-    async fn counts(
-        executor: impl sqlx::PgExecutor<'_>,
-        ballot: &[u8],
-    ) -> Result<Vec<(i64, i64)>, RepositoryError> {
-        let rows = sqlx::query(
-            "select option_id::int8 as option_id, vote_count from ballot_options \
-             where ballot_id = $1 and vote_count > 0 order by option_id",
-        )
-        .bind(ballot)
-        .fetch_all(executor)
-        .await
-        .map_err(unavailable)?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("option_id").map_err(unavailable)?,
-                    row.try_get("vote_count").map_err(unavailable)?,
-                ))
-            })
-            .collect()
-    }
 }
 
 /// An option of the ballot (label key and count set) or a voter's stored
@@ -483,32 +455,11 @@ impl BallotRepository for PostgresRepository {
     }
 
     async fn record_vote(&self, vote: &NewVote) -> Result<RecordedVote, RecordVoteError> {
-        // One path for one vote and many: a batch of one.
-        self.record_batch(&vote.ballot_id, std::slice::from_ref(vote))
-            .await
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| {
-                Err(RecordVoteError::Unavailable(
-                    "the vote got no outcome".into(),
-                ))
-            })
+        record_one(self, vote).await
     }
 
     async fn record_votes(&self, votes: &[NewVote]) -> Vec<VoteOutcome> {
-        if votes.is_empty() {
-            return Vec::new();
-        }
-        if let Some(ballot) = one_ballot(votes) {
-            return self.record_batch(&ballot, votes).await;
-        }
-        // Votes on several ballots (the service never sends them): each
-        // alone, in order.
-        let mut outcomes = Vec::with_capacity(votes.len());
-        for vote in votes {
-            outcomes.push(self.record_vote(vote).await);
-        }
-        outcomes
+        record_many(self, votes).await
     }
 
     async fn vote_of(

@@ -7,7 +7,7 @@ use oponn_core::domain::{
     BallotId, BallotSettings, Eligibility, OptionId, OwnerId, ResultsVisibility, Tally, VoterHash,
 };
 use oponn_core::ports::{
-    BallotRecord, NewVote, OptionRecord, RecordVoteError, RepositoryError, VoteTarget,
+    BallotRecord, BoxError, NewVote, OptionRecord, RecordVoteError, RepositoryError, VoteTarget,
 };
 use time::OffsetDateTime;
 
@@ -412,10 +412,113 @@ pub(crate) fn decide_batch<'a>(
     Ok((outcomes, writes))
 }
 
+/// How one SQL dialect reads and writes a vote batch; [`record_batch`]
+/// runs what the dialects share around them.
+pub(crate) trait BatchDialect {
+    /// The dialect's sqlx database.
+    type Db: sqlx::Database;
+    /// The largest option id the schema stores: a new write-in above it is
+    /// refused as taken.
+    const MAX_OPTION_ID: i64;
+
+    /// Begins a transaction that may write the ballot's votes.
+    fn begin_batch(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'_, Self::Db>, sqlx::Error>> + Send;
+
+    /// Reads what deciding the batch needs (the ballot's sequence and
+    /// close, its options, the voters' stored votes) inside `tx`; `None`
+    /// when there is no such ballot.
+    fn batch_state(
+        tx: &mut sqlx::Transaction<'_, Self::Db>,
+        ballot: &[u8],
+        votes: &[NewVote],
+    ) -> impl Future<Output = Result<Option<BallotState>, BoxError>> + Send;
+
+    /// Writes what a decided batch changed inside `tx`.
+    fn write_batch(
+        tx: &mut sqlx::Transaction<'_, Self::Db>,
+        ballot: &[u8],
+        writes: &BatchWrites<'_>,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send;
+}
+
+/// Records one vote: a batch of one, so one path serves both.
+pub(crate) async fn record_one<D: BatchDialect + Sync>(
+    dialect: &D,
+    vote: &NewVote,
+) -> Result<oponn_core::ports::RecordedVote, RecordVoteError> {
+    record_batch(dialect, &vote.ballot_id, std::slice::from_ref(vote))
+        .await
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| {
+            Err(RecordVoteError::Unavailable(
+                "the vote got no outcome".into(),
+            ))
+        })
+}
+
+/// Records `votes`, in order: as one batch when they are all on one
+/// ballot (as the service sends them), else each alone.
+pub(crate) async fn record_many<D: BatchDialect + Sync>(
+    dialect: &D,
+    votes: &[NewVote],
+) -> Vec<VoteOutcome> {
+    if votes.is_empty() {
+        return Vec::new();
+    }
+    if let Some(ballot) = one_ballot(votes) {
+        return record_batch(dialect, &ballot, votes).await;
+    }
+    let mut outcomes = Vec::with_capacity(votes.len());
+    for vote in votes {
+        outcomes.push(record_one(dialect, vote).await);
+    }
+    outcomes
+}
+
+/// Records `votes` on `ballot` in one transaction: one read, every
+/// vote decided in memory, one write, one commit (so one flush to disk for
+/// the batch). Nothing is acknowledged before the commit; if anything
+/// fails, every vote of the batch gets the outage error and the dropped
+/// transaction rolls back whatever was written.
+async fn record_batch<D: BatchDialect + Sync>(
+    dialect: &D,
+    ballot: &BallotId,
+    votes: &[NewVote],
+) -> Vec<VoteOutcome> {
+    let mut tx = match dialect.begin_batch().await {
+        Ok(tx) => tx,
+        Err(error) => return batch_failed(votes.len(), &error),
+    };
+    let id = ballot.as_bytes().as_slice();
+    let decided: Result<Vec<VoteOutcome>, BoxError> = async {
+        let Some(state) = D::batch_state(&mut tx, id, votes).await? else {
+            return Ok(votes
+                .iter()
+                .map(|_| Err(RecordVoteError::BallotNotFound))
+                .collect());
+        };
+        let (outcomes, writes) = decide_batch(state, votes, D::MAX_OPTION_ID)?;
+        D::write_batch(&mut tx, id, &writes).await?;
+        Ok(outcomes)
+    }
+    .await;
+    let outcomes = match decided {
+        Ok(outcomes) => outcomes,
+        Err(error) => return batch_failed(votes.len(), &error),
+    };
+    match tx.commit().await {
+        Ok(()) => outcomes,
+        Err(error) => batch_failed(votes.len(), &error),
+    }
+}
+
 /// The ballot every vote of `votes` is on, or `None` when they are on
 /// several (or there are none): only a one-ballot batch is read and
 /// decided as one.
-pub(crate) fn one_ballot(votes: &[NewVote]) -> Option<BallotId> {
+fn one_ballot(votes: &[NewVote]) -> Option<BallotId> {
     let first = votes.first()?.ballot_id;
     votes
         .iter()

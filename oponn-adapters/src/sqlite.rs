@@ -34,9 +34,9 @@ use sqlx::{Row as _, Sqlite, Transaction};
 use time::OffsetDateTime;
 
 use crate::sql::{
-    BallotRow, BallotState, BatchWrites, OptionRow, SqlSetupError, VoteOutcome, account,
-    account_unavailable, ballot_record, batch_failed, corrupt, decide_batch, one_ballot, pending,
-    tally, unavailable,
+    BallotRow, BallotState, BatchDialect, BatchWrites, OptionRow, SqlSetupError, VoteOutcome,
+    account, account_unavailable, ballot_record, corrupt, pending, record_many, record_one, tally,
+    unavailable,
 };
 
 /// The schema's migrations, compiled in.
@@ -158,44 +158,15 @@ impl SqliteRepository {
         .await
         .map_err(unavailable)
     }
+}
 
-    /// Records a batch of votes on `ballot` in one write transaction: one
-    /// flush to disk, and a constant number of statements whatever its size.
-    async fn record_batch(&self, ballot: &BallotId, votes: &[NewVote]) -> Vec<VoteOutcome> {
-        // The write lock up front: the reads below stay true until commit.
-        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
-            Ok(tx) => tx,
-            Err(error) => return batch_failed(votes.len(), &error),
-        };
-        let outcomes = match Self::record_batch_in(&mut tx, ballot, votes).await {
-            Ok(outcomes) => outcomes,
-            // Dropping the transaction rolls back whatever was written.
-            Err(error) => return batch_failed(votes.len(), &error),
-        };
-        // Acknowledged only once committed (synchronous=FULL): durable.
-        match tx.commit().await {
-            Ok(()) => outcomes,
-            Err(error) => batch_failed(votes.len(), &error),
-        }
-    }
+impl BatchDialect for SqliteRepository {
+    type Db = Sqlite;
+    const MAX_OPTION_ID: i64 = i64::MAX;
 
-    /// Reads the ballot once, decides every vote in memory, then writes
-    /// what the accepted votes changed.
-    async fn record_batch_in(
-        tx: &mut Transaction<'_, Sqlite>,
-        ballot: &BallotId,
-        votes: &[NewVote],
-    ) -> Result<Vec<VoteOutcome>, BoxError> {
-        let id = ballot.as_bytes().as_slice();
-        let Some(state) = Self::batch_state(tx, id, votes).await? else {
-            return Ok(votes
-                .iter()
-                .map(|_| Err(RecordVoteError::BallotNotFound))
-                .collect());
-        };
-        let (outcomes, writes) = decide_batch(state, votes, i64::MAX)?;
-        Self::write_batch(tx, id, &writes).await?;
-        Ok(outcomes)
+    async fn begin_batch(&self) -> Result<Transaction<'_, Self::Db>, sqlx::Error> {
+        // The write lock up front: the reads that follow stay true until commit.
+        self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
     /// The ballot's sequence, its options and the stored votes of the
@@ -571,32 +542,11 @@ impl BallotRepository for SqliteRepository {
     }
 
     async fn record_vote(&self, vote: &NewVote) -> Result<RecordedVote, RecordVoteError> {
-        // One path for one vote and many: a batch of one.
-        self.record_batch(&vote.ballot_id, std::slice::from_ref(vote))
-            .await
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| {
-                Err(RecordVoteError::Unavailable(
-                    "the vote got no outcome".into(),
-                ))
-            })
+        record_one(self, vote).await
     }
 
     async fn record_votes(&self, votes: &[NewVote]) -> Vec<VoteOutcome> {
-        if votes.is_empty() {
-            return Vec::new();
-        }
-        if let Some(ballot) = one_ballot(votes) {
-            return self.record_batch(&ballot, votes).await;
-        }
-        // Votes on several ballots (the service never sends them): each
-        // alone, in order.
-        let mut outcomes = Vec::with_capacity(votes.len());
-        for vote in votes {
-            outcomes.push(self.record_vote(vote).await);
-        }
-        outcomes
+        record_many(self, votes).await
     }
 
     async fn vote_of(

@@ -8,8 +8,8 @@ use oponn_core::domain::{
     BallotId, BallotSettings, Eligibility, OptionId, OwnerId, ResultsVisibility, VoterHash,
 };
 use oponn_core::ports::{
-    BallotRecord, BallotRepository, NewVote, OptionRecord, RecordVoteError, RepositoryError,
-    VoteTarget,
+    BallotRecord, BallotRepository, NewVote, OptionRecord, RecordVoteError, RecordedVote,
+    RepositoryError, VoteTarget,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -69,6 +69,23 @@ fn change(ballot: &BallotRecord, voter: VoterHash, option: u32) -> NewVote {
         allow_change: true,
         ..vote(ballot, voter, VoteTarget::Existing(OptionId::new(option)))
     }
+}
+
+/// Records `voter`'s vote for existing option `option`, which must succeed.
+async fn vote_for(
+    repository: &Arc<dyn BallotRepository>,
+    ballot: &BallotRecord,
+    voter: VoterHash,
+    option: u32,
+) -> RecordedVote {
+    repository
+        .record_vote(&vote(
+            ballot,
+            voter,
+            VoteTarget::Existing(OptionId::new(option)),
+        ))
+        .await
+        .expect("recording a valid vote works")
 }
 
 async fn stored(repository: &Arc<dyn BallotRepository>) -> BallotRecord {
@@ -146,14 +163,7 @@ pub async fn second_vote_by_a_voter_is_refused_and_not_counted(
 ) {
     let ballot = stored(&repository).await;
     let voter = voter(1);
-    repository
-        .record_vote(&vote(
-            &ballot,
-            voter,
-            VoteTarget::Existing(OptionId::new(1)),
-        ))
-        .await
-        .unwrap();
+    vote_for(&repository, &ballot, voter, 1).await;
     let error = repository
         .record_vote(&vote(
             &ballot,
@@ -402,14 +412,7 @@ pub async fn closing_keeps_the_earliest_close(repository: Arc<dyn BallotReposito
 /// Deleting removes the ballot, its tally and its votes.
 pub async fn deleting_removes_the_ballot_and_its_votes(repository: Arc<dyn BallotRepository>) {
     let ballot = stored(&repository).await;
-    repository
-        .record_vote(&vote(
-            &ballot,
-            voter(1),
-            VoteTarget::Existing(OptionId::new(1)),
-        ))
-        .await
-        .unwrap();
+    vote_for(&repository, &ballot, voter(1), 1).await;
     assert!(repository.delete_ballot(&ballot.id).await.unwrap());
     assert_eq!(repository.ballot(&ballot.id).await.unwrap(), None);
     assert_eq!(repository.tally(&ballot.id).await.unwrap(), None);
@@ -463,14 +466,7 @@ pub async fn a_voters_choice_reads_back(repository: Arc<dyn BallotRepository>) {
     let ballot = stored(&repository).await;
     let (voter, stranger) = (voter(1), voter(2));
     assert_eq!(repository.vote_of(&ballot.id, &voter).await.unwrap(), None);
-    repository
-        .record_vote(&vote(
-            &ballot,
-            voter,
-            VoteTarget::Existing(OptionId::new(2)),
-        ))
-        .await
-        .unwrap();
+    vote_for(&repository, &ballot, voter, 2).await;
     assert_eq!(
         repository.vote_of(&ballot.id, &voter).await.unwrap(),
         Some(OptionId::new(2))
@@ -708,14 +704,7 @@ pub async fn a_batch_matches_its_votes_one_by_one(repository: Arc<dyn BallotRepo
 pub async fn a_refused_batch_writes_nothing(repository: Arc<dyn BallotRepository>) {
     let ballot = stored(&repository).await;
     let voter = fixed_voter;
-    repository
-        .record_vote(&vote(
-            &ballot,
-            voter(1),
-            VoteTarget::Existing(OptionId::new(1)),
-        ))
-        .await
-        .unwrap();
+    vote_for(&repository, &ballot, voter(1), 1).await;
     let refused = [
         vote(&ballot, voter(1), VoteTarget::WriteIn(option(3, 7, true))),
         vote(&ballot, voter(2), VoteTarget::Existing(OptionId::new(9))),
