@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
-use oponn_core::domain::{Ballot, BallotId, Results, Tally};
+use oponn_core::domain::{BallotId, Results, Tally};
 use oponn_core::ports::TallyStream;
 use oponn_core::{BallotError, BallotService};
 use poem::web::sse::Event;
@@ -137,7 +137,6 @@ impl LiveHub {
         sender: watch::Sender<Option<Arc<LiveUpdate>>>,
         mut tallies: TallyStream,
     ) {
-        let mut ballot: Option<Ballot> = None;
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
@@ -154,7 +153,7 @@ impl LiveHub {
                 }
                 tally = tallies.next() => {
                     let Some(tally) = tally else { break };
-                    match self.render(&id, &mut ballot, &tally).await {
+                    match self.render(&id, &tally).await {
                         Ok(update) => {
                             sender.send_replace(Some(Arc::new(update)));
                         }
@@ -171,25 +170,10 @@ impl LiveHub {
         // Dropping the sender ends every watcher's stream; browsers reconnect.
     }
 
-    async fn render(
-        &self,
-        id: &BallotId,
-        cached: &mut Option<Ballot>,
-        tally: &Tally,
-    ) -> Result<LiveUpdate, BallotError> {
-        // Reload the ballot when the tally counts an option we have not
-        // seen: a write-in added since it was read.
-        let stale = cached.as_ref().is_none_or(|ballot| {
-            tally
-                .iter()
-                .any(|(option, _)| ballot.option(option).is_none())
-        });
-        if stale {
-            *cached = Some(self.service.ballot(id).await?);
-        }
-        let Some(ballot) = cached.as_ref() else {
-            return Err(BallotError::NotFound);
-        };
+    async fn render(&self, id: &BallotId, tally: &Tally) -> Result<LiveUpdate, BallotError> {
+        // The service's cached ballot, reread when the tally counts a
+        // write-in it has not seen.
+        let ballot = &self.service.ballot_for_tally(id, tally).await?;
         let results = Results::new(ballot, tally);
         let view = ResultsView::from(&results);
         let html = self

@@ -251,6 +251,27 @@ impl BallotService {
         self.reopen(id).await
     }
 
+    /// The ballot with `id`, decrypted, with every option `tally` counts:
+    /// a cached ballot older than a write-in the tally names (added on
+    /// another instance) is read again.
+    ///
+    /// # Errors
+    /// [`BallotError::NotFound`], or [`BallotError::Unavailable`].
+    pub async fn ballot_for_tally(
+        &self,
+        id: &BallotId,
+        tally: &Tally,
+    ) -> Result<Ballot, BallotError> {
+        let ballot = self.ballot(id).await?;
+        if tally
+            .iter()
+            .all(|(option, _)| ballot.option(option).is_some())
+        {
+            return Ok(ballot);
+        }
+        self.reopen(id).await
+    }
+
     /// The ballot with `id`, read from storage and decrypted, and cached.
     async fn reopen(&self, id: &BallotId) -> Result<Ballot, BallotError> {
         let record = self.record(id).await?;
@@ -317,14 +338,7 @@ impl BallotService {
     /// [`BallotError::NotFound`], or [`BallotError::Unavailable`].
     pub async fn results(&self, id: &BallotId) -> Result<(Ballot, Results), BallotError> {
         let tally = self.tally(id).await?;
-        let mut ballot = self.ballot(id).await?;
-        if tally
-            .iter()
-            .any(|(option, _)| ballot.option(option).is_none())
-        {
-            // A write-in newer than the cached ballot: read it again.
-            ballot = self.reopen(id).await?;
-        }
+        let ballot = self.ballot_for_tally(id, &tally).await?;
         let results = Results::new(&ballot, &tally);
         Ok((ballot, results))
     }

@@ -7,7 +7,7 @@ use oponn_adapters::memory::MemoryRepository;
 use oponn_core::domain::{BallotId, Field, OptionId, OwnerId, StartRequest, messages};
 use oponn_core::ports::BallotRepository;
 use oponn_core::{BallotError, CastVoteError, CreateBallotError, OwnerActionError, VoteChoice};
-use oponn_testkit::{TestOponn, block_on};
+use oponn_testkit::{TestClock, TestOponn, block_on};
 use time::Duration;
 use time::format_description::well_known::Rfc3339;
 
@@ -351,5 +351,41 @@ fn a_close_on_another_instance_holds_against_its_cached_ballot() {
             .unwrap_err();
         assert!(matches!(late, CastVoteError::Ended), "{late:?}");
         assert_eq!(second.service().tally(&id).await.unwrap().total(), 1);
+    });
+}
+
+#[test]
+fn a_write_in_from_another_instance_shows_despite_the_cached_ballot() {
+    block_on(async {
+        let first = TestOponn::new();
+        let second = TestOponn::with_ports(first.ports().clone(), Arc::new(TestClock::default()));
+        let mut lunch = request(&["pizza", "pasta"]);
+        lunch.allow_write_in = true;
+        let id = first
+            .service()
+            .create_ballot(&lunch, None)
+            .await
+            .unwrap()
+            .id();
+        // The second instance caches the ballot as it was.
+        assert_eq!(
+            second.service().ballot(&id).await.unwrap().options().len(),
+            2
+        );
+        first
+            .service()
+            .cast_vote(&id, &voter("v"), VoteChoice::WriteIn("Sushi".to_owned()))
+            .await
+            .unwrap();
+        let tally = second.service().tally(&id).await.unwrap();
+        let ballot = second
+            .service()
+            .ballot_for_tally(&id, &tally)
+            .await
+            .unwrap();
+        let labels: Vec<&str> = ballot.options().iter().map(|o| o.label()).collect();
+        assert_eq!(labels, ["pizza", "pasta", "Sushi"]);
+        let (_, results) = second.service().results(&id).await.unwrap();
+        assert_eq!(results.total, 1);
     });
 }
