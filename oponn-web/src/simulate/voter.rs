@@ -119,7 +119,8 @@ async fn worker(
     live: Arc<Live>,
 ) -> Voted {
     let mut voted = Voted::new();
-    let mut shared = None;
+    // The worker's keep-alive client, once made (never, with fresh connections).
+    let mut shared: Option<Client> = None;
     loop {
         if plan
             .deadline
@@ -131,14 +132,14 @@ async fn worker(
             break;
         }
         voted.started += 1;
-        let client = match (&shared, plan.fresh_connections) {
-            (Some(client), false) => Ok(Client::clone(client)),
-            _ => http::pooled(plan.timeout),
+        let client = match &shared {
+            Some(client) => Ok(Client::clone(client)),
+            None => http::pooled(plan.timeout),
         };
         let outcome = match client {
             Ok(client) => {
                 if !plan.fresh_connections {
-                    shared = Some(client.clone());
+                    shared.get_or_insert_with(|| client.clone());
                 }
                 vote(&vote_url, &client).await
             }
