@@ -17,8 +17,10 @@ use poem_openapi::payload::{EventStream, Json, PlainText};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 use time::OffsetDateTime;
 
+use crate::guard::ClientAddr;
 use crate::identity::viewer;
 use crate::metrics::SseClientGuard;
+use crate::rates::Rate;
 use crate::state::AppState;
 
 /// How often an idle event stream sends a keep-alive comment.
@@ -383,6 +385,9 @@ enum VoteResponse {
     /// The choice is not valid for this ballot.
     #[oai(status = 422)]
     Invalid(Json<Problem>),
+    /// This client sent write-ins too quickly; `Retry-After` says when to try again.
+    #[oai(status = 429)]
+    TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] u64),
     /// A dependency is down; the vote was not recorded. Try again.
     #[oai(status = 503)]
     Unavailable(Json<Problem>),
@@ -485,7 +490,12 @@ enum ExportResponse {
     Json(Json<serde_json::Value>),
     /// The results as CSV: `option,count,percentage`.
     #[oai(status = 200, content_type = "text/csv; charset=utf-8")]
-    Csv(PlainText<String>),
+    Csv(
+        PlainText<String>,
+        /// `attachment`, with a file name: a spreadsheet, not a page.
+        #[oai(header = "Content-Disposition")]
+        String,
+    ),
     /// The ballot's results are hidden from this viewer for now.
     #[oai(status = 403)]
     Hidden(Json<Problem>),
@@ -587,6 +597,7 @@ impl Api {
         state: Data<&Arc<AppState>>,
         jar: &CookieJar,
         id: Path<String>,
+        client: Data<&ClientAddr>,
         body: Json<VoteBody>,
     ) -> VoteResponse {
         let Some(id) = parse_id(&id) else {
@@ -601,8 +612,16 @@ impl Api {
                 ));
             }
         };
+        if matches!(choice, VoteChoice::WriteIn(_))
+            && let Err(wait) = state.rates.check(Rate::WriteIns, client.0.0)
+        {
+            return VoteResponse::TooManyRequests(
+                Problem::new(Rate::WriteIns.message()),
+                wait.as_secs().saturating_add(1),
+            );
+        }
         let voter = viewer(&state, jar).voter;
-        match state.service.cast_vote(&id, &voter, choice).await {
+        match state.cast_vote(id, voter.clone(), choice).await {
             Ok(receipt) => {
                 state.metrics.votes_cast.inc();
                 // The vote is durable; the tally comes back only to a voter
@@ -734,7 +753,10 @@ impl Api {
                         crate::pages::export_document(&ballot, &results, state.service.now()),
                     )),
                     ExportFormat::Csv => match crate::pages::export_csv_text(&results) {
-                        Ok(text) => ExportResponse::Csv(PlainText(text)),
+                        Ok(text) => ExportResponse::Csv(
+                            PlainText(text),
+                            crate::pages::attachment(&ballot, "csv"),
+                        ),
                         Err(error) => {
                             tracing::error!(%error, "writing CSV failed");
                             ExportResponse::Unavailable(Problem::new(UNAVAILABLE))

@@ -6,15 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use poem::endpoint::EmbeddedFilesEndpoint;
 use poem::http::{HeaderValue, StatusCode, header};
-use poem::listener::TcpAcceptor;
 use poem::middleware::{CookieJarManager, Csrf};
 use poem::web::cookie::{CookieKey, SameSite};
 use poem::web::{Data, Html, Json};
-use poem::{
-    Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler, post,
-};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler, post};
 use poem_openapi::OpenApiService;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +24,7 @@ use crate::config::Config;
 use crate::live::LiveHub;
 use crate::metrics::{Metrics, RequestLabels};
 use crate::pages;
+use crate::rates::RateLimits;
 use crate::secrets::{SecretError, Secrets};
 use crate::state::AppState;
 use crate::views::Templates;
@@ -91,6 +90,8 @@ impl App {
             csrf_key: secrets.csrf_key,
             secure_cookies: config.secure_cookies(),
             skip_csrf: config.skip_csrf,
+            limits: config.limits.clone(),
+            rates: RateLimits::new(&config.limits),
             shutdown,
         });
         let listener = tokio::net::TcpListener::bind(&config.bind)
@@ -127,19 +128,20 @@ impl App {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let token = self.state.shutdown.clone();
         spawn_reaper(Arc::clone(&self.state));
-        let endpoint = routes(Arc::clone(&self.state), self.local_addr()?);
-        let acceptor = TcpAcceptor::from_tokio(self.listener)?;
-        Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                endpoint,
-                async move {
-                    shutdown.await;
-                    tracing::info!("shutting down: closing live streams");
-                    token.cancel();
-                },
-                Some(SHUTDOWN_GRACE),
-            )
-            .await
+        let endpoint = routes(Arc::clone(&self.state));
+        let limits = self.state.limits.clone();
+        crate::server::serve(
+            self.listener,
+            endpoint,
+            &limits,
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: closing live streams");
+                token.cancel();
+            },
+            SHUTDOWN_GRACE,
+        )
+        .await
     }
 }
 
@@ -163,6 +165,7 @@ fn spawn_reaper(state: Arc<AppState>) {
                 () = state.shutdown.cancelled() => return,
                 _ = ticks.tick() => {
                     let pruned = state.service.prune_idle();
+                    state.rates.prune();
                     let feeds = state.hub.prune_idle().await;
                     tracing::debug!(?pruned, feeds, "reaper pass");
                 }
@@ -171,7 +174,7 @@ fn spawn_reaper(state: Arc<AppState>) {
     });
 }
 
-fn routes(state: Arc<AppState>, address: SocketAddr) -> impl Endpoint {
+fn routes(state: Arc<AppState>) -> impl Endpoint {
     let api = OpenApiService::new(Api, "Oponn", env!("CARGO_PKG_VERSION"))
         .description(
             "Real-time voting: create ballots, cast one vote per voter, follow tallies live.\n\n\
@@ -180,7 +183,7 @@ fn routes(state: Arc<AppState>, address: SocketAddr) -> impl Endpoint {
              send cross-site without a CORS preflight that Oponn never grants; so the API \
              needs no CSRF token.",
         )
-        .server(format!("http://{address}/api/v1"));
+        .server("/api/v1");
     let spec = api.spec();
     let csrf = Csrf::new()
         .cookie_name("oponn_csrf")
@@ -233,11 +236,26 @@ async fn finish_response<E: Endpoint>(
     request: Request,
 ) -> poem::Result<Response> {
     let started = Instant::now();
-    let method = request.method().to_string();
-    let mut response = match endpoint.call(request).await {
-        Ok(response) => response.into_response(),
-        Err(error) if error.status() == StatusCode::NOT_FOUND => pages::not_found(&state),
-        Err(error) => error.into_response(),
+    let method = method_label(request.method());
+    let path = request.uri().path().to_owned();
+    // The last line of defence: a handler that panics answers 500 and is
+    // logged, instead of dropping the connection with no response.
+    let outcome = std::panic::AssertUnwindSafe(crate::guard::guard(&state, &*endpoint, request))
+        .catch_unwind()
+        .await;
+    let mut response = match outcome {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) if error.status() == StatusCode::NOT_FOUND => pages::not_found(&state),
+        Ok(Err(error)) => error.into_response(),
+        Err(panic) => {
+            let cause = panic
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(%path, %cause, "a request handler panicked");
+            internal_error(&state, &path)
+        }
     };
     let headers = response.headers_mut();
     for (name, value) in [
@@ -258,11 +276,47 @@ async fn finish_response<E: Endpoint>(
         .metrics
         .request_duration
         .get_or_create(&RequestLabels {
-            method,
+            method: method.to_owned(),
             status: response.status().as_u16().to_string(),
         })
         .observe(started.elapsed().as_secs_f64());
     Ok(response)
+}
+
+/// The method as a metric label: one of the standard methods, else
+/// `other`, so made-up methods cannot grow the number of series.
+fn method_label(method: &poem::http::Method) -> &'static str {
+    use poem::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// The `500` of a handler that failed unexpectedly.
+fn internal_error(state: &AppState, path: &str) -> Response {
+    const MESSAGE: &str = "Something went wrong on our side; it has been logged. \
+         Nothing is known to have changed: reload the page and try again.";
+    if path.starts_with("/api/") {
+        Json(json!({ "message": MESSAGE }))
+            .with_status(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response()
+    } else {
+        pages::error_page(
+            state,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            MESSAGE,
+        )
+    }
 }
 
 #[handler]

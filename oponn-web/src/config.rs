@@ -4,6 +4,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use crate::limits::Limits;
+
 /// Where the service runs; decides what it demands and how strict it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
@@ -91,6 +93,8 @@ pub struct Config {
     /// Sign-in with Google: enabled when `OPONN_GOOGLE_CLIENT_ID`,
     /// `OPONN_GOOGLE_CLIENT_SECRET` and `OPONN_GOOGLE_REDIRECT_URL` are all set.
     pub google: Option<OAuthProviderConfig>,
+    /// Connection, size, time and rate limits; see [`Limits`].
+    pub limits: Limits,
 }
 
 /// One OAuth 2.0 sign-in provider: the client Oponn is registered as, and
@@ -291,6 +295,7 @@ impl Config {
             data_dir: PathBuf::from("."),
             github: None,
             google: None,
+            limits: Limits::default(),
         }
     }
 
@@ -340,6 +345,7 @@ impl Config {
             data_dir: get("OPONN_DATA_DIR").map_or(defaults.data_dir, PathBuf::from),
             github: GITHUB_VARS.read(&get)?,
             google: GOOGLE_VARS.read(&get)?,
+            limits: Limits::read(&get)?,
         };
         config.validate()?;
         Ok(config)

@@ -28,6 +28,11 @@
 //! - `views`: templates and their view models. `identity`: the voter cookie.
 //! - `auth`: sign-in: `/login`, OAuth 2.0 with GitHub and Google (the
 //!   `oauth2` crate), the development mock provider, logout.
+//! - `server`: the HTTP/1.1 accept loop: connection cap, header timeout,
+//!   accept back-off, graceful drain. `guard`: what every request passes
+//!   first (client address, cross-site refusal, rate limits, body size and
+//!   time). `limits`: every limit and its setting. `rates`: the per-client
+//!   rate limiters.
 //! - `metrics`: Prometheus series. `assets`: embedded templates and files.
 //! - [`simulate`]: `oponn simulate`, the load tool: many browsers voting
 //!   and watching through the pages, with latencies and a tally check.
@@ -39,11 +44,15 @@ mod assets;
 mod auth;
 mod compose;
 mod config;
+mod guard;
 mod identity;
+mod limits;
 mod live;
 mod metrics;
 mod pages;
+mod rates;
 mod secrets;
+mod server;
 pub mod simulate;
 mod state;
 mod views;
@@ -53,4 +62,9 @@ pub use compose::{
     ComposeError, DATABASE_FILE, KEY_FILE, Services, Wiring, build_service, migrate,
 };
 pub use config::{Config, ConfigError, Environment, OAuthProviderConfig};
+pub use limits::{
+    DEFAULT_BALLOTS_PER_MINUTE, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_STREAMS_PER_MINUTE, DEFAULT_WRITE_INS_PER_MINUTE, Limits, MAX_BALLOT_BODY_BYTES,
+    MAX_BODY_BYTES,
+};
 pub use secrets::{SECRET_FILE, SecretError, Secrets};

@@ -10,7 +10,6 @@ use futures_util::{Stream, StreamExt as _};
 use oponn_core::domain::{BallotId, Results, Tally};
 use oponn_core::ports::TallyStream;
 use oponn_core::{BallotError, BallotService};
-use poem::web::sse::Event;
 use serde_json::json;
 use tokio::sync::{Mutex, watch};
 use tokio::time::Instant;
@@ -70,7 +69,7 @@ pub(crate) struct LiveUpdate {
     /// The tally's sequence number: the SSE event id.
     pub(crate) seq: u64,
     /// The results partial as a complete SSE frame (`id`, `event:
-    /// results`, `data` lines), encoded once by poem's own `Event` and
+    /// results`, `data` lines), encoded once by [`sse_frame`] and
     /// shared by every HTML watcher: a client costs a reference count, not
     /// a copy.
     pub(crate) html_frame: Bytes,
@@ -189,16 +188,33 @@ impl LiveHub {
                 tracing::error!(%error, "rendering the results partial failed");
                 String::new()
             });
-        let frame = Event::message(html)
-            .event_type("results")
-            .id(tally.seq().to_string())
-            .to_string();
+        let frame = sse_frame("results", tally.seq(), &html);
         Ok(LiveUpdate {
             seq: tally.seq(),
             html_frame: Bytes::from(frame),
             body: Arc::new(TallyBody::new(ballot, &results)),
         })
     }
+}
+
+/// One complete SSE frame. Every line break in `data` (`\r\n`, a lone
+/// `\r` or `\n`: all three end a line for a browser's `EventSource`)
+/// starts a new `data:` line, so no text in it can end the frame early or
+/// inject a field of its own (`event:`, `id:`, `retry:`).
+pub(crate) fn sse_frame(event: &str, id: u64, data: &str) -> String {
+    let mut frame = String::with_capacity(data.len() + 64);
+    frame.push_str("id: ");
+    frame.push_str(&id.to_string());
+    frame.push_str("\nevent: ");
+    frame.push_str(event);
+    frame.push('\n');
+    for line in data.split("\r\n").flat_map(|line| line.split(['\r', '\n'])) {
+        frame.push_str("data: ");
+        frame.push_str(line);
+        frame.push('\n');
+    }
+    frame.push('\n');
+    frame
 }
 
 #[cfg(test)]
@@ -208,6 +224,53 @@ mod tests {
     use tokio_stream::wrappers::UnboundedReceiverStream;
 
     use super::*;
+
+    /// What a browser's `EventSource` makes of a stream: each event's type
+    /// and data, splitting lines on `\r\n`, `\r` and `\n` as it does.
+    fn parse_events(stream: &str) -> Vec<(String, String)> {
+        let mut events = Vec::new();
+        let (mut event, mut data) = (String::from("message"), Vec::new());
+        for line in stream
+            .split("\r\n")
+            .flat_map(|line| line.split(['\r', '\n']))
+        {
+            if line.is_empty() {
+                if !data.is_empty() {
+                    events.push((event.clone(), data.join("\n")));
+                }
+                event = String::from("message");
+                data.clear();
+            } else if let Some(value) = line.strip_prefix("data: ") {
+                data.push(value.to_owned());
+            } else if let Some(value) = line.strip_prefix("event: ") {
+                value.clone_into(&mut event);
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn no_line_break_in_data_can_inject_a_field_or_an_event() {
+        for hostile in [
+            "Ramen\revent: hijacked",
+            "Ramen\r\revent: results\rdata: fake",
+            "Ramen\n\nevent: hijacked\ndata: x",
+            "Ramen\r\n\r\nid: 99",
+            "Ramen\rretry: 1",
+        ] {
+            let frame = sse_frame("results", 7, &format!("<td>{hostile}</td>"));
+            let events = parse_events(&frame);
+            assert_eq!(events.len(), 1, "{hostile:?} made {events:?}");
+            assert_eq!(events[0].0, "results", "{hostile:?}");
+            assert!(!frame.contains("\nevent: hijacked"), "{hostile:?}");
+            for line in frame.split(['\r', '\n']).filter(|line| !line.is_empty()) {
+                assert!(
+                    line.starts_with("data: ") || line == "event: results" || line == "id: 7",
+                    "{hostile:?} gave the line {line:?}"
+                );
+            }
+        }
+    }
 
     fn tally(seq: u64) -> Tally {
         Tally::new(seq, [(OptionId::new(1), seq)])

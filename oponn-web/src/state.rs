@@ -2,12 +2,17 @@
 
 use std::sync::Arc;
 
-use oponn_core::{AccountService, BallotService};
+use oponn_core::domain::{BallotId, VoterId};
+use oponn_core::{
+    AccountService, BallotService, CastVoteError, Dependency, Unavailable, VoteChoice, VoteReceipt,
+};
 use poem::web::cookie::CookieKey;
 use tokio_util::sync::CancellationToken;
 
+use crate::limits::Limits;
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
+use crate::rates::RateLimits;
 use crate::views::Templates;
 
 /// Shared state, built once by the composition root.
@@ -32,6 +37,34 @@ pub(crate) struct AppState {
     pub(crate) secure_cookies: bool,
     /// CSRF checks are off (development tooling only; refused in production).
     pub(crate) skip_csrf: bool,
+    /// Connection, size, time and rate limits.
+    pub(crate) limits: Limits,
+    /// Per-client rate limiters, pruned by the reaper.
+    pub(crate) rates: RateLimits,
     /// Cancelled on shutdown: ends SSE streams and the reaper.
     pub(crate) shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// Casts a vote on a task of its own, which runs to its end whatever
+    /// becomes of the request: the vote may be committing a batch that
+    /// other voters' votes share, and a client hanging up must not cancel
+    /// their commit (nor leave a stored vote reported as failed).
+    pub(crate) async fn cast_vote(
+        &self,
+        id: BallotId,
+        voter: VoterId,
+        choice: VoteChoice,
+    ) -> Result<VoteReceipt, CastVoteError> {
+        let service = Arc::clone(&self.service);
+        let task = tokio::spawn(async move { service.cast_vote(&id, &voter, choice).await });
+        match task.await {
+            Ok(outcome) => outcome,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => Err(CastVoteError::Unavailable(Unavailable::new(
+                Dependency::Storage,
+                format!("the vote's task was cancelled: {error}"),
+            ))),
+        }
+    }
 }

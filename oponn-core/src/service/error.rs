@@ -50,7 +50,9 @@ pub struct Unavailable {
 }
 
 impl Unavailable {
-    pub(crate) fn new(dependency: Dependency, source: impl Into<BoxError>) -> Self {
+    /// `dependency` failed because of `source`; front ends use it too, for
+    /// a failure of their own plumbing around a call (a task that died).
+    pub fn new(dependency: Dependency, source: impl Into<BoxError>) -> Self {
         Self {
             dependency,
             source: source.into(),

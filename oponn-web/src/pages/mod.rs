@@ -25,8 +25,8 @@ pub(crate) use create::{create_ballot, create_form, start_time_input};
 pub(crate) use dashboard::dashboard_page;
 pub(crate) use owner::{close_ballot, delete_ballot};
 pub(crate) use results::{
-    export_csv, export_csv_text, export_document, export_json, live_results, live_updates,
-    results_page,
+    attachment, export_csv, export_csv_text, export_document, export_json, live_results,
+    live_updates, results_page,
 };
 pub(crate) use vote::{cast_vote, vote_form};
 

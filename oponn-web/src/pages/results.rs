@@ -216,7 +216,7 @@ pub(crate) fn export_csv_text(results: &Results) -> Result<String, csv::Error> {
     writer.write_record(["option", "count", "percentage"])?;
     for row in &results.rows {
         writer.write_record([
-            row.label.clone(),
+            spreadsheet_safe(&row.label),
             row.count.to_string(),
             format!("{:.1}", row.percent),
         ])?;
@@ -225,7 +225,26 @@ pub(crate) fn export_csv_text(results: &Results) -> Result<String, csv::Error> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-fn attachment(ballot: &Ballot, extension: &str) -> String {
+/// Characters that make a spreadsheet read a cell as a formula (or, for
+/// tab and the line breaks, shift it into one) when a cell begins with them;
+/// the full-width forms too, which some spreadsheets fold to ASCII.
+const FORMULA_TRIGGERS: &[char] = &[
+    '=', '+', '-', '@', '\t', '\r', '\n', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}',
+];
+
+/// A text cell a spreadsheet will show as text: one that begins with a
+/// formula trigger gets a leading `'` (OWASP's advice for CSV injection).
+/// For CSV only: JSON keeps text verbatim.
+pub(crate) fn spreadsheet_safe(text: &str) -> String {
+    if text.starts_with(FORMULA_TRIGGERS) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The `Content-Disposition` of an export: a download named after the ballot.
+pub(crate) fn attachment(ballot: &Ballot, extension: &str) -> String {
     format!("attachment; filename=\"oponn-{}.{extension}\"", ballot.id())
 }
 

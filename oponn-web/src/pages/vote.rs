@@ -14,7 +14,9 @@ use serde_json::json;
 use super::{
     count_refusal, csrf_refusal, is_htmx, not_found, render, success_redirect, unavailable,
 };
+use crate::guard::{ClientAddr, too_many_requests};
 use crate::identity::{Viewer, viewer};
+use crate::rates::Rate;
 use crate::state::AppState;
 use crate::views::BallotView;
 
@@ -113,6 +115,7 @@ pub(crate) async fn vote_form(
 /// `POST /vote/{id}`: casts (or, where allowed, changes) the vote;
 /// refusals are shown on the form.
 #[handler]
+#[allow(clippy::too_many_arguments, reason = "each argument is one of poem's extractors")]
 pub(crate) async fn cast_vote(
     state: Data<&Arc<AppState>>,
     headers: &HeaderMap,
@@ -120,6 +123,7 @@ pub(crate) async fn cast_vote(
     csrf: &CsrfToken,
     verifier: &CsrfVerifier,
     Path(id): Path<String>,
+    Data(client): Data<&ClientAddr>,
     form: Option<Form<VoteForm>>,
 ) -> Response {
     // A body that is not a form is treated as an empty one: the CSRF
@@ -136,8 +140,13 @@ pub(crate) async fn cast_vote(
         form.option_id.as_deref().unwrap_or(""),
         form.write_in_value.as_deref(),
     );
+    if matches!(choice, Ok(VoteChoice::WriteIn(_)))
+        && let Err(wait) = state.rates.check(Rate::WriteIns, client.0)
+    {
+        return too_many_requests(&state, &format!("/vote/{id}"), Rate::WriteIns, wait);
+    }
     let outcome = match choice {
-        Ok(choice) => state.service.cast_vote(&id, &viewer.voter, choice).await,
+        Ok(choice) => state.cast_vote(id, viewer.voter.clone(), choice).await,
         Err(refusal) => Err(refusal),
     };
     let refusal = match outcome {

@@ -10,6 +10,7 @@ mod browser;
 mod cluster;
 mod create;
 mod fake_oauth;
+mod hardening;
 mod helpers;
 mod live;
 mod operations;

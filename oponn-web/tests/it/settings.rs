@@ -295,6 +295,7 @@ async fn only_the_owner_closes_or_deletes_and_deletion_is_final() {
     }
     let api_close = stranger
         .post(app.url(&format!("/api/v1/ballots/{id}/close")))
+        .header("X-Requested-With", "oponn-tests")
         .send()
         .await
         .unwrap();
@@ -384,6 +385,7 @@ async fn the_api_deletes_for_the_owner() {
     let id = created["id"].as_str().unwrap();
     let closed = owner
         .post(app.url(&format!("/api/v1/ballots/{id}/close")))
+        .header("X-Requested-With", "oponn-tests")
         .send()
         .await
         .unwrap();
