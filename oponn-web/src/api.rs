@@ -695,7 +695,10 @@ impl Api {
             .close_ballot(&id, &viewer(&state, jar).owner)
             .await
         {
-            Ok(ballot) => OwnerResponse::Ok(Json(BallotBody::new(&ballot, state.service.now()))),
+            Ok(ballot) => {
+                state.hub.end(&id).await;
+                OwnerResponse::Ok(Json(BallotBody::new(&ballot, state.service.now())))
+            }
             Err(OwnerActionError::NotFound) => {
                 OwnerResponse::NotFound(Problem::new("no such ballot"))
             }
@@ -707,8 +710,8 @@ impl Api {
         }
     }
 
-    /// Delete a ballot (its owner only). Its data key is destroyed first,
-    /// so its rows are unreadable in any copy of the database.
+    /// Delete a ballot (its owner only). Its data key is destroyed first;
+    /// see SECURITY.md for what that guarantees about copies and backups.
     #[oai(path = "/ballots/:id", method = "delete", tag = "ApiTags::Ballots")]
     async fn delete_ballot(
         &self,
@@ -724,7 +727,10 @@ impl Api {
             .delete_ballot(&id, &viewer(&state, jar).owner)
             .await
         {
-            Ok(()) => DeleteResponse::Deleted,
+            Ok(()) => {
+                state.hub.end(&id).await;
+                DeleteResponse::Deleted
+            }
             Err(OwnerActionError::NotFound) => {
                 DeleteResponse::NotFound(Problem::new("no such ballot"))
             }

@@ -88,8 +88,16 @@ pub(crate) struct LiveHub {
     /// feed subscribes to the core, so two first watchers of a ballot never
     /// open two subscriptions. Each sender keeps only the latest update:
     /// a lagging watcher skips to it and never receives a stale one last.
-    feeds: Mutex<HashMap<BallotId, watch::Sender<Option<Arc<LiveUpdate>>>>>,
+    feeds: Mutex<HashMap<BallotId, Feed>>,
     shutdown: CancellationToken,
+}
+
+/// One watched ballot's feed: the latest update, and a token that ends it.
+struct Feed {
+    sender: watch::Sender<Option<Arc<LiveUpdate>>>,
+    /// Cancelled when the ballot is closed or deleted here: the feed sends
+    /// its final state (if the ballot still exists) and ends every stream.
+    ended: CancellationToken,
 }
 
 impl LiveHub {
@@ -110,15 +118,31 @@ impl LiveHub {
     /// this is its first watcher here. The current tally arrives at once.
     pub(crate) async fn watch(self: &Arc<Self>, id: BallotId) -> Result<LiveFeed, BallotError> {
         let mut feeds = self.feeds.lock().await;
-        if let Some(sender) = feeds.get(&id) {
-            return Ok(sender.subscribe());
+        if let Some(feed) = feeds.get(&id) {
+            return Ok(feed.sender.subscribe());
         }
         let tallies = self.service.subscribe(&id).await?;
         let (sender, receiver) = watch::channel(None);
-        feeds.insert(id, sender.clone());
+        let ended = CancellationToken::new();
+        feeds.insert(
+            id,
+            Feed {
+                sender: sender.clone(),
+                ended: ended.clone(),
+            },
+        );
         let tallies: TallyStream = Box::pin(coalesce(tallies, MIN_UPDATE_INTERVAL));
-        tokio::spawn(Arc::clone(self).run_feed(id, sender, tallies));
+        tokio::spawn(Arc::clone(self).run_feed(id, sender, ended, tallies));
         Ok(receiver)
+    }
+
+    /// Ends the ballot's feed after one last update showing its final
+    /// state: for a ballot just closed or deleted on this instance, whose
+    /// watchers should not keep a stream open on it.
+    pub(crate) async fn end(&self, id: &BallotId) {
+        if let Some(feed) = self.feeds.lock().await.get(id) {
+            feed.ended.cancel();
+        }
     }
 
     /// Closes feeds nobody watches (their tasks also close themselves; this
@@ -126,7 +150,7 @@ impl LiveHub {
     pub(crate) async fn prune_idle(&self) -> usize {
         let mut feeds = self.feeds.lock().await;
         let before = feeds.len();
-        feeds.retain(|_, sender| sender.receiver_count() > 0);
+        feeds.retain(|_, feed| feed.sender.receiver_count() > 0);
         before - feeds.len()
     }
 
@@ -134,17 +158,28 @@ impl LiveHub {
         self: Arc<Self>,
         id: BallotId,
         sender: watch::Sender<Option<Arc<LiveUpdate>>>,
+        ended: CancellationToken,
         mut tallies: TallyStream,
     ) {
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
+                () = ended.cancelled() => {
+                    // Closed: the final state goes out before the streams
+                    // end. Deleted: nothing is left to show.
+                    if let Ok(tally) = self.service.tally(&id).await
+                        && let Ok(update) = self.render(&id, &tally).await
+                    {
+                        sender.send_replace(Some(Arc::new(update)));
+                    }
+                    break;
+                }
                 () = sender.closed() => {
                     // Re-check under the map's lock: a watcher may have
                     // joined between the last one leaving and now.
                     let mut feeds = self.feeds.lock().await;
                     if sender.receiver_count() == 0 {
-                        if feeds.get(&id).is_some_and(|s| s.same_channel(&sender)) {
+                        if feeds.get(&id).is_some_and(|f| f.sender.same_channel(&sender)) {
                             feeds.remove(&id);
                         }
                         return;
@@ -163,7 +198,10 @@ impl LiveHub {
             }
         }
         let mut feeds = self.feeds.lock().await;
-        if feeds.get(&id).is_some_and(|s| s.same_channel(&sender)) {
+        if feeds
+            .get(&id)
+            .is_some_and(|f| f.sender.same_channel(&sender))
+        {
             feeds.remove(&id);
         }
         // Dropping the sender ends every watcher's stream; browsers reconnect.

@@ -69,7 +69,10 @@ pub(crate) async fn close_ballot(
         Err(refusal) => return *refusal,
     };
     match state.service.close_ballot(&id, &viewer.owner).await {
-        Ok(_) => success_redirect(headers, &format!("/results/{id}")),
+        Ok(_) => {
+            state.hub.end(&id).await;
+            success_redirect(headers, &format!("/results/{id}"))
+        }
         Err(error) => refused(&state, error),
     }
 }
@@ -90,7 +93,10 @@ pub(crate) async fn delete_ballot(
         Err(refusal) => return *refusal,
     };
     match state.service.delete_ballot(&id, &viewer.owner).await {
-        Ok(()) => success_redirect(headers, "/"),
+        Ok(()) => {
+            state.hub.end(&id).await;
+            success_redirect(headers, "/")
+        }
         Err(error) => refused(&state, error),
     }
 }

@@ -115,7 +115,10 @@ pub(crate) async fn vote_form(
 /// `POST /vote/{id}`: casts (or, where allowed, changes) the vote;
 /// refusals are shown on the form.
 #[handler]
-#[allow(clippy::too_many_arguments, reason = "each argument is one of poem's extractors")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each argument is one of poem's extractors"
+)]
 pub(crate) async fn cast_vote(
     state: Data<&Arc<AppState>>,
     headers: &HeaderMap,

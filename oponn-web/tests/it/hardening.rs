@@ -492,3 +492,187 @@ async fn rate_limits_answer_429_with_retry_after() {
     assert_eq!(third.status(), 429);
     assert!(third.headers().contains_key("retry-after"));
 }
+
+/// The live-results gauge, read from `/metrics`.
+async fn watchers_connected(app: &TestApp) -> u64 {
+    let metrics = get_text(&browser(), &app.url("/metrics")).await;
+    metrics
+        .lines()
+        .find(|line| line.starts_with("oponn_sse_clients_connected "))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|value| value.parse().ok())
+        .unwrap()
+}
+
+/// Waits until the gauge reads `expected`, failing after `within`.
+async fn until_watchers(app: &TestApp, expected: u64, within: Duration) {
+    let reached = tokio::time::timeout(within, async {
+        while watchers_connected(app).await != expected {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        reached.is_ok(),
+        "{} watchers connected, not {expected}",
+        watchers_connected(app).await
+    );
+}
+
+#[tokio::test]
+async fn departed_watchers_are_noticed_within_about_a_second() {
+    let app = spawn_app().await;
+    let (status, ballot) = api_ballot(&app, json!(["a", "b"])).await;
+    assert_eq!(status, 201);
+    let id = ballot["id"].as_str().unwrap().to_owned();
+    let host = host_of(&app);
+    let mut watchers = Vec::new();
+    for _ in 0..50 {
+        let mut stream = TcpStream::connect(&host).await.unwrap();
+        stream
+            .write_all(
+                format!("GET /ballots/{id}/live-results HTTP/1.1\r\nHost: {host}\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut buffer = [0u8; 4096];
+        let n = stream.read(&mut buffer).await.unwrap();
+        assert!(buffer[..n].starts_with(b"HTTP/1.1 200"));
+        watchers.push(stream);
+    }
+    until_watchers(&app, 50, DEADLINE).await;
+    drop(watchers);
+    // Well before the 15 s keep-alive would find the sockets dead.
+    until_watchers(&app, 0, Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn closing_or_deleting_a_ballot_ends_its_live_streams() {
+    let app = spawn_app().await;
+    let owner = browser();
+    for action in ["close", "delete"] {
+        let created = post_json(
+            &owner,
+            &app.url("/api/v1/ballots"),
+            &json!({ "measure": "ends streams?", "options": ["a", "b"] }),
+        )
+        .await;
+        let id = created.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut stream = app.live_results(&browser(), &id, None).await;
+        assert!(stream.next().await.data.contains("total"));
+        let request = match action {
+            "close" => owner.post(app.url(&format!("/api/v1/ballots/{id}/close"))),
+            _ => owner.delete(app.url(&format!("/api/v1/ballots/{id}"))),
+        };
+        let done = request
+            .header("X-Requested-With", "oponn-tests")
+            .send()
+            .await
+            .unwrap();
+        assert!(done.status().is_success(), "{action}: {}", done.status());
+        stream.until_closed().await;
+    }
+}
+
+#[tokio::test]
+async fn votes_aborted_mid_request_never_cancel_other_voters_commits() {
+    // The embedded default, where a cancelled commit used to stall SQLite.
+    let dir = tempfile::tempdir().unwrap();
+    let oponn = crate::process::OponnProcess::start(
+        dir.path(),
+        &[
+            ("OPONN_WRITE_INS_PER_MINUTE", "0"),
+            ("OPONN_BALLOTS_PER_MINUTE", "0"),
+        ],
+    )
+    .await;
+    let created = post_json(
+        &browser(),
+        &oponn.url("/api/v1/ballots"),
+        &json!({ "measure": "abort flood?", "options": ["a", "b"] }),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let host = oponn.address.trim_start_matches("http://").to_owned();
+    let votes = oponn.url(&format!("/api/v1/ballots/{id}/votes"));
+
+    // Attackers: complete votes, the connection reset the moment they are sent.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut attackers = Vec::new();
+    for _ in 0..16 {
+        let (host, id, stop) = (host.clone(), id.clone(), stop.clone());
+        attackers.push(tokio::spawn(async move {
+            let body = r#"{"option_id":1}"#;
+            let request = format!(
+                "POST /api/v1/ballots/{id}/votes HTTP/1.1\r\nHost: {host}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let mut sent = 0u32;
+            while !stop.is_cancelled() && sent < 2_000 {
+                let Ok(mut stream) = TcpStream::connect(&host).await else {
+                    continue;
+                };
+                let _ = stream.write_all(request.as_bytes()).await;
+                let _ = stream.set_linger(Some(Duration::ZERO));
+                drop(stream);
+                sent += 1;
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    // Honest voters beside them: every one is answered, and truthfully.
+    let mut honest = Vec::new();
+    for _ in 0..8 {
+        let votes = votes.clone();
+        honest.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..25 {
+                let voter = browser();
+                let response = post_json(&voter, &votes, &json!({ "option_id": 2 })).await;
+                statuses.push(response.status().as_u16());
+            }
+            statuses
+        }));
+    }
+    let mut accepted = 0u64;
+    for voter in honest {
+        for status in tokio::time::timeout(Duration::from_secs(60), voter)
+            .await
+            .expect("honest voters are served promptly")
+            .unwrap()
+        {
+            assert_eq!(status, 201, "an honest vote was refused");
+            accepted += 1;
+        }
+    }
+    stop.cancel();
+    for attacker in attackers {
+        attacker.await.unwrap();
+    }
+    let tally = crate::helpers::get_json(
+        &browser(),
+        &oponn.url(&format!("/api/v1/ballots/{id}/tally")),
+    )
+    .await;
+    let for_b = tally["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["option_id"] == 2)
+        .map(|row| row["count"].as_u64().unwrap())
+        .unwrap();
+    assert_eq!(
+        for_b, accepted,
+        "every acknowledged honest vote is counted once"
+    );
+    oponn.terminate().await;
+}
