@@ -37,10 +37,12 @@ use oponn_core::ports::{
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Connection as _, Row as _, Sqlite, Transaction};
+
+/// The connection settings [`SqliteRepository::open_with`] takes.
+pub use sqlx::sqlite::SqliteConnectOptions;
 use time::OffsetDateTime;
 
 use crate::probe::{WRITE_PROBE_BYTES, WriteProbe};
