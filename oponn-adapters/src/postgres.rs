@@ -13,6 +13,7 @@
 //! and `ballot_options_one_per_label` one option per label; a batch that
 //! somehow broke one fails as a whole, recording nothing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,6 +29,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row as _, Transaction};
 use time::OffsetDateTime;
 
+use crate::probe::{WRITE_PROBE_BYTES, WriteProbe};
 use crate::sql::{
     BallotRow, BallotState, BatchDialect, BatchWrites, OptionRow, SqlSetupError, VoteOutcome,
     VoteRow, account, account_unavailable, ballot_record, corrupt, pending, record_many,
@@ -61,6 +63,8 @@ impl Default for PostgresSettings {
 #[derive(Debug, Clone)]
 pub struct PostgresRepository {
     pool: PgPool,
+    /// When the database last accepted a readiness write.
+    probe: Arc<WriteProbe>,
 }
 
 impl PostgresRepository {
@@ -86,7 +90,10 @@ impl PostgresRepository {
             .connect(url)
             .await
             .map_err(SqlSetupError::Connect)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            probe: Arc::new(WriteProbe::default()),
+        })
     }
 
     /// Applies every migration not yet applied.
@@ -534,12 +541,29 @@ impl BallotRepository for PostgresRepository {
         Ok(deleted.rows_affected() > 0)
     }
 
+    /// Proves the database accepts writes: a row inserted and deleted in
+    /// one committed transaction, which a read-only server (a standby
+    /// after failover, `default_transaction_read_only`) or a full disk
+    /// refuses.
     async fn ping(&self) -> Result<(), RepositoryError> {
-        sqlx::query("select 1")
-            .execute(&self.pool)
+        self.probe
+            .check(async {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                sqlx::query(
+                    "insert into write_probes (id, padding) \
+                     values (pg_backend_pid(), decode(repeat('00', $1::int), 'hex'))",
+                )
+                .bind(WRITE_PROBE_BYTES)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                sqlx::query("delete from write_probes where id = pg_backend_pid()")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                tx.commit().await.map_err(unavailable)
+            })
             .await
-            .map(|_| ())
-            .map_err(unavailable)
     }
 }
 

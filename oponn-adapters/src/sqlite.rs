@@ -11,10 +11,20 @@
 //! other lock, and the schema's keys back them up. Each statement is a
 //! round trip to sqlx's SQLite worker thread, which is why a batch costs a
 //! constant number of them rather than several per vote.
+//!
+//! The file and its `-wal` and `-shm` are readable by their owner only
+//! (they hold account emails). Every connection runs with
+//! `secure_delete`, and a ballot's deletion ends with a truncating WAL
+//! checkpoint, so its ciphertext and wrapped key leave every byte of the
+//! three files.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::fs::{self, OpenOptions, Permissions};
+use std::io;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,12 +37,15 @@ use oponn_core::ports::{
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row as _, Sqlite, Transaction};
+use sqlx::{Connection as _, Row as _, Sqlite, Transaction};
+
+/// The connection settings [`SqliteRepository::open_with`] takes.
+pub use sqlx::sqlite::SqliteConnectOptions;
 use time::OffsetDateTime;
 
+use crate::probe::{WRITE_PROBE_BYTES, WriteProbe};
 use crate::sql::{
     BallotRow, BallotState, BatchDialect, BatchWrites, OptionRow, SqlSetupError, VoteOutcome,
     account, account_unavailable, ballot_record, corrupt, pending, record_many, record_one, tally,
@@ -45,22 +58,30 @@ static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
 /// How long a statement waits for the write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Permissions of the database file, and so of the `-wal` and `-shm` files
+/// SQLite creates beside it with the same mode: its owner's only.
+const FILE_MODE: u32 = 0o600;
+
+/// How many truncating checkpoints a deletion tries before giving up on
+/// scrubbing the WAL now; each waits up to [`BUSY_TIMEOUT`] for readers of
+/// older snapshots to finish.
+const SCRUB_ATTEMPTS: u32 = 3;
+
 /// A [`BallotRepository`] in a SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteRepository {
     pool: SqlitePool,
+    /// When storage last accepted a readiness write.
+    probe: Arc<WriteProbe>,
 }
 
 impl SqliteRepository {
-    /// Opens (creating if missing) the database file at `path`.
+    /// Opens (creating if missing, owner-only) the database file at `path`.
     ///
     /// # Errors
     /// [`SqlSetupError::Connect`] when the file cannot be opened.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, SqlSetupError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true);
-        Self::open_with(options).await
+        Self::open_with(SqliteConnectOptions::new().filename(path)).await
     }
 
     /// Opens the database a `sqlite://` URL names (creating it if missing).
@@ -69,27 +90,57 @@ impl SqliteRepository {
     /// [`SqlSetupError::Connect`] when the URL is malformed or the file
     /// cannot be opened.
     pub async fn open_url(url: &str) -> Result<Self, SqlSetupError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(SqlSetupError::Connect)?
-            .create_if_missing(true);
+        let options = SqliteConnectOptions::from_str(url).map_err(SqlSetupError::Connect)?;
         Self::open_with(options).await
     }
 
-    async fn open_with(options: SqliteConnectOptions) -> Result<Self, SqlSetupError> {
+    /// Opens (creating if missing, owner-only) the database `options` name,
+    /// with the caller's settings (extra pragmas, say) and the ones this
+    /// repository relies on: WAL, `synchronous=FULL`, foreign keys,
+    /// `secure_delete` and its busy timeout.
+    ///
+    /// # Errors
+    /// [`SqlSetupError::Connect`] when the file cannot be created or opened.
+    pub async fn open_with(options: SqliteConnectOptions) -> Result<Self, SqlSetupError> {
+        if let Some(path) = file_of(&options) {
+            restrict_files(&path).map_err(|error| SqlSetupError::Connect(error.into()))?;
+        }
         let options = options
+            .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Deleted rows and freed pages are overwritten with zeros, so a
+            // deleted ballot's ciphertext does not linger in free space.
+            .pragma("secure_delete", "on")
             .busy_timeout(BUSY_TIMEOUT);
         // No ping before each use: the database is a local file, and the
         // ping would be one more hop to the connection's thread per batch.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .test_before_acquire(false)
+            .before_acquire(|connection, _| {
+                Box::pin(async move {
+                    // When SQLite rolls a transaction back by itself (a full
+                    // disk, an I/O error), sqlx's ROLLBACK then fails and it
+                    // goes on counting the transaction as open, so every
+                    // later BEGIN on that connection would fail: such a
+                    // connection is closed, never reused. The count is
+                    // settled here, as the pool pings on release.
+                    let healthy = !connection.is_in_transaction();
+                    if !healthy {
+                        tracing::warn!("closing a SQLite connection left in a failed transaction");
+                    }
+                    Ok(healthy)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(SqlSetupError::Connect)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            probe: Arc::new(WriteProbe::default()),
+        })
     }
 
     /// Applies every migration not yet applied.
@@ -623,16 +674,111 @@ impl BallotRepository for SqliteRepository {
             .await
             .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
-        Ok(deleted.rows_affected() > 0)
+        let deleted = deleted.rows_affected() > 0;
+        if deleted {
+            self.scrub().await;
+        }
+        Ok(deleted)
     }
 
+    /// Proves the file accepts writes: a row of a few pages inserted and
+    /// deleted in one committed transaction, which a full disk refuses.
     async fn ping(&self) -> Result<(), RepositoryError> {
-        sqlx::query("select 1")
-            .execute(&self.pool)
+        self.probe
+            .check(async {
+                let mut tx = self
+                    .pool
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(unavailable)?;
+                sqlx::query(
+                    "insert into write_probes (padding) values (zeroblob(?)); \
+                     delete from write_probes",
+                )
+                .bind(WRITE_PROBE_BYTES)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                tx.commit().await.map_err(unavailable)
+            })
             .await
-            .map(|_| ())
-            .map_err(unavailable)
     }
+}
+
+impl SqliteRepository {
+    /// After a deletion: copies the WAL, which still holds the deleted
+    /// rows' earlier versions, into the file (where `secure_delete` zeroed
+    /// them) and truncates it to nothing. A checkpoint that readers keep
+    /// from finishing is tried again; one that never finishes is logged,
+    /// and the old frames are overwritten as the WAL is reused.
+    async fn scrub(&self) {
+        for attempt in 1..=SCRUB_ATTEMPTS {
+            // Columns: whether it could not finish, frames in the WAL,
+            // frames copied.
+            let checkpoint: Result<(i64, i64, i64), _> =
+                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(&self.pool)
+                    .await;
+            match checkpoint {
+                Ok((0, _, _)) => return,
+                Ok(_) => tracing::debug!(attempt, "readers kept the WAL from being truncated"),
+                Err(error) => tracing::debug!(attempt, %error, "the WAL checkpoint failed"),
+            }
+        }
+        tracing::warn!(
+            "a deleted ballot's old rows may stay in the WAL until it is next truncated"
+        );
+    }
+}
+
+/// The file `options` open, unless the database lives in memory.
+fn file_of(options: &SqliteConnectOptions) -> Option<PathBuf> {
+    let path = options.get_filename();
+    let name = path.to_string_lossy();
+    // sqlx names in-memory databases `file:sqlx-in-memory-…`; a `file:` URI
+    // is SQLite's to resolve.
+    if name.is_empty() || name == ":memory:" || name.starts_with("file:") {
+        None
+    } else {
+        Some(path.to_path_buf())
+    }
+}
+
+/// Creates the database file owner-only ([`FILE_MODE`]) before SQLite
+/// would create it world-readable; SQLite gives its `-wal` and `-shm` the
+/// same mode. Files an older version left readable by others lose that.
+fn restrict_files(path: &Path) -> io::Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(error),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        let mode = match fs::metadata(&file) {
+            Ok(metadata) => metadata.permissions().mode(),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(error),
+        };
+        if mode & 0o077 != 0 {
+            // Not ours to change (another owner, a read-only mount): say so
+            // and go on, as SQLite may still open it.
+            match fs::set_permissions(&file, Permissions::from_mode(mode & 0o7700)) {
+                Ok(()) => tracing::info!(file = %file.display(), "made owner-only"),
+                Err(error) => tracing::warn!(
+                    file = %file.display(), %error, "cannot make the database file owner-only"
+                ),
+            }
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]

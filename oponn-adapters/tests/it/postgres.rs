@@ -46,12 +46,37 @@ fn migrations_report_what_is_pending() {
             pending,
             [
                 "20261122000001 ballots",
-                "20261122000002 settings and accounts"
+                "20261122000002 settings and accounts",
+                "20261210000001 write probes"
             ]
         );
         repository.migrate().await.unwrap();
         assert!(repository.pending_migrations().await.unwrap().is_empty());
         // Applying again is a no-op.
         repository.migrate().await.unwrap();
+    });
+}
+
+#[test]
+fn readiness_fails_when_the_database_refuses_writes() {
+    block_on(async {
+        let url = TestPostgres::shared().fresh_database();
+        let repository = PostgresRepository::connect(&url).await.unwrap();
+        repository.migrate().await.unwrap();
+        repository.ping().await.unwrap();
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let name: String = sqlx::query_scalar("select current_database()")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        sqlx::query(&format!(
+            "alter database \"{name}\" set default_transaction_read_only = on"
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+        // As after a failover to a standby: reachable, and refusing writes.
+        let read_only = PostgresRepository::connect(&url).await.unwrap();
+        assert!(read_only.ping().await.is_err());
     });
 }

@@ -194,15 +194,20 @@ pub trait BallotRepository: Send + Sync + 'static {
     /// Deletes the ballot, its options and votes; returns `false` when there
     /// was no such ballot. The wrapped data key MUST be gone first (or in
     /// the same transaction), so no partial delete leaves readable rows.
+    /// An implementation that owns its files SHOULD also scrub them, so no
+    /// byte of the deleted rows stays in free space or a journal.
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`] when storage cannot be reached.
     async fn delete_ballot(&self, id: &BallotId) -> Result<bool, RepositoryError>;
 
-    /// Checks storage is reachable, for readiness probes.
+    /// Checks storage is reachable and accepts writes, for readiness probes:
+    /// storage that would refuse a vote (a full disk, a read-only server)
+    /// is not ready.
     ///
     /// # Errors
-    /// [`RepositoryError::Unavailable`] when it is not.
+    /// [`RepositoryError::Unavailable`] when it is unreachable or a write
+    /// would fail.
     async fn ping(&self) -> Result<(), RepositoryError> {
         Ok(())
     }

@@ -19,4 +19,5 @@ mod process;
 mod security;
 mod settings;
 mod simulate;
+mod storage;
 mod vote;
