@@ -127,7 +127,7 @@ impl App {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let token = self.state.shutdown.clone();
         spawn_reaper(Arc::clone(&self.state));
-        let endpoint = routes(Arc::clone(&self.state), self.local_addr()?);
+        let endpoint = routes(Arc::clone(&self.state));
         let acceptor = TcpAcceptor::from_tokio(self.listener)?;
         Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(
@@ -171,7 +171,7 @@ fn spawn_reaper(state: Arc<AppState>) {
     });
 }
 
-fn routes(state: Arc<AppState>, address: SocketAddr) -> impl Endpoint {
+fn routes(state: Arc<AppState>) -> impl Endpoint {
     let api = OpenApiService::new(Api, "Oponn", env!("CARGO_PKG_VERSION"))
         .description(
             "Real-time voting: create ballots, cast one vote per voter, follow tallies live.\n\n\
@@ -180,7 +180,9 @@ fn routes(state: Arc<AppState>, address: SocketAddr) -> impl Endpoint {
              send cross-site without a CORS preflight that Oponn never grants; so the API \
              needs no CSRF token.",
         )
-        .server(format!("http://{address}/api/v1"));
+        // Relative, so "Try it out" calls whatever origin served the page,
+        // behind a proxy too.
+        .server("/api/v1");
     let spec = api.spec();
     let csrf = Csrf::new()
         .cookie_name("oponn_csrf")
@@ -206,7 +208,7 @@ fn routes(state: Arc<AppState>, address: SocketAddr) -> impl Endpoint {
         .with(csrf);
     let cookie_key = state.cookie_key.clone();
     Route::new()
-        .nest("/api/v1", api)
+        .nest("/api/v1", crate::api::with_problem_refusals(api))
         .at(
             "/api/openapi.json",
             get(poem::endpoint::make_sync(move |_| {

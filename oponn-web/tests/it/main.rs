@@ -12,6 +12,7 @@ mod create;
 mod fake_oauth;
 mod helpers;
 mod live;
+mod openapi;
 mod operations;
 mod outage;
 mod process;
