@@ -254,7 +254,8 @@ impl SchemaRules for VoteRules {
                 (
                     "option_id",
                     MetaSchema {
-                        minimum: Some(0.0),
+                        // Options are numbered from 1.
+                        minimum: Some(1.0),
                         maximum: Some(f64::from(u32::MAX)),
                         ..MetaSchema::new_with_format("integer", "uint32")
                     },
