@@ -183,6 +183,8 @@ fn routes(state: Arc<AppState>) -> impl Endpoint {
              send cross-site without a CORS preflight that Oponn never grants; so the API \
              needs no CSRF token.",
         )
+        // Relative, so "Try it out" calls whatever origin served the page,
+        // behind a proxy too.
         .server("/api/v1");
     let spec = api.spec();
     let csrf = Csrf::new()
@@ -209,7 +211,7 @@ fn routes(state: Arc<AppState>) -> impl Endpoint {
         .with(csrf);
     let cookie_key = state.cookie_key.clone();
     Route::new()
-        .nest("/api/v1", api)
+        .nest("/api/v1", crate::api::with_problem_refusals(api))
         .at(
             "/api/openapi.json",
             get(poem::endpoint::make_sync(move |_| {

@@ -21,13 +21,13 @@ const INSTALL_HINT: &str = "the browser test needs Chromium and ChromeDriver: \
      apt-get install chromium chromium-driver (or set CHROME_BIN and CHROMEDRIVER)";
 
 /// A chromedriver process on a free loopback port, killed on drop.
-struct Driver {
+pub(crate) struct Driver {
     process: Child,
     url: String,
 }
 
 impl Driver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let binary = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_owned());
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -62,7 +62,7 @@ impl Driver {
     }
 
     /// A new browser with its own profile: its own cookies, like a second person.
-    async fn browser(&self) -> Client {
+    pub(crate) async fn browser(&self) -> Client {
         let chrome = std::env::var("CHROME_BIN").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
         assert!(
             std::path::Path::new(&chrome).exists(),
@@ -108,7 +108,7 @@ async fn screenshot(browser: &Client, name: &str) {
     std::fs::write(screenshot_dir().join(format!("{name}.png")), png).unwrap();
 }
 
-async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
+pub(crate) async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
     browser
         .wait()
         .at_most(DEADLINE)

@@ -622,6 +622,8 @@ async fn votes_aborted_mid_request_never_cancel_other_voters_commits() {
                     continue;
                 };
                 let _ = stream.write_all(request.as_bytes()).await;
+                // A zero linger resets the connection on drop, at once.
+                #[allow(deprecated, reason = "a zero linger never blocks")]
                 let _ = stream.set_linger(Some(Duration::ZERO));
                 drop(stream);
                 sent += 1;

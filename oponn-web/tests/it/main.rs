@@ -13,6 +13,7 @@ mod fake_oauth;
 mod hardening;
 mod helpers;
 mod live;
+mod openapi;
 mod operations;
 mod outage;
 mod process;
