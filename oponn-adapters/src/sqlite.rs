@@ -35,8 +35,8 @@ use time::OffsetDateTime;
 
 use crate::sql::{
     BallotRow, BallotState, BatchDialect, BatchWrites, OptionRow, SqlSetupError, VoteOutcome,
-    account, account_unavailable, ballot_record, corrupt, pending, record_many, record_one, tally,
-    unavailable,
+    account, account_unavailable, ballot_record, corrupt, identities, pending, record_many,
+    record_one, tally, unavailable,
 };
 
 /// The schema's migrations, compiled in.
@@ -176,23 +176,24 @@ impl BatchDialect for SqliteRepository {
         ballot: &[u8],
         votes: &[NewVote],
     ) -> Result<Option<BallotState>, BoxError> {
+        // Every identity of every voter: each may hold a vote or lead to one.
         let voters: BTreeSet<&[u8]> = votes
             .iter()
-            .map(|vote| vote.voter.as_bytes().as_slice())
+            .flat_map(identities)
+            .map(|identity| identity.as_bytes().as_slice())
             .collect();
         let voters: Vec<&[u8]> = voters.into_iter().collect();
         let mut chunks = voters.chunks(MAX_PARAMS - 1);
         let first_voters = chunks.next().unwrap_or_default();
         // Under the write lock one statement reads the ballot, its options
-        // and the stored votes of (the first few hundred of) the voters.
+        // and the stored votes (first few hundred of) the identities hold
+        // or are aliases of.
         let sql = format!(
             "select b.tally_seq, b.closed_at, o.option_id, o.label_key, o.vote_count, \
-             null as voter_hash \
+             null as voter_hash, null as alias_hash \
              from ballots b left join ballot_options o on o.ballot_id = b.id where b.id = ?1 \
-             union all \
-             select null, null, option_id, null, null, voter_hash from votes \
-             where ballot_id = ?1 and voter_hash in ({})",
-            numbered(2, first_voters.len())
+             union all {}",
+            votes_of(first_voters.len())
         );
         let mut query = sqlx::query_as::<_, BallotStateRow>(&sql)
             .persistent(false)
@@ -211,6 +212,9 @@ impl BatchDialect for SqliteRepository {
         for row in rows {
             match (row.voter_hash, row.option_id, row.label_key, row.vote_count) {
                 (Some(voter_hash), Some(option_id), _, _) => {
+                    if let Some(alias) = row.alias_hash {
+                        state.add_alias(alias, voter_hash.clone())?;
+                    }
                     state.add_vote(voter_hash, option_id)?
                 }
                 (None, Some(option_id), Some(label_key), Some(vote_count)) => {
@@ -221,19 +225,20 @@ impl BatchDialect for SqliteRepository {
             }
         }
         for chunk in chunks {
-            let sql = format!(
-                "select voter_hash, option_id from votes \
-                 where ballot_id = ?1 and voter_hash in ({})",
-                numbered(2, chunk.len())
-            );
-            let mut query = sqlx::query_as::<_, (Vec<u8>, i64)>(&sql)
+            let sql = votes_of(chunk.len());
+            let mut query = sqlx::query_as::<_, BallotStateRow>(&sql)
                 .persistent(false)
                 .bind(ballot);
             for voter in chunk {
                 query = query.bind(*voter);
             }
-            for (voter_hash, option_id) in query.fetch_all(&mut **tx).await? {
-                state.add_vote(voter_hash, option_id)?;
+            for row in query.fetch_all(&mut **tx).await? {
+                if let (Some(voter_hash), Some(option_id)) = (row.voter_hash, row.option_id) {
+                    if let Some(alias) = row.alias_hash {
+                        state.add_alias(alias, voter_hash.clone())?;
+                    }
+                    state.add_vote(voter_hash, option_id)?;
+                }
             }
         }
         Ok(Some(state))
@@ -277,6 +282,19 @@ impl BatchDialect for SqliteRepository {
             }));
             script.push(format!(
                 "insert into votes (ballot_id, voter_hash, option_id, cast_at) values {rows}"
+            ));
+        }
+        // After the votes: an alias points at a stored vote.
+        for chunk in writes.new_aliases.chunks(MAX_PARAMS / 3) {
+            let rows = script.rows(chunk.iter().map(|(alias, holder)| {
+                [
+                    id,
+                    Arg::Bytes(alias.as_bytes().as_slice()),
+                    Arg::Bytes(holder.as_bytes().as_slice()),
+                ]
+            }));
+            script.push(format!(
+                "insert into vote_aliases (ballot_id, alias_hash, voter_hash) values {rows}"
             ));
         }
         for vote in &writes.changed_votes {
@@ -400,8 +418,26 @@ struct BallotStateRow {
     label_key: Option<Vec<u8>>,
     /// The option's vote count.
     vote_count: Option<i64>,
-    /// The voter of a stored vote.
+    /// The identity holding a stored vote.
     voter_hash: Option<Vec<u8>>,
+    /// The identity read, when it is an alias of `voter_hash`.
+    alias_hash: Option<Vec<u8>>,
+}
+
+/// The rows of a batch's read for `count` identities (`?2`, `?3`, …): the
+/// votes they hold, then the votes they are aliases of, with the alias.
+fn votes_of(count: usize) -> String {
+    let identities = numbered(2, count);
+    format!(
+        "select null as tally_seq, null as closed_at, option_id, null as label_key, \
+         null as vote_count, voter_hash, null as alias_hash from votes \
+         where ballot_id = ?1 and voter_hash in ({identities}) \
+         union all \
+         select null, null, v.option_id, null, null, v.voter_hash, a.alias_hash \
+         from vote_aliases a join votes v \
+         on v.ballot_id = a.ballot_id and v.voter_hash = a.voter_hash \
+         where a.ballot_id = ?1 and a.alias_hash in ({identities})"
+    )
 }
 
 /// Most bind parameters one statement takes: SQLite's limit before 3.32,
@@ -555,7 +591,11 @@ impl BallotRepository for SqliteRepository {
         voter: &VoterHash,
     ) -> Result<Option<OptionId>, RepositoryError> {
         let option: Option<i64> = sqlx::query_scalar(
-            "select option_id from votes where ballot_id = ? and voter_hash = ?",
+            "select option_id from votes where ballot_id = ?1 and voter_hash = ?2 \
+             union all \
+             select v.option_id from vote_aliases a join votes v \
+             on v.ballot_id = a.ballot_id and v.voter_hash = a.voter_hash \
+             where a.ballot_id = ?1 and a.alias_hash = ?2 limit 1",
         )
         .bind(ballot.as_bytes().as_slice())
         .bind(voter.as_bytes().as_slice())
@@ -608,6 +648,7 @@ impl BallotRepository for SqliteRepository {
         // The key first: from here on the rows are unreadable.
         for statement in [
             "delete from ballot_keys where ballot_id = ?",
+            "delete from vote_aliases where ballot_id = ?",
             "delete from votes where ballot_id = ?",
             "delete from ballot_options where ballot_id = ?",
         ] {
