@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use oponn_core::domain::{
-    Account, AccountId, BallotId, Email, Identity, OptionId, OwnerId, Tally, VoterHash,
+    Account, AccountId, BallotId, Email, Identity, OptionId, OwnerId, SessionHash, Tally, VoterHash,
 };
 use oponn_core::ports::{
     AccountError, AccountRepository, BallotRecord, BallotRepository, BoxError, NewVote,
@@ -646,6 +646,63 @@ impl AccountRepository for PostgresRepository {
                 .await
                 .map_err(account_unavailable)?;
         row.map(account).transpose()
+    }
+
+    async fn create_session(
+        &self,
+        session: &SessionHash,
+        account: &AccountId,
+        created_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), AccountError> {
+        sqlx::query(
+            "insert into sessions (token_hash, account_id, created_at, expires_at) \
+             values ($1, $2, $3, $4)",
+        )
+        .bind(session.as_bytes().as_slice())
+        .bind(account.as_str())
+        .bind(created_at)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(account_unavailable)
+    }
+
+    async fn session_account(
+        &self,
+        session: &SessionHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Account>, AccountError> {
+        let row: Option<(String, String, OffsetDateTime)> = sqlx::query_as(
+            "select a.id, a.email, a.created_at from sessions s \
+             join accounts a on a.id = s.account_id \
+             where s.token_hash = $1 and s.expires_at > $2",
+        )
+        .bind(session.as_bytes().as_slice())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(account_unavailable)?;
+        row.map(account).transpose()
+    }
+
+    async fn revoke_session(&self, session: &SessionHash) -> Result<(), AccountError> {
+        sqlx::query("delete from sessions where token_hash = $1")
+            .bind(session.as_bytes().as_slice())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(account_unavailable)
+    }
+
+    async fn prune_sessions(&self, now: OffsetDateTime) -> Result<u64, AccountError> {
+        sqlx::query("delete from sessions where expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(account_unavailable)
     }
 }
 

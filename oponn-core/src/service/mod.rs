@@ -11,7 +11,7 @@ use futures_util::StreamExt as _;
 use futures_util::stream;
 use time::{Duration, OffsetDateTime};
 
-pub use accounts::{AccountService, SignInError};
+pub use accounts::{AccountService, SESSION_LENGTH, SignInError, SignedIn};
 pub use error::{
     BallotError, CastVoteError, CreateBallotError, Dependency, OwnerActionError, Unavailable,
 };

@@ -108,6 +108,9 @@ macro_rules! account_repository_contract {
                 one_email_through_two_providers_is_one_account,
                 racing_first_sign_ins_make_one_account,
                 unknown_accounts_read_as_none,
+                a_session_names_its_account_until_it_expires,
+                a_revoked_session_names_no_one,
+                pruning_deletes_only_expired_sessions,
             ]
         );
     };
