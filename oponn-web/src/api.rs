@@ -431,7 +431,7 @@ async fn visible(
         }
     };
     let (ballot, results) = state.service.results(&id).await.map_err(unavailable)?;
-    let viewer = viewer(state, jar);
+    let viewer = viewer(state, jar).await;
     if state
         .service
         .can_see_results(&ballot, Some(&viewer.voter))
@@ -537,7 +537,7 @@ impl Api {
                 results_visibility: body.results_visibility.into(),
             },
         };
-        let owner = viewer(&state, jar).owner;
+        let owner = viewer(&state, jar).await.owner;
         match state.service.create_ballot(&request, Some(owner)).await {
             Ok(ballot) => {
                 state.metrics.ballots_created.inc();
@@ -601,7 +601,7 @@ impl Api {
                 ));
             }
         };
-        let voter = viewer(&state, jar).voter;
+        let voter = viewer(&state, jar).await.voter;
         match state.service.cast_vote(&id, &voter, choice).await {
             Ok(receipt) => {
                 state.metrics.votes_cast.inc();
@@ -673,7 +673,7 @@ impl Api {
         };
         match state
             .service
-            .close_ballot(&id, &viewer(&state, jar).owner)
+            .close_ballot(&id, &viewer(&state, jar).await.owner)
             .await
         {
             Ok(ballot) => OwnerResponse::Ok(Json(BallotBody::new(&ballot, state.service.now()))),
@@ -702,7 +702,7 @@ impl Api {
         };
         match state
             .service
-            .delete_ballot(&id, &viewer(&state, jar).owner)
+            .delete_ballot(&id, &viewer(&state, jar).await.owner)
             .await
         {
             Ok(()) => DeleteResponse::Deleted,

@@ -164,7 +164,13 @@ fn spawn_reaper(state: Arc<AppState>) {
                 _ = ticks.tick() => {
                     let pruned = state.service.prune_idle();
                     let feeds = state.hub.prune_idle().await;
-                    tracing::debug!(?pruned, feeds, "reaper pass");
+                    // Expired sessions already sign no one in; this only
+                    // keeps their rows from piling up.
+                    let sessions = state.accounts.prune_sessions().await.unwrap_or_else(|error| {
+                        tracing::warn!(%error, "pruning expired sessions failed");
+                        0
+                    });
+                    tracing::debug!(?pruned, feeds, sessions, "reaper pass");
                 }
             }
         }
