@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use oponn_core::domain::{
-    Account, AccountId, BallotId, Email, Identity, OptionId, OwnerId, Tally, VoterHash,
+    Account, AccountId, BallotId, Email, Identity, OptionId, OwnerId, SessionHash, Tally, VoterHash,
 };
 use oponn_core::ports::{
     AccountError, AccountRepository, BallotRecord, BallotRepository, BoxError, NewVote,
@@ -32,8 +32,8 @@ use time::OffsetDateTime;
 use crate::probe::{WRITE_PROBE_BYTES, WriteProbe};
 use crate::sql::{
     BallotRow, BallotState, BatchDialect, BatchWrites, OptionRow, SqlSetupError, VoteOutcome,
-    VoteRow, account, account_unavailable, ballot_record, corrupt, pending, record_many,
-    record_one, tally, unavailable,
+    VoteRow, account, account_unavailable, ballot_record, corrupt, identities, pending,
+    record_many, record_one, tally, unavailable,
 };
 
 /// The schema's migrations, compiled in.
@@ -200,17 +200,25 @@ impl BatchDialect for PostgresRepository {
             return Ok(None);
         };
         let mut state = BallotState::new(tally_seq, closed_at)?;
-        // One round trip for the options and the voters' stored votes.
+        // One round trip for the options and the stored votes every
+        // identity of the batch's voters holds or is an alias of.
         let voters: Vec<&[u8]> = votes
             .iter()
-            .map(|vote| vote.voter.as_bytes().as_slice())
+            .flat_map(identities)
+            .map(|identity| identity.as_bytes().as_slice())
             .collect();
         let rows: Vec<OptionOrVote> = sqlx::query_as(
-            "select option_id, label_key, vote_count, null::bytea as voter_hash \
+            "select option_id, label_key, vote_count, null::bytea as voter_hash, \
+             null::bytea as alias_hash \
              from ballot_options where ballot_id = $1 \
              union all \
-             select option_id, null, null, voter_hash from votes \
-             where ballot_id = $1 and voter_hash = any($2)",
+             select option_id, null, null, voter_hash, null from votes \
+             where ballot_id = $1 and voter_hash = any($2) \
+             union all \
+             select v.option_id, null, null, v.voter_hash, a.alias_hash \
+             from vote_aliases a join votes v \
+             on v.ballot_id = a.ballot_id and v.voter_hash = a.voter_hash \
+             where a.ballot_id = $1 and a.alias_hash = any($2)",
         )
         .bind(ballot)
         .bind(voters)
@@ -219,7 +227,12 @@ impl BatchDialect for PostgresRepository {
         for row in rows {
             let option_id = i64::from(row.option_id);
             match (row.voter_hash, row.label_key, row.vote_count) {
-                (Some(voter_hash), _, _) => state.add_vote(voter_hash, option_id)?,
+                (Some(voter_hash), _, _) => {
+                    if let Some(alias) = row.alias_hash {
+                        state.add_alias(alias, voter_hash.clone())?;
+                    }
+                    state.add_vote(voter_hash, option_id)?;
+                }
                 (None, Some(label_key), Some(vote_count)) => {
                     state.add_option(option_id, label_key, vote_count)?;
                 }
@@ -273,10 +286,38 @@ impl BatchDialect for PostgresRepository {
             .execute(&mut **tx)
             .await?;
         }
-        if writes.recorded == 0 {
-            // Every vote was refused or changed nothing: nothing to write.
-            return Ok(());
+        if writes.recorded > 0 {
+            Self::write_votes(tx, ballot, writes).await?;
         }
+        if !writes.new_aliases.is_empty() {
+            // After the votes: an alias points at a stored vote.
+            let (aliases, holders): (Vec<&[u8]>, Vec<&[u8]>) = writes
+                .new_aliases
+                .iter()
+                .map(|(alias, holder)| (alias.as_bytes().as_slice(), holder.as_bytes().as_slice()))
+                .unzip();
+            sqlx::query(
+                "insert into vote_aliases (ballot_id, alias_hash, voter_hash) \
+                 select $1, a.alias_hash, a.voter_hash \
+                 from unnest($2::bytea[], $3::bytea[]) as a(alias_hash, voter_hash)",
+            )
+            .bind(ballot)
+            .bind(aliases)
+            .bind(holders)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+impl PostgresRepository {
+    /// Writes a batch's votes, counters and sequence, when it recorded any.
+    async fn write_votes(
+        tx: &mut Transaction<'_, Postgres>,
+        ballot: &[u8],
+        writes: &BatchWrites<'_>,
+    ) -> Result<(), BoxError> {
         // Votes, counters and the sequence in one statement: its parts
         // touch different rows, and the foreign keys are checked once it
         // has run whole.
@@ -339,17 +380,19 @@ struct OptionOrVote {
     label_key: Option<Vec<u8>>,
     vote_count: Option<i64>,
     voter_hash: Option<Vec<u8>>,
+    /// The identity read, when it is an alias of `voter_hash`.
+    alias_hash: Option<Vec<u8>>,
 }
 
 /// The voter hashes of `rows`, as a `bytea[]` parameter.
-fn voter_hashes<'a>(rows: &[VoteRow<'a>]) -> Vec<&'a [u8]> {
+fn voter_hashes(rows: &[VoteRow]) -> Vec<&[u8]> {
     rows.iter()
         .map(|row| row.voter.as_bytes().as_slice())
         .collect()
 }
 
 /// The cast times of `rows`, as a `timestamptz[]` parameter.
-fn cast_times(rows: &[VoteRow<'_>]) -> Vec<OffsetDateTime> {
+fn cast_times(rows: &[VoteRow]) -> Vec<OffsetDateTime> {
     rows.iter().map(|row| row.cast_at).collect()
 }
 
@@ -475,7 +518,11 @@ impl BallotRepository for PostgresRepository {
         voter: &VoterHash,
     ) -> Result<Option<OptionId>, RepositoryError> {
         let option: Option<i32> = sqlx::query_scalar(
-            "select option_id from votes where ballot_id = $1 and voter_hash = $2",
+            "select option_id from votes where ballot_id = $1 and voter_hash = $2 \
+             union all \
+             select v.option_id from vote_aliases a join votes v \
+             on v.ballot_id = a.ballot_id and v.voter_hash = a.voter_hash \
+             where a.ballot_id = $1 and a.alias_hash = $2 limit 1",
         )
         .bind(ballot.as_bytes().as_slice())
         .bind(voter.as_bytes().as_slice())
@@ -523,6 +570,11 @@ impl BallotRepository for PostgresRepository {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         // The key first: from here on the rows are unreadable.
         sqlx::query("delete from ballot_keys where ballot_id = $1")
+            .bind(ballot)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        sqlx::query("delete from vote_aliases where ballot_id = $1")
             .bind(ballot)
             .execute(&mut *tx)
             .await
@@ -618,6 +670,63 @@ impl AccountRepository for PostgresRepository {
                 .await
                 .map_err(account_unavailable)?;
         row.map(account).transpose()
+    }
+
+    async fn create_session(
+        &self,
+        session: &SessionHash,
+        account: &AccountId,
+        created_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), AccountError> {
+        sqlx::query(
+            "insert into sessions (token_hash, account_id, created_at, expires_at) \
+             values ($1, $2, $3, $4)",
+        )
+        .bind(session.as_bytes().as_slice())
+        .bind(account.as_str())
+        .bind(created_at)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(account_unavailable)
+    }
+
+    async fn session_account(
+        &self,
+        session: &SessionHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Account>, AccountError> {
+        let row: Option<(String, String, OffsetDateTime)> = sqlx::query_as(
+            "select a.id, a.email, a.created_at from sessions s \
+             join accounts a on a.id = s.account_id \
+             where s.token_hash = $1 and s.expires_at > $2",
+        )
+        .bind(session.as_bytes().as_slice())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(account_unavailable)?;
+        row.map(account).transpose()
+    }
+
+    async fn revoke_session(&self, session: &SessionHash) -> Result<(), AccountError> {
+        sqlx::query("delete from sessions where token_hash = $1")
+            .bind(session.as_bytes().as_slice())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(account_unavailable)
+    }
+
+    async fn prune_sessions(&self, now: OffsetDateTime) -> Result<u64, AccountError> {
+        sqlx::query("delete from sessions where expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(account_unavailable)
     }
 }
 

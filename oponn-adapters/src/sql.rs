@@ -171,8 +171,12 @@ pub(crate) struct BallotState {
     counts: BTreeMap<i64, i64>,
     /// Each option's id by label key: where an equal write-in merges.
     by_label: HashMap<Vec<u8>, i64>,
-    /// The option each of the batch's voters has a vote for.
-    votes: HashMap<Vec<u8>, i64>,
+    /// The option of each stored vote the batch's voters hold or are
+    /// aliases of, by the identity holding it.
+    votes: HashMap<VoterHash, i64>,
+    /// Each of the batch's identities that is an alias, to the identity
+    /// holding its vote.
+    aliases: HashMap<VoterHash, VoterHash>,
 }
 
 impl BallotState {
@@ -192,6 +196,7 @@ impl BallotState {
             counts: BTreeMap::new(),
             by_label: HashMap::new(),
             votes: HashMap::new(),
+            aliases: HashMap::new(),
         })
     }
 
@@ -214,18 +219,44 @@ impl BallotState {
         Ok(())
     }
 
-    /// Adds the stored vote of one of the batch's voters, as read.
+    /// Adds a stored vote one of the batch's voters holds or is an alias
+    /// of, as read.
     ///
     /// # Errors
-    /// A corrupt-row outage when the option id cannot be one.
+    /// A corrupt-row outage when the hash or the option id cannot be one.
     pub(crate) fn add_vote(
         &mut self,
         voter_hash: Vec<u8>,
         option: i64,
     ) -> Result<(), RepositoryError> {
         option_id(option)?;
-        self.votes.insert(voter_hash, option);
+        self.votes.insert(voter_hash_of(voter_hash)?, option);
         Ok(())
+    }
+
+    /// Adds a stored alias: `alias`, one of the batch's identities, leads
+    /// to the vote `voter_hash` holds.
+    ///
+    /// # Errors
+    /// A corrupt-row outage when either hash cannot be one.
+    pub(crate) fn add_alias(
+        &mut self,
+        alias: Vec<u8>,
+        voter_hash: Vec<u8>,
+    ) -> Result<(), RepositoryError> {
+        self.aliases
+            .insert(voter_hash_of(alias)?, voter_hash_of(voter_hash)?);
+        Ok(())
+    }
+
+    /// The identity holding `identity`'s vote: itself, or the one it is an
+    /// alias of; `None` when it has no vote.
+    fn holder(&self, identity: &VoterHash) -> Option<VoterHash> {
+        if self.votes.contains_key(identity) {
+            Some(*identity)
+        } else {
+            self.aliases.get(identity).copied()
+        }
     }
 
     /// The `(option, count)` pairs a receipt shows: options with votes.
@@ -247,7 +278,11 @@ impl BallotState {
         if self.closed_at.is_some_and(|closed| closed <= vote.cast_at) {
             return Err(RecordVoteError::BallotClosed);
         }
-        let previous = self.votes.get(vote.voter.as_bytes().as_slice()).copied();
+        // The voter's vote is the one the first identity with a vote holds.
+        let holder = identities(vote)
+            .find_map(|identity| self.holder(identity))
+            .unwrap_or(vote.voter);
+        let previous = self.votes.get(&holder).copied();
         if previous.is_some() && !vote.allow_change {
             return Err(RecordVoteError::AlreadyVoted);
         }
@@ -276,6 +311,7 @@ impl BallotState {
             option_id,
             previous,
             added,
+            holder,
         })
     }
 }
@@ -289,12 +325,28 @@ struct Decision<'a> {
     previous: Option<i64>,
     /// The write-in the vote adds as a new option.
     added: Option<&'a OptionRecord>,
+    /// The identity holding the voter's vote (`vote.voter` for a new one).
+    holder: VoterHash,
+}
+
+/// Every identity `vote`'s voter presents: the voter first, then aliases.
+pub(crate) fn identities(vote: &NewVote) -> impl Iterator<Item = &VoterHash> {
+    std::iter::once(&vote.voter).chain(&vote.aliases)
+}
+
+/// A stored voter or alias hash.
+fn voter_hash_of(bytes: Vec<u8>) -> Result<VoterHash, RepositoryError> {
+    let bytes: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| corrupt("voter hash"))?;
+    Ok(VoterHash::from_bytes(bytes))
 }
 
 /// One voter's vote row as the batch leaves it.
-pub(crate) struct VoteRow<'a> {
-    /// Who voted.
-    pub(crate) voter: &'a VoterHash,
+pub(crate) struct VoteRow {
+    /// The identity holding the vote.
+    pub(crate) voter: VoterHash,
     /// The option their vote now counts toward.
     pub(crate) option_id: i64,
     /// When the vote that put it there was cast.
@@ -307,9 +359,12 @@ pub(crate) struct BatchWrites<'a> {
     /// Write-ins that became options, in the order they were added.
     pub(crate) new_options: Vec<&'a OptionRecord>,
     /// Final votes of voters who had none before the batch.
-    pub(crate) new_votes: Vec<VoteRow<'a>>,
+    pub(crate) new_votes: Vec<VoteRow>,
     /// Final votes of voters who had one before the batch and changed it.
-    pub(crate) changed_votes: Vec<VoteRow<'a>>,
+    pub(crate) changed_votes: Vec<VoteRow>,
+    /// `(alias, holder)`: identities linked to a vote by the batch, to be
+    /// written after the votes they point at.
+    pub(crate) new_aliases: Vec<(VoterHash, VoterHash)>,
     /// `(option, net change)` for every option whose count moved.
     pub(crate) count_changes: Vec<(i64, i64)>,
     /// How many votes were recorded: how far the sequence advances.
@@ -336,8 +391,9 @@ pub(crate) fn decide_batch<'a>(
     let mut outcomes = Vec::with_capacity(votes.len());
     let mut new_options = Vec::new();
     // Each moved voter's row, with whether they had a vote before the batch.
-    let mut rows: Vec<(VoteRow<'a>, bool)> = Vec::new();
-    let mut row_of: HashMap<&'a VoterHash, usize> = HashMap::new();
+    let mut rows: Vec<(VoteRow, bool)> = Vec::new();
+    let mut row_of: HashMap<VoterHash, usize> = HashMap::new();
+    let mut new_aliases = Vec::new();
     let mut changes: BTreeMap<i64, i64> = BTreeMap::new();
     let mut recorded_votes = 0;
     for vote in votes {
@@ -352,7 +408,15 @@ pub(crate) fn decide_batch<'a>(
             option_id,
             previous,
             added,
+            holder,
         } = decision;
+        // Every identity presented now leads to the vote, whatever follows.
+        for identity in identities(vote) {
+            if *identity != holder && state.holder(identity).is_none() {
+                state.aliases.insert(*identity, holder);
+                new_aliases.push((*identity, holder));
+            }
+        }
         if let Some(option) = added {
             state.counts.insert(option_id, 0);
             state
@@ -372,12 +436,10 @@ pub(crate) fn decide_batch<'a>(
         }
         *state.counts.entry(option_id).or_insert(0) += 1;
         *changes.entry(option_id).or_insert(0) += 1;
-        state
-            .votes
-            .insert(vote.voter.as_bytes().to_vec(), option_id);
+        state.votes.insert(holder, option_id);
         state.tally_seq += 1;
         recorded_votes += 1;
-        match row_of.get(&vote.voter) {
+        match row_of.get(&holder) {
             Some(&row) => {
                 if let Some((row, _)) = rows.get_mut(row) {
                     row.option_id = option_id;
@@ -387,9 +449,9 @@ pub(crate) fn decide_batch<'a>(
             None => {
                 // The voter's first move in the batch: `previous` is still
                 // what storage holds.
-                row_of.insert(&vote.voter, rows.len());
+                row_of.insert(holder, rows.len());
                 let row = VoteRow {
-                    voter: &vote.voter,
+                    voter: holder,
                     option_id,
                     cast_at: vote.cast_at,
                 };
@@ -405,6 +467,7 @@ pub(crate) fn decide_batch<'a>(
         new_options,
         new_votes: new_votes.into_iter().map(|(row, _)| row).collect(),
         changed_votes: changed_votes.into_iter().map(|(row, _)| row).collect(),
+        new_aliases,
         count_changes: changes.into_iter().filter(|&(_, by)| by != 0).collect(),
         recorded: recorded_votes,
         tally_seq: state.tally_seq,
@@ -427,8 +490,9 @@ pub(crate) trait BatchDialect {
     ) -> impl Future<Output = Result<sqlx::Transaction<'_, Self::Db>, sqlx::Error>> + Send;
 
     /// Reads what deciding the batch needs (the ballot's sequence and
-    /// close, its options, the voters' stored votes) inside `tx`; `None`
-    /// when there is no such ballot.
+    /// close, its options, the stored votes every identity of the batch's
+    /// voters holds or is an alias of, and those aliases) inside `tx`;
+    /// `None` when there is no such ballot.
     fn batch_state(
         tx: &mut sqlx::Transaction<'_, Self::Db>,
         ballot: &[u8],
@@ -588,6 +652,7 @@ mod tests {
         NewVote {
             ballot_id: ballot(),
             voter: voter(voter_n),
+            aliases: Vec::new(),
             target,
             cast_at: OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(i64::from(voter_n)),
             allow_change,
@@ -696,6 +761,63 @@ mod tests {
         );
     }
 
+    /// A vote by `voter_n` who also presents the identities `aliases`.
+    fn presenting(voter_n: u8, aliases: &[u8], option: u32, allow_change: bool) -> NewVote {
+        NewVote {
+            aliases: aliases.iter().map(|&n| voter(n)).collect(),
+            ..to(option, allow_change)(voter_n)
+        }
+    }
+
+    #[test]
+    fn any_identity_with_a_vote_makes_the_voter_one_who_voted() {
+        let mut state = state();
+        // Identity 10 is an alias of voter 9's vote.
+        state
+            .add_alias(voter(10).as_bytes().to_vec(), voter(9).as_bytes().to_vec())
+            .unwrap();
+        let votes = [
+            presenting(1, &[9], 1, false),
+            presenting(2, &[10], 1, false),
+            presenting(10, &[], 1, false),
+            presenting(3, &[4], 1, false),
+            presenting(4, &[], 2, false),
+            presenting(5, &[4], 2, false),
+        ];
+        let (outcomes, writes) = decide_batch(state, &votes, i64::MAX).unwrap();
+        let accepted: Vec<bool> = outcomes.iter().map(Result::is_ok).collect();
+        assert_eq!(accepted, [false, false, false, true, false, false]);
+        assert!(matches!(outcomes[0], Err(RecordVoteError::AlreadyVoted)));
+        // Voter 3's vote is held by 3; 4 becomes its alias. Refusals link nothing.
+        assert_eq!(writes.new_votes.len(), 1);
+        assert_eq!(writes.new_votes[0].voter, voter(3));
+        assert_eq!(writes.new_aliases, [(voter(4), voter(3))]);
+        assert_eq!((writes.recorded, writes.tally_seq), (1, 5));
+    }
+
+    #[test]
+    fn a_change_through_an_alias_moves_the_held_vote_and_links_the_rest() {
+        let votes = [
+            // Identity 1, new, presents 9: moves 9's vote from 2 to 1.
+            presenting(1, &[9], 1, true),
+            // 11 presents 1, an alias now: the same vote, the same choice.
+            presenting(11, &[1], 1, true),
+        ];
+        let (outcomes, writes) = decide_batch(state(), &votes, i64::MAX).unwrap();
+        let first = outcomes[0].as_ref().unwrap();
+        assert_eq!(first.changed_from, Some(OptionId::new(2)));
+        let second = outcomes[1].as_ref().unwrap();
+        assert_eq!((second.changed_from, second.tally.seq()), (None, 5));
+        assert!(writes.new_votes.is_empty());
+        assert_eq!(writes.changed_votes.len(), 1);
+        assert_eq!(writes.changed_votes[0].voter, voter(9));
+        assert_eq!(
+            writes.new_aliases,
+            [(voter(1), voter(9)), (voter(11), voter(9))]
+        );
+        assert_eq!(writes.count_changes, [(1, 1), (2, -1)]);
+    }
+
     #[test]
     fn corrupt_values_are_refused_as_they_are_read() {
         assert!(BallotState::new(-1, None).is_err());
@@ -707,6 +829,8 @@ mod tests {
                 .is_err()
         );
         assert!(state.add_vote(vec![1; 32], -2).is_err());
+        assert!(state.add_vote(vec![1; 31], 1).is_err());
+        assert!(state.add_alias(vec![1; 32], vec![2; 33]).is_err());
     }
 
     #[test]

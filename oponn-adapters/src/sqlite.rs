@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use oponn_core::domain::{
-    Account, AccountId, BallotId, Email, Identity, OptionId, OwnerId, Tally, VoterHash,
+    Account, AccountId, BallotId, Email, Identity, OptionId, OwnerId, SessionHash, Tally, VoterHash,
 };
 use oponn_core::ports::{
     AccountError, AccountRepository, BallotRecord, BallotRepository, BoxError, NewVote,
@@ -48,8 +48,8 @@ use time::OffsetDateTime;
 use crate::probe::{WRITE_PROBE_BYTES, WriteProbe};
 use crate::sql::{
     BallotRow, BallotState, BatchDialect, BatchWrites, OptionRow, SqlSetupError, VoteOutcome,
-    account, account_unavailable, ballot_record, corrupt, pending, record_many, record_one, tally,
-    unavailable,
+    account, account_unavailable, ballot_record, corrupt, identities, pending, record_many,
+    record_one, tally, unavailable,
 };
 
 /// The schema's migrations, compiled in.
@@ -227,23 +227,24 @@ impl BatchDialect for SqliteRepository {
         ballot: &[u8],
         votes: &[NewVote],
     ) -> Result<Option<BallotState>, BoxError> {
+        // Every identity of every voter: each may hold a vote or lead to one.
         let voters: BTreeSet<&[u8]> = votes
             .iter()
-            .map(|vote| vote.voter.as_bytes().as_slice())
+            .flat_map(identities)
+            .map(|identity| identity.as_bytes().as_slice())
             .collect();
         let voters: Vec<&[u8]> = voters.into_iter().collect();
         let mut chunks = voters.chunks(MAX_PARAMS - 1);
         let first_voters = chunks.next().unwrap_or_default();
         // Under the write lock one statement reads the ballot, its options
-        // and the stored votes of (the first few hundred of) the voters.
+        // and the stored votes (first few hundred of) the identities hold
+        // or are aliases of.
         let sql = format!(
             "select b.tally_seq, b.closed_at, o.option_id, o.label_key, o.vote_count, \
-             null as voter_hash \
+             null as voter_hash, null as alias_hash \
              from ballots b left join ballot_options o on o.ballot_id = b.id where b.id = ?1 \
-             union all \
-             select null, null, option_id, null, null, voter_hash from votes \
-             where ballot_id = ?1 and voter_hash in ({})",
-            numbered(2, first_voters.len())
+             union all {}",
+            votes_of(first_voters.len())
         );
         let mut query = sqlx::query_as::<_, BallotStateRow>(&sql)
             .persistent(false)
@@ -262,6 +263,9 @@ impl BatchDialect for SqliteRepository {
         for row in rows {
             match (row.voter_hash, row.option_id, row.label_key, row.vote_count) {
                 (Some(voter_hash), Some(option_id), _, _) => {
+                    if let Some(alias) = row.alias_hash {
+                        state.add_alias(alias, voter_hash.clone())?;
+                    }
                     state.add_vote(voter_hash, option_id)?
                 }
                 (None, Some(option_id), Some(label_key), Some(vote_count)) => {
@@ -272,19 +276,20 @@ impl BatchDialect for SqliteRepository {
             }
         }
         for chunk in chunks {
-            let sql = format!(
-                "select voter_hash, option_id from votes \
-                 where ballot_id = ?1 and voter_hash in ({})",
-                numbered(2, chunk.len())
-            );
-            let mut query = sqlx::query_as::<_, (Vec<u8>, i64)>(&sql)
+            let sql = votes_of(chunk.len());
+            let mut query = sqlx::query_as::<_, BallotStateRow>(&sql)
                 .persistent(false)
                 .bind(ballot);
             for voter in chunk {
                 query = query.bind(*voter);
             }
-            for (voter_hash, option_id) in query.fetch_all(&mut **tx).await? {
-                state.add_vote(voter_hash, option_id)?;
+            for row in query.fetch_all(&mut **tx).await? {
+                if let (Some(voter_hash), Some(option_id)) = (row.voter_hash, row.option_id) {
+                    if let Some(alias) = row.alias_hash {
+                        state.add_alias(alias, voter_hash.clone())?;
+                    }
+                    state.add_vote(voter_hash, option_id)?;
+                }
             }
         }
         Ok(Some(state))
@@ -328,6 +333,19 @@ impl BatchDialect for SqliteRepository {
             }));
             script.push(format!(
                 "insert into votes (ballot_id, voter_hash, option_id, cast_at) values {rows}"
+            ));
+        }
+        // After the votes: an alias points at a stored vote.
+        for chunk in writes.new_aliases.chunks(MAX_PARAMS / 3) {
+            let rows = script.rows(chunk.iter().map(|(alias, holder)| {
+                [
+                    id,
+                    Arg::Bytes(alias.as_bytes().as_slice()),
+                    Arg::Bytes(holder.as_bytes().as_slice()),
+                ]
+            }));
+            script.push(format!(
+                "insert into vote_aliases (ballot_id, alias_hash, voter_hash) values {rows}"
             ));
         }
         for vote in &writes.changed_votes {
@@ -451,8 +469,26 @@ struct BallotStateRow {
     label_key: Option<Vec<u8>>,
     /// The option's vote count.
     vote_count: Option<i64>,
-    /// The voter of a stored vote.
+    /// The identity holding a stored vote.
     voter_hash: Option<Vec<u8>>,
+    /// The identity read, when it is an alias of `voter_hash`.
+    alias_hash: Option<Vec<u8>>,
+}
+
+/// The rows of a batch's read for `count` identities (`?2`, `?3`, …): the
+/// votes they hold, then the votes they are aliases of, with the alias.
+fn votes_of(count: usize) -> String {
+    let identities = numbered(2, count);
+    format!(
+        "select null as tally_seq, null as closed_at, option_id, null as label_key, \
+         null as vote_count, voter_hash, null as alias_hash from votes \
+         where ballot_id = ?1 and voter_hash in ({identities}) \
+         union all \
+         select null, null, v.option_id, null, null, v.voter_hash, a.alias_hash \
+         from vote_aliases a join votes v \
+         on v.ballot_id = a.ballot_id and v.voter_hash = a.voter_hash \
+         where a.ballot_id = ?1 and a.alias_hash in ({identities})"
+    )
 }
 
 /// Most bind parameters one statement takes: SQLite's limit before 3.32,
@@ -606,7 +642,11 @@ impl BallotRepository for SqliteRepository {
         voter: &VoterHash,
     ) -> Result<Option<OptionId>, RepositoryError> {
         let option: Option<i64> = sqlx::query_scalar(
-            "select option_id from votes where ballot_id = ? and voter_hash = ?",
+            "select option_id from votes where ballot_id = ?1 and voter_hash = ?2 \
+             union all \
+             select v.option_id from vote_aliases a join votes v \
+             on v.ballot_id = a.ballot_id and v.voter_hash = a.voter_hash \
+             where a.ballot_id = ?1 and a.alias_hash = ?2 limit 1",
         )
         .bind(ballot.as_bytes().as_slice())
         .bind(voter.as_bytes().as_slice())
@@ -659,6 +699,7 @@ impl BallotRepository for SqliteRepository {
         // The key first: from here on the rows are unreadable.
         for statement in [
             "delete from ballot_keys where ballot_id = ?",
+            "delete from vote_aliases where ballot_id = ?",
             "delete from votes where ballot_id = ?",
             "delete from ballot_options where ballot_id = ?",
         ] {
@@ -835,6 +876,63 @@ impl AccountRepository for SqliteRepository {
                 .await
                 .map_err(account_unavailable)?;
         row.map(account_from_row).transpose()
+    }
+
+    async fn create_session(
+        &self,
+        session: &SessionHash,
+        account: &AccountId,
+        created_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), AccountError> {
+        sqlx::query(
+            "insert into sessions (token_hash, account_id, created_at, expires_at) \
+             values (?, ?, ?, ?)",
+        )
+        .bind(session.as_bytes().as_slice())
+        .bind(account.as_str())
+        .bind(micros(created_at))
+        .bind(micros(expires_at))
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(account_unavailable)
+    }
+
+    async fn session_account(
+        &self,
+        session: &SessionHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Account>, AccountError> {
+        let row: Option<(String, String, i64)> = sqlx::query_as(
+            "select a.id, a.email, a.created_at from sessions s \
+             join accounts a on a.id = s.account_id \
+             where s.token_hash = ? and s.expires_at > ?",
+        )
+        .bind(session.as_bytes().as_slice())
+        .bind(micros(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(account_unavailable)?;
+        row.map(account_from_row).transpose()
+    }
+
+    async fn revoke_session(&self, session: &SessionHash) -> Result<(), AccountError> {
+        sqlx::query("delete from sessions where token_hash = ?")
+            .bind(session.as_bytes().as_slice())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(account_unavailable)
+    }
+
+    async fn prune_sessions(&self, now: OffsetDateTime) -> Result<u64, AccountError> {
+        sqlx::query("delete from sessions where expires_at <= ?")
+            .bind(micros(now))
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(account_unavailable)
     }
 }
 

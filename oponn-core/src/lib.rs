@@ -31,6 +31,6 @@ pub mod service;
 
 pub use service::{
     AccountService, BallotError, BallotService, CastVoteError, CreateBallotError, Dependency,
-    OwnerActionError, Ports, PruneReport, ServiceSettings, SignInError, Unavailable, VoteChoice,
-    VoteReceipt, WRITE_IN_FORM_VALUE,
+    OwnerActionError, Ports, PruneReport, SESSION_LENGTH, ServiceSettings, SignInError, SignedIn,
+    Unavailable, VoteChoice, VoteReceipt, WRITE_IN_FORM_VALUE,
 };

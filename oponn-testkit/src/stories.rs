@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use oponn_core::domain::{
-    Ballot, BallotRequest, BallotSettings, OptionId, StartRequest, VoterId, comparison_key,
+    AccountId, Ballot, BallotRequest, BallotSettings, OptionId, StartRequest, VoterId,
+    comparison_key,
 };
 use oponn_core::{BallotService, CastVoteError, VoteChoice};
 
@@ -122,4 +123,78 @@ pub async fn racing_equal_write_ins_make_one_option(service: Arc<BallotService>)
             .count(OptionId::new(3)),
         40
     );
+}
+
+/// A browser and the account signed in on it are one voter: a guest vote
+/// refuses the account's on that browser, and an account's vote marks the
+/// browser it was cast from, whichever identity comes first.
+pub async fn a_browser_and_its_account_vote_once(service: Arc<BallotService>) {
+    let ballot = ballot(&service, false).await;
+    let id = ballot.id();
+    let north = VoteChoice::Option(OptionId::new(1));
+    let laptop = VoterId::new("laptop");
+    let ada = VoterId::account(&AccountId::new("ada"));
+    service
+        .cast_vote(&id, &laptop, north.clone())
+        .await
+        .unwrap();
+    let refused = service
+        .cast_vote(&id, &ada.clone().from_browser(&laptop), north.clone())
+        .await;
+    assert!(
+        matches!(refused, Err(CastVoteError::AlreadyVoted)),
+        "{refused:?}"
+    );
+    // Signed in on the laptop, Ada sees the laptop's vote as hers.
+    assert_eq!(
+        service
+            .vote_of(&id, &ada.clone().from_browser(&laptop))
+            .await
+            .unwrap(),
+        Some(OptionId::new(1))
+    );
+
+    let (phone, tablet) = (VoterId::new("phone"), VoterId::new("tablet"));
+    let bob = VoterId::account(&AccountId::new("bob"));
+    service
+        .cast_vote(&id, &bob.clone().from_browser(&phone), north.clone())
+        .await
+        .unwrap();
+    for again in [phone, bob.from_browser(&tablet)] {
+        let refused = service.cast_vote(&id, &again, north.clone()).await;
+        assert!(
+            matches!(refused, Err(CastVoteError::AlreadyVoted)),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(service.tally(&id).await.unwrap().total(), 2);
+
+    // Racing: a browser voting as a guest and signed in at once, 40 times.
+    let cy = VoterId::account(&AccountId::new("cy"));
+    let desktop = VoterId::new("desktop");
+    let tasks: Vec<_> = (0..40)
+        .map(|n| {
+            let service = Arc::clone(&service);
+            let voter = if n % 2 == 0 {
+                desktop.clone()
+            } else {
+                cy.clone().from_browser(&desktop)
+            };
+            tokio::spawn(async move {
+                service
+                    .cast_vote(&id, &voter, VoteChoice::Option(OptionId::new(2)))
+                    .await
+            })
+        })
+        .collect();
+    let mut accepted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => accepted += 1,
+            Err(CastVoteError::AlreadyVoted) => {}
+            Err(other) => panic!("unexpected refusal: {other:?}"),
+        }
+    }
+    assert_eq!(accepted, 1);
+    assert_eq!(service.tally(&id).await.unwrap().total(), 3);
 }

@@ -924,7 +924,7 @@ async fn visible(
         }
     };
     let (ballot, results) = state.service.results(&id).await.map_err(unavailable)?;
-    let viewer = viewer(state, jar);
+    let viewer = viewer(state, jar).await;
     if state
         .service
         .can_see_results(&ballot, Some(&viewer.voter))
@@ -1120,7 +1120,7 @@ impl Api {
                 results_visibility: body.results_visibility.into(),
             },
         };
-        let owner = viewer(&state, jar).owner;
+        let owner = viewer(&state, jar).await.owner;
         match state.service.create_ballot(&request, Some(owner)).await {
             Ok(ballot) => {
                 state.metrics.ballots_created.inc();
@@ -1193,7 +1193,7 @@ impl Api {
                 wait.as_secs().saturating_add(1),
             );
         }
-        let voter = viewer(&state, jar).voter;
+        let voter = viewer(&state, jar).await.voter;
         match state.cast_vote(id, voter.clone(), choice).await {
             Ok(receipt) => {
                 state.metrics.votes_cast.inc();
@@ -1265,7 +1265,7 @@ impl Api {
         };
         match state
             .service
-            .close_ballot(&id, &viewer(&state, jar).owner)
+            .close_ballot(&id, &viewer(&state, jar).await.owner)
             .await
         {
             Ok(ballot) => {
@@ -1297,7 +1297,7 @@ impl Api {
         };
         match state
             .service
-            .delete_ballot(&id, &viewer(&state, jar).owner)
+            .delete_ballot(&id, &viewer(&state, jar).await.owner)
             .await
         {
             Ok(()) => {

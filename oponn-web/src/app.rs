@@ -167,7 +167,13 @@ fn spawn_reaper(state: Arc<AppState>) {
                     let pruned = state.service.prune_idle();
                     state.rates.prune();
                     let feeds = state.hub.prune_idle().await;
-                    tracing::debug!(?pruned, feeds, "reaper pass");
+                    // Expired sessions already sign no one in; this only
+                    // keeps their rows from piling up.
+                    let sessions = state.accounts.prune_sessions().await.unwrap_or_else(|error| {
+                        tracing::warn!(%error, "pruning expired sessions failed");
+                        0
+                    });
+                    tracing::debug!(?pruned, feeds, sessions, "reaper pass");
                 }
             }
         }

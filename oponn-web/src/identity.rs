@@ -1,9 +1,17 @@
 //! Who is asking: a signed-in account (session cookie) or a guest browser
 //! (voter cookie), both signed so neither can be forged.
+//!
+//! A session cookie carries a random token naming a session stored
+//! server-side ([`oponn_core::AccountService`]), checked on every request
+//! that presents one, so logout ends it for every copy of the cookie. A
+//! guest sends no session cookie and costs no look-up. A signed-in viewer
+//! keeps (or is given) the browser's voter cookie too, and votes as both:
+//! see [`VoterId::from_browser`].
 
-use oponn_core::domain::{Account, AccountId, OwnerId, VoterId};
+use oponn_core::domain::{AccountId, OwnerId, SessionToken, VoterId};
+use oponn_core::{SESSION_LENGTH, SignedIn, Unavailable};
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use crate::state::AppState;
 
@@ -13,9 +21,6 @@ pub(crate) const VOTER_COOKIE: &str = "oponn_voter";
 /// The signed cookie holding a signed-in account's session.
 pub(crate) const SESSION_COOKIE: &str = "oponn_session";
 
-/// How long a session lasts.
-pub(crate) const SESSION_LENGTH: Duration = Duration::days(7);
-
 /// Longest voter id accepted from a cookie; generated ones are 22 characters.
 const MAX_VOTER_ID_LEN: usize = 64;
 
@@ -24,7 +29,8 @@ const MAX_VOTER_ID_LEN: usize = 64;
 pub(crate) struct Viewer {
     /// The signed-in account, if any.
     pub(crate) account: Option<Session>,
-    /// Who votes: the account when signed in, else this browser.
+    /// Who votes: the account when signed in (presenting this browser's
+    /// voter id too), else this browser.
     pub(crate) voter: VoterId,
     /// Who owns what this viewer creates: the account when signed in,
     /// else this browser.
@@ -34,68 +40,97 @@ pub(crate) struct Viewer {
     pub(crate) new_voter: bool,
 }
 
-/// Identifies the sender of a request from its cookies, giving a guest
-/// browser its voter cookie when it has none.
-pub(crate) fn viewer(state: &AppState, jar: &CookieJar) -> Viewer {
-    match session(state, jar) {
+/// Identifies the sender of a request from its cookies, giving the
+/// browser its voter cookie when it has none (signed in or not).
+pub(crate) async fn viewer(state: &AppState, jar: &CookieJar) -> Viewer {
+    let (browser, new_voter) = guest_voter(state, jar);
+    match session(state, jar).await {
         Some(session) => Viewer {
-            voter: VoterId::account(&session.account),
+            voter: VoterId::account(&session.account).from_browser(&browser),
             owner: account_owner(&session.account),
             account: Some(session),
             new_voter: false,
         },
-        None => {
-            let (voter, new_voter) = guest_voter(state, jar);
-            Viewer {
-                owner: guest_owner(&voter),
-                voter,
-                account: None,
-                new_voter,
-            }
-        }
+        None => Viewer {
+            owner: guest_owner(&browser),
+            voter: browser,
+            account: None,
+            new_voter,
+        },
     }
 }
 
-/// A signed-in account, as its session cookie names it.
+/// A signed-in account, as its live session names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Session {
     /// The account.
     pub(crate) account: AccountId,
-    /// Its email, for showing who is signed in without a database read.
+    /// Its email, for showing who is signed in.
     pub(crate) email: String,
 }
 
-/// The signed-in account of this request, if its session is valid.
-pub(crate) fn session(state: &AppState, jar: &CookieJar) -> Option<Session> {
+/// The session token this request's signed session cookie carries, if
+/// any; reads no storage.
+fn session_token(state: &AppState, jar: &CookieJar) -> Option<SessionToken> {
     let cookie = jar.signed_with_key(&state.cookie_key).get(SESSION_COOKIE)?;
-    let mut fields = cookie.value_str().splitn(3, '|');
-    let (account, expires, email) = (fields.next()?, fields.next()?, fields.next()?);
-    let expires = OffsetDateTime::from_unix_timestamp(expires.parse().ok()?).ok()?;
-    (expires > OffsetDateTime::now_utc() && !account.is_empty()).then(|| Session {
-        account: AccountId::new(account),
-        email: email.to_owned(),
-    })
+    let token = SessionToken::parse(cookie.value_str());
+    if token.is_none() {
+        // A cookie of the old stateless kind, or an empty one: drop it.
+        clear_session_cookie(state, jar);
+    }
+    token
 }
 
-/// Signs `account` in on this browser for [`SESSION_LENGTH`].
-pub(crate) fn start_session(state: &AppState, jar: &CookieJar, account: &Account) {
-    let expires = OffsetDateTime::now_utc() + SESSION_LENGTH;
-    let value = format!(
-        "{}|{}|{}",
-        account.id().as_str(),
-        expires.unix_timestamp(),
-        account.email().as_str()
-    );
+/// The signed-in account of this request, if its session cookie names a
+/// live session: one indexed read of storage when a session cookie is
+/// present, none otherwise. A revoked or expired session's cookie is
+/// cleared. When storage cannot answer, the request is served signed out
+/// (and the failure logged): nothing is granted on a session not checked.
+pub(crate) async fn session(state: &AppState, jar: &CookieJar) -> Option<Session> {
+    let token = session_token(state, jar)?;
+    match state.accounts.session(&token).await {
+        Ok(Some(account)) => Some(Session {
+            account: account.id().clone(),
+            email: account.email().as_str().to_owned(),
+        }),
+        Ok(None) => {
+            clear_session_cookie(state, jar);
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%error, "checking a session failed; serving the request signed out");
+            None
+        }
+    }
+}
+
+/// Gives this browser the cookie of the session `signed_in` started. It
+/// lasts as long as a session can; storage decides when the session ends.
+pub(crate) fn start_session(state: &AppState, jar: &CookieJar, signed_in: &SignedIn) {
     jar.signed_with_key(&state.cookie_key).add(cookie(
         state,
         SESSION_COOKIE,
-        value,
+        signed_in.token.as_str().to_owned(),
         SESSION_LENGTH,
     ));
 }
 
-/// Signs this browser out.
-pub(crate) fn end_session(state: &AppState, jar: &CookieJar) {
+/// Signs this browser out: ends its session in storage, for every copy of
+/// the cookie, then clears the cookie.
+///
+/// # Errors
+/// [`Unavailable`] when storage could not end the session: the cookie is
+/// kept, so the browser can try again.
+pub(crate) async fn end_session(state: &AppState, jar: &CookieJar) -> Result<(), Unavailable> {
+    if let Some(token) = session_token(state, jar) {
+        state.accounts.sign_out(&token).await?;
+    }
+    clear_session_cookie(state, jar);
+    Ok(())
+}
+
+/// Clears the session cookie.
+fn clear_session_cookie(state: &AppState, jar: &CookieJar) {
     jar.signed_with_key(&state.cookie_key).add(cookie(
         state,
         SESSION_COOKIE,

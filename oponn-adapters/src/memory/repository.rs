@@ -24,8 +24,10 @@ pub struct MemoryRepository {
 
 struct StoredBallot {
     record: BallotRecord,
-    /// Which option each voter's vote counted toward.
+    /// Which option each vote counted toward, by the identity holding it.
     votes: HashMap<VoterHash, OptionId>,
+    /// Other identities of a vote's voter, each to the identity holding it.
+    aliases: HashMap<VoterHash, VoterHash>,
     counts: BTreeMap<OptionId, u64>,
     seq: u64,
 }
@@ -33,6 +35,25 @@ struct StoredBallot {
 impl StoredBallot {
     fn tally(&self) -> Tally {
         Tally::new(self.seq, self.counts.iter().map(|(id, n)| (*id, *n)))
+    }
+
+    /// The identity holding the vote of `identity`: itself, or the one it
+    /// is an alias of; `None` when it has no vote.
+    fn holder(&self, identity: &VoterHash) -> Option<VoterHash> {
+        if self.votes.contains_key(identity) {
+            Some(*identity)
+        } else {
+            self.aliases.get(identity).copied()
+        }
+    }
+
+    /// Makes each of `identities` without a vote an alias of `holder`'s.
+    fn link(&mut self, identities: &[VoterHash], holder: VoterHash) {
+        for identity in identities {
+            if self.holder(identity).is_none() {
+                self.aliases.insert(*identity, holder);
+            }
+        }
     }
 
     fn option_with_key(&self, key: &LabelKey) -> Option<OptionId> {
@@ -69,6 +90,7 @@ impl BallotRepository for MemoryRepository {
             StoredBallot {
                 record: ballot.clone(),
                 votes: HashMap::new(),
+                aliases: HashMap::new(),
                 counts: BTreeMap::new(),
                 seq: 0,
             },
@@ -106,7 +128,15 @@ impl BallotRepository for MemoryRepository {
         {
             return Err(RecordVoteError::BallotClosed);
         }
-        let previous = stored.votes.get(&vote.voter).copied();
+        // Every identity the voter presents; the first with a vote holds it.
+        let identities: Vec<VoterHash> = std::iter::once(vote.voter)
+            .chain(vote.aliases.iter().copied())
+            .collect();
+        let holder = identities
+            .iter()
+            .find_map(|identity| stored.holder(identity))
+            .unwrap_or(vote.voter);
+        let previous = stored.votes.get(&holder).copied();
         if previous.is_some() && !vote.allow_change {
             return Err(RecordVoteError::AlreadyVoted);
         }
@@ -129,7 +159,9 @@ impl BallotRepository for MemoryRepository {
             },
         };
         if previous == Some(option_id) {
-            // The same choice again: nothing moves.
+            // The same choice again: nothing moves, but every identity
+            // presented now leads to the vote.
+            stored.link(&identities, holder);
             return Ok(RecordedVote {
                 option_id,
                 tally: stored.tally(),
@@ -144,7 +176,8 @@ impl BallotRepository for MemoryRepository {
             }
             stored.counts.retain(|_, count| *count > 0);
         }
-        stored.votes.insert(vote.voter, option_id);
+        stored.votes.insert(holder, option_id);
+        stored.link(&identities, holder);
         *stored.counts.entry(option_id).or_insert(0) += 1;
         stored.seq += 1;
         Ok(RecordedVote {
@@ -159,10 +192,10 @@ impl BallotRepository for MemoryRepository {
         ballot: &BallotId,
         voter: &VoterHash,
     ) -> Result<Option<OptionId>, RepositoryError> {
-        Ok(self
-            .ballots()
-            .get(ballot)
-            .and_then(|stored| stored.votes.get(voter).copied()))
+        Ok(self.ballots().get(ballot).and_then(|stored| {
+            let holder = stored.holder(voter)?;
+            stored.votes.get(&holder).copied()
+        }))
     }
 
     async fn tally(&self, id: &BallotId) -> Result<Option<Tally>, RepositoryError> {

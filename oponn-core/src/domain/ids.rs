@@ -119,10 +119,17 @@ impl OwnerId {
 
 /// Who is voting: a signed-in account, or a guest browser known by the
 /// random id in its signed cookie. Never stored; only its [`VoterHash`] is.
+///
+/// A signed-in account voting from a browser also presents that browser's
+/// guest id ([`VoterId::from_browser`]): every identity a voter presents
+/// identifies them, so the browser cannot vote again as a guest, nor the
+/// account after the browser did.
 #[derive(Clone, PartialEq, Eq)]
 pub struct VoterId {
     id: String,
     account: bool,
+    /// The guest id of the browser a signed-in account votes from.
+    browser: Option<String>,
 }
 
 impl VoterId {
@@ -131,6 +138,7 @@ impl VoterId {
         Self {
             id: id.into(),
             account: false,
+            browser: None,
         }
     }
 
@@ -139,7 +147,24 @@ impl VoterId {
         Self {
             id: account.as_str().to_owned(),
             account: true,
+            browser: None,
         }
+    }
+
+    /// This account voting from `browser`, a guest voter id, which then
+    /// identifies the voter too. A guest's own id needs no second one, so
+    /// for a guest (or when `browser` is not a guest) this changes nothing.
+    #[must_use]
+    pub fn from_browser(mut self, browser: &VoterId) -> Self {
+        if self.account && !browser.account && *browser != self {
+            self.browser = Some(browser.id.clone());
+        }
+        self
+    }
+
+    /// The browser's guest id a signed-in account presents, if any.
+    pub fn browser(&self) -> Option<VoterId> {
+        self.browser.as_deref().map(VoterId::new)
     }
 
     /// A fresh random voter id for a guest browser.
@@ -238,6 +263,17 @@ impl VoterHasher {
         mac.update(voter.as_str().as_bytes());
         VoterHash(mac.finalize().into_bytes().into())
     }
+
+    /// The hashes of the other identities `voter` presents on `ballot`
+    /// (the browser a signed-in account votes from): a vote held by any of
+    /// them is this voter's vote.
+    pub fn aliases(&self, ballot: &BallotId, voter: &VoterId) -> Vec<VoterHash> {
+        voter
+            .browser()
+            .map(|browser| self.hash(ballot, &browser))
+            .into_iter()
+            .collect()
+    }
 }
 
 impl fmt::Debug for VoterHasher {
@@ -302,6 +338,37 @@ mod tests {
             hasher.hash(&a, &voter),
             hasher.hash(&a, &VoterId::account(&account)),
             "a guest and an account with the same text are different voters"
+        );
+    }
+
+    #[test]
+    fn an_account_from_a_browser_presents_the_browsers_guest_identity() {
+        let (ballot, hasher) = (BallotId::generate(), VoterHasher::new([7; 32]));
+        let browser = VoterId::new("laptop");
+        let account = VoterId::account(&AccountId::new("ada"));
+        let signed_in = account.clone().from_browser(&browser);
+        // The account is still who votes; the browser is one more identity.
+        assert!(signed_in.is_account());
+        assert_eq!(signed_in.as_str(), "ada");
+        assert_eq!(
+            hasher.hash(&ballot, &signed_in),
+            hasher.hash(&ballot, &account)
+        );
+        assert_eq!(
+            hasher.aliases(&ballot, &signed_in),
+            [hasher.hash(&ballot, &browser)]
+        );
+        assert!(hasher.aliases(&ballot, &account).is_empty());
+        // A guest presents only itself, and an account is no browser.
+        assert!(
+            hasher
+                .aliases(&ballot, &browser.clone().from_browser(&VoterId::new("x")))
+                .is_empty()
+        );
+        assert!(
+            hasher
+                .aliases(&ballot, &account.clone().from_browser(&account))
+                .is_empty()
         );
     }
 }

@@ -13,7 +13,7 @@ mod tally;
 mod text;
 mod validation;
 
-pub use account::{Account, Email, Identity, InvalidEmail};
+pub use account::{Account, Email, Identity, InvalidEmail, SessionHash, SessionToken};
 pub(crate) use ballot::BallotParts;
 pub use ballot::{Ballot, BallotDraft, BallotOption, BallotRequest};
 pub use ids::{

@@ -55,8 +55,13 @@ pub struct OptionRecord {
 pub struct NewVote {
     /// The ballot voted on.
     pub ballot_id: BallotId,
-    /// Who voted, as a keyed hash.
+    /// Who voted, as a keyed hash: the identity a new vote is held by.
     pub voter: VoterHash,
+    /// The other identities the voter presents (the browser a signed-in
+    /// account votes from), as keyed hashes. A vote held by, or aliased to,
+    /// any of `voter` and `aliases` is this voter's vote; recording links
+    /// every one of them that has none to the vote.
+    pub aliases: Vec<VoterHash>,
     /// What they chose.
     pub target: VoteTarget,
     /// When the vote was cast.
@@ -122,6 +127,13 @@ pub trait BallotRepository: Send + Sync + 'static {
     /// one more than the tally before. Nothing is returned before the vote
     /// is durable.
     ///
+    /// A voter is every identity it presents (`vote.voter` and
+    /// `vote.aliases`): their vote is the one held by, or aliased to, the
+    /// first of them (in that order) that has one. When they have none, a
+    /// new vote is held by `vote.voter`. Whether the vote is new, changed
+    /// or the same again, every presented identity that had no vote
+    /// becomes an alias of it, so any of them voting later is this voter.
+    ///
     /// When the voter already voted and `vote.allow_change` is set, their
     /// vote moves to the new choice in one atomic step (the old option loses
     /// one, the new one gains one, the sequence advances; no reader ever
@@ -134,8 +146,8 @@ pub trait BallotRepository: Send + Sync + 'static {
     /// [`RecordVoteError::BallotClosed`] when it was closed at or before
     /// the vote's `cast_at` (so a close on another instance holds even for
     /// a voter whose instance has not heard of it yet);
-    /// [`RecordVoteError::AlreadyVoted`] when this voter has a vote on it
-    /// and `allow_change` is not set;
+    /// [`RecordVoteError::AlreadyVoted`] when any identity of this voter
+    /// has a vote on it and `allow_change` is not set;
     /// [`RecordVoteError::UnknownOption`] when an existing-option target is
     /// not one of the ballot's options;
     /// [`RecordVoteError::OptionIdTaken`] when a new write-in's id is taken
@@ -164,7 +176,8 @@ pub trait BallotRepository: Send + Sync + 'static {
         outcomes
     }
 
-    /// The option `voter` voted for on `ballot`, if they did.
+    /// The option of the vote `voter` holds, or is an alias of, on
+    /// `ballot`, if there is one.
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`] when storage cannot be reached.

@@ -11,7 +11,7 @@ use futures_util::StreamExt as _;
 use futures_util::stream;
 use time::{Duration, OffsetDateTime};
 
-pub use accounts::{AccountService, SignInError};
+pub use accounts::{AccountService, SESSION_LENGTH, SignInError, SignedIn};
 pub use error::{
     BallotError, CastVoteError, CreateBallotError, Dependency, OwnerActionError, Unavailable,
 };
@@ -348,7 +348,8 @@ impl BallotService {
     /// Under the ballot's lock: the ballot must exist and be active now,
     /// the choice must be one of its options or an allowed, valid write-in
     /// (merged into an equal existing option), and the voter must not have
-    /// voted. The vote is durable before this returns; the new tally is
+    /// voted under any identity they present (a signed-in account and the
+    /// browser it votes from are one voter; see [`VoterId::from_browser`]). The vote is durable before this returns; the new tally is
     /// then published to watchers.
     ///
     /// # Errors
@@ -468,6 +469,7 @@ impl BallotService {
                     to_record.push(NewVote {
                         ballot_id: *id,
                         voter: self.voter_hasher.hash(id, &pending.voter),
+                        aliases: self.voter_hasher.aliases(id, &pending.voter),
                         target,
                         cast_at: now,
                         allow_change: record.settings.allow_vote_change,
@@ -538,7 +540,8 @@ impl BallotService {
         }
     }
 
-    /// The option `voter` chose on ballot `id`, if they voted.
+    /// The option `voter` chose on ballot `id`, if they voted under any
+    /// identity they present (their account, or the browser they are on).
     ///
     /// # Errors
     /// [`BallotError::Unavailable`] when storage fails.
@@ -547,13 +550,19 @@ impl BallotService {
         id: &BallotId,
         voter: &VoterId,
     ) -> Result<Option<OptionId>, BallotError> {
-        let hash = self.voter_hasher.hash(id, voter);
-        Ok(self
-            .ports
-            .repository
-            .vote_of(id, &hash)
-            .await
-            .map_err(Unavailable::from)?)
+        let primary = self.voter_hasher.hash(id, voter);
+        for hash in std::iter::once(primary).chain(self.voter_hasher.aliases(id, voter)) {
+            let option = self
+                .ports
+                .repository
+                .vote_of(id, &hash)
+                .await
+                .map_err(Unavailable::from)?;
+            if option.is_some() {
+                return Ok(option);
+            }
+        }
+        Ok(None)
     }
 
     /// Whether `viewer` may see `ballot`'s results now, under its

@@ -3,9 +3,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use oponn_core::domain::{AccountId, BallotId, Email, Identity};
+use oponn_core::domain::{Account, AccountId, BallotId, Email, Identity, SessionToken};
 use oponn_core::ports::AccountRepository;
 use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
 
 fn unique_email() -> Email {
     Email::parse(&format!(
@@ -89,5 +90,106 @@ pub async fn unknown_accounts_read_as_none(accounts: Arc<dyn AccountRepository>)
     assert_eq!(
         accounts.account(&AccountId::generate()).await.unwrap(),
         None
+    );
+}
+
+/// A signed-in account at `now`, for the session cases.
+async fn account_at(accounts: &Arc<dyn AccountRepository>, now: OffsetDateTime) -> Account {
+    accounts
+        .sign_in(
+            &identity("github"),
+            &unique_email(),
+            &AccountId::generate(),
+            now,
+        )
+        .await
+        .unwrap()
+}
+
+/// A session names its account from creation until, not including, its expiry.
+pub async fn a_session_names_its_account_until_it_expires(accounts: Arc<dyn AccountRepository>) {
+    let now = datetime!(2030-01-01 12:00 UTC);
+    let expires = now + Duration::days(7);
+    let account = account_at(&accounts, now).await;
+    let session = SessionToken::generate().hash();
+    accounts
+        .create_session(&session, account.id(), now, expires)
+        .await
+        .unwrap();
+    for at in [now, expires - Duration::seconds(1)] {
+        assert_eq!(
+            accounts.session_account(&session, at).await.unwrap(),
+            Some(account.clone()),
+            "live at {at}"
+        );
+    }
+    for at in [expires, expires + Duration::days(1)] {
+        assert_eq!(
+            accounts.session_account(&session, at).await.unwrap(),
+            None,
+            "expired at {at}"
+        );
+    }
+}
+
+/// A revoked session names no one, at once; the account's other sessions
+/// live on; revoking twice, or a session that never was, is no error.
+pub async fn a_revoked_session_names_no_one(accounts: Arc<dyn AccountRepository>) {
+    let now = datetime!(2030-01-01 12:00 UTC);
+    let expires = now + Duration::days(7);
+    let account = account_at(&accounts, now).await;
+    let (laptop, phone) = (
+        SessionToken::generate().hash(),
+        SessionToken::generate().hash(),
+    );
+    for session in [&laptop, &phone] {
+        accounts
+            .create_session(session, account.id(), now, expires)
+            .await
+            .unwrap();
+    }
+    accounts.revoke_session(&laptop).await.unwrap();
+    assert_eq!(accounts.session_account(&laptop, now).await.unwrap(), None);
+    assert_eq!(
+        accounts.session_account(&phone, now).await.unwrap(),
+        Some(account)
+    );
+    accounts.revoke_session(&laptop).await.unwrap();
+    accounts
+        .revoke_session(&SessionToken::generate().hash())
+        .await
+        .unwrap();
+    assert_eq!(
+        accounts
+            .session_account(&SessionToken::generate().hash(), now)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// Pruning deletes expired sessions and spares live ones.
+pub async fn pruning_deletes_only_expired_sessions(accounts: Arc<dyn AccountRepository>) {
+    let now = datetime!(2030-01-01 12:00 UTC);
+    let account = account_at(&accounts, now).await;
+    let (short, long) = (
+        SessionToken::generate().hash(),
+        SessionToken::generate().hash(),
+    );
+    accounts
+        .create_session(&short, account.id(), now, now + Duration::hours(1))
+        .await
+        .unwrap();
+    accounts
+        .create_session(&long, account.id(), now, now + Duration::days(7))
+        .await
+        .unwrap();
+    let later = now + Duration::hours(2);
+    assert!(accounts.prune_sessions(later).await.unwrap() >= 1);
+    // Gone: not even a clock set back finds it.
+    assert_eq!(accounts.session_account(&short, now).await.unwrap(), None);
+    assert_eq!(
+        accounts.session_account(&long, later).await.unwrap(),
+        Some(account)
     );
 }

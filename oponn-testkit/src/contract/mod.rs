@@ -87,6 +87,9 @@ macro_rules! ballot_repository_contract {
                 a_refused_batch_writes_nothing,
                 a_large_batch_counts_every_vote,
                 a_batch_across_ballots_records_each_vote,
+                every_identity_a_voter_presents_is_one_voter,
+                a_change_by_any_identity_moves_the_one_vote,
+                a_batch_of_identities_matches_its_votes_one_by_one,
             ]
         );
     };
@@ -105,6 +108,9 @@ macro_rules! account_repository_contract {
                 one_email_through_two_providers_is_one_account,
                 racing_first_sign_ins_make_one_account,
                 unknown_accounts_read_as_none,
+                a_session_names_its_account_until_it_expires,
+                a_revoked_session_names_no_one,
+                pruning_deletes_only_expired_sessions,
             ]
         );
     };
@@ -183,6 +189,7 @@ macro_rules! service_stories {
                 concurrent_distinct_voters_are_counted_exactly,
                 one_voter_racing_itself_votes_once,
                 racing_equal_write_ins_make_one_option,
+                a_browser_and_its_account_vote_once,
             ]
         );
     };

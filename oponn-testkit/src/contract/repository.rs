@@ -58,6 +58,7 @@ fn vote(ballot: &BallotRecord, voter: VoterHash, target: VoteTarget) -> NewVote 
     NewVote {
         ballot_id: ballot.id,
         voter,
+        aliases: Vec::new(),
         target,
         cast_at: T0,
         allow_change: false,
@@ -843,4 +844,191 @@ pub async fn a_batch_across_ballots_records_each_vote(repository: Arc<dyn Ballot
     assert!(matches!(outcomes[2], Err(RecordVoteError::AlreadyVoted)));
     let second_tally = repository.tally(&second.id).await.unwrap().unwrap();
     assert_eq!(second_tally.count(OptionId::new(2)), 2);
+}
+
+/// A vote for existing option `option` by `voter`, who also presents
+/// `aliases` (a signed-in account voting from a browser: the account, then
+/// the browser's guest identity).
+fn presenting(
+    ballot: &BallotRecord,
+    voter: VoterHash,
+    aliases: &[VoterHash],
+    option: u32,
+    allow_change: bool,
+) -> NewVote {
+    NewVote {
+        aliases: aliases.to_vec(),
+        allow_change,
+        ..vote(ballot, voter, VoteTarget::Existing(OptionId::new(option)))
+    }
+}
+
+/// Every identity a voter presents is one voter: a browser that voted as
+/// a guest cannot vote again signed in, and a vote cast signed in marks
+/// the browser, so it cannot vote again as a guest. Refusals write nothing.
+pub async fn every_identity_a_voter_presents_is_one_voter(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let (laptop, ada) = (voter(1), voter(2));
+    vote_for(&repository, &ballot, laptop, 1).await;
+    let error = repository
+        .record_vote(&presenting(&ballot, ada, &[laptop], 2, false))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RecordVoteError::AlreadyVoted), "{error:?}");
+    assert_eq!(repository.vote_of(&ballot.id, &ada).await.unwrap(), None);
+
+    let (phone, bob, tablet) = (voter(3), voter(4), voter(5));
+    let recorded = repository
+        .record_vote(&presenting(&ballot, bob, &[phone], 2, false))
+        .await
+        .unwrap();
+    assert_eq!((recorded.tally.seq(), recorded.tally.total()), (2, 2));
+    for (who, aliases) in [(phone, vec![]), (bob, vec![tablet]), (tablet, vec![phone])] {
+        let error = repository
+            .record_vote(&presenting(&ballot, who, &aliases, 1, false))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, RecordVoteError::AlreadyVoted), "{error:?}");
+    }
+    // Both identities read back the one vote.
+    for who in [bob, phone] {
+        assert_eq!(
+            repository.vote_of(&ballot.id, &who).await.unwrap(),
+            Some(OptionId::new(2))
+        );
+    }
+    let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+    assert_eq!((tally.seq(), tally.total()), (2, 2));
+    assert_eq!(
+        (tally.count(OptionId::new(1)), tally.count(OptionId::new(2))),
+        (1, 1)
+    );
+    // The aliases go with the ballot.
+    assert!(repository.delete_ballot(&ballot.id).await.unwrap());
+    assert_eq!(repository.vote_of(&ballot.id, &phone).await.unwrap(), None);
+}
+
+/// With changes allowed, any identity of the voter moves their one vote,
+/// and each identity it presents is linked to that vote, even when the
+/// choice is the same again.
+pub async fn a_change_by_any_identity_moves_the_one_vote(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let (laptop, ada, phone) = (voter(1), voter(2), voter(3));
+    repository
+        .record_vote(&change(&ballot, laptop, 1))
+        .await
+        .unwrap();
+    // Signed in on the laptop: the account joins the laptop's vote.
+    let moved = repository
+        .record_vote(&presenting(&ballot, ada, &[laptop], 2, true))
+        .await
+        .unwrap();
+    assert_eq!(moved.changed_from, Some(OptionId::new(1)));
+    assert_eq!((moved.tally.seq(), moved.tally.total()), (2, 1));
+    // The account on a phone: the same vote, and the phone joins it.
+    let moved = repository
+        .record_vote(&presenting(&ballot, ada, &[phone], 1, true))
+        .await
+        .unwrap();
+    assert_eq!(moved.changed_from, Some(OptionId::new(2)));
+    // The phone as a guest: still the same vote.
+    let moved = repository
+        .record_vote(&change(&ballot, phone, 2))
+        .await
+        .unwrap();
+    assert_eq!(moved.changed_from, Some(OptionId::new(1)));
+    assert_eq!((moved.tally.seq(), moved.tally.total()), (4, 1));
+    for who in [laptop, ada, phone] {
+        assert_eq!(
+            repository.vote_of(&ballot.id, &who).await.unwrap(),
+            Some(OptionId::new(2))
+        );
+    }
+
+    // The same choice again moves nothing but links the new identity.
+    let (desktop, cy) = (voter(4), voter(5));
+    repository
+        .record_vote(&change(&ballot, desktop, 1))
+        .await
+        .unwrap();
+    let same = repository
+        .record_vote(&presenting(&ballot, cy, &[desktop], 1, true))
+        .await
+        .unwrap();
+    assert_eq!(same.changed_from, None);
+    assert_eq!((same.tally.seq(), same.tally.total()), (5, 2));
+    assert_eq!(
+        repository.vote_of(&ballot.id, &cy).await.unwrap(),
+        Some(OptionId::new(1))
+    );
+}
+
+/// The votes of [`a_batch_of_identities_matches_its_votes_one_by_one`]:
+/// each comment is what recording that vote alone, in order, answers.
+fn identity_batch(ballot: &BallotRecord) -> Vec<NewVote> {
+    let [laptop, ada, phone, bob, tablet, cy] = [1, 2, 3, 4, 5, 6].map(fixed_voter);
+    vec![
+        // The laptop as a guest: a new vote.
+        presenting(ballot, laptop, &[], 1, false),
+        // Ada on the laptop: the laptop voted, refused.
+        presenting(ballot, ada, &[laptop], 2, false),
+        // Bob on the phone: a new vote, the phone marked.
+        presenting(ballot, bob, &[phone], 2, false),
+        // The phone as a guest: refused.
+        presenting(ballot, phone, &[], 1, false),
+        // Bob on the tablet: refused, and the tablet stays unmarked.
+        presenting(ballot, bob, &[tablet], 1, false),
+        // The tablet as a guest: a new vote.
+        presenting(ballot, tablet, &[], 1, false),
+        // Cy on the laptop with changes allowed: moves the laptop's vote.
+        presenting(ballot, cy, &[laptop], 2, true),
+        // Cy alone: the same vote, moved back.
+        presenting(ballot, cy, &[], 1, true),
+    ]
+}
+
+/// A batch of votes from voters presenting several identities answers
+/// exactly what its votes answer recorded one by one.
+pub async fn a_batch_of_identities_matches_its_votes_one_by_one(
+    repository: Arc<dyn BallotRepository>,
+) {
+    let (batched, one_by_one) = (stored(&repository).await, stored(&repository).await);
+    let outcomes = repository.record_votes(&identity_batch(&batched)).await;
+    let mut expected = Vec::new();
+    for vote in identity_batch(&one_by_one) {
+        expected.push(repository.record_vote(&vote).await);
+    }
+    assert_eq!(format!("{outcomes:?}"), format!("{expected:?}"));
+    let accepted: Vec<bool> = outcomes.iter().map(Result::is_ok).collect();
+    assert_eq!(
+        accepted,
+        [true, false, true, false, false, true, true, true],
+        "{outcomes:?}"
+    );
+    for ballot in [&batched, &one_by_one] {
+        let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+        assert_eq!((tally.seq(), tally.total()), (5, 3));
+        assert_eq!(
+            (tally.count(OptionId::new(1)), tally.count(OptionId::new(2))),
+            (2, 1)
+        );
+        let choices = [(1, 1), (3, 2), (4, 2), (5, 1), (6, 1)];
+        for (n, choice) in choices {
+            assert_eq!(
+                repository
+                    .vote_of(&ballot.id, &fixed_voter(n))
+                    .await
+                    .unwrap(),
+                Some(OptionId::new(choice)),
+                "identity {n}"
+            );
+        }
+        assert_eq!(
+            repository
+                .vote_of(&ballot.id, &fixed_voter(2))
+                .await
+                .unwrap(),
+            None
+        );
+    }
 }

@@ -7,5 +7,6 @@ mod batching;
 mod helpers;
 mod properties;
 mod rules;
+mod sessions;
 mod settings;
 mod stories;

@@ -95,7 +95,7 @@ struct NextQuery {
 }
 
 /// The login page, with `email_error` under the mock provider's field.
-fn login(
+async fn login(
     state: &AppState,
     jar: &CookieJar,
     csrf: &str,
@@ -124,7 +124,7 @@ fn login(
             })
         })
         .collect();
-    let viewer = viewer(state, jar);
+    let viewer = viewer(state, jar).await;
     render(
         state,
         "login.html",
@@ -150,7 +150,7 @@ pub(crate) async fn login_page(
 ) -> Response {
     let next = query.ok().and_then(|Query(query)| query.next);
     let next = local_path(next.as_deref());
-    login(&state, jar, &csrf.0, &next, MOCK_EMAIL, None)
+    login(&state, jar, &csrf.0, &next, MOCK_EMAIL, None).await
 }
 
 /// The mock provider's form.
@@ -194,7 +194,8 @@ async fn mock_sign_in(
             StatusCode::BAD_REQUEST,
             "request_refused",
             "The sign-in form could not be read. Reload the page and try again.",
-        );
+        )
+        .await;
     };
     if let Some(refusal) = csrf_refusal(&state, verifier, headers, form.csrf_token.as_deref()) {
         return refusal;
@@ -208,20 +209,23 @@ async fn mock_sign_in(
         .unwrap_or(MOCK_EMAIL);
     let identity = Identity::new(MOCK_PROVIDER, email.to_lowercase());
     match state.accounts.sign_in(&identity, email).await {
-        Ok(account) => {
-            start_session(&state, jar, &account);
+        Ok(signed_in) => {
+            start_session(&state, jar, &signed_in);
             tracing::info!(provider = MOCK_PROVIDER, "signed in");
             Redirect::see_other(next).into_response()
         }
-        Err(SignInError::InvalidEmail(_)) => login(
-            &state,
-            jar,
-            &csrf.0,
-            &next,
-            email,
-            Some("enter an email address, like dev@oponn.local"),
-        ),
-        Err(error) => unavailable(&state, jar, &csrf.0, &error),
+        Err(SignInError::InvalidEmail(_)) => {
+            login(
+                &state,
+                jar,
+                &csrf.0,
+                &next,
+                email,
+                Some("enter an email address, like dev@oponn.local"),
+            )
+            .await
+        }
+        Err(error) => unavailable(&state, jar, &csrf.0, &error).await,
     }
 }
 
@@ -237,6 +241,7 @@ struct LogoutForm {
 async fn logout(
     state: Data<&Arc<AppState>>,
     jar: &CookieJar,
+    csrf: &CsrfToken,
     verifier: &CsrfVerifier,
     headers: &HeaderMap,
     form: poem::Result<Form<LogoutForm>>,
@@ -245,8 +250,22 @@ async fn logout(
     if let Some(refusal) = csrf_refusal(&state, verifier, headers, token.as_deref()) {
         return refusal;
     }
-    end_session(&state, jar);
-    Redirect::see_other("/").into_response()
+    match end_session(&state, jar).await {
+        Ok(()) => Redirect::see_other("/").into_response(),
+        Err(error) => {
+            tracing::error!(%error, "signing out failed: a dependency is unavailable");
+            error_page(
+                &state,
+                jar,
+                &csrf.0,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "Oponn could not sign you out just now, so you are still signed in. Please \
+                 try again in a moment.",
+            )
+            .await
+        }
+    }
 }
 
 /// `GET /auth/{provider}/login`: sends the browser to the provider, keeping
@@ -300,9 +319,11 @@ async fn provider_callback(
     let slug = provider.kind().slug();
     let pending = PendingSignIn::load(&state, jar);
     PendingSignIn::clear(&state, jar);
-    let fail = |status: StatusCode, title: &str, message: &str| {
-        error_page(&state, jar, &csrf.0, status, title, message)
-    };
+    macro_rules! fail {
+        ($status:expr, $title:expr, $message:expr $(,)?) => {
+            error_page(&state, jar, &csrf.0, $status, $title, $message).await
+        };
+    }
     let query = query.map(|Query(query)| query).unwrap_or_default();
     if let Some(error) = &query.error {
         tracing::info!(
@@ -322,7 +343,7 @@ async fn provider_callback(
                  the login page."
             )
         };
-        return fail(StatusCode::BAD_REQUEST, "sign_in_cancelled", &message);
+        return fail!(StatusCode::BAD_REQUEST, "sign_in_cancelled", &message);
     }
     let verified = pending.filter(|pending| {
         pending.provider == slug
@@ -336,7 +357,7 @@ async fn provider_callback(
             provider = slug,
             "sign-in callback with a missing or wrong state"
         );
-        return fail(
+        return fail!(
             StatusCode::FORBIDDEN,
             "sign_in_refused",
             "This sign-in could not be verified: it may have expired, or been started in \
@@ -345,7 +366,7 @@ async fn provider_callback(
     };
     let Some(code) = query.code.filter(|code| !code.is_empty()) else {
         tracing::warn!(provider = slug, "sign-in callback without a code");
-        return fail(
+        return fail!(
             StatusCode::BAD_REQUEST,
             "sign_in_failed",
             &format!("{label} sent you back without a sign-in code. Please sign in again."),
@@ -359,7 +380,7 @@ async fn provider_callback(
         Ok(identity) => identity,
         Err(ProviderError::NoVerifiedEmail) => {
             tracing::info!(provider = slug, "sign-in refused: no verified email");
-            return fail(
+            return fail!(
                 StatusCode::BAD_REQUEST,
                 "email_not_verified",
                 &format!(
@@ -370,7 +391,7 @@ async fn provider_callback(
         }
         Err(error) => {
             tracing::warn!(provider = slug, %error, "sign-in failed at the provider");
-            return fail(
+            return fail!(
                 StatusCode::BAD_GATEWAY,
                 "sign_in_failed",
                 &format!(
@@ -382,26 +403,26 @@ async fn provider_callback(
     };
     let identity_key = Identity::new(slug, identity.subject);
     match state.accounts.sign_in(&identity_key, &identity.email).await {
-        Ok(account) => {
-            start_session(&state, jar, &account);
+        Ok(signed_in) => {
+            start_session(&state, jar, &signed_in);
             tracing::info!(provider = slug, "signed in");
             Redirect::see_other(pending.next).into_response()
         }
         Err(SignInError::InvalidEmail(_)) => {
             tracing::info!(provider = slug, "sign-in refused: unusable email");
-            fail(
+            fail!(
                 StatusCode::BAD_REQUEST,
                 "email_not_usable",
                 &format!("{label} gave an email address Oponn cannot use."),
             )
         }
-        Err(error) => unavailable(&state, jar, &csrf.0, &error),
+        Err(error) => unavailable(&state, jar, &csrf.0, &error).await,
     }
 }
 
 /// The error page, with who is signed in (and a working logout form) in
 /// the header.
-fn error_page(
+async fn error_page(
     state: &AppState,
     jar: &CookieJar,
     csrf: &str,
@@ -409,7 +430,7 @@ fn error_page(
     title: &str,
     message: &str,
 ) -> Response {
-    let viewer = viewer(state, jar);
+    let viewer = viewer(state, jar).await;
     render(
         state,
         "error.html",
@@ -422,11 +443,11 @@ fn error_page(
 }
 
 /// Storage failed: the cause goes to the log, a plain message to the page.
-fn unavailable(
+async fn unavailable(
     state: &AppState,
     jar: &CookieJar,
     csrf: &str,
-    error: &dyn std::fmt::Display,
+    error: &(dyn std::fmt::Display + Sync),
 ) -> Response {
     tracing::error!(%error, "signing in failed: a dependency is unavailable");
     error_page(
@@ -438,6 +459,7 @@ fn unavailable(
         "Oponn is temporarily unavailable, so you were not signed in. Please try again in \
          a moment.",
     )
+    .await
 }
 
 #[cfg(test)]

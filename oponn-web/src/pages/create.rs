@@ -176,7 +176,7 @@ pub(crate) async fn create_form(
         &state,
         "create.html",
         csrf,
-        Some(&viewer(&state, jar)),
+        Some(&viewer(&state, jar).await),
         json!({ "form": form, "errors": {}, "duration_choices": duration_choices() }),
     )
 }
@@ -197,7 +197,7 @@ pub(crate) async fn create_ballot(
     if let Some(refusal) = csrf_refusal(&state, verifier, headers, form.csrf_token.as_deref()) {
         return refusal;
     }
-    let viewer = viewer(&state, jar);
+    let viewer = viewer(&state, jar).await;
     let window_minutes = match form.duration_mins.as_deref().map(str::trim) {
         None | Some("") => Ok(0),
         Some(raw) => oponn_core::domain::parse_window_minutes(raw),

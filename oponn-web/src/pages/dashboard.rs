@@ -22,7 +22,7 @@ pub(crate) async fn dashboard_page(
     jar: &CookieJar,
     csrf: &CsrfToken,
 ) -> Response {
-    let viewer = viewer(&state, jar);
+    let viewer = viewer(&state, jar).await;
     let ballots = match state.service.ballots_owned_by(&viewer.owner).await {
         Ok(ballots) => ballots,
         Err(error) => return unavailable(&state, &error),

@@ -36,7 +36,7 @@ fn refused(state: &AppState, error: OwnerActionError) -> Response {
 
 /// The ballot an owner's form names and who sent it, once the CSRF token
 /// checks out; otherwise the refusal to answer with.
-fn owner_request(
+async fn owner_request(
     state: &AppState,
     headers: &HeaderMap,
     jar: &CookieJar,
@@ -51,7 +51,7 @@ fn owner_request(
         return Err(Box::new(refusal));
     }
     let id = BallotId::parse(id).map_err(|_| Box::new(not_found(state)))?;
-    Ok((id, viewer(state, jar)))
+    Ok((id, viewer(state, jar).await))
 }
 
 /// `POST /ballots/{id}/close`: ends voting now; the owner only.
@@ -64,7 +64,7 @@ pub(crate) async fn close_ballot(
     Path(id): Path<String>,
     form: Option<Form<OwnerForm>>,
 ) -> Response {
-    let (id, viewer) = match owner_request(&state, headers, jar, verifier, &id, form) {
+    let (id, viewer) = match owner_request(&state, headers, jar, verifier, &id, form).await {
         Ok(request) => request,
         Err(refusal) => return *refusal,
     };
@@ -88,7 +88,7 @@ pub(crate) async fn delete_ballot(
     Path(id): Path<String>,
     form: Option<Form<OwnerForm>>,
 ) -> Response {
-    let (id, viewer) = match owner_request(&state, headers, jar, verifier, &id, form) {
+    let (id, viewer) = match owner_request(&state, headers, jar, verifier, &id, form).await {
         Ok(request) => request,
         Err(refusal) => return *refusal,
     };

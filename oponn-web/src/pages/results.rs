@@ -81,7 +81,7 @@ pub(crate) async fn results_page(
     csrf: &CsrfToken,
     Path(id): Path<String>,
 ) -> Response {
-    let viewer = viewer(&state, jar);
+    let viewer = viewer(&state, jar).await;
     let now = state.service.now();
     let (ballot, results) = match visible_results(&state, &viewer, &id).await {
         Ok((ballot, results)) => (ballot, Some(results)),
@@ -133,7 +133,7 @@ pub(crate) async fn live_results(
     jar: &CookieJar,
     Path(id): Path<String>,
 ) -> Response {
-    let viewer = viewer(&state, jar);
+    let viewer = viewer(&state, jar).await;
     let ballot = match visible_results(&state, &viewer, &id).await {
         Ok((ballot, _)) => ballot,
         Err(refusal) => return refused(&state, refusal),
@@ -255,7 +255,7 @@ pub(crate) async fn export_json(
     jar: &CookieJar,
     Path(id): Path<String>,
 ) -> Response {
-    let viewer = viewer(&state, jar);
+    let viewer = viewer(&state, jar).await;
     match visible_results(&state, &viewer, &id).await {
         Ok((ballot, results)) => {
             let document = export_document(&ballot, &results, state.service.now());
@@ -274,7 +274,7 @@ pub(crate) async fn export_csv(
     jar: &CookieJar,
     Path(id): Path<String>,
 ) -> Response {
-    let viewer = viewer(&state, jar);
+    let viewer = viewer(&state, jar).await;
     match visible_results(&state, &viewer, &id).await {
         Ok((ballot, results)) => match export_csv_text(&results) {
             Ok(text) => text

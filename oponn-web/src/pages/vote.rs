@@ -89,7 +89,7 @@ pub(crate) async fn vote_form(
         return not_found(&state);
     };
     // Settles the voter cookie now, so the vote posts with it.
-    let viewer = viewer(&state, jar);
+    let viewer = viewer(&state, jar).await;
     let ballot = match state.service.ballot(&id).await {
         Ok(ballot) => ballot,
         Err(BallotError::NotFound) => return not_found(&state),
@@ -138,7 +138,7 @@ pub(crate) async fn cast_vote(
     let Ok(id) = BallotId::parse(&id) else {
         return not_found(&state);
     };
-    let viewer = viewer(&state, jar);
+    let viewer = viewer(&state, jar).await;
     let choice = VoteChoice::from_form(
         form.option_id.as_deref().unwrap_or(""),
         form.write_in_value.as_deref(),

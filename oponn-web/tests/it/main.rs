@@ -12,6 +12,7 @@ mod create;
 mod fake_oauth;
 mod hardening;
 mod helpers;
+mod identity;
 mod live;
 mod openapi;
 mod operations;

@@ -1,0 +1,17 @@
+-- oponn schema, version 3: every identity a voter presents is one voter.
+
+-- a signed-in account voting from a browser presents two identities: the
+-- account, and the browser's own guest id (its voter cookie). the vote row
+-- is held by one of them (votes.voter_hash); each other identity is an
+-- alias here, pointing at the identity holding the vote, so that any of
+-- them voting again is the same voter. alias_hash is a keyed hash bound to
+-- the ballot, exactly like voter_hash: no raw id is ever stored. the
+-- primary key keeps one vote per identity even if the lock is lost.
+create table vote_aliases (
+    ballot_id  bytea not null,
+    alias_hash bytea not null check (length(alias_hash) = 32),
+    voter_hash bytea not null check (length(voter_hash) = 32),
+    constraint vote_aliases_one_per_identity primary key (ballot_id, alias_hash),
+    constraint vote_aliases_vote_exists foreign key (ballot_id, voter_hash)
+        references votes (ballot_id, voter_hash) on delete cascade
+);
