@@ -19,7 +19,9 @@ pub use ballot::{Ballot, BallotDraft, BallotOption, BallotRequest};
 pub use ids::{
     AccountId, BallotId, InvalidBallotId, OptionId, OwnerId, VoterHash, VoterHasher, VoterId,
 };
-pub use schedule::{MAX_WINDOW_MINUTES, Schedule, StartRequest, Status, parse_window_minutes};
+pub use schedule::{
+    MAX_SCHEDULE_AHEAD, MAX_WINDOW_MINUTES, Schedule, StartRequest, Status, parse_window_minutes,
+};
 pub use settings::{BallotSettings, Eligibility, ResultsVisibility};
 pub use tally::{ResultRow, Results, Tally, TallyEvent};
 pub use text::{

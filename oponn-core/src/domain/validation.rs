@@ -144,6 +144,9 @@ pub mod messages {
         "Scheduled start time is required when 'scheduled' is selected";
     /// A scheduled start that is not in the future.
     pub const SCHEDULED_START_IN_PAST: &str = "Scheduled start time must be in the future";
+    /// A scheduled start further ahead than `MAX_SCHEDULE_AHEAD` (366 days),
+    /// or beyond the dates that can be represented.
+    pub const SCHEDULED_START_TOO_FAR: &str = "Scheduled start time is too far in the future";
     /// A scheduled start that does not parse.
     pub const SCHEDULED_START_FORMAT: &str = "Invalid scheduled start time format";
     /// A voting window that is not a whole number of minutes.
