@@ -25,7 +25,7 @@ pub use schedule::{
 pub use settings::{BallotSettings, Eligibility, ResultsVisibility};
 pub use tally::{ResultRow, Results, Tally, TallyEvent};
 pub use text::{
-    LABEL_MAX_CHARS, MAX_OPTIONS, MEASURE_MAX_CHARS, MEASURE_MIN_CHARS, Measure, OptionLabel,
-    WriteIn, comparison_key, split_option_text,
+    LABEL_MAX_CHARS, MAX_EMOJI_TAGS, MAX_MARKS_PER_CHARACTER, MAX_OPTIONS, MEASURE_MAX_CHARS,
+    MEASURE_MIN_CHARS, Measure, OptionLabel, WriteIn, comparison_key, split_option_text,
 };
 pub use validation::{Field, FieldError, ValidationErrors, messages};

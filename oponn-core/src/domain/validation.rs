@@ -129,12 +129,19 @@ pub mod messages {
     pub const MEASURE_TOO_SHORT: &str = "at least 3 characters";
     /// Measure longer than 255 characters.
     pub const MEASURE_TOO_LONG: &str = "at most 255 characters";
+    /// A measure with a control, invisible or bidi character.
+    pub const MEASURE_HIDDEN_CHARACTERS: &str = "must not contain control or invisible characters";
     /// Fewer than 2 options without write-ins.
     pub const TOO_FEW_OPTIONS: &str = "at least 2 options when write-ins are disabled";
     /// No option at all with write-ins.
     pub const TOO_FEW_OPTIONS_WITH_WRITE_INS: &str = "at least 1 option when write-ins are enabled";
     /// An option outside 1..=64 characters.
     pub const OPTION_LENGTH: &str = "between 1 and 64 characters";
+    /// An option with a control, invisible or bidi character.
+    pub const OPTION_HIDDEN_CHARACTERS: &str =
+        "options must not contain control or invisible characters";
+    /// More than `MAX_MARKS_PER_CHARACTER` (6) combining marks on one character.
+    pub const TOO_MANY_MARKS: &str = "at most 6 accents or other combining marks on one character";
     /// More than 64 options.
     pub const TOO_MANY_OPTIONS: &str = "at most 64 options";
     /// Two options equal ignoring case and Unicode normalization.
@@ -157,6 +164,9 @@ pub mod messages {
     pub const WRITE_IN_REQUIRED: &str = "Write-in value required";
     /// A write-in longer than 64 characters.
     pub const WRITE_IN_TOO_LONG: &str = "at most 64 characters";
+    /// A write-in with a control, invisible or bidi character.
+    pub const WRITE_IN_HIDDEN_CHARACTERS: &str =
+        "Write-in must not contain control or invisible characters";
     /// A guest on a ballot for signed-in voters only.
     pub const SIGN_IN_REQUIRED: &str = "Sign in to vote on this ballot.";
     /// The voter already voted on this ballot.
