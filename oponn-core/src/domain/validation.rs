@@ -167,6 +167,9 @@ pub mod messages {
     /// A write-in with a control, invisible or bidi character.
     pub const WRITE_IN_HIDDEN_CHARACTERS: &str =
         "Write-in must not contain control or invisible characters";
+    /// A write-in that would add an option past the ballot's limit of
+    /// write-in options (`ServiceSettings::max_write_in_options`).
+    pub const WRITE_IN_LIMIT_REACHED: &str = "This ballot has reached its limit of write-in options; choose one of the existing options.";
     /// A guest on a ballot for signed-in voters only.
     pub const SIGN_IN_REQUIRED: &str = "Sign in to vote on this ballot.";
     /// The voter already voted on this ballot.

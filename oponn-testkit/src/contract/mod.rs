@@ -183,6 +183,7 @@ macro_rules! service_stories {
                 concurrent_distinct_voters_are_counted_exactly,
                 one_voter_racing_itself_votes_once,
                 racing_equal_write_ins_make_one_option,
+                write_ins_stop_at_the_limit,
             ]
         );
     };
