@@ -11,6 +11,7 @@ mod cluster;
 mod create;
 mod fake_oauth;
 mod helpers;
+mod hostile_input;
 mod live;
 mod operations;
 mod outage;
