@@ -30,7 +30,8 @@ pub mod ports;
 pub mod service;
 
 pub use service::{
-    AccountService, BallotError, BallotService, CastVoteError, CreateBallotError, Dependency,
-    OwnerActionError, Ports, PruneReport, SESSION_LENGTH, ServiceSettings, SignInError, SignedIn,
-    Unavailable, VoteChoice, VoteReceipt, WRITE_IN_FORM_VALUE,
+    AccountService, BallotError, BallotService, CastVoteError, CreateBallotError,
+    DEFAULT_MAX_WRITE_IN_OPTIONS, Dependency, OwnerActionError, Ports, PruneReport, SESSION_LENGTH,
+    ServiceSettings, SignInError, SignedIn, Unavailable, VoteChoice, VoteReceipt,
+    WRITE_IN_FORM_VALUE,
 };

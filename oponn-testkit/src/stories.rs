@@ -10,7 +10,7 @@ use oponn_core::domain::{
     AccountId, Ballot, BallotRequest, BallotSettings, OptionId, StartRequest, VoterId,
     comparison_key,
 };
-use oponn_core::{BallotService, CastVoteError, VoteChoice};
+use oponn_core::{BallotService, CastVoteError, DEFAULT_MAX_WRITE_IN_OPTIONS, VoteChoice};
 
 async fn ballot(service: &BallotService, allow_write_in: bool) -> Ballot {
     let request = BallotRequest {
@@ -197,4 +197,68 @@ pub async fn a_browser_and_its_account_vote_once(service: Arc<BallotService>) {
     }
     assert_eq!(accepted, 1);
     assert_eq!(service.tally(&id).await.unwrap().total(), 3);
+}
+
+/// Write-ins add options up to the service's limit and no further, even
+/// when the last free places are raced for; past it, a write-in matching an
+/// existing option still counts and a new one is refused.
+pub async fn write_ins_stop_at_the_limit(service: Arc<BallotService>) {
+    let limit = DEFAULT_MAX_WRITE_IN_OPTIONS;
+    let ballot = ballot(&service, true).await;
+    let id = ballot.id();
+    let write_in = |voter: String, text: String| {
+        let service = Arc::clone(&service);
+        async move {
+            service
+                .cast_vote(&id, &VoterId::new(voter), VoteChoice::WriteIn(text))
+                .await
+        }
+    };
+    // All but the last five places, one by one.
+    for n in 0..limit - 5 {
+        write_in(format!("v{n}"), format!("dish {n}"))
+            .await
+            .unwrap();
+    }
+    // Ten voters race for the last five places: exactly five win.
+    let racers: Vec<_> = (0..10)
+        .map(|n| tokio::spawn(write_in(format!("racer{n}"), format!("racing dish {n}"))))
+        .collect();
+    let mut created = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(CastVoteError::WriteInLimitReached { limit: reported }) => {
+                assert_eq!(reported, limit);
+            }
+            Err(other) => panic!("unexpected refusal: {other}"),
+        }
+    }
+    assert_eq!(created, 5);
+    let options = service.ballot(&id).await.unwrap().options().len();
+    assert_eq!(options, 2 + limit);
+
+    // Full: a new write-in is refused with a message for the voter...
+    let refused = write_in("late".to_owned(), "one more dish".to_owned())
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, CastVoteError::WriteInLimitReached { limit: l } if l == limit));
+    assert!(refused.user_message().is_some());
+    // ...and that voter may still vote for an existing option, written in
+    // or chosen.
+    let receipt = write_in("late".to_owned(), "DISH 7".to_owned())
+        .await
+        .unwrap();
+    assert_eq!(receipt.option_id, OptionId::new(3 + 7));
+    service
+        .cast_vote(
+            &id,
+            &VoterId::new("later"),
+            VoteChoice::Option(OptionId::new(1)),
+        )
+        .await
+        .unwrap();
+    let reread = service.ballot(&id).await.unwrap();
+    assert_eq!(reread.options().len(), 2 + limit);
+    assert_eq!(service.tally(&id).await.unwrap().total(), limit as u64 + 2);
 }

@@ -320,6 +320,39 @@ mod tests {
     }
 
     #[test]
+    fn look_alike_options_are_not_unique() {
+        for look_alike in ["pizz\u{430}", "P\u{456}zza", "Ｐｉｚｚａ"] {
+            assert_eq!(
+                options_message(&["Pizza", look_alike], false),
+                Some(messages::OPTIONS_NOT_UNIQUE),
+                "{look_alike}"
+            );
+        }
+        assert_eq!(
+            options_message(&["Pizza", "piz\u{200b}za"], false),
+            Some(messages::OPTION_HIDDEN_CHARACTERS)
+        );
+    }
+
+    #[test]
+    fn ballots_written_in_other_scripts_keep_their_options_apart() {
+        for (measure, options) in [
+            ("Συμφωνείτε;", ["Ναι", "Όχι", "Ίσως"]),
+            ("Вы согласны?", ["Да", "Нет", "Не знаю"]),
+            ("你同意吗？", ["是", "否", "不知道"]),
+            ("هل توافق؟", ["نعم", "لا", "ربما"]),
+        ] {
+            let mut request = request(options.iter().map(|o| (*o).to_owned()).collect(), false);
+            request.measure = measure.to_owned();
+            let draft = BallotDraft::parse(&request, NOW)
+                .unwrap_or_else(|errors| panic!("{measure}: {errors}"));
+            assert_eq!(draft.measure().as_str(), measure);
+            let labels: Vec<&str> = draft.options().iter().map(OptionLabel::as_str).collect();
+            assert_eq!(labels, options);
+        }
+    }
+
+    #[test]
     fn every_broken_field_is_reported_at_once() {
         let errors = BallotDraft::parse(
             &BallotRequest {

@@ -19,11 +19,13 @@ pub use ballot::{Ballot, BallotDraft, BallotOption, BallotRequest};
 pub use ids::{
     AccountId, BallotId, InvalidBallotId, OptionId, OwnerId, VoterHash, VoterHasher, VoterId,
 };
-pub use schedule::{MAX_WINDOW_MINUTES, Schedule, StartRequest, Status, parse_window_minutes};
+pub use schedule::{
+    MAX_SCHEDULE_AHEAD, MAX_WINDOW_MINUTES, Schedule, StartRequest, Status, parse_window_minutes,
+};
 pub use settings::{BallotSettings, Eligibility, ResultsVisibility};
 pub use tally::{ResultRow, Results, Tally, TallyEvent};
 pub use text::{
-    LABEL_MAX_CHARS, MAX_OPTIONS, MEASURE_MAX_CHARS, MEASURE_MIN_CHARS, Measure, OptionLabel,
-    WriteIn, comparison_key, split_option_text,
+    LABEL_MAX_CHARS, MAX_EMOJI_TAGS, MAX_MARKS_PER_CHARACTER, MAX_OPTIONS, MEASURE_MAX_CHARS,
+    MEASURE_MIN_CHARS, Measure, OptionLabel, WriteIn, comparison_key, split_option_text,
 };
 pub use validation::{Field, FieldError, ValidationErrors, messages};

@@ -2,12 +2,19 @@
 
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
-use time::{Duration, OffsetDateTime, PrimitiveDateTime};
+use time::{Duration, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use super::validation::{Field, FieldError, messages};
 
 /// Longest voting window: one year, in minutes.
 pub const MAX_WINDOW_MINUTES: u32 = 525_600;
+
+/// Furthest ahead a scheduled start may lie: 366 days from now.
+///
+/// A ballot is for a vote people are waiting for, not for a date years
+/// away; the bound also keeps every time a schedule derives (its end, a
+/// countdown) far from the limits of the date type, whatever the input.
+pub const MAX_SCHEDULE_AHEAD: Duration = Duration::days(366);
 
 /// When voting opens, as the person creating the ballot chose it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,9 +37,13 @@ impl Schedule {
     /// Builds the schedule from a start request and a window in minutes
     /// (0 = voting never ends by itself), checked against `now`.
     ///
+    /// Every computation on the input is checked: a time outside what can
+    /// be represented is a field error, never a panic.
+    ///
     /// # Errors
     /// A [`Field::ScheduledStart`] error for a missing, malformed or past
-    /// start; a [`Field::VotingWindow`] error for a window over a year.
+    /// start, or one more than [`MAX_SCHEDULE_AHEAD`] away; a
+    /// [`Field::VotingWindow`] error for a window over a year.
     pub fn parse(
         start: &StartRequest,
         window_minutes: u32,
@@ -57,8 +68,14 @@ impl Schedule {
         }
         match starts_at {
             Some(starts_at) if errors.is_empty() => {
-                let ends_at = (window_minutes > 0)
-                    .then(|| starts_at + Duration::minutes(i64::from(window_minutes)));
+                let ends_at = match window_minutes {
+                    0 => None,
+                    minutes => Some(
+                        starts_at
+                            .checked_add(Duration::minutes(i64::from(minutes)))
+                            .ok_or_else(|| vec![too_far()])?,
+                    ),
+                };
                 Ok(Self { starts_at, ends_at })
             }
             _ => Err(errors),
@@ -131,18 +148,30 @@ fn parse_start(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, FieldE
         Field::ScheduledStart,
         messages::SCHEDULED_START_FORMAT,
     ))?;
+    // Comparing instants never converts, so it cannot overflow; converting
+    // to UTC can (9999-12-31T23:59:59-23:59 is in the year 10000).
     if at <= now {
         return Err(FieldError::new(
             Field::ScheduledStart,
             messages::SCHEDULED_START_IN_PAST,
         ));
     }
+    let at = at.checked_to_offset(UtcOffset::UTC).ok_or_else(too_far)?;
+    let latest = now.checked_add(MAX_SCHEDULE_AHEAD).ok_or_else(too_far)?;
+    if at > latest {
+        return Err(too_far());
+    }
     Ok(at)
 }
 
+fn too_far() -> FieldError {
+    FieldError::new(Field::ScheduledStart, messages::SCHEDULED_START_TOO_FAR)
+}
+
+/// The instant `text` names, in the offset it was written in.
 fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
     if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
-        return Some(at.to_offset(time::UtcOffset::UTC));
+        return Some(at);
     }
     let minutes = format_description!("[year]-[month]-[day]T[hour]:[minute]");
     let seconds = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
@@ -197,7 +226,8 @@ impl Status {
 /// countdown never reads "0 minutes" while time remains.
 fn humanize(span: Duration) -> String {
     let seconds = span.whole_seconds().max(1);
-    let minutes = (seconds + 59) / 60;
+    // Never `seconds + 59`: a span near `Duration::MAX` would overflow.
+    let minutes = seconds / 60 + i64::from(seconds % 60 != 0);
     let (count, unit) = if minutes < 60 {
         (minutes, "minute")
     } else if minutes < 48 * 60 {
@@ -325,6 +355,100 @@ mod tests {
     }
 
     #[test]
+    fn starts_at_the_end_of_representable_time_are_field_errors() {
+        // Each of these panicked: the end overflowed `starts_at + window`,
+        // or the conversion to UTC left the year 9999.
+        for (text, window) in [
+            ("9999-12-31T23:59:59Z", 1),
+            ("9999-12-31T23:59:59Z", MAX_WINDOW_MINUTES),
+            ("9999-12-31T23:59:59-23:59", 0),
+            ("9999-12-31T23:59:59-23:59", 1),
+            ("9999-12-31T23:59", 1),
+            ("9999-12-31T23:59:60Z", 1),
+            ("2027-11-24T00:00:00Z", 0),
+        ] {
+            let errors = Schedule::parse(&scheduled(text), window, NOW).unwrap_err();
+            assert_eq!(
+                errors,
+                vec![FieldError::new(
+                    Field::ScheduledStart,
+                    messages::SCHEDULED_START_TOO_FAR
+                )],
+                "{text} + {window} minutes"
+            );
+        }
+    }
+
+    #[test]
+    fn starts_before_representable_time_are_in_the_past() {
+        for text in [
+            "0000-01-01T00:00:00+23:59",
+            "0000-01-01T00:00",
+            "-0001-01-01T00:00",
+        ] {
+            let errors = Schedule::parse(&scheduled(text), 1, NOW).unwrap_err();
+            assert_eq!(errors.len(), 1, "{text}");
+            assert_eq!(errors[0].field(), Field::ScheduledStart, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_start_may_lie_at_most_max_schedule_ahead_away() {
+        let latest = NOW + MAX_SCHEDULE_AHEAD;
+        let text = |at: OffsetDateTime| at.format(&Rfc3339).unwrap();
+        let schedule = Schedule::parse(&scheduled(&text(latest)), MAX_WINDOW_MINUTES, NOW).unwrap();
+        assert_eq!(schedule.starts_at(), latest);
+        assert_eq!(
+            schedule.ends_at(),
+            Some(latest + Duration::minutes(i64::from(MAX_WINDOW_MINUTES)))
+        );
+        assert_eq!(
+            message_of(Schedule::parse(
+                &scheduled(&text(latest + Duration::seconds(1))),
+                0,
+                NOW
+            )),
+            messages::SCHEDULED_START_TOO_FAR
+        );
+        // The same instant written in another offset is the same answer.
+        let east = latest.to_offset(time::macros::offset!(+14:00));
+        assert!(Schedule::parse(&scheduled(&text(east)), 0, NOW).is_ok());
+        let west = (latest + Duration::seconds(1)).to_offset(time::macros::offset!(-12:00));
+        assert_eq!(
+            message_of(Schedule::parse(&scheduled(&text(west)), 0, NOW)),
+            messages::SCHEDULED_START_TOO_FAR
+        );
+    }
+
+    #[test]
+    fn labels_of_extreme_spans_do_not_overflow() {
+        assert_eq!(
+            humanize(Duration::MAX),
+            format!("{} days", Duration::MAX.whole_days())
+        );
+        assert_eq!(humanize(Duration::MIN), "1 minute");
+        let far = Status::Pending {
+            starts_in: Duration::MAX,
+        };
+        assert!(far.label().starts_with("starts in "));
+        let schedule = Schedule::from_parts(
+            datetime!(-9999-01-01 0:00 UTC),
+            Some(datetime!(9999-12-31 23:59:59.999_999_999 UTC)),
+        );
+        assert_eq!(
+            schedule
+                .status_at(datetime!(-9999-01-01 0:00 UTC), None)
+                .label(),
+            format!(
+                "ends in {} days",
+                (datetime!(9999-12-31 23:59:59.999_999_999 UTC) - datetime!(-9999-01-01 0:00 UTC))
+                    .whole_days()
+                    + 1
+            )
+        );
+    }
+
+    #[test]
     fn humanize_picks_the_largest_whole_unit() {
         assert_eq!(humanize(Duration::seconds(1)), "1 minute");
         assert_eq!(humanize(Duration::seconds(61)), "2 minutes");
@@ -332,5 +456,107 @@ mod tests {
         assert_eq!(humanize(Duration::seconds(59 * 60 + 59)), "1 hour");
         assert_eq!(humanize(Duration::hours(47)), "47 hours");
         assert_eq!(humanize(Duration::days(3)), "3 days");
+    }
+
+    /// Any start written as RFC 3339 or as a browser sends it, in any
+    /// offset and any year the date type knows.
+    fn any_start() -> impl Strategy<Value = String> {
+        let offset = (any::<bool>(), 0u8..30, 0u8..70);
+        let year = prop_oneof![2025i32..2029, 9990i32..10_001, -10_500i32..10_500];
+        (
+            year,
+            0u8..14,
+            0u8..33,
+            0u8..25,
+            0u8..61,
+            0u8..62,
+            offset,
+            0u8..4,
+        )
+            .prop_map(
+                |(year, month, day, hour, minute, second, (west, oh, om), form)| {
+                    let date = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}");
+                    let sign = if west { '-' } else { '+' };
+                    match form {
+                        0 => date,
+                        1 => format!("{date}:{second:02}"),
+                        2 => format!("{date}:{second:02}Z"),
+                        _ => format!("{date}:{second:02}{sign}{oh:02}:{om:02}"),
+                    }
+                },
+            )
+    }
+
+    /// A `now` anywhere from year -9999 to 9999.
+    fn any_now() -> impl Strategy<Value = OffsetDateTime> {
+        let first = datetime!(-9999-01-01 0:00 UTC).unix_timestamp();
+        let last = datetime!(9999-12-31 23:59:59 UTC).unix_timestamp();
+        prop_oneof![
+            3 => Just(NOW),
+            1 => Just(datetime!(9999-12-31 23:59:59 UTC)),
+            1 => Just(datetime!(9999-06-01 0:00 UTC)),
+            1 => (first..=last).prop_map(|at| {
+                OffsetDateTime::from_unix_timestamp(at).unwrap_or(NOW)
+            }),
+        ]
+    }
+
+    fn any_window() -> impl Strategy<Value = u32> {
+        prop_oneof![
+            Just(0),
+            Just(1),
+            Just(MAX_WINDOW_MINUTES),
+            Just(MAX_WINDOW_MINUTES + 1),
+            Just(u32::MAX),
+            any::<u32>(),
+        ]
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(2_000)
+        ))]
+
+        /// Whatever the input, parsing either yields a consistent schedule
+        /// or field errors naming the start or the window; it never panics.
+        #[test]
+        fn schedule_parse_never_panics_and_is_consistent(
+            start in prop_oneof![any_start(), ".{0,40}", Just("9999-12-31T23:59:59-23:59".to_owned())],
+            window in any_window(),
+            now in any_now(),
+        ) {
+            match Schedule::parse(&StartRequest::Scheduled(start.clone()), window, now) {
+                Ok(schedule) => {
+                    prop_assert!(schedule.starts_at() > now);
+                    prop_assert!(schedule.starts_at() - now <= MAX_SCHEDULE_AHEAD);
+                    prop_assert_eq!(schedule.starts_at().offset(), UtcOffset::UTC);
+                    prop_assert!(window <= MAX_WINDOW_MINUTES);
+                    let expected_end = (window > 0)
+                        .then(|| schedule.starts_at() + Duration::minutes(i64::from(window)));
+                    prop_assert_eq!(schedule.ends_at(), expected_end);
+                    let _ = schedule.status_at(now, None).label();
+                    let _ = schedule.status_at(now, Some(now)).label();
+                }
+                Err(errors) => {
+                    prop_assert!(!errors.is_empty());
+                    for error in &errors {
+                        prop_assert!(
+                            matches!(error.field(), Field::ScheduledStart | Field::VotingWindow),
+                            "{error}"
+                        );
+                    }
+                }
+            }
+            let _ = Schedule::parse(&StartRequest::Now, window, now);
+        }
+
+        #[test]
+        fn window_minutes_never_panic(raw in prop_oneof![".{0,24}", "[-+ ]?[0-9]{1,25}"]) {
+            if let Ok(minutes) = parse_window_minutes(&raw) {
+                prop_assert!(minutes <= MAX_WINDOW_MINUTES);
+            }
+        }
     }
 }

@@ -129,12 +129,19 @@ pub mod messages {
     pub const MEASURE_TOO_SHORT: &str = "at least 3 characters";
     /// Measure longer than 255 characters.
     pub const MEASURE_TOO_LONG: &str = "at most 255 characters";
+    /// A measure with a control, invisible or bidi character.
+    pub const MEASURE_HIDDEN_CHARACTERS: &str = "must not contain control or invisible characters";
     /// Fewer than 2 options without write-ins.
     pub const TOO_FEW_OPTIONS: &str = "at least 2 options when write-ins are disabled";
     /// No option at all with write-ins.
     pub const TOO_FEW_OPTIONS_WITH_WRITE_INS: &str = "at least 1 option when write-ins are enabled";
     /// An option outside 1..=64 characters.
     pub const OPTION_LENGTH: &str = "between 1 and 64 characters";
+    /// An option with a control, invisible or bidi character.
+    pub const OPTION_HIDDEN_CHARACTERS: &str =
+        "options must not contain control or invisible characters";
+    /// More than `MAX_MARKS_PER_CHARACTER` (6) combining marks on one character.
+    pub const TOO_MANY_MARKS: &str = "at most 6 accents or other combining marks on one character";
     /// More than 64 options.
     pub const TOO_MANY_OPTIONS: &str = "at most 64 options";
     /// Two options equal ignoring case and Unicode normalization.
@@ -144,6 +151,9 @@ pub mod messages {
         "Scheduled start time is required when 'scheduled' is selected";
     /// A scheduled start that is not in the future.
     pub const SCHEDULED_START_IN_PAST: &str = "Scheduled start time must be in the future";
+    /// A scheduled start further ahead than `MAX_SCHEDULE_AHEAD` (366 days),
+    /// or beyond the dates that can be represented.
+    pub const SCHEDULED_START_TOO_FAR: &str = "Scheduled start time is too far in the future";
     /// A scheduled start that does not parse.
     pub const SCHEDULED_START_FORMAT: &str = "Invalid scheduled start time format";
     /// A voting window that is not a whole number of minutes.
@@ -154,6 +164,12 @@ pub mod messages {
     pub const WRITE_IN_REQUIRED: &str = "Write-in value required";
     /// A write-in longer than 64 characters.
     pub const WRITE_IN_TOO_LONG: &str = "at most 64 characters";
+    /// A write-in with a control, invisible or bidi character.
+    pub const WRITE_IN_HIDDEN_CHARACTERS: &str =
+        "Write-in must not contain control or invisible characters";
+    /// A write-in that would add an option past the ballot's limit of
+    /// write-in options (`ServiceSettings::max_write_in_options`).
+    pub const WRITE_IN_LIMIT_REACHED: &str = "This ballot has reached its limit of write-in options; choose one of the existing options.";
     /// A guest on a ballot for signed-in voters only.
     pub const SIGN_IN_REQUIRED: &str = "Sign in to vote on this ballot.";
     /// The voter already voted on this ballot.

@@ -135,6 +135,14 @@ pub enum CastVoteError {
     /// The write-in text broke a rule.
     #[error(transparent)]
     InvalidWriteIn(FieldError),
+    /// The write-in would add an option to a ballot that already has
+    /// [`ServiceSettings::max_write_in_options`](crate::ServiceSettings::max_write_in_options)
+    /// written-in options; one matching an existing option still counts.
+    #[error("this ballot has reached its limit of {limit} write-in options")]
+    WriteInLimitReached {
+        /// The limit in force.
+        limit: usize,
+    },
     /// This voter already voted on the ballot.
     #[error("{}", messages::ALREADY_VOTED)]
     AlreadyVoted,
@@ -156,6 +164,7 @@ impl CastVoteError {
             CastVoteError::InvalidOption => Some(messages::INVALID_OPTION),
             CastVoteError::WriteInsNotAllowed => Some(messages::WRITE_INS_NOT_ALLOWED),
             CastVoteError::InvalidWriteIn(error) => Some(error.message()),
+            CastVoteError::WriteInLimitReached { .. } => Some(messages::WRITE_IN_LIMIT_REACHED),
             CastVoteError::AlreadyVoted => Some(messages::ALREADY_VOTED),
             CastVoteError::SignInRequired => Some(messages::SIGN_IN_REQUIRED),
             CastVoteError::NotFound | CastVoteError::Unavailable(_) => None,

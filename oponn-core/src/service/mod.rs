@@ -63,17 +63,30 @@ pub struct ServiceSettings {
     /// refresh it at once; another instance's show after at most this
     /// long. Votes never rely on it: they are checked against storage.
     pub ballot_cache_ttl: Duration,
+    /// Most options write-ins may add to one ballot
+    /// ([`DEFAULT_MAX_WRITE_IN_OPTIONS`] by default). Past it, a write-in
+    /// that matches an existing option still counts toward it; one that
+    /// would add an option is refused with
+    /// [`CastVoteError::WriteInLimitReached`], so anonymous voters cannot
+    /// grow a ballot (and every page and tally of it) without bound.
+    pub max_write_in_options: usize,
 }
+
+/// The default of [`ServiceSettings::max_write_in_options`]: room for every
+/// honest write-in a real ballot gets, and a bound on a hostile one.
+pub const DEFAULT_MAX_WRITE_IN_OPTIONS: usize = 100;
 
 impl ServiceSettings {
     /// Defaults (10,000 keys for 15 minutes, opened ballots for one
-    /// second) around the given voter hash key.
+    /// second, 100 write-in options per ballot) around the given voter
+    /// hash key.
     pub fn new(voter_hash_key: [u8; 32]) -> Self {
         Self {
             voter_hash_key,
             key_cache_capacity: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
             key_cache_ttl: Duration::minutes(15),
             ballot_cache_ttl: Duration::seconds(1),
+            max_write_in_options: DEFAULT_MAX_WRITE_IN_OPTIONS,
         }
     }
 }
@@ -145,6 +158,8 @@ pub struct BallotService {
     records: BallotCache<Arc<BallotRecord>>,
     /// Votes waiting for their ballot's next group commit.
     batches: batch::Batches,
+    /// See [`ServiceSettings::max_write_in_options`].
+    max_write_in_options: usize,
 }
 
 /// Why a vote of a batch got no receipt.
@@ -167,6 +182,7 @@ impl BallotService {
             opened: BallotCache::new(settings.key_cache_capacity, settings.ballot_cache_ttl),
             records: BallotCache::new(settings.key_cache_capacity, settings.ballot_cache_ttl),
             batches: batch::Batches::default(),
+            max_write_in_options: settings.max_write_in_options,
             ports,
         }
     }
@@ -531,7 +547,22 @@ impl BallotService {
                 if let Some(existing) = record.options.iter().find(|o| o.label_key == label_key) {
                     return Ok(VoteTarget::Existing(existing.id));
                 }
-                let next = record.options.iter().map(|o| o.id.get()).max().unwrap_or(0) + 1;
+                let written_in = record.options.iter().filter(|o| o.write_in).count();
+                if written_in >= self.max_write_in_options {
+                    return Err(CastVoteError::WriteInLimitReached {
+                        limit: self.max_write_in_options,
+                    });
+                }
+                let next = record
+                    .options
+                    .iter()
+                    .map(|o| o.id.get())
+                    .max()
+                    .unwrap_or(0)
+                    .checked_add(1)
+                    .ok_or(CastVoteError::WriteInLimitReached {
+                        limit: self.max_write_in_options,
+                    })?;
                 let option = BallotOption::new(OptionId::new(next), write_in.into_label(), true);
                 let sealed = seal_option(&key, &record.id, &option);
                 record.options.push(sealed.clone());

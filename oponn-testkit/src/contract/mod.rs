@@ -190,6 +190,7 @@ macro_rules! service_stories {
                 one_voter_racing_itself_votes_once,
                 racing_equal_write_ins_make_one_option,
                 a_browser_and_its_account_vote_once,
+                write_ins_stop_at_the_limit,
             ]
         );
     };

@@ -19,6 +19,13 @@ fn one_voter_racing_itself_votes_once() {
 }
 
 #[test]
+fn write_ins_stop_at_the_limit() {
+    block_on(stories::write_ins_stop_at_the_limit(Arc::clone(
+        TestOponn::new().service(),
+    )));
+}
+
+#[test]
 fn racing_equal_write_ins_make_one_option() {
     block_on(stories::racing_equal_write_ins_make_one_option(Arc::clone(
         TestOponn::new().service(),

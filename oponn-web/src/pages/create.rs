@@ -101,7 +101,7 @@ impl CreateForm {
             .tz_offset_minutes
             .as_deref()
             .and_then(|raw| raw.trim().parse::<i32>().ok())
-            .filter(|minutes| minutes.abs() <= 18 * 60);
+            .filter(|minutes| minutes.unsigned_abs() <= 18 * 60);
         let bare_local = matches!(text.len(), 16 | 19) && text.as_bytes().get(10) == Some(&b'T');
         match browser_offset {
             Some(js_offset) if bare_local => {

@@ -159,6 +159,7 @@ pub(crate) fn count_refusal(state: &AppState, error: &CastVoteError) {
         CastVoteError::InvalidOption => "invalid_option",
         CastVoteError::WriteInsNotAllowed => "write_ins_not_allowed",
         CastVoteError::InvalidWriteIn(_) => "invalid_write_in",
+        CastVoteError::WriteInLimitReached { .. } => "write_in_limit",
         CastVoteError::AlreadyVoted => "already_voted",
         CastVoteError::SignInRequired => "sign_in_required",
         _ => "unavailable",

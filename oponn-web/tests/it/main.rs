@@ -12,6 +12,7 @@ mod create;
 mod fake_oauth;
 mod hardening;
 mod helpers;
+mod hostile_input;
 mod identity;
 mod live;
 mod openapi;
