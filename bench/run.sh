@@ -31,12 +31,16 @@ trap stop_server EXIT
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # Starts the server with extra environment "$@"; sets start_ms to the
-# milliseconds from exec until /livez answered.
+# milliseconds from exec until /livez answered. The load comes from one
+# address, so the per-client rate limits are off (0) for every benchmark;
+# a public instance keeps their defaults (SECURITY.md).
 start_ms=0
 start_server() {
   data_dir=$(mktemp -d)
   local started=$(date +%s%N)
-  env OPONN_BIND="127.0.0.1:$PORT" OPONN_DATA_DIR="$data_dir" RUST_LOG=warn "$@" "$BIN" serve \
+  env OPONN_BIND="127.0.0.1:$PORT" OPONN_DATA_DIR="$data_dir" RUST_LOG=warn \
+    OPONN_BALLOTS_PER_MINUTE=0 OPONN_WRITE_INS_PER_MINUTE=0 OPONN_STREAMS_PER_MINUTE=0 \
+    "$@" "$BIN" serve \
     > "$data_dir/log" 2>&1 &
   server_pid=$!
   until curl -fs "$URL/livez" > /dev/null 2>&1; do

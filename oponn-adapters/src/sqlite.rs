@@ -32,7 +32,7 @@ use oponn_core::domain::{
     Account, AccountId, BallotId, Email, Identity, OptionId, OwnerId, SessionHash, Tally, VoterHash,
 };
 use oponn_core::ports::{
-    AccountError, AccountRepository, BallotRecord, BallotRepository, BoxError, NewVote,
+    AccountError, AccountRepository, BallotRecord, BallotRepository, BoxError, NewVote, Page,
     RecordVoteError, RecordedVote, RepositoryError,
 };
 use sqlx::migrate::Migrator;
@@ -613,11 +613,15 @@ impl BallotRepository for SqliteRepository {
     async fn ballots_owned_by(
         &self,
         owner: &OwnerId,
+        page: Page,
     ) -> Result<Vec<BallotRecord>, RepositoryError> {
         let rows = sqlx::query(&format!(
-            "select {BALLOT_COLUMNS} where b.owner_id = ? order by b.created_at desc"
+            "select {BALLOT_COLUMNS} where b.owner_id = ? \
+             order by b.created_at desc, b.id desc limit ? offset ?"
         ))
         .bind(owner.as_str())
+        .bind(i64::from(page.limit))
+        .bind(i64::try_from(page.offset).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;

@@ -972,7 +972,8 @@ enum OwnerResponse {
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "refuse_unparsed")]
 enum DeleteResponse {
-    /// Deleted: its key first, so its rows are unreadable anywhere.
+    /// Deleted: its key first, then its rows (SECURITY.md says what that
+    /// guarantees for copies and backups).
     #[oai(status = 204)]
     Deleted,
     /// The request could not be read: malformed JSON or a bad parameter.

@@ -155,7 +155,10 @@ pub async fn build_service(
             key_wrapper,
             clock: Arc::clone(&clock) as _,
         },
-        ServiceSettings::new(secrets.voter_hash_key),
+        ServiceSettings {
+            max_write_in_options: config.limits.max_write_in_options,
+            ..ServiceSettings::new(secrets.voter_hash_key)
+        },
     );
     Ok((
         Services {

@@ -84,7 +84,9 @@ pub(crate) async fn guard<E: Endpoint>(
         if let Some(refusal) = cross_site_refusal(state, &request) {
             return Ok(refuse(state, &path, StatusCode::FORBIDDEN, refusal, None));
         }
-        if is_api(&path) && !is_script_request(&request) {
+        // Only a POST can come from a plain form; other methods already
+        // need a preflight cross-site.
+        if is_api(&path) && request.method() == Method::POST && !is_script_request(&request) {
             return Ok(refuse(
                 state,
                 &path,

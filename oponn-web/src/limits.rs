@@ -5,6 +5,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use oponn_core::DEFAULT_MAX_WRITE_IN_OPTIONS;
+
 use crate::config::ConfigError;
 
 /// Largest body of a ballot-creation request (`POST /create`,
@@ -65,6 +67,10 @@ pub struct Limits {
     /// `OPONN_STREAMS_PER_MINUTE`: live-result streams one client may open
     /// per minute; 0 turns the limit off. Default 120.
     pub streams_per_minute: u32,
+    /// `OPONN_MAX_WRITE_IN_OPTIONS`: options voters may add to one ballot
+    /// by writing them in; a write-in matching an existing option still
+    /// counts past it. Default 100.
+    pub max_write_in_options: usize,
     /// `OPONN_TRUSTED_PROXIES`: comma-separated addresses of reverse
     /// proxies whose `X-Forwarded-For` names the client. Empty by default:
     /// the client is the connection's peer, and the header is ignored.
@@ -80,6 +86,7 @@ impl Default for Limits {
             ballots_per_minute: DEFAULT_BALLOTS_PER_MINUTE,
             write_ins_per_minute: DEFAULT_WRITE_INS_PER_MINUTE,
             streams_per_minute: DEFAULT_STREAMS_PER_MINUTE,
+            max_write_in_options: DEFAULT_MAX_WRITE_IN_OPTIONS,
             trusted_proxies: Vec::new(),
         }
     }
@@ -156,6 +163,10 @@ impl Limits {
                 defaults.write_ins_per_minute,
             )?,
             streams_per_minute: rate("OPONN_STREAMS_PER_MINUTE", defaults.streams_per_minute)?,
+            max_write_in_options: get("OPONN_MAX_WRITE_IN_OPTIONS")
+                .map_or(Ok(defaults.max_write_in_options), |value| {
+                    parse_number("OPONN_MAX_WRITE_IN_OPTIONS", &value)
+                })?,
             trusted_proxies,
         })
     }
@@ -217,6 +228,7 @@ mod tests {
             ("OPONN_BALLOTS_PER_MINUTE", "0"),
             ("OPONN_WRITE_INS_PER_MINUTE", "3"),
             ("OPONN_STREAMS_PER_MINUTE", "4"),
+            ("OPONN_MAX_WRITE_IN_OPTIONS", "5"),
             ("OPONN_TRUSTED_PROXIES", "10.0.0.1, ::1"),
         ])
         .unwrap();
@@ -226,6 +238,7 @@ mod tests {
         assert_eq!(limits.ballots_per_minute, 0);
         assert_eq!(limits.write_ins_per_minute, 3);
         assert_eq!(limits.streams_per_minute, 4);
+        assert_eq!(limits.max_write_in_options, 5);
         assert_eq!(limits.trusted_proxies.len(), 2);
     }
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use oponn_core::crypto::LabelKey;
 use oponn_core::domain::{BallotId, OptionId, OwnerId, Tally, VoterHash};
 use oponn_core::ports::{
-    BallotRecord, BallotRepository, NewVote, RecordVoteError, RecordedVote, RepositoryError,
+    BallotRecord, BallotRepository, NewVote, Page, RecordVoteError, RecordedVote, RepositoryError,
     VoteTarget,
 };
 use time::OffsetDateTime;
@@ -105,15 +105,21 @@ impl BallotRepository for MemoryRepository {
     async fn ballots_owned_by(
         &self,
         owner: &OwnerId,
+        page: Page,
     ) -> Result<Vec<BallotRecord>, RepositoryError> {
-        let mut owned: Vec<BallotRecord> = self
-            .ballots()
+        let ballots = self.ballots();
+        let mut owned: Vec<&BallotRecord> = ballots
             .values()
-            .filter(|stored| stored.record.owner.as_ref() == Some(owner))
-            .map(|stored| stored.record.clone())
+            .map(|stored| &stored.record)
+            .filter(|record| record.owner.as_ref() == Some(owner))
             .collect();
-        owned.sort_by_key(|ballot| std::cmp::Reverse(ballot.created_at));
-        Ok(owned)
+        owned.sort_by_key(|record| std::cmp::Reverse((record.created_at, *record.id.as_bytes())));
+        Ok(owned
+            .into_iter()
+            .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(page.limit).unwrap_or(usize::MAX))
+            .cloned()
+            .collect())
     }
 
     async fn record_vote(&self, vote: &NewVote) -> Result<RecordedVote, RecordVoteError> {

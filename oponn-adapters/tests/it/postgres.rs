@@ -47,7 +47,9 @@ fn migrations_report_what_is_pending() {
             [
                 "20261122000001 ballots",
                 "20261122000002 settings and accounts",
-                "20261210000001 write probes"
+                "20261130000001 vote aliases",
+                "20261130000002 sessions",
+                "20261130000003 write probes"
             ]
         );
         repository.migrate().await.unwrap();

@@ -21,7 +21,7 @@ pub use clock::{Clock, SystemClock};
 pub use key_wrapper::{KeyWrapError, KeyWrapper};
 pub use lock::{LockError, LockGuard, VoteLock};
 pub use repository::{
-    BallotRecord, BallotRepository, NewVote, OptionRecord, RecordVoteError, RecordedVote,
+    BallotRecord, BallotRepository, NewVote, OptionRecord, Page, RecordVoteError, RecordedVote,
     RepositoryError, VoteTarget,
 };
 

@@ -50,6 +50,27 @@ pub struct OptionRecord {
     pub write_in: bool,
 }
 
+/// A window of a listing: at most `limit` items, after skipping `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// How many items to skip.
+    pub offset: u64,
+    /// The most items to return.
+    pub limit: u32,
+}
+
+impl Page {
+    /// Page `number` (from 1) of `size` items; `None` when it lies beyond
+    /// any listing that could exist (its offset overflows).
+    pub fn numbered(number: u32, size: u32) -> Option<Self> {
+        let offset = u64::from(number.checked_sub(1)?).checked_mul(u64::from(size))?;
+        Some(Self {
+            offset,
+            limit: size,
+        })
+    }
+}
+
 /// A vote to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewVote {
@@ -116,12 +137,17 @@ pub trait BallotRepository: Send + Sync + 'static {
     /// [`RepositoryError::Unavailable`] when storage cannot be reached.
     async fn ballot(&self, id: &BallotId) -> Result<Option<BallotRecord>, RepositoryError>;
 
-    /// Every ballot `owner` created, newest first.
+    /// The ballots `owner` created, newest first (ties by id, descending),
+    /// in the window `page` names: an owner may have thousands, and a
+    /// listing must cost what one page shows, not what the owner has.
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`] when storage cannot be reached.
-    async fn ballots_owned_by(&self, owner: &OwnerId)
-    -> Result<Vec<BallotRecord>, RepositoryError>;
+    async fn ballots_owned_by(
+        &self,
+        owner: &OwnerId,
+        page: Page,
+    ) -> Result<Vec<BallotRecord>, RepositoryError>;
 
     /// Records `vote` and returns the tally that includes it, its sequence
     /// one more than the tally before. Nothing is returned before the vote

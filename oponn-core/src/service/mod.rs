@@ -24,7 +24,8 @@ use crate::domain::{
 };
 use crate::ports::{
     BallotRecord, BallotRepository, Broadcaster, Clock, KeyWrapError, KeyWrapper, LockGuard,
-    NewVote, OptionRecord, RecordVoteError, RepositoryError, TallyStream, VoteLock, VoteTarget,
+    NewVote, OptionRecord, Page, RecordVoteError, RepositoryError, TallyStream, VoteLock,
+    VoteTarget,
 };
 
 /// The form value of `option_id` that means "my own write-in".
@@ -317,15 +318,19 @@ impl BallotService {
         self.records.remove(id);
     }
 
-    /// Every ballot `owner` created, newest first.
+    /// The ballots `owner` created, newest first, in the window `page` names.
     ///
     /// # Errors
     /// [`BallotError::Unavailable`] when storage or keys fail.
-    pub async fn ballots_owned_by(&self, owner: &OwnerId) -> Result<Vec<Ballot>, BallotError> {
+    pub async fn ballots_owned_by(
+        &self,
+        owner: &OwnerId,
+        page: Page,
+    ) -> Result<Vec<Ballot>, BallotError> {
         let records = self
             .ports
             .repository
-            .ballots_owned_by(owner)
+            .ballots_owned_by(owner, page)
             .await
             .map_err(Unavailable::from)?;
         let mut ballots = Vec::with_capacity(records.len());

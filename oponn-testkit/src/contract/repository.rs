@@ -8,7 +8,7 @@ use oponn_core::domain::{
     BallotId, BallotSettings, Eligibility, OptionId, OwnerId, ResultsVisibility, VoterHash,
 };
 use oponn_core::ports::{
-    BallotRecord, BallotRepository, NewVote, OptionRecord, RecordVoteError, RecordedVote,
+    BallotRecord, BallotRepository, NewVote, OptionRecord, Page, RecordVoteError, RecordedVote,
     RepositoryError, VoteTarget,
 };
 use time::macros::datetime;
@@ -379,14 +379,25 @@ pub async fn ballots_are_listed_by_owner_newest_first(repository: Arc<dyn Ballot
     for ballot in [&older, &newer, &stranger] {
         repository.insert_ballot(ballot).await.unwrap();
     }
-    let listed: Vec<BallotId> = repository
-        .ballots_owned_by(&owner)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|ballot| ballot.id)
-        .collect();
-    assert_eq!(listed, vec![newer.id, older.id]);
+    let page = |number: u32, size: u32| {
+        let repository = Arc::clone(&repository);
+        let owner = owner.clone();
+        async move {
+            repository
+                .ballots_owned_by(&owner, Page::numbered(number, size).unwrap())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|ballot| ballot.id)
+                .collect::<Vec<BallotId>>()
+        }
+    };
+    assert_eq!(page(1, 10).await, vec![newer.id, older.id]);
+    // Pages split the same order, and a page past the end is empty.
+    assert_eq!(page(1, 1).await, vec![newer.id]);
+    assert_eq!(page(2, 1).await, vec![older.id]);
+    assert!(page(3, 1).await.is_empty());
+    assert!(page(u32::MAX, u32::MAX).await.is_empty());
 }
 
 /// Closing records the close time; closing later keeps the earlier one.

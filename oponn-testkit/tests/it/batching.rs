@@ -10,7 +10,7 @@ use oponn_core::VoteChoice;
 use oponn_core::domain::VoterHash;
 use oponn_core::domain::{BallotId, OptionId, OwnerId, Tally};
 use oponn_core::ports::{
-    BallotRecord, BallotRepository, NewVote, RecordVoteError, RecordedVote, RepositoryError,
+    BallotRecord, BallotRepository, NewVote, Page, RecordVoteError, RecordedVote, RepositoryError,
 };
 use oponn_testkit::{TestOponn, block_on};
 use time::OffsetDateTime;
@@ -38,8 +38,9 @@ impl BallotRepository for SlowStorage {
     async fn ballots_owned_by(
         &self,
         owner: &OwnerId,
+        page: Page,
     ) -> Result<Vec<BallotRecord>, RepositoryError> {
-        self.inner.ballots_owned_by(owner).await
+        self.inner.ballots_owned_by(owner, page).await
     }
     async fn record_vote(&self, vote: &NewVote) -> Result<RecordedVote, RecordVoteError> {
         self.inner.record_vote(vote).await

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use futures_util::StreamExt as _;
 use oponn_adapters::memory::MemoryRepository;
 use oponn_core::domain::{BallotId, Field, OptionId, OwnerId, StartRequest, messages};
-use oponn_core::ports::BallotRepository;
+use oponn_core::ports::{BallotRepository, Page};
 use oponn_core::{BallotError, CastVoteError, CreateBallotError, OwnerActionError, VoteChoice};
 use oponn_testkit::{TestClock, TestOponn, block_on};
 use time::Duration;
@@ -297,7 +297,11 @@ fn deleting_a_ballot_removes_it_and_only_its_owner_may() {
             oponn.service().ballot(&ballot.id()).await,
             Err(BallotError::NotFound)
         ));
-        let owned = oponn.service().ballots_owned_by(&owner).await.unwrap();
+        let owned = oponn
+            .service()
+            .ballots_owned_by(&owner, Page::numbered(1, 10).unwrap())
+            .await
+            .unwrap();
         assert!(owned.is_empty());
     });
 }

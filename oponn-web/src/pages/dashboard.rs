@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use oponn_core::BallotError;
+use oponn_core::ports::Page;
 use poem::web::cookie::CookieJar;
-use poem::web::{CsrfToken, Data};
+use poem::web::{CsrfToken, Data, Query};
 use poem::{Response, handler};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::{render, unavailable};
@@ -13,20 +15,47 @@ use crate::identity::viewer;
 use crate::state::AppState;
 use crate::views::{BallotView, DashboardEntry};
 
+/// Ballots on one page of the dashboard: a page costs what it shows,
+/// however many ballots an owner has.
+pub(crate) const DASHBOARD_PAGE_SIZE: u32 = 20;
+
+/// `?page=N`, from 1; anything else is page 1.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct PageQuery {
+    page: Option<String>,
+}
+
 /// `GET /`: the signed-in account's ballots, or the ones this browser
 /// created as a guest, with status and vote count (when the viewer may see
-/// the count; a hidden tally stays hidden here too).
+/// the count; a hidden tally stays hidden here too), newest first, a page
+/// at a time.
 #[handler]
 pub(crate) async fn dashboard_page(
     state: Data<&Arc<AppState>>,
     jar: &CookieJar,
     csrf: &CsrfToken,
+    query: Option<Query<PageQuery>>,
 ) -> Response {
     let viewer = viewer(&state, jar).await;
-    let ballots = match state.service.ballots_owned_by(&viewer.owner).await {
-        Ok(ballots) => ballots,
-        Err(error) => return unavailable(&state, &error),
+    let number = query
+        .and_then(|Query(query)| query.page)
+        .and_then(|page| page.trim().parse::<u32>().ok())
+        .filter(|page| *page >= 1)
+        .unwrap_or(1);
+    // One more than a page, to know whether another follows.
+    let window = Page::numbered(number, DASHBOARD_PAGE_SIZE).map(|page| Page {
+        limit: DASHBOARD_PAGE_SIZE + 1,
+        ..page
+    });
+    let mut ballots = match window {
+        Some(window) => match state.service.ballots_owned_by(&viewer.owner, window).await {
+            Ok(ballots) => ballots,
+            Err(error) => return unavailable(&state, &error),
+        },
+        None => Vec::new(),
     };
+    let has_next = ballots.len() > DASHBOARD_PAGE_SIZE as usize;
+    ballots.truncate(DASHBOARD_PAGE_SIZE as usize);
     let now = state.service.now();
     let mut entries = Vec::with_capacity(ballots.len());
     for ballot in &ballots {
@@ -63,6 +92,12 @@ pub(crate) async fn dashboard_page(
         "index.html",
         csrf,
         Some(&viewer),
-        json!({ "ballots": entries, "signed_in": viewer.account.is_some() }),
+        json!({
+            "ballots": entries,
+            "signed_in": viewer.account.is_some(),
+            "page": number,
+            "previous_page": number.checked_sub(1).filter(|page| *page >= 1),
+            "next_page": if has_next { number.checked_add(1) } else { None },
+        }),
     )
 }

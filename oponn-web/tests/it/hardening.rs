@@ -678,3 +678,44 @@ async fn votes_aborted_mid_request_never_cancel_other_voters_commits() {
     );
     oponn.terminate().await;
 }
+
+#[tokio::test]
+async fn the_dashboard_shows_a_page_at_a_time() {
+    let app = spawn_app().await;
+    let owner = browser();
+    for n in 0..25 {
+        let created = post_json(
+            &owner,
+            &app.url("/api/v1/ballots"),
+            &json!({ "measure": format!("ballot number {n:02}"), "options": ["a", "b"] }),
+        )
+        .await;
+        assert_eq!(created.status(), 201);
+    }
+    let count = |html: &str| html.matches("class=\"ballot-item\"").count();
+    let first = app.page_text(&owner, "/").await;
+    assert_eq!(count(&first), 20);
+    assert!(first.contains("href=\"/?page=2\""));
+    let second = app.page_text(&owner, "/?page=2").await;
+    assert_eq!(count(&second), 5);
+    assert!(second.contains("href=\"/?page=1\""));
+    assert!(!second.contains("?page=3"));
+    // The two pages split the 25 ballots between them, none twice.
+    for n in 0..25 {
+        let measure = format!("ballot number {n:02}");
+        let shown = first.matches(&measure).count() + second.matches(&measure).count();
+        assert_eq!(shown, 1, "{measure}");
+    }
+    for hostile in [
+        "/?page=0",
+        "/?page=-1",
+        "/?page=abc",
+        "/?page=99999999999999999999",
+    ] {
+        let page = app.page_text(&owner, hostile).await;
+        assert_eq!(count(&page), 20, "{hostile} is page 1");
+    }
+    let beyond = app.get(&owner, "/?page=4294967295").await;
+    assert_eq!(beyond.status(), 200);
+    assert_eq!(count(&beyond.text().await.unwrap()), 0);
+}
