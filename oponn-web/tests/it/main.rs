@@ -10,6 +10,7 @@ mod browser;
 mod cluster;
 mod create;
 mod fake_oauth;
+mod fuzz;
 mod hardening;
 mod helpers;
 mod hostile_input;
