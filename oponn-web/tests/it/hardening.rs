@@ -51,6 +51,16 @@ async fn api_ballot(app: &TestApp, options: Value) -> (reqwest::StatusCode, Valu
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// Creates a ballot through the API as `client` and returns its id.
+async fn created_ballot(client: &reqwest::Client, url: &str, body: Value) -> String {
+    let created = post_json(client, url, &body).await;
+    assert_eq!(created.status(), 201, "{body}");
+    created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test]
 async fn a_body_declared_too_large_is_refused_before_it_is_read() {
     let app = spawn_app().await;
@@ -348,17 +358,12 @@ async fn made_up_methods_do_not_grow_the_metrics() {
 async fn cross_site_state_changes_are_refused_on_pages_and_api() {
     let app = spawn_app().await;
     let owner = browser();
-    let created = post_json(
+    let id = created_ballot(
         &owner,
         &app.url("/api/v1/ballots"),
-        &json!({ "measure": "cross-site?", "options": ["a", "b"] }),
+        json!({ "measure": "cross-site?", "options": ["a", "b"] }),
     )
     .await;
-    assert_eq!(created.status(), 201);
-    let id = created.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let close = app.url(&format!("/api/v1/ballots/{id}/close"));
     let host = host_of(&app);
 
@@ -552,16 +557,12 @@ async fn closing_or_deleting_a_ballot_ends_its_live_streams() {
     let app = spawn_app().await;
     let owner = browser();
     for action in ["close", "delete"] {
-        let created = post_json(
+        let id = created_ballot(
             &owner,
             &app.url("/api/v1/ballots"),
-            &json!({ "measure": "ends streams?", "options": ["a", "b"] }),
+            json!({ "measure": "ends streams?", "options": ["a", "b"] }),
         )
         .await;
-        let id = created.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
         let mut stream = app.live_results(&browser(), &id, None).await;
         assert!(stream.next().await.data.contains("total"));
         let request = match action {
@@ -590,17 +591,12 @@ async fn votes_aborted_mid_request_never_cancel_other_voters_commits() {
         ],
     )
     .await;
-    let created = post_json(
+    let id = created_ballot(
         &browser(),
         &oponn.url("/api/v1/ballots"),
-        &json!({ "measure": "abort flood?", "options": ["a", "b"] }),
+        json!({ "measure": "abort flood?", "options": ["a", "b"] }),
     )
     .await;
-    assert_eq!(created.status(), 201);
-    let id = created.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let host = oponn.address.trim_start_matches("http://").to_owned();
     let votes = oponn.url(&format!("/api/v1/ballots/{id}/votes"));
 
