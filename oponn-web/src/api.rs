@@ -1269,10 +1269,7 @@ impl Api {
             .close_ballot(&id, &viewer(&state, jar).await.owner)
             .await
         {
-            Ok(ballot) => {
-                state.hub.end(&id).await;
-                OwnerResponse::Ok(Json(BallotBody::new(&ballot, state.service.now())))
-            }
+            Ok(ballot) => OwnerResponse::Ok(Json(BallotBody::new(&ballot, state.service.now()))),
             Err(OwnerActionError::NotFound) => {
                 OwnerResponse::NotFound(Problem::new("no such ballot"))
             }
@@ -1301,10 +1298,7 @@ impl Api {
             .delete_ballot(&id, &viewer(&state, jar).await.owner)
             .await
         {
-            Ok(()) => {
-                state.hub.end(&id).await;
-                DeleteResponse::Deleted
-            }
+            Ok(()) => DeleteResponse::Deleted,
             Err(OwnerActionError::NotFound) => {
                 DeleteResponse::NotFound(Problem::new("no such ballot"))
             }

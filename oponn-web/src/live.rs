@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
-use oponn_core::domain::{BallotId, Results, Tally};
+use oponn_core::domain::{BallotId, Results, Status, Tally};
 use oponn_core::ports::TallyStream;
 use oponn_core::{BallotError, BallotService};
 use serde_json::json;
@@ -88,16 +88,8 @@ pub(crate) struct LiveHub {
     /// feed subscribes to the core, so two first watchers of a ballot never
     /// open two subscriptions. Each sender keeps only the latest update:
     /// a lagging watcher skips to it and never receives a stale one last.
-    feeds: Mutex<HashMap<BallotId, Feed>>,
+    feeds: Mutex<HashMap<BallotId, watch::Sender<Option<Arc<LiveUpdate>>>>>,
     shutdown: CancellationToken,
-}
-
-/// One watched ballot's feed: the latest update, and a token that ends it.
-struct Feed {
-    sender: watch::Sender<Option<Arc<LiveUpdate>>>,
-    /// Cancelled when the ballot is closed or deleted here: the feed sends
-    /// its final state (if the ballot still exists) and ends every stream.
-    ended: CancellationToken,
 }
 
 impl LiveHub {
@@ -118,31 +110,15 @@ impl LiveHub {
     /// this is its first watcher here. The current tally arrives at once.
     pub(crate) async fn watch(self: &Arc<Self>, id: BallotId) -> Result<LiveFeed, BallotError> {
         let mut feeds = self.feeds.lock().await;
-        if let Some(feed) = feeds.get(&id) {
-            return Ok(feed.sender.subscribe());
+        if let Some(sender) = feeds.get(&id) {
+            return Ok(sender.subscribe());
         }
         let tallies = self.service.subscribe(&id).await?;
         let (sender, receiver) = watch::channel(None);
-        let ended = CancellationToken::new();
-        feeds.insert(
-            id,
-            Feed {
-                sender: sender.clone(),
-                ended: ended.clone(),
-            },
-        );
+        feeds.insert(id, sender.clone());
         let tallies: TallyStream = Box::pin(coalesce(tallies, MIN_UPDATE_INTERVAL));
-        tokio::spawn(Arc::clone(self).run_feed(id, sender, ended, tallies));
+        tokio::spawn(Arc::clone(self).run_feed(id, sender, tallies));
         Ok(receiver)
-    }
-
-    /// Ends the ballot's feed after one last update showing its final
-    /// state: for a ballot just closed or deleted on this instance, whose
-    /// watchers should not keep a stream open on it.
-    pub(crate) async fn end(&self, id: &BallotId) {
-        if let Some(feed) = self.feeds.lock().await.get(id) {
-            feed.ended.cancel();
-        }
     }
 
     /// Closes feeds nobody watches (their tasks also close themselves; this
@@ -150,7 +126,7 @@ impl LiveHub {
     pub(crate) async fn prune_idle(&self) -> usize {
         let mut feeds = self.feeds.lock().await;
         let before = feeds.len();
-        feeds.retain(|_, feed| feed.sender.receiver_count() > 0);
+        feeds.retain(|_, sender| sender.receiver_count() > 0);
         before - feeds.len()
     }
 
@@ -158,28 +134,18 @@ impl LiveHub {
         self: Arc<Self>,
         id: BallotId,
         sender: watch::Sender<Option<Arc<LiveUpdate>>>,
-        ended: CancellationToken,
         mut tallies: TallyStream,
     ) {
+        let mut previous: Option<Tally> = None;
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
-                () = ended.cancelled() => {
-                    // Closed: the final state goes out before the streams
-                    // end. Deleted: nothing is left to show.
-                    if let Ok(tally) = self.service.tally(&id).await
-                        && let Ok(update) = self.render(&id, &tally).await
-                    {
-                        sender.send_replace(Some(Arc::new(update)));
-                    }
-                    break;
-                }
                 () = sender.closed() => {
                     // Re-check under the map's lock: a watcher may have
                     // joined between the last one leaving and now.
                     let mut feeds = self.feeds.lock().await;
                     if sender.receiver_count() == 0 {
-                        if feeds.get(&id).is_some_and(|f| f.sender.same_channel(&sender)) {
+                        if feeds.get(&id).is_some_and(|s| s.same_channel(&sender)) {
                             feeds.remove(&id);
                         }
                         return;
@@ -187,27 +153,48 @@ impl LiveHub {
                 }
                 tally = tallies.next() => {
                     let Some(tally) = tally else { break };
+                    // The same counts under a newer number: the ballot's
+                    // state changed (the core announces a close or a
+                    // delete so), perhaps on another instance. Read it
+                    // afresh, not from the cache.
+                    let state_changed = previous
+                        .as_ref()
+                        .is_some_and(|p| p.seq() < tally.seq() && p.iter().eq(tally.iter()));
+                    if state_changed {
+                        self.service.refresh(&id);
+                    }
                     match self.render(&id, &tally).await {
-                        Ok(update) => {
+                        Ok((update, open)) => {
                             sender.send_replace(Some(Arc::new(update)));
+                            // Closed: the final state has gone out; end
+                            // the streams rather than hold them open on a
+                            // ballot that will not change again.
+                            if state_changed && !open {
+                                break;
+                            }
                         }
+                        // Deleted: nothing is left to show.
                         Err(BallotError::NotFound) => break,
                         Err(error) => tracing::warn!(ballot = %id, %error, "live update not rendered"),
                     }
+                    previous = Some(tally);
                 }
             }
         }
         let mut feeds = self.feeds.lock().await;
-        if feeds
-            .get(&id)
-            .is_some_and(|f| f.sender.same_channel(&sender))
-        {
+        if feeds.get(&id).is_some_and(|s| s.same_channel(&sender)) {
             feeds.remove(&id);
         }
         // Dropping the sender ends every watcher's stream; browsers reconnect.
     }
 
-    async fn render(&self, id: &BallotId, tally: &Tally) -> Result<LiveUpdate, BallotError> {
+    /// The update for `tally`, and whether the ballot is still open (not
+    /// ended).
+    async fn render(
+        &self,
+        id: &BallotId,
+        tally: &Tally,
+    ) -> Result<(LiveUpdate, bool), BallotError> {
         // The service's cached ballot, reread when the tally counts a
         // write-in it has not seen.
         let ballot = &self.service.ballot_for_tally(id, tally).await?;
@@ -227,11 +214,13 @@ impl LiveHub {
                 String::new()
             });
         let frame = sse_frame("results", tally.seq(), &html);
-        Ok(LiveUpdate {
+        let open = !matches!(ballot.status_at(self.service.now()), Status::Ended);
+        let update = LiveUpdate {
             seq: tally.seq(),
             html_frame: Bytes::from(frame),
             body: Arc::new(TallyBody::new(ballot, &results)),
-        })
+        };
+        Ok((update, open))
     }
 }
 

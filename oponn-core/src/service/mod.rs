@@ -318,6 +318,27 @@ impl BallotService {
         self.records.remove(id);
     }
 
+    /// Drops this instance's cached copy of ballot `id`, so the next read
+    /// sees storage: for a live feed told that the ballot's state (not its
+    /// tally) changed, perhaps on another instance.
+    pub fn refresh(&self, id: &BallotId) {
+        self.forget(id);
+    }
+
+    /// Tells every instance's watchers that ballot `id` changed state
+    /// (closed, deleted) though no vote did: its last tally once more,
+    /// under the next sequence number, so broadcasters pass it on. A
+    /// failure is logged: the change itself is durable.
+    async fn announce_state_change(&self, id: &BallotId, last: &Tally) {
+        let event = TallyEvent {
+            ballot_id: *id,
+            tally: Tally::new(last.seq().saturating_add(1), last.iter()),
+        };
+        if let Err(error) = self.ports.broadcaster.publish(&event).await {
+            tracing::warn!(ballot = %id, %error, "announcing a state change failed");
+        }
+    }
+
     /// The ballots `owner` created, newest first, in the window `page` names.
     ///
     /// # Errors
@@ -680,7 +701,11 @@ impl BallotService {
         if !closed? {
             return Err(OwnerActionError::NotFound);
         }
-        Ok(self.reopen(id).await?)
+        let ballot = self.reopen(id).await?;
+        if let Ok(Some(tally)) = self.ports.repository.tally(id).await {
+            self.announce_state_change(id, &tally).await;
+        }
+        Ok(ballot)
     }
 
     /// Deletes `id` and everything about it; only its owner may. Its data
@@ -698,6 +723,7 @@ impl BallotService {
         authorize(&record, requester)?;
         self.keys.remove(id);
         self.forget(id);
+        let last = self.ports.repository.tally(id).await.ok().flatten();
         let deleted = self
             .ports
             .repository
@@ -705,6 +731,9 @@ impl BallotService {
             .await
             .map_err(Unavailable::from)?;
         if deleted {
+            if let Some(last) = last {
+                self.announce_state_change(id, &last).await;
+            }
             Ok(())
         } else {
             Err(OwnerActionError::NotFound)

@@ -393,3 +393,35 @@ fn a_write_in_from_another_instance_shows_despite_the_cached_ballot() {
         assert_eq!(results.total, 1);
     });
 }
+
+#[test]
+fn closing_or_deleting_announces_the_last_tally_under_the_next_number() {
+    block_on(async {
+        let oponn = TestOponn::new();
+        let owner = OwnerId::new("owner");
+        let service = oponn.service();
+        for delete in [false, true] {
+            let ballot = service
+                .create_ballot(&request(&["aye", "nay"]), Some(owner.clone()))
+                .await
+                .unwrap();
+            let id = ballot.id();
+            service
+                .cast_vote(&id, &voter("a"), option(2))
+                .await
+                .unwrap();
+            let mut tallies = service.subscribe(&id).await.unwrap();
+            assert_eq!(tallies.next().await.unwrap().seq(), 1);
+            if delete {
+                service.delete_ballot(&id, &owner).await.unwrap();
+            } else {
+                service.close_ballot(&id, &owner).await.unwrap();
+            }
+            // Every instance's watchers hear of it, though no vote changed.
+            let announced = tallies.next().await.unwrap();
+            assert_eq!(announced.seq(), 2);
+            assert_eq!(announced.count(OptionId::new(2)), 1);
+            assert_eq!(announced.total(), 1);
+        }
+    });
+}

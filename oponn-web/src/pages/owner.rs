@@ -69,10 +69,7 @@ pub(crate) async fn close_ballot(
         Err(refusal) => return *refusal,
     };
     match state.service.close_ballot(&id, &viewer.owner).await {
-        Ok(_) => {
-            state.hub.end(&id).await;
-            success_redirect(headers, &format!("/results/{id}"))
-        }
+        Ok(_) => success_redirect(headers, &format!("/results/{id}")),
         Err(error) => refused(&state, error),
     }
 }
@@ -93,10 +90,7 @@ pub(crate) async fn delete_ballot(
         Err(refusal) => return *refusal,
     };
     match state.service.delete_ballot(&id, &viewer.owner).await {
-        Ok(()) => {
-            state.hub.end(&id).await;
-            success_redirect(headers, "/")
-        }
+        Ok(()) => success_redirect(headers, "/"),
         Err(error) => refused(&state, error),
     }
 }

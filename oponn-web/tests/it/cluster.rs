@@ -239,3 +239,35 @@ async fn the_database_holds_no_plaintext() {
     assert_eq!(voter_cookie_count, 0);
     let _ = DEADLINE;
 }
+
+#[tokio::test]
+async fn closing_or_deleting_on_one_instance_ends_the_streams_on_another() {
+    let cluster = Cluster::start().await;
+    let (a, b) = (cluster.instance().await, cluster.instance().await);
+    let owner = browser();
+    for action in ["close", "delete"] {
+        let created = post_json(
+            &owner,
+            &a.url("/api/v1/ballots"),
+            &json!({ "measure": "ends everywhere?", "options": ["a", "b"] }),
+        )
+        .await;
+        assert_eq!(created.status(), 201);
+        let id = created.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let watcher = watch_new_ballot(&b, &id).await;
+        let request = match action {
+            "close" => owner.post(a.url(&format!("/api/v1/ballots/{id}/close"))),
+            _ => owner.delete(a.url(&format!("/api/v1/ballots/{id}"))),
+        };
+        let done = request
+            .header("X-Requested-With", "oponn-tests")
+            .send()
+            .await
+            .unwrap();
+        assert!(done.status().is_success(), "{action}: {}", done.status());
+        watcher.until_closed().await;
+    }
+}
