@@ -322,3 +322,30 @@ async fn a_signed_in_owner_runs_a_ballot_with_settings() {
     owner.close().await.unwrap();
     voter.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_dashboard_pages_through_many_ballots() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let owner = driver.browser().await;
+    // One more than a page, created through the form as a person would.
+    for n in 0..21 {
+        owner.goto(&app.url("/create")).await.unwrap();
+        type_into(&owner, "measure", &format!("Question number {n}")).await;
+        type_into(&owner, "options_raw", "yes, no").await;
+        click(&owner, "button[type='submit']").await;
+        wait_for(&owner, "#vote-section").await;
+    }
+    owner.goto(&app.url("/")).await.unwrap();
+    wait_for(&owner, "nav.pager a[rel='next']").await;
+    let items = owner.find_all(Locator::Css(".ballot-item")).await.unwrap();
+    assert_eq!(items.len(), 20);
+    screenshot(&owner, "dashboard-page-1").await;
+    owner.set_window_size(390, 844).await.unwrap();
+    screenshot(&owner, "dashboard-phone").await;
+    click(&owner, "nav.pager a[rel='next']").await;
+    wait_for(&owner, "nav.pager a[rel='prev']").await;
+    let items = owner.find_all(Locator::Css(".ballot-item")).await.unwrap();
+    assert_eq!(items.len(), 1);
+    screenshot(&owner, "dashboard-page-2-phone").await;
+}
