@@ -265,6 +265,9 @@ async fn finish_response<E: Endpoint>(
             internal_error(&state, &path)
         }
     };
+    if path.starts_with("/api/") {
+        response = as_json_problem(response);
+    }
     let headers = response.headers_mut();
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
@@ -289,6 +292,29 @@ async fn finish_response<E: Endpoint>(
         })
         .observe(started.elapsed().as_secs_f64());
     Ok(response)
+}
+
+/// An API error that is not yet a JSON problem (a router's or an
+/// extractor's plain-text refusal) as `{"message": …}`, keeping its status
+/// and headers: every API error has one shape, whoever answered it.
+fn as_json_problem(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let message = status.canonical_reason().unwrap_or("request refused");
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    Response::from_parts(parts, json!({ "message": message }).to_string().into())
 }
 
 /// The method as a metric label: one of the standard methods, else

@@ -56,6 +56,15 @@ fn is_api(path: &str) -> bool {
     path.starts_with("/api/")
 }
 
+/// The API's `POST` operations: create a ballot, vote, close.
+fn is_api_write(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    matches!(
+        segments.as_slice(),
+        ["", "api", "v1", "ballots"] | ["", "api", "v1", "ballots", _, "votes" | "close"]
+    )
+}
+
 /// Methods that change state: everything but the safe ones.
 fn changes_state(method: &Method) -> bool {
     !matches!(
@@ -85,8 +94,9 @@ pub(crate) async fn guard<E: Endpoint>(
             return Ok(refuse(state, &path, StatusCode::FORBIDDEN, refusal, None));
         }
         // Only a POST can come from a plain form; other methods already
-        // need a preflight cross-site.
-        if is_api(&path) && request.method() == Method::POST && !is_script_request(&request) {
+        // need a preflight cross-site. A POST the API does not take is
+        // left to the router's 405.
+        if request.method() == Method::POST && is_api_write(&path) && !is_script_request(&request) {
             return Ok(refuse(
                 state,
                 &path,
@@ -187,9 +197,24 @@ fn cross_site_refusal(state: &AppState, request: &Request) -> Option<&'static st
     if state.secure_cookies && !scheme.eq_ignore_ascii_case("https") {
         return Some(CROSS_SITE);
     }
-    let host = headers
-        .get(header::HOST)
+    // Behind a trusted proxy that rewrites `Host`, the host the browser
+    // used is the one the proxy forwards.
+    let peer_is_proxy = request
+        .remote_addr()
+        .as_socket_addr()
+        .is_some_and(|peer| state.limits.trusted_proxies.contains(&canonical(peer.ip())));
+    let forwarded_host = peer_is_proxy
+        .then(|| headers.get("X-Forwarded-Host"))
+        .flatten()
         .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(',').next_back())
+        .map(str::trim);
+    let host = forwarded_host
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|value| value.to_str().ok())
+        })
         .or_else(|| request.uri().authority().map(|a| a.as_str()));
     match host {
         Some(host) if host.eq_ignore_ascii_case(authority) => None,
@@ -312,6 +337,16 @@ pub(crate) fn too_many_requests(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_apis_own_posts_need_a_scripts_request() {
+        assert!(is_api_write("/api/v1/ballots"));
+        assert!(is_api_write("/api/v1/ballots/abc/votes"));
+        assert!(is_api_write("/api/v1/ballots/abc/close"));
+        assert!(!is_api_write("/api/v1/ballots/abc"));
+        assert!(!is_api_write("/api/v1/ballots/abc/tally"));
+        assert!(!is_api_write("/create"));
+    }
 
     #[test]
     fn routes_are_classified_by_method_and_template() {

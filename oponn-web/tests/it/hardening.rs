@@ -715,3 +715,38 @@ async fn the_dashboard_shows_a_page_at_a_time() {
     assert_eq!(beyond.status(), 200);
     assert_eq!(count(&beyond.text().await.unwrap()), 0);
 }
+
+#[tokio::test]
+async fn every_api_refusal_is_a_json_problem_with_its_own_status() {
+    let app = spawn_app().await;
+    let client = browser();
+    let id = created_ballot(
+        &client,
+        &app.url("/api/v1/ballots"),
+        json!({ "measure": "shapes?", "options": ["a", "b"] }),
+    )
+    .await;
+    for (method, path, expected) in [
+        // A POST the API does not take is the router's 405, not the
+        // script-request gate's 415.
+        ("POST", format!("/api/v1/ballots/{id}"), 405),
+        ("POST", format!("/api/v1/ballots/{id}/tally"), 405),
+        // A path parameter that is not UTF-8.
+        ("GET", "/api/v1/ballots/%ff".to_owned(), 400),
+        ("GET", "/api/v1/ballots/%ff/tally/stream".to_owned(), 400),
+        ("GET", "/api/v1/nothing-here".to_owned(), 404),
+    ] {
+        let response = client
+            .request(method.parse().unwrap(), app.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected, "{method} {path}");
+        assert!(
+            header(response.headers(), "content-type").starts_with("application/json"),
+            "{method} {path}"
+        );
+        let problem: Value = response.json().await.unwrap();
+        assert!(problem["message"].is_string(), "{method} {path}: {problem}");
+    }
+}
