@@ -60,6 +60,25 @@ pub(crate) struct Documented<T, R>(T, PhantomData<fn() -> R>);
 pub(crate) trait SchemaRules {
     /// The documented schema, given the plain schema of the value's type.
     fn schema(plain: MetaSchemaRef) -> MetaSchemaRef;
+
+    /// The names of the fields the schema declares as text (a string, or
+    /// an array of strings): poem-openapi would read a number or a boolean
+    /// there as its text (`false` as `"false"`), which the schema does not
+    /// allow, so such a body is refused before it is parsed.
+    fn text_fields() -> &'static [&'static str] {
+        &[]
+    }
+}
+
+/// `None` when every field `names` lists in `value` holds text (or null,
+/// or is absent); else the first field that does not.
+fn non_text_field(value: Option<&Value>, names: &[&'static str]) -> Option<&'static str> {
+    let object = value?.as_object()?;
+    names.iter().copied().find(|name| match object.get(*name) {
+        None | Some(Value::Null | Value::String(_)) => false,
+        Some(Value::Array(items)) => !items.iter().all(Value::is_string),
+        Some(_) => true,
+    })
 }
 
 impl<T, R> Documented<T, R> {
@@ -119,6 +138,9 @@ impl<T: Type, R: SchemaRules> Type for Documented<T, R> {
 
 impl<T: ParseFromJSON, R: SchemaRules> ParseFromJSON for Documented<T, R> {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        if let Some(field) = non_text_field(value.as_ref(), R::text_fields()) {
+            return Err(ParseError::custom(format!("`{field}` must be text")));
+        }
         T::parse_from_json(value)
             .map(|value| Self(value, PhantomData))
             .map_err(ParseError::propagate)
@@ -182,6 +204,10 @@ fn object(properties: Vec<(&'static str, MetaSchema)>) -> MetaSchema {
 pub(crate) struct CreateRules;
 
 impl SchemaRules for CreateRules {
+    fn text_fields() -> &'static [&'static str] {
+        &["measure", "options", "scheduled_start"]
+    }
+
     fn schema(plain: MetaSchemaRef) -> MetaSchemaRef {
         let fields = inline(object(vec![
             ("measure", text_schema(MEASURE_MIN_CHARS, MEASURE_MAX_CHARS)),
@@ -244,6 +270,10 @@ impl SchemaRules for CreateRules {
 pub(crate) struct VoteRules;
 
 impl SchemaRules for VoteRules {
+    fn text_fields() -> &'static [&'static str] {
+        &["write_in"]
+    }
+
     fn schema(plain: MetaSchemaRef) -> MetaSchemaRef {
         let absent = || MetaSchema {
             enum_items: vec![Value::Null],

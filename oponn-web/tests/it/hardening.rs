@@ -750,3 +750,40 @@ async fn every_api_refusal_is_a_json_problem_with_its_own_status() {
         assert!(problem["message"].is_string(), "{method} {path}: {problem}");
     }
 }
+
+#[tokio::test]
+async fn numbers_and_booleans_are_not_taken_for_text() {
+    let app = spawn_app().await;
+    let client = browser();
+    let id = created_ballot(
+        &client,
+        &app.url("/api/v1/ballots"),
+        json!({ "measure": "types?", "options": ["a", "b"], "allow_write_in": true }),
+    )
+    .await;
+    let votes = app.url(&format!("/api/v1/ballots/{id}/votes"));
+    for body in [
+        json!({ "write_in": false }),
+        json!({ "write_in": 12345, "option_id": null }),
+        json!({ "write_in": 1.5e3 }),
+    ] {
+        let response = post_json(&browser(), &votes, &body).await;
+        assert_eq!(response.status(), 400, "{body}");
+        assert!(response.json::<Value>().await.unwrap()["message"].is_string());
+    }
+    for body in [
+        json!({ "measure": 123_456, "options": ["a", "b"] }),
+        json!({ "measure": "types?", "options": [true, 1.5, false] }),
+        json!({ "measure": "types?", "options": ["a", "b"], "scheduled_start": 20_261_201 }),
+    ] {
+        let response = post_json(&client, &app.url("/api/v1/ballots"), &body).await;
+        assert_eq!(response.status(), 400, "{body}");
+    }
+    let tally =
+        crate::helpers::get_json(&client, &app.url(&format!("/api/v1/ballots/{id}/tally"))).await;
+    assert_eq!(
+        tally["options"].as_array().unwrap().len(),
+        2,
+        "no write-in was added: {tally}"
+    );
+}
