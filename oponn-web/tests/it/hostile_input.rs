@@ -54,6 +54,14 @@ async fn still_serving(app: &TestApp) {
     assert_eq!(app.get(&browser(), "/livez").await.status(), 200);
 }
 
+/// The form came back (`200`, as re-rendered forms do) with `message`
+/// under its field; `context` names the input for a failure.
+async fn shows_field_message(page: reqwest::Response, message: &str, context: &str) {
+    assert_eq!(page.status(), 200, "{context}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(message), "{context}: no {message:?}");
+}
+
 #[tokio::test]
 async fn starts_at_the_end_of_time_are_field_errors_on_the_form_and_the_api() {
     let app = spawn_app().await;
@@ -92,9 +100,7 @@ async fn starts_at_the_end_of_time_are_field_errors_on_the_form_and_the_api() {
             ],
         )
         .await;
-        assert_eq!(page.status(), 200, "{start}");
-        let html = page.text().await.unwrap();
-        assert!(html.contains(messages::SCHEDULED_START_TOO_FAR), "{start}");
+        shows_field_message(page, messages::SCHEDULED_START_TOO_FAR, start).await;
     }
     // A browser-local time in the furthest offset, and an offset that
     // overflowed `i32::abs`.
@@ -111,14 +117,7 @@ async fn starts_at_the_end_of_time_are_field_errors_on_the_form_and_the_api() {
             ],
         )
         .await;
-        assert_eq!(page.status(), 200, "{offset}");
-        assert!(
-            page.text()
-                .await
-                .unwrap()
-                .contains(messages::SCHEDULED_START_TOO_FAR),
-            "{offset}"
-        );
+        shows_field_message(page, messages::SCHEDULED_START_TOO_FAR, offset).await;
     }
     still_serving(&app).await;
 }
@@ -167,13 +166,7 @@ async fn hidden_characters_are_refused_in_measures_and_options() {
         ],
     )
     .await;
-    assert_eq!(page.status(), 200);
-    assert!(
-        page.text()
-            .await
-            .unwrap()
-            .contains(messages::OPTION_HIDDEN_CHARACTERS)
-    );
+    shows_field_message(page, messages::OPTION_HIDDEN_CHARACTERS, "").await;
     still_serving(&app).await;
 }
 
@@ -212,13 +205,7 @@ async fn look_alike_options_are_not_unique() {
             ],
         )
         .await;
-        assert_eq!(page.status(), 200);
-        assert!(
-            page.text()
-                .await
-                .unwrap()
-                .contains(messages::OPTIONS_NOT_UNIQUE)
-        );
+        shows_field_message(page, messages::OPTIONS_NOT_UNIQUE, "").await;
     }
 }
 
@@ -245,13 +232,7 @@ async fn write_ins_that_hide_are_refused_and_look_alikes_count_toward_their_opti
             &[("option_id", WRITE_IN), ("write_in_value", "\u{200b}")],
         )
         .await;
-    assert_eq!(page.status(), 200);
-    assert!(
-        page.text()
-            .await
-            .unwrap()
-            .contains(messages::WRITE_IN_HIDDEN_CHARACTERS)
-    );
+    shows_field_message(page, messages::WRITE_IN_HIDDEN_CHARACTERS, "").await;
 
     for look_alike in ["pizz\u{430}", "P\u{456}zza", "ＰＩＺＺＡ"] {
         let counted = api_write_in(&app, &id, look_alike).await;
@@ -323,13 +304,7 @@ async fn write_ins_stop_at_the_limit_of_write_in_options() {
             ],
         )
         .await;
-    assert_eq!(page.status(), 200);
-    assert!(
-        page.text()
-            .await
-            .unwrap()
-            .contains(messages::WRITE_IN_LIMIT_REACHED)
-    );
+    shows_field_message(page, messages::WRITE_IN_LIMIT_REACHED, "").await;
     // A write-in matching an existing option still counts.
     let matching = api_write_in(&app, &id, "DISH 7").await;
     assert_eq!(matching.status(), 201);
