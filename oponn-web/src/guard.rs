@@ -40,16 +40,38 @@ enum RouteKind {
     Other,
 }
 
-fn route_kind(method: &Method, path: &str) -> RouteKind {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    match (method, segments.as_slice()) {
-        (&Method::POST, ["", "create"] | ["", "api", "v1", "ballots"]) => RouteKind::CreateBallot,
-        (&Method::GET, ["", "ballots", _, "live-results"])
-        | (&Method::GET, ["", "api", "v1", "ballots", _, "tally", "stream"]) => {
-            RouteKind::OpenStream
-        }
-        _ => RouteKind::Other,
+/// Most path segments a route the guard tells apart has (with the empty
+/// one before the first `/`); a longer path is none of them.
+const MAX_ROUTE_SEGMENTS: usize = 7;
+
+/// Calls `classify` with `path`'s segments, on the stack: the guard runs on
+/// every request, votes included, and needs no allocation to name a route.
+fn with_segments<T>(path: &str, longer: T, classify: impl FnOnce(&[&str]) -> T) -> T {
+    let mut segments = [""; MAX_ROUTE_SEGMENTS];
+    let mut count = 0;
+    for segment in path.trim_end_matches('/').split('/') {
+        let Some(slot) = segments.get_mut(count) else {
+            return longer;
+        };
+        *slot = segment;
+        count += 1;
     }
+    classify(&segments[..count])
+}
+
+fn route_kind(method: &Method, path: &str) -> RouteKind {
+    with_segments(path, RouteKind::Other, |segments| {
+        match (method, segments) {
+            (&Method::POST, ["", "create"] | ["", "api", "v1", "ballots"]) => {
+                RouteKind::CreateBallot
+            }
+            (&Method::GET, ["", "ballots", _, "live-results"])
+            | (&Method::GET, ["", "api", "v1", "ballots", _, "tally", "stream"]) => {
+                RouteKind::OpenStream
+            }
+            _ => RouteKind::Other,
+        }
+    })
 }
 
 fn is_api(path: &str) -> bool {
@@ -58,11 +80,12 @@ fn is_api(path: &str) -> bool {
 
 /// The API's `POST` operations: create a ballot, vote, close.
 fn is_api_write(path: &str) -> bool {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    matches!(
-        segments.as_slice(),
-        ["", "api", "v1", "ballots"] | ["", "api", "v1", "ballots", _, "votes" | "close"]
-    )
+    with_segments(path, false, |segments| {
+        matches!(
+            segments,
+            ["", "api", "v1", "ballots"] | ["", "api", "v1", "ballots", _, "votes" | "close"]
+        )
+    })
 }
 
 /// Methods that change state: everything but the safe ones.
@@ -337,6 +360,24 @@ pub(crate) fn too_many_requests(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_longer_than_any_route_is_none_of_them() {
+        // The longest route has exactly MAX_ROUTE_SEGMENTS segments.
+        assert_eq!(
+            route_kind(&Method::GET, "/api/v1/ballots/abc/tally/stream/"),
+            RouteKind::OpenStream
+        );
+        assert_eq!(
+            route_kind(&Method::GET, "/api/v1/ballots/abc/tally/stream/more"),
+            RouteKind::Other
+        );
+        assert!(!is_api_write("/api/v1/ballots/abc/votes/x/y/z"));
+        assert_eq!(
+            route_kind(&Method::POST, &"/x".repeat(10_000)),
+            RouteKind::Other
+        );
+    }
 
     #[test]
     fn only_the_apis_own_posts_need_a_scripts_request() {
