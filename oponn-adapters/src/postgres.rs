@@ -24,6 +24,7 @@ use oponn_core::ports::{
     AccountError, AccountRepository, BallotRecord, BallotRepository, BoxError, NewVote, Page,
     RecordVoteError, RecordedVote, RepositoryError,
 };
+use oponn_core::recording::{BatchWrites, StoredVotes, VoteOutcome, VoteRow, identities};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row as _, Transaction};
@@ -31,9 +32,9 @@ use time::OffsetDateTime;
 
 use crate::probe::{WRITE_PROBE_BYTES, WriteProbe};
 use crate::sql::{
-    BallotRow, BallotState, BatchDialect, BatchWrites, OptionRow, SqlSetupError, VoteOutcome,
-    VoteRow, account, account_unavailable, ballot_record, corrupt, identities, pending,
-    record_many, record_one, tally, unavailable,
+    BallotRow, BatchDialect, OptionRow, SqlSetupError, account, account_unavailable, add_option,
+    add_vote, ballot_record, corrupt, pending, record_many, record_one, sql_count, stored_votes,
+    tally, unavailable,
 };
 
 /// The schema's migrations, compiled in.
@@ -172,7 +173,7 @@ impl PostgresRepository {
 impl BatchDialect for PostgresRepository {
     type Db = Postgres;
     // `option_id` is an `int` column.
-    const MAX_OPTION_ID: i64 = i32::MAX as i64;
+    const MAX_OPTION_ID: OptionId = OptionId::new(i32::MAX.unsigned_abs());
 
     async fn begin_batch(&self) -> Result<Transaction<'_, Self::Db>, sqlx::Error> {
         // The ballot row is locked by the first read (`for update`).
@@ -186,7 +187,7 @@ impl BatchDialect for PostgresRepository {
         tx: &mut Transaction<'_, Postgres>,
         ballot: &[u8],
         votes: &[NewVote],
-    ) -> Result<Option<BallotState>, BoxError> {
+    ) -> Result<Option<StoredVotes>, BoxError> {
         // Lock the ballot row: batches on one ballot queue here, so its
         // sequence, counters and votes move as one. The reads after it are
         // statements of their own, so (read committed) they see what the
@@ -199,7 +200,7 @@ impl BatchDialect for PostgresRepository {
         let Some((tally_seq, closed_at)) = ballot_row else {
             return Ok(None);
         };
-        let mut state = BallotState::new(tally_seq, closed_at)?;
+        let mut state = stored_votes(tally_seq, closed_at)?;
         // One round trip for the options and the stored votes every
         // identity of the batch's voters holds or is an alias of.
         let voters: Vec<&[u8]> = votes
@@ -228,13 +229,15 @@ impl BatchDialect for PostgresRepository {
             let option_id = i64::from(row.option_id);
             match (row.voter_hash, row.label_key, row.vote_count) {
                 (Some(voter_hash), _, _) => {
-                    if let Some(alias) = row.alias_hash {
-                        state.add_alias(alias, voter_hash.clone())?;
-                    }
-                    state.add_vote(voter_hash, option_id)?;
+                    add_vote(
+                        &mut state,
+                        &voter_hash,
+                        option_id,
+                        row.alias_hash.as_deref(),
+                    )?;
                 }
                 (None, Some(label_key), Some(vote_count)) => {
-                    state.add_option(option_id, label_key, vote_count)?;
+                    add_option(&mut state, option_id, &label_key, vote_count)?;
                 }
                 (None, _, _) => return Err(corrupt("ballot option").into()),
             }
@@ -360,12 +363,12 @@ impl PostgresRepository {
                 .map(|&(_, by)| by)
                 .collect::<Vec<_>>(),
         )
-        .bind(writes.recorded)
+        .bind(sql_count(writes.recorded)?)
         .fetch_optional(&mut **tx)
         .await?;
         // The receipts number the votes from the sequence read under the
         // row lock; nothing else can have moved it.
-        if tally_seq != Some(writes.tally_seq) {
+        if tally_seq != Some(sql_count(writes.tally_seq)?) {
             return Err("the ballot's sequence moved during the batch".into());
         }
         Ok(())
@@ -397,8 +400,8 @@ fn cast_times(rows: &[VoteRow]) -> Vec<OffsetDateTime> {
 }
 
 /// Option ids as an `int[]` parameter; the schema stores them as `int`.
-fn option_ids(ids: impl Iterator<Item = i64>) -> Result<Vec<i32>, BoxError> {
-    ids.map(|id| i32::try_from(id).map_err(BoxError::from))
+fn option_ids(ids: impl Iterator<Item = OptionId>) -> Result<Vec<i32>, BoxError> {
+    ids.map(|id| i32::try_from(id.get()).map_err(BoxError::from))
         .collect()
 }
 

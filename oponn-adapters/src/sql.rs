@@ -1,14 +1,16 @@
-//! What the SQL adapters share: row conversions, error mapping, setup errors.
-
-use std::collections::{BTreeMap, HashMap};
+//! What the SQL adapters share: row conversions, error mapping, setup
+//! errors, and the batch path around the core's vote decision
+//! ([`oponn_core::recording::decide_batch`]): a dialect reads rows and
+//! writes rows, nothing more.
 
 use oponn_core::crypto::{LabelKey, Sealed, WrappedKey};
 use oponn_core::domain::{
     BallotId, BallotSettings, Eligibility, OptionId, OwnerId, ResultsVisibility, Tally, VoterHash,
 };
 use oponn_core::ports::{
-    BallotRecord, BoxError, NewVote, OptionRecord, RecordVoteError, RepositoryError, VoteTarget,
+    BallotRecord, BoxError, NewVote, OptionRecord, RecordVoteError, RepositoryError,
 };
+use oponn_core::recording::{BatchWrites, StoredVotes, VoteOutcome, decide_batch};
 use time::OffsetDateTime;
 
 /// A ballot row, with its wrapped key, as both dialects read it.
@@ -119,28 +121,6 @@ pub(crate) fn tally(
     Ok(Tally::new(seq(tally_seq)?, counts))
 }
 
-/// The receipt of a recorded vote, from the rows as read back: the option
-/// it counts toward, the ballot's sequence and counts after it, and the
-/// option it moved from when it changed an earlier vote.
-pub(crate) fn recorded(
-    option: i64,
-    tally_seq: i64,
-    counts: Vec<(i64, i64)>,
-    changed_from: Option<i64>,
-) -> Result<oponn_core::ports::RecordedVote, oponn_core::ports::RecordVoteError> {
-    let outage = |error: RepositoryError| match error {
-        RepositoryError::Unavailable(source) => {
-            oponn_core::ports::RecordVoteError::Unavailable(source)
-        }
-        other => oponn_core::ports::RecordVoteError::Unavailable(Box::new(other)),
-    };
-    Ok(oponn_core::ports::RecordedVote {
-        option_id: option_id(option).map_err(outage)?,
-        tally: tally(tally_seq, counts).map_err(outage)?,
-        changed_from: changed_from.map(option_id).transpose().map_err(outage)?,
-    })
-}
-
 /// Every vote of a batch failed as one: the same cause, told to each.
 pub(crate) fn batch_failed(
     count: usize,
@@ -155,324 +135,74 @@ pub(crate) fn batch_failed(
         .collect()
 }
 
-/// One vote's outcome, as `record_votes` answers it.
-pub(crate) type VoteOutcome =
-    Result<oponn_core::ports::RecordedVote, oponn_core::ports::RecordVoteError>;
-
-/// A ballot as a batch of votes reads it once, under the write lock, and
-/// then updates in memory as it decides each vote in order: what makes a
-/// batch cost a constant number of statements, whatever its size.
-pub(crate) struct BallotState {
-    /// The ballot's sequence number: one per recorded vote.
+/// A ballot as a batch of votes reads it: its sequence and close time, as
+/// rows hold them, before its options and votes are added with
+/// [`add_option`] and [`add_vote`].
+///
+/// # Errors
+/// A corrupt-row outage when the sequence is negative.
+pub(crate) fn stored_votes(
     tally_seq: i64,
-    /// When the ballot was closed, if it was.
     closed_at: Option<OffsetDateTime>,
-    /// Each option's vote count, by option id (ordered, as receipts list them).
-    counts: BTreeMap<i64, i64>,
-    /// Each option's id by label key: where an equal write-in merges.
-    by_label: HashMap<Vec<u8>, i64>,
-    /// The option of each stored vote the batch's voters hold or are
-    /// aliases of, by the identity holding it.
-    votes: HashMap<VoterHash, i64>,
-    /// Each of the batch's identities that is an alias, to the identity
-    /// holding its vote.
-    aliases: HashMap<VoterHash, VoterHash>,
+) -> Result<StoredVotes, RepositoryError> {
+    Ok(StoredVotes::new(seq(tally_seq)?, closed_at))
 }
 
-impl BallotState {
-    /// A ballot at sequence `tally_seq`, closed at `closed_at` if it was,
-    /// before its options and votes are added.
-    ///
-    /// # Errors
-    /// A corrupt-row outage when the sequence is negative.
-    pub(crate) fn new(
-        tally_seq: i64,
-        closed_at: Option<OffsetDateTime>,
-    ) -> Result<Self, RepositoryError> {
-        seq(tally_seq)?;
-        Ok(Self {
-            tally_seq,
-            closed_at,
-            counts: BTreeMap::new(),
-            by_label: HashMap::new(),
-            votes: HashMap::new(),
-            aliases: HashMap::new(),
-        })
-    }
-
-    /// Adds one of the ballot's options, as read.
-    ///
-    /// # Errors
-    /// A corrupt-row outage when the id or the count cannot be one.
-    pub(crate) fn add_option(
-        &mut self,
-        option: i64,
-        label_key: Vec<u8>,
-        vote_count: i64,
-    ) -> Result<(), RepositoryError> {
-        option_id(option)?;
-        if vote_count < 0 {
-            return Err(corrupt("vote count"));
-        }
-        self.counts.insert(option, vote_count);
-        self.by_label.insert(label_key, option);
-        Ok(())
-    }
-
-    /// Adds a stored vote one of the batch's voters holds or is an alias
-    /// of, as read.
-    ///
-    /// # Errors
-    /// A corrupt-row outage when the hash or the option id cannot be one.
-    pub(crate) fn add_vote(
-        &mut self,
-        voter_hash: Vec<u8>,
-        option: i64,
-    ) -> Result<(), RepositoryError> {
-        option_id(option)?;
-        self.votes.insert(voter_hash_of(voter_hash)?, option);
-        Ok(())
-    }
-
-    /// Adds a stored alias: `alias`, one of the batch's identities, leads
-    /// to the vote `voter_hash` holds.
-    ///
-    /// # Errors
-    /// A corrupt-row outage when either hash cannot be one.
-    pub(crate) fn add_alias(
-        &mut self,
-        alias: Vec<u8>,
-        voter_hash: Vec<u8>,
-    ) -> Result<(), RepositoryError> {
-        self.aliases
-            .insert(voter_hash_of(alias)?, voter_hash_of(voter_hash)?);
-        Ok(())
-    }
-
-    /// The identity holding `identity`'s vote: itself, or the one it is an
-    /// alias of; `None` when it has no vote.
-    fn holder(&self, identity: &VoterHash) -> Option<VoterHash> {
-        if self.votes.contains_key(identity) {
-            Some(*identity)
-        } else {
-            self.aliases.get(identity).copied()
-        }
-    }
-
-    /// The `(option, count)` pairs a receipt shows: options with votes.
-    fn tally_counts(&self) -> Vec<(i64, i64)> {
-        self.counts
-            .iter()
-            .filter(|&(_, &count)| count > 0)
-            .map(|(&option, &count)| (option, count))
-            .collect()
-    }
-
-    /// Checks `vote` against the state, by the port's rules and in their
-    /// order, without changing anything.
-    fn check<'a>(
-        &self,
-        vote: &'a NewVote,
-        max_option_id: i64,
-    ) -> Result<Decision<'a>, RecordVoteError> {
-        if self.closed_at.is_some_and(|closed| closed <= vote.cast_at) {
-            return Err(RecordVoteError::BallotClosed);
-        }
-        // The voter's vote is the one the first identity with a vote holds.
-        let holder = identities(vote)
-            .find_map(|identity| self.holder(identity))
-            .unwrap_or(vote.voter);
-        let previous = self.votes.get(&holder).copied();
-        if previous.is_some() && !vote.allow_change {
-            return Err(RecordVoteError::AlreadyVoted);
-        }
-        let (option_id, added) = match &vote.target {
-            VoteTarget::Existing(option) => {
-                let id = i64::from(option.get());
-                if !self.counts.contains_key(&id) {
-                    return Err(RecordVoteError::UnknownOption);
-                }
-                (id, None)
-            }
-            VoteTarget::WriteIn(option) => {
-                match self.by_label.get(option.label_key.as_bytes().as_slice()) {
-                    Some(&existing) => (existing, None),
-                    None => {
-                        let id = i64::from(option.id.get());
-                        if id > max_option_id || self.counts.contains_key(&id) {
-                            return Err(RecordVoteError::OptionIdTaken);
-                        }
-                        (id, Some(option))
-                    }
-                }
-            }
-        };
-        Ok(Decision {
-            option_id,
-            previous,
-            added,
-            holder,
-        })
-    }
+/// Adds one of the ballot's options, as read.
+///
+/// # Errors
+/// A corrupt-row outage when the id, the label key or the count cannot be one.
+pub(crate) fn add_option(
+    state: &mut StoredVotes,
+    option: i64,
+    label_key: &[u8],
+    vote_count: i64,
+) -> Result<(), RepositoryError> {
+    let label_key: [u8; 32] = label_key.try_into().map_err(|_| corrupt("label key"))?;
+    let vote_count = u64::try_from(vote_count).map_err(|_| corrupt("vote count"))?;
+    state.add_option(
+        option_id(option)?,
+        LabelKey::from_bytes(label_key),
+        vote_count,
+    );
+    Ok(())
 }
 
-/// A vote the state accepts: where it counts, where it moves from, and the
-/// write-in option it adds, if any.
-struct Decision<'a> {
-    /// The option the vote counts toward.
-    option_id: i64,
-    /// The option the voter's vote counts toward now, if they have one.
-    previous: Option<i64>,
-    /// The write-in the vote adds as a new option.
-    added: Option<&'a OptionRecord>,
-    /// The identity holding the voter's vote (`vote.voter` for a new one).
-    holder: VoterHash,
-}
-
-/// Every identity `vote`'s voter presents: the voter first, then aliases.
-pub(crate) fn identities(vote: &NewVote) -> impl Iterator<Item = &VoterHash> {
-    std::iter::once(&vote.voter).chain(&vote.aliases)
+/// Adds a stored vote one of the batch's voters holds or is an alias of,
+/// with the alias that led to it, if any, as read.
+///
+/// # Errors
+/// A corrupt-row outage when a hash or the option id cannot be one.
+pub(crate) fn add_vote(
+    state: &mut StoredVotes,
+    voter_hash: &[u8],
+    option: i64,
+    alias: Option<&[u8]>,
+) -> Result<(), RepositoryError> {
+    let holder = voter_hash_of(voter_hash)?;
+    let option = option_id(option)?;
+    if let Some(alias) = alias {
+        state.add_alias(voter_hash_of(alias)?, holder);
+    }
+    state.add_vote(holder, option);
+    Ok(())
 }
 
 /// A stored voter or alias hash.
-fn voter_hash_of(bytes: Vec<u8>) -> Result<VoterHash, RepositoryError> {
-    let bytes: [u8; 32] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| corrupt("voter hash"))?;
+fn voter_hash_of(bytes: &[u8]) -> Result<VoterHash, RepositoryError> {
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| corrupt("voter hash"))?;
     Ok(VoterHash::from_bytes(bytes))
 }
 
-/// One voter's vote row as the batch leaves it.
-pub(crate) struct VoteRow {
-    /// The identity holding the vote.
-    pub(crate) voter: VoterHash,
-    /// The option their vote now counts toward.
-    pub(crate) option_id: i64,
-    /// When the vote that put it there was cast.
-    pub(crate) cast_at: OffsetDateTime,
+/// An option id as a SQL integer.
+pub(crate) fn option_number(option: OptionId) -> i64 {
+    i64::from(option.get())
 }
 
-/// What a decided batch writes, in this order (options before the votes
-/// that reference them).
-pub(crate) struct BatchWrites<'a> {
-    /// Write-ins that became options, in the order they were added.
-    pub(crate) new_options: Vec<&'a OptionRecord>,
-    /// Final votes of voters who had none before the batch.
-    pub(crate) new_votes: Vec<VoteRow>,
-    /// Final votes of voters who had one before the batch and changed it.
-    pub(crate) changed_votes: Vec<VoteRow>,
-    /// `(alias, holder)`: identities linked to a vote by the batch, to be
-    /// written after the votes they point at.
-    pub(crate) new_aliases: Vec<(VoterHash, VoterHash)>,
-    /// `(option, net change)` for every option whose count moved.
-    pub(crate) count_changes: Vec<(i64, i64)>,
-    /// How many votes were recorded: how far the sequence advances.
-    pub(crate) recorded: i64,
-    /// The ballot's sequence after the batch, to check the write against.
-    pub(crate) tally_seq: i64,
-}
-
-/// Decides every vote of a batch in order against `state`, exactly as if
-/// each were recorded alone, and gathers what the batch must write.
-///
-/// `max_option_id` is the largest option id the dialect stores: a new
-/// write-in above it is refused as taken, as its insert would fail.
-///
-/// # Errors
-/// [`RecordVoteError::Unavailable`] when a receipt cannot be built (a value
-/// out of range): the whole batch then fails, and nothing of it may be
-/// written.
-pub(crate) fn decide_batch<'a>(
-    mut state: BallotState,
-    votes: &'a [NewVote],
-    max_option_id: i64,
-) -> Result<(Vec<VoteOutcome>, BatchWrites<'a>), RecordVoteError> {
-    let mut outcomes = Vec::with_capacity(votes.len());
-    let mut new_options = Vec::new();
-    // Each moved voter's row, with whether they had a vote before the batch.
-    let mut rows: Vec<(VoteRow, bool)> = Vec::new();
-    let mut row_of: HashMap<VoterHash, usize> = HashMap::new();
-    let mut new_aliases = Vec::new();
-    let mut changes: BTreeMap<i64, i64> = BTreeMap::new();
-    let mut recorded_votes = 0;
-    for vote in votes {
-        let decision = match state.check(vote, max_option_id) {
-            Ok(decision) => decision,
-            Err(refusal) => {
-                outcomes.push(Err(refusal));
-                continue;
-            }
-        };
-        let Decision {
-            option_id,
-            previous,
-            added,
-            holder,
-        } = decision;
-        // Every identity presented now leads to the vote, whatever follows.
-        for identity in identities(vote) {
-            if *identity != holder && state.holder(identity).is_none() {
-                state.aliases.insert(*identity, holder);
-                new_aliases.push((*identity, holder));
-            }
-        }
-        if let Some(option) = added {
-            state.counts.insert(option_id, 0);
-            state
-                .by_label
-                .insert(option.label_key.as_bytes().to_vec(), option_id);
-            new_options.push(option);
-        }
-        if previous == Some(option_id) {
-            // The same choice again: nothing moves.
-            let receipt = recorded(option_id, state.tally_seq, state.tally_counts(), None)?;
-            outcomes.push(Ok(receipt));
-            continue;
-        }
-        if let Some(old) = previous {
-            *state.counts.entry(old).or_insert(0) -= 1;
-            *changes.entry(old).or_insert(0) -= 1;
-        }
-        *state.counts.entry(option_id).or_insert(0) += 1;
-        *changes.entry(option_id).or_insert(0) += 1;
-        state.votes.insert(holder, option_id);
-        state.tally_seq += 1;
-        recorded_votes += 1;
-        match row_of.get(&holder) {
-            Some(&row) => {
-                if let Some((row, _)) = rows.get_mut(row) {
-                    row.option_id = option_id;
-                    row.cast_at = vote.cast_at;
-                }
-            }
-            None => {
-                // The voter's first move in the batch: `previous` is still
-                // what storage holds.
-                row_of.insert(holder, rows.len());
-                let row = VoteRow {
-                    voter: holder,
-                    option_id,
-                    cast_at: vote.cast_at,
-                };
-                rows.push((row, previous.is_some()));
-            }
-        }
-        let receipt = recorded(option_id, state.tally_seq, state.tally_counts(), previous)?;
-        outcomes.push(Ok(receipt));
-    }
-    let (changed_votes, new_votes): (Vec<_>, Vec<_>) =
-        rows.into_iter().partition(|&(_, stored)| stored);
-    let writes = BatchWrites {
-        new_options,
-        new_votes: new_votes.into_iter().map(|(row, _)| row).collect(),
-        changed_votes: changed_votes.into_iter().map(|(row, _)| row).collect(),
-        new_aliases,
-        count_changes: changes.into_iter().filter(|&(_, by)| by != 0).collect(),
-        recorded: recorded_votes,
-        tally_seq: state.tally_seq,
-    };
-    Ok((outcomes, writes))
+/// A count or sequence as a SQL integer; `None` past `i64::MAX`, which no
+/// real ballot reaches.
+pub(crate) fn sql_count(count: u64) -> Result<i64, BoxError> {
+    i64::try_from(count).map_err(|_| "a count past the largest SQL integer".into())
 }
 
 /// How one SQL dialect reads and writes a vote batch; [`record_batch`]
@@ -482,7 +212,7 @@ pub(crate) trait BatchDialect {
     type Db: sqlx::Database;
     /// The largest option id the schema stores: a new write-in above it is
     /// refused as taken.
-    const MAX_OPTION_ID: i64;
+    const MAX_OPTION_ID: OptionId;
 
     /// Begins a transaction that may write the ballot's votes.
     fn begin_batch(
@@ -497,7 +227,7 @@ pub(crate) trait BatchDialect {
         tx: &mut sqlx::Transaction<'_, Self::Db>,
         ballot: &[u8],
         votes: &[NewVote],
-    ) -> impl Future<Output = Result<Option<BallotState>, BoxError>> + Send;
+    ) -> impl Future<Output = Result<Option<StoredVotes>, BoxError>> + Send;
 
     /// Writes what a decided batch changed inside `tx`.
     fn write_batch(
@@ -564,9 +294,9 @@ async fn record_batch<D: BatchDialect + Sync>(
                 .map(|_| Err(RecordVoteError::BallotNotFound))
                 .collect());
         };
-        let (outcomes, writes) = decide_batch(state, votes, D::MAX_OPTION_ID)?;
-        D::write_batch(&mut tx, id, &writes).await?;
-        Ok(outcomes)
+        let decided = decide_batch(state, votes, D::MAX_OPTION_ID);
+        D::write_batch(&mut tx, id, &decided.writes).await?;
+        Ok(decided.outcomes)
     }
     .await;
     let outcomes = match decided {
@@ -633,215 +363,47 @@ mod tests {
     // A test fails by panicking.
     #![allow(clippy::unwrap_used)]
 
-    use oponn_core::crypto::{LabelKey, Sealed};
     use oponn_core::domain::{BallotId, OptionId, VoterHash};
-    use oponn_core::ports::{NewVote, OptionRecord, RecordVoteError, VoteTarget};
+    use oponn_core::ports::{NewVote, VoteTarget};
     use time::OffsetDateTime;
 
-    use super::{BallotState, decide_batch, one_ballot};
+    use super::{add_option, add_vote, one_ballot, stored_votes};
 
     fn ballot() -> BallotId {
         BallotId::from_bytes([7; 16])
     }
 
-    fn voter(n: u8) -> VoterHash {
-        VoterHash::from_bytes([n; 32])
-    }
-
-    fn vote(voter_n: u8, target: VoteTarget, allow_change: bool) -> NewVote {
-        NewVote {
+    fn to(option: u32) -> impl Fn(u8) -> NewVote {
+        move |n| NewVote {
             ballot_id: ballot(),
-            voter: voter(voter_n),
+            voter: VoterHash::from_bytes([n; 32]),
             aliases: Vec::new(),
-            target,
-            cast_at: OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(i64::from(voter_n)),
-            allow_change,
+            target: VoteTarget::Existing(OptionId::new(option)),
+            cast_at: OffsetDateTime::UNIX_EPOCH,
+            allow_change: false,
         }
-    }
-
-    fn to(option: u32, allow_change: bool) -> impl Fn(u8) -> NewVote {
-        move |n| vote(n, VoteTarget::Existing(OptionId::new(option)), allow_change)
-    }
-
-    fn write_in(id: u32, key: u8) -> VoteTarget {
-        VoteTarget::WriteIn(OptionRecord {
-            id: OptionId::new(id),
-            label: Sealed::from_bytes(vec![key; 8]),
-            label_key: LabelKey::from_bytes([key; 32]),
-            write_in: true,
-        })
-    }
-
-    /// Options 1 and 2 (label keys 1 and 2) with 3 and 1 votes, sequence 4;
-    /// voter 9 voted for option 2.
-    fn state() -> BallotState {
-        let mut state = BallotState::new(4, None).unwrap();
-        state.add_option(1, vec![1; 32], 3).unwrap();
-        state.add_option(2, vec![2; 32], 1).unwrap();
-        state.add_vote(voter(9).as_bytes().to_vec(), 2).unwrap();
-        state
-    }
-
-    #[test]
-    fn a_voter_new_to_the_ballot_is_one_insert_of_their_last_choice() {
-        let votes = [to(1, true)(1), to(2, true)(1), to(2, true)(1)];
-        let (outcomes, writes) = decide_batch(state(), &votes, i64::MAX).unwrap();
-        let seqs: Vec<u64> = outcomes
-            .iter()
-            .map(|outcome| outcome.as_ref().unwrap().tally.seq())
-            .collect();
-        assert_eq!(seqs, [5, 6, 6]);
-        assert_eq!(writes.new_votes.len(), 1);
-        assert_eq!(writes.new_votes[0].option_id, 2);
-        assert!(writes.changed_votes.is_empty());
-        assert_eq!(writes.count_changes, [(2, 1)]);
-        assert_eq!((writes.recorded, writes.tally_seq), (2, 6));
-    }
-
-    #[test]
-    fn a_change_and_back_is_one_update_and_moves_no_counter() {
-        let votes = [to(1, true)(9), to(2, true)(9)];
-        let (outcomes, writes) = decide_batch(state(), &votes, i64::MAX).unwrap();
-        let moved_from: Vec<Option<OptionId>> = outcomes
-            .iter()
-            .map(|outcome| outcome.as_ref().unwrap().changed_from)
-            .collect();
-        assert_eq!(moved_from, [Some(OptionId::new(2)), Some(OptionId::new(1))]);
-        assert!(writes.new_votes.is_empty());
-        assert_eq!(writes.changed_votes.len(), 1);
-        assert_eq!(writes.changed_votes[0].option_id, 2);
-        assert!(writes.count_changes.is_empty());
-        assert_eq!((writes.recorded, writes.tally_seq), (2, 6));
-    }
-
-    #[test]
-    fn refusals_write_nothing() {
-        let votes = [
-            to(1, false)(9),
-            to(5, false)(1),
-            vote(2, write_in(1, 8), false),
-            vote(3, write_in(3, 8), false),
-        ];
-        // Option 3 would not fit a dialect whose ids stop at 2.
-        let (outcomes, writes) = decide_batch(state(), &votes, 2).unwrap();
-        assert!(matches!(
-            outcomes.as_slice(),
-            [
-                Err(RecordVoteError::AlreadyVoted),
-                Err(RecordVoteError::UnknownOption),
-                Err(RecordVoteError::OptionIdTaken),
-                Err(RecordVoteError::OptionIdTaken),
-            ]
-        ));
-        assert!(writes.new_options.is_empty() && writes.new_votes.is_empty());
-        assert!(writes.count_changes.is_empty());
-        assert_eq!((writes.recorded, writes.tally_seq), (0, 4));
-    }
-
-    #[test]
-    fn a_write_in_is_added_once_and_later_votes_merge_into_it() {
-        let votes = [
-            vote(1, write_in(3, 8), false),
-            vote(2, write_in(4, 8), false),
-            to(3, false)(3),
-            vote(4, write_in(5, 1), false),
-        ];
-        let (outcomes, writes) = decide_batch(state(), &votes, i64::MAX).unwrap();
-        let options: Vec<OptionId> = outcomes
-            .iter()
-            .map(|outcome| outcome.as_ref().unwrap().option_id)
-            .collect();
-        assert_eq!(options, [3, 3, 3, 1].map(OptionId::new));
-        assert_eq!(writes.new_options.len(), 1);
-        assert_eq!(writes.count_changes, [(1, 1), (3, 3)]);
-        let last = outcomes[3].as_ref().unwrap();
-        assert_eq!(
-            [1, 2, 3].map(|option| last.tally.count(OptionId::new(option))),
-            [4, 1, 3]
-        );
-    }
-
-    /// A vote by `voter_n` who also presents the identities `aliases`.
-    fn presenting(voter_n: u8, aliases: &[u8], option: u32, allow_change: bool) -> NewVote {
-        NewVote {
-            aliases: aliases.iter().map(|&n| voter(n)).collect(),
-            ..to(option, allow_change)(voter_n)
-        }
-    }
-
-    #[test]
-    fn any_identity_with_a_vote_makes_the_voter_one_who_voted() {
-        let mut state = state();
-        // Identity 10 is an alias of voter 9's vote.
-        state
-            .add_alias(voter(10).as_bytes().to_vec(), voter(9).as_bytes().to_vec())
-            .unwrap();
-        let votes = [
-            presenting(1, &[9], 1, false),
-            presenting(2, &[10], 1, false),
-            presenting(10, &[], 1, false),
-            presenting(3, &[4], 1, false),
-            presenting(4, &[], 2, false),
-            presenting(5, &[4], 2, false),
-        ];
-        let (outcomes, writes) = decide_batch(state, &votes, i64::MAX).unwrap();
-        let accepted: Vec<bool> = outcomes.iter().map(Result::is_ok).collect();
-        assert_eq!(accepted, [false, false, false, true, false, false]);
-        assert!(matches!(outcomes[0], Err(RecordVoteError::AlreadyVoted)));
-        // Voter 3's vote is held by 3; 4 becomes its alias. Refusals link nothing.
-        assert_eq!(writes.new_votes.len(), 1);
-        assert_eq!(writes.new_votes[0].voter, voter(3));
-        assert_eq!(writes.new_aliases, [(voter(4), voter(3))]);
-        assert_eq!((writes.recorded, writes.tally_seq), (1, 5));
-    }
-
-    #[test]
-    fn a_change_through_an_alias_moves_the_held_vote_and_links_the_rest() {
-        let votes = [
-            // Identity 1, new, presents 9: moves 9's vote from 2 to 1.
-            presenting(1, &[9], 1, true),
-            // 11 presents 1, an alias now: the same vote, the same choice.
-            presenting(11, &[1], 1, true),
-        ];
-        let (outcomes, writes) = decide_batch(state(), &votes, i64::MAX).unwrap();
-        let first = outcomes[0].as_ref().unwrap();
-        assert_eq!(first.changed_from, Some(OptionId::new(2)));
-        let second = outcomes[1].as_ref().unwrap();
-        assert_eq!((second.changed_from, second.tally.seq()), (None, 5));
-        assert!(writes.new_votes.is_empty());
-        assert_eq!(writes.changed_votes.len(), 1);
-        assert_eq!(writes.changed_votes[0].voter, voter(9));
-        assert_eq!(
-            writes.new_aliases,
-            [(voter(1), voter(9)), (voter(11), voter(9))]
-        );
-        assert_eq!(writes.count_changes, [(1, 1), (2, -1)]);
     }
 
     #[test]
     fn corrupt_values_are_refused_as_they_are_read() {
-        assert!(BallotState::new(-1, None).is_err());
-        let mut state = state();
-        assert!(state.add_option(3, vec![3; 32], -1).is_err());
-        assert!(
-            state
-                .add_option(i64::from(u32::MAX) + 1, vec![3; 32], 0)
-                .is_err()
-        );
-        assert!(state.add_vote(vec![1; 32], -2).is_err());
-        assert!(state.add_vote(vec![1; 31], 1).is_err());
-        assert!(state.add_alias(vec![1; 32], vec![2; 33]).is_err());
+        assert!(stored_votes(-1, None).is_err());
+        let mut state = stored_votes(4, None).unwrap();
+        assert!(add_option(&mut state, 1, &[1; 32], 3).is_ok());
+        assert!(add_option(&mut state, 3, &[3; 32], -1).is_err());
+        assert!(add_option(&mut state, i64::from(u32::MAX) + 1, &[3; 32], 0).is_err());
+        assert!(add_option(&mut state, 3, &[3; 31], 0).is_err());
+        assert!(add_vote(&mut state, &[1; 32], -2, None).is_err());
+        assert!(add_vote(&mut state, &[1; 31], 1, None).is_err());
+        assert!(add_vote(&mut state, &[2; 33], 1, Some(&[1; 32])).is_err());
+        assert!(add_vote(&mut state, &[2; 32], 1, Some(&[1; 31])).is_err());
     }
 
     #[test]
     fn only_a_one_ballot_batch_is_decided_as_one() {
-        let mut other = to(1, false)(2);
+        let mut other = to(1)(2);
         other.ballot_id = BallotId::from_bytes([8; 16]);
-        assert_eq!(
-            one_ballot(&[to(1, false)(1), to(2, false)(2)]),
-            Some(ballot())
-        );
-        assert_eq!(one_ballot(&[to(1, false)(1), other]), None);
+        assert_eq!(one_ballot(&[to(1)(1), to(2)(2)]), Some(ballot()));
+        assert_eq!(one_ballot(&[to(1)(1), other]), None);
         assert_eq!(one_ballot(&[]), None);
     }
 }

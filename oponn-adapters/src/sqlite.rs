@@ -35,6 +35,7 @@ use oponn_core::ports::{
     AccountError, AccountRepository, BallotRecord, BallotRepository, BoxError, NewVote, Page,
     RecordVoteError, RecordedVote, RepositoryError,
 };
+use oponn_core::recording::{BatchWrites, StoredVotes, VoteOutcome, identities};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -47,9 +48,9 @@ use time::OffsetDateTime;
 
 use crate::probe::{WRITE_PROBE_BYTES, WriteProbe};
 use crate::sql::{
-    BallotRow, BallotState, BatchDialect, BatchWrites, OptionRow, SqlSetupError, VoteOutcome,
-    account, account_unavailable, ballot_record, corrupt, identities, pending, record_many,
-    record_one, tally, unavailable,
+    BallotRow, BatchDialect, OptionRow, SqlSetupError, account, account_unavailable, add_option,
+    add_vote, ballot_record, corrupt, option_number, pending, record_many, record_one, sql_count,
+    stored_votes, tally, unavailable,
 };
 
 /// The schema's migrations, compiled in.
@@ -213,7 +214,8 @@ impl SqliteRepository {
 
 impl BatchDialect for SqliteRepository {
     type Db = Sqlite;
-    const MAX_OPTION_ID: i64 = i64::MAX;
+    // `option_id` is an `integer` column: every option id fits.
+    const MAX_OPTION_ID: OptionId = OptionId::new(u32::MAX);
 
     async fn begin_batch(&self) -> Result<Transaction<'_, Self::Db>, sqlx::Error> {
         // The write lock up front: the reads that follow stay true until commit.
@@ -226,7 +228,7 @@ impl BatchDialect for SqliteRepository {
         tx: &mut Transaction<'_, Sqlite>,
         ballot: &[u8],
         votes: &[NewVote],
-    ) -> Result<Option<BallotState>, BoxError> {
+    ) -> Result<Option<StoredVotes>, BoxError> {
         // Every identity of every voter: each may hold a vote or lead to one.
         let voters: BTreeSet<&[u8]> = votes
             .iter()
@@ -256,20 +258,22 @@ impl BatchDialect for SqliteRepository {
         let Some(ballot_row) = rows.iter().find(|row| row.tally_seq.is_some()) else {
             return Ok(None);
         };
-        let mut state = BallotState::new(
+        let mut state = stored_votes(
             ballot_row.tally_seq.unwrap_or_default(),
             optional_time(ballot_row.closed_at)?,
         )?;
         for row in rows {
             match (row.voter_hash, row.option_id, row.label_key, row.vote_count) {
                 (Some(voter_hash), Some(option_id), _, _) => {
-                    if let Some(alias) = row.alias_hash {
-                        state.add_alias(alias, voter_hash.clone())?;
-                    }
-                    state.add_vote(voter_hash, option_id)?
+                    add_vote(
+                        &mut state,
+                        &voter_hash,
+                        option_id,
+                        row.alias_hash.as_deref(),
+                    )?;
                 }
                 (None, Some(option_id), Some(label_key), Some(vote_count)) => {
-                    state.add_option(option_id, label_key, vote_count)?;
+                    add_option(&mut state, option_id, &label_key, vote_count)?;
                 }
                 // The ballot's row when it has no options.
                 _ => {}
@@ -285,10 +289,12 @@ impl BatchDialect for SqliteRepository {
             }
             for row in query.fetch_all(&mut **tx).await? {
                 if let (Some(voter_hash), Some(option_id)) = (row.voter_hash, row.option_id) {
-                    if let Some(alias) = row.alias_hash {
-                        state.add_alias(alias, voter_hash.clone())?;
-                    }
-                    state.add_vote(voter_hash, option_id)?;
+                    add_vote(
+                        &mut state,
+                        &voter_hash,
+                        option_id,
+                        row.alias_hash.as_deref(),
+                    )?;
                 }
             }
         }
@@ -327,7 +333,7 @@ impl BatchDialect for SqliteRepository {
                 [
                     id,
                     Arg::Bytes(vote.voter.as_bytes().as_slice()),
-                    Arg::Int(vote.option_id),
+                    Arg::Int(option_number(vote.option_id)),
                     Arg::Int(micros(vote.cast_at)),
                 ]
             }));
@@ -350,7 +356,7 @@ impl BatchDialect for SqliteRepository {
         }
         for vote in &writes.changed_votes {
             script.bind([
-                Arg::Int(vote.option_id),
+                Arg::Int(option_number(vote.option_id)),
                 Arg::Int(micros(vote.cast_at)),
                 id,
                 Arg::Bytes(vote.voter.as_bytes().as_slice()),
@@ -365,10 +371,14 @@ impl BatchDialect for SqliteRepository {
             script.bind(
                 chunk
                     .iter()
-                    .flat_map(|&(option, by)| [Arg::Int(option), Arg::Int(by)]),
+                    .flat_map(|&(option, by)| [Arg::Int(option_number(option)), Arg::Int(by)]),
             );
             script.bind([id]);
-            script.bind(chunk.iter().map(|&(option, _)| Arg::Int(option)));
+            script.bind(
+                chunk
+                    .iter()
+                    .map(|&(option, _)| Arg::Int(option_number(option))),
+            );
             script.push(format!(
                 "update ballot_options set vote_count = vote_count + case option_id{} end \
                  where ballot_id = ? and option_id in ({})",
@@ -377,7 +387,7 @@ impl BatchDialect for SqliteRepository {
             ));
         }
         if writes.recorded > 0 {
-            script.bind([Arg::Int(writes.recorded), id]);
+            script.bind([Arg::Int(sql_count(writes.recorded)?), id]);
             script.push(
                 "update ballots set tally_seq = tally_seq + ? where id = ? returning tally_seq"
                     .to_owned(),
@@ -388,7 +398,7 @@ impl BatchDialect for SqliteRepository {
             // The receipts number the votes from the sequence read at the
             // start; under the write lock nothing else moved it.
             let tally_seq: Option<i64> = rows.last().map(|row| row.try_get(0)).transpose()?;
-            if tally_seq != Some(writes.tally_seq) {
+            if tally_seq != Some(sql_count(writes.tally_seq)?) {
                 return Err("the ballot's sequence moved during the batch".into());
             }
         }

@@ -21,12 +21,15 @@
 //!   bound to ballot and field, label keys, the bounded key cache.
 //! - [`ports`]: `BallotRepository`, `VoteLock`, `Broadcaster`,
 //!   `KeyWrapper`, `Clock`, each with the errors an implementation must return.
+//! - [`recording`]: the one decision every repository executes when it
+//!   records a batch of votes (who voted, changes, write-ins, closes).
 //! - [`service`]: [`BallotService`] and one error enum per operation.
 #![forbid(unsafe_code)]
 
 pub mod crypto;
 pub mod domain;
 pub mod ports;
+pub mod recording;
 pub mod service;
 
 pub use service::{

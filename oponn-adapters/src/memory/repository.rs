@@ -4,19 +4,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
-use oponn_core::crypto::LabelKey;
 use oponn_core::domain::{BallotId, OptionId, OwnerId, Tally, VoterHash};
 use oponn_core::ports::{
     BallotRecord, BallotRepository, NewVote, Page, RecordVoteError, RecordedVote, RepositoryError,
-    VoteTarget,
 };
+use oponn_core::recording::{BatchDecision, StoredVotes, VoteOutcome, decide_batch, identities};
 use time::OffsetDateTime;
 
 /// Ballots, votes and tallies in process memory.
 ///
 /// One mutex guards the whole map: every operation is a few map look-ups,
-/// so holding it across a vote is what makes "check voter, add option,
-/// count" atomic, as the port requires.
+/// so holding it across a batch is what makes "check voter, add option,
+/// count" atomic, as the port requires. The decision itself is the core's
+/// ([`decide_batch`]), the same one the SQL adapters execute.
 #[derive(Default)]
 pub struct MemoryRepository {
     ballots: Mutex<HashMap<BallotId, StoredBallot>>,
@@ -47,21 +47,42 @@ impl StoredBallot {
         }
     }
 
-    /// Makes each of `identities` without a vote an alias of `holder`'s.
-    fn link(&mut self, identities: &[VoterHash], holder: VoterHash) {
-        for identity in identities {
-            if self.holder(identity).is_none() {
-                self.aliases.insert(*identity, holder);
+    /// Records a run of votes on this ballot: reads what the core's
+    /// decision needs, as a SQL adapter reads its rows, lets the core
+    /// decide, and applies the writes it returns.
+    fn record(&mut self, votes: &[NewVote]) -> Vec<VoteOutcome> {
+        let mut state = StoredVotes::new(self.seq, self.record.closed_at);
+        for option in &self.record.options {
+            let count = self.counts.get(&option.id).copied().unwrap_or(0);
+            state.add_option(option.id, option.label_key, count);
+        }
+        for identity in votes.iter().flat_map(identities) {
+            let Some(holder) = self.holder(identity) else {
+                continue;
+            };
+            if holder != *identity {
+                state.add_alias(*identity, holder);
+            }
+            if let Some(&option) = self.votes.get(&holder) {
+                state.add_vote(holder, option);
             }
         }
-    }
-
-    fn option_with_key(&self, key: &LabelKey) -> Option<OptionId> {
+        let BatchDecision { outcomes, writes } =
+            decide_batch(state, votes, OptionId::new(u32::MAX));
         self.record
             .options
-            .iter()
-            .find(|option| option.label_key == *key)
-            .map(|option| option.id)
+            .extend(writes.new_options.into_iter().cloned());
+        for row in writes.new_votes.into_iter().chain(writes.changed_votes) {
+            self.votes.insert(row.voter, row.option_id);
+        }
+        self.aliases.extend(writes.new_aliases);
+        for (option, by) in writes.count_changes {
+            let count = self.counts.entry(option).or_insert(0);
+            *count = count.saturating_add_signed(by);
+        }
+        self.counts.retain(|_, count| *count > 0);
+        self.seq = writes.tally_seq;
+        outcomes
     }
 }
 
@@ -123,74 +144,27 @@ impl BallotRepository for MemoryRepository {
     }
 
     async fn record_vote(&self, vote: &NewVote) -> Result<RecordedVote, RecordVoteError> {
-        let mut ballots = self.ballots();
-        let stored = ballots
-            .get_mut(&vote.ballot_id)
-            .ok_or(RecordVoteError::BallotNotFound)?;
-        if stored
-            .record
-            .closed_at
-            .is_some_and(|closed| closed <= vote.cast_at)
-        {
-            return Err(RecordVoteError::BallotClosed);
-        }
-        // Every identity the voter presents; the first with a vote holds it.
-        let identities: Vec<VoterHash> = std::iter::once(vote.voter)
-            .chain(vote.aliases.iter().copied())
-            .collect();
-        let holder = identities
-            .iter()
-            .find_map(|identity| stored.holder(identity))
-            .unwrap_or(vote.voter);
-        let previous = stored.votes.get(&holder).copied();
-        if previous.is_some() && !vote.allow_change {
-            return Err(RecordVoteError::AlreadyVoted);
-        }
-        let option_id = match &vote.target {
-            VoteTarget::Existing(id) => {
-                if !stored.record.options.iter().any(|o| o.id == *id) {
-                    return Err(RecordVoteError::UnknownOption);
-                }
-                *id
-            }
-            VoteTarget::WriteIn(option) => match stored.option_with_key(&option.label_key) {
-                Some(existing) => existing,
-                None if stored.record.options.iter().any(|o| o.id == option.id) => {
-                    return Err(RecordVoteError::OptionIdTaken);
-                }
-                None => {
-                    stored.record.options.push(option.clone());
-                    option.id
-                }
-            },
-        };
-        if previous == Some(option_id) {
-            // The same choice again: nothing moves, but every identity
-            // presented now leads to the vote.
-            stored.link(&identities, holder);
-            return Ok(RecordedVote {
-                option_id,
-                tally: stored.tally(),
-                changed_from: None,
-            });
-        }
-        // Under the one lock, the old option loses the vote as the new one
-        // gains it: no reader sees both or neither.
-        if let Some(old) = previous {
-            if let Some(count) = stored.counts.get_mut(&old) {
-                *count = count.saturating_sub(1);
-            }
-            stored.counts.retain(|_, count| *count > 0);
-        }
-        stored.votes.insert(holder, option_id);
-        stored.link(&identities, holder);
-        *stored.counts.entry(option_id).or_insert(0) += 1;
-        stored.seq += 1;
-        Ok(RecordedVote {
-            option_id,
-            tally: stored.tally(),
-            changed_from: previous,
+        let mut outcomes = self.record_votes(std::slice::from_ref(vote)).await;
+        outcomes.pop().unwrap_or_else(|| {
+            Err(RecordVoteError::Unavailable(
+                "the vote got no outcome".into(),
+            ))
         })
+    }
+
+    async fn record_votes(&self, votes: &[NewVote]) -> Vec<VoteOutcome> {
+        let mut ballots = self.ballots();
+        let mut outcomes = Vec::with_capacity(votes.len());
+        // Each run of consecutive votes on one ballot is decided as one
+        // batch, which is the same as deciding its votes one by one.
+        for run in votes.chunk_by(|a, b| a.ballot_id == b.ballot_id) {
+            let ballot = run.first().map(|vote| vote.ballot_id);
+            match ballot.and_then(|ballot| ballots.get_mut(&ballot)) {
+                Some(stored) => outcomes.extend(stored.record(run)),
+                None => outcomes.extend(run.iter().map(|_| Err(RecordVoteError::BallotNotFound))),
+            }
+        }
+        outcomes
     }
 
     async fn vote_of(
