@@ -35,7 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 options: split_option_text("pizza, ramen, tacos"),
                 allow_write_in: true,
                 start: StartRequest::Now,
-                window_minutes: 60,
+                window: 60.into(),
                 settings: BallotSettings::default(),
             },
             None,

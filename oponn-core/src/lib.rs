@@ -34,7 +34,7 @@ pub mod service;
 
 pub use service::{
     AccountService, BallotError, BallotService, CastVoteError, CreateBallotError,
-    DEFAULT_MAX_WRITE_IN_OPTIONS, Dependency, OwnerActionError, Ports, PruneReport, SESSION_LENGTH,
-    ServiceSettings, SignInError, SignedIn, Unavailable, VoteChoice, VoteReceipt,
-    WRITE_IN_FORM_VALUE,
+    DEFAULT_MAX_WRITE_IN_OPTIONS, Dependency, HiddenUntil, OwnerActionError, Ports, PruneReport,
+    ResultsAccess, SESSION_LENGTH, ServiceSettings, SignInError, SignedIn, Unavailable, VoteChoice,
+    VoteReceipt,
 };

@@ -91,7 +91,7 @@ impl TestOponn {
             options: options.iter().map(|o| (*o).to_owned()).collect(),
             allow_write_in: false,
             start: StartRequest::Now,
-            window_minutes: 0,
+            window: 0.into(),
             settings: BallotSettings::default(),
         })
         .await

@@ -18,7 +18,7 @@ async fn ballot(service: &BallotService, allow_write_in: bool) -> Ballot {
         options: vec!["north".to_owned(), "south".to_owned()],
         allow_write_in,
         start: StartRequest::Now,
-        window_minutes: 0,
+        window: 0.into(),
         settings: BallotSettings::default(),
     };
     service.create_ballot(&request, None).await.unwrap()

@@ -17,17 +17,17 @@ use poem_openapi::OpenApiService;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::Api;
+use crate::api;
 use crate::assets::StaticFiles;
 use crate::compose::{ComposeError, Services, Wiring, build_service};
 use crate::config::Config;
 use crate::live::LiveHub;
 use crate::metrics::{Metrics, RequestLabels};
-use crate::pages;
 use crate::rates::RateLimits;
 use crate::secrets::{SecretError, Secrets};
 use crate::state::AppState;
 use crate::views::Templates;
+use crate::{html, pages};
 
 /// How often the reaper prunes idle per-ballot state.
 pub const REAPER_INTERVAL: Duration = Duration::from_secs(60);
@@ -181,7 +181,7 @@ fn spawn_reaper(state: Arc<AppState>) {
 }
 
 fn routes(state: Arc<AppState>) -> impl Endpoint {
-    let api = OpenApiService::new(Api, "Oponn", env!("CARGO_PKG_VERSION"))
+    let api = OpenApiService::new(api::api(), "Oponn", env!("CARGO_PKG_VERSION"))
         .description(
             "Real-time voting: create ballots, cast one vote per voter, follow tallies live.\n\n\
              Voters are identified by the signed `oponn_voter` cookie, shared with the HTML \
@@ -217,7 +217,7 @@ fn routes(state: Arc<AppState>) -> impl Endpoint {
         .with(csrf);
     let cookie_key = state.cookie_key.clone();
     Route::new()
-        .nest("/api/v1", crate::api::with_problem_refusals(api))
+        .nest("/api/v1", api::with_problem_refusals(api))
         .at(
             "/api/openapi.json",
             get(poem::endpoint::make_sync(move |_| {
@@ -253,7 +253,7 @@ async fn finish_response<E: Endpoint>(
         .await;
     let mut response = match outcome {
         Ok(Ok(response)) => response,
-        Ok(Err(error)) if error.status() == StatusCode::NOT_FOUND => pages::not_found(&state),
+        Ok(Err(error)) if error.status() == StatusCode::NOT_FOUND => html::not_found(&state),
         Ok(Err(error)) => error.into_response(),
         Err(panic) => {
             let cause = panic
@@ -344,7 +344,7 @@ fn internal_error(state: &AppState, path: &str) -> Response {
             .with_status(StatusCode::INTERNAL_SERVER_ERROR)
             .into_response()
     } else {
-        pages::error_page(
+        html::error_page(
             state,
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",

@@ -14,8 +14,8 @@ use poem::http::{Method, StatusCode, header};
 use poem::{Body, Endpoint, IntoResponse, Request, Response};
 use serde_json::json;
 
+use crate::html;
 use crate::limits::{Limits, MAX_BALLOT_BODY_BYTES, MAX_BODY_BYTES};
-use crate::pages;
 use crate::rates::Rate;
 use crate::state::AppState;
 
@@ -318,7 +318,7 @@ fn refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_request",
             _ => "request_refused",
         };
-        pages::error_page(state, status, title, message)
+        html::error_page(state, status, title, message)
     };
     if let Some(wait) = retry_after {
         // Whole seconds, rounded up: `Retry-After: 0` would invite a storm.

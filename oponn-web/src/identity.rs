@@ -47,12 +47,12 @@ pub(crate) async fn viewer(state: &AppState, jar: &CookieJar) -> Viewer {
     match session(state, jar).await {
         Some(session) => Viewer {
             voter: VoterId::account(&session.account).from_browser(&browser),
-            owner: account_owner(&session.account),
+            owner: OwnerId::account(&session.account),
             account: Some(session),
             new_voter: false,
         },
         None => Viewer {
-            owner: guest_owner(&browser),
+            owner: OwnerId::guest(&browser),
             voter: browser,
             account: None,
             new_voter,
@@ -171,14 +171,4 @@ fn cookie(state: &AppState, name: &str, value: String, max_age: Duration) -> Coo
         max_age.whole_seconds().max(0).unsigned_abs(),
     ));
     cookie
-}
-
-/// The owner id of ballots a browser creates without signing in.
-pub(crate) fn guest_owner(voter: &VoterId) -> OwnerId {
-    OwnerId::new(format!("guest:{}", voter.as_str()))
-}
-
-/// The owner id of ballots an account creates.
-pub(crate) fn account_owner(account: &AccountId) -> OwnerId {
-    OwnerId::new(format!("account:{}", account.as_str()))
 }

@@ -44,7 +44,9 @@ mod assets;
 mod auth;
 mod compose;
 mod config;
+mod export;
 mod guard;
+mod html;
 mod identity;
 mod limits;
 mod live;
@@ -56,6 +58,7 @@ mod server;
 pub mod simulate;
 mod state;
 mod views;
+mod wire;
 
 pub use app::{App, CONTENT_SECURITY_POLICY, REAPER_INTERVAL, StartupError};
 pub use compose::{

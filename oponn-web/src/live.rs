@@ -13,10 +13,14 @@ use oponn_core::{BallotError, BallotService};
 use serde_json::json;
 use tokio::sync::{Mutex, watch};
 use tokio::time::Instant;
+use tokio_stream::wrappers::WatchStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::TallyBody;
 use crate::views::{BallotView, ResultsView, Templates};
+use crate::wire::TallyBody;
+
+/// How often an idle event stream sends a keep-alive comment.
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Shortest time between two updates of one ballot's feed: a burst of
 /// votes reaches watchers as at most ten updates a second, the last always
@@ -242,6 +246,25 @@ pub(crate) fn sse_frame(event: &str, id: u64, data: &str) -> String {
     }
     frame.push('\n');
     frame
+}
+
+/// The updates of `feed` for one client: the current one at once (unless
+/// it is the one the client last saw, `resume_after`), then each newer
+/// one, until shutdown.
+pub(crate) fn live_updates(
+    feed: LiveFeed,
+    resume_after: Option<u64>,
+    shutdown: CancellationToken,
+) -> impl Stream<Item = Arc<LiveUpdate>> + Send + 'static {
+    let mut first = true;
+    WatchStream::new(feed)
+        .filter_map(std::future::ready)
+        .filter(move |update| {
+            let already_seen = first && resume_after == Some(update.seq);
+            first = false;
+            std::future::ready(!already_seen)
+        })
+        .take_until(shutdown.cancelled_owned())
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Prometheus series, all prefixed `oponn_`.
 
+use oponn_core::CastVoteError;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -45,6 +46,28 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
+    /// Counts a vote refused for `error`, by its reason: the pages and the
+    /// API count the same reasons the same way.
+    pub(crate) fn count_vote_refusal(&self, error: &CastVoteError) {
+        let reason = match error {
+            CastVoteError::NotFound => "not_found",
+            CastVoteError::NotOpenYet => "not_open_yet",
+            CastVoteError::Ended => "ended",
+            CastVoteError::InvalidOption => "invalid_option",
+            CastVoteError::WriteInsNotAllowed => "write_ins_not_allowed",
+            CastVoteError::InvalidWriteIn(_) => "invalid_write_in",
+            CastVoteError::WriteInLimitReached { .. } => "write_in_limit",
+            CastVoteError::AlreadyVoted => "already_voted",
+            CastVoteError::SignInRequired => "sign_in_required",
+            _ => "unavailable",
+        };
+        self.votes_refused
+            .get_or_create(&RefusalLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
     pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("oponn");
         let votes_cast = Counter::default();

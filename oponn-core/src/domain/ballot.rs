@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use time::OffsetDateTime;
 
 use super::ids::{BallotId, OptionId, OwnerId};
-use super::schedule::{Schedule, StartRequest, Status};
+use super::schedule::{Schedule, StartRequest, Status, WindowRequest};
 use super::settings::BallotSettings;
 use super::text::{MAX_OPTIONS, Measure, OptionLabel};
 use super::validation::{Field, FieldError, ValidationErrors, messages};
@@ -22,8 +22,8 @@ pub struct BallotRequest {
     pub allow_write_in: bool,
     /// When voting opens.
     pub start: StartRequest,
-    /// How long voting stays open, in minutes; 0 means until closed.
-    pub window_minutes: u32,
+    /// How long voting stays open; 0 minutes means until closed.
+    pub window: WindowRequest,
     /// Who may vote, whether votes may change, when results show.
     pub settings: BallotSettings,
 }
@@ -48,7 +48,10 @@ impl BallotDraft {
         let mut errors = ValidationErrors::default();
         let measure = errors.check(Measure::parse(&request.measure));
         let options = errors.check(parse_options(&request.options, request.allow_write_in));
-        let schedule = match Schedule::parse(&request.start, request.window_minutes, now) {
+        // A window that cannot be read is reported beside the start's
+        // errors; the start is still checked, with no window.
+        let window_minutes = errors.check(request.window.minutes());
+        let schedule = match Schedule::parse(&request.start, window_minutes.unwrap_or(0), now) {
             Ok(schedule) => Some(schedule),
             Err(schedule_errors) => {
                 schedule_errors.into_iter().for_each(|e| errors.push(e));
@@ -281,7 +284,7 @@ mod tests {
             options,
             allow_write_in,
             start: StartRequest::Now,
-            window_minutes: 0,
+            window: WindowRequest::Minutes(0),
             settings: BallotSettings::default(),
         }
     }
@@ -291,6 +294,32 @@ mod tests {
         BallotDraft::parse(&request(options, allow_write_in), NOW)
             .err()
             .and_then(|errors| errors.get(Field::Options))
+    }
+
+    #[test]
+    fn a_typed_window_is_checked_beside_every_other_field() {
+        let broken = BallotRequest {
+            measure: String::new(),
+            start: StartRequest::Scheduled("yesterday".to_owned()),
+            window: WindowRequest::Typed("soon".to_owned()),
+            ..request(vec!["a".to_owned(), "b".to_owned()], false)
+        };
+        let errors = BallotDraft::parse(&broken, NOW).unwrap_err();
+        assert_eq!(
+            errors.get(Field::VotingWindow),
+            Some(messages::VOTING_WINDOW_FORMAT)
+        );
+        assert!(errors.get(Field::Measure).is_some());
+        assert!(errors.get(Field::ScheduledStart).is_some());
+        let typed = BallotRequest {
+            window: WindowRequest::Typed(" 90 ".to_owned()),
+            ..request(vec!["a".to_owned(), "b".to_owned()], false)
+        };
+        let draft = BallotDraft::parse(&typed, NOW).unwrap();
+        assert_eq!(
+            draft.schedule().ends_at(),
+            Some(NOW + time::Duration::minutes(90))
+        );
     }
 
     #[test]
@@ -360,7 +389,7 @@ mod tests {
                 options: vec!["only".to_owned()],
                 allow_write_in: false,
                 start: StartRequest::Scheduled("nonsense".to_owned()),
-                window_minutes: 10,
+                window: WindowRequest::Minutes(10),
                 settings: BallotSettings::default(),
             },
             NOW,

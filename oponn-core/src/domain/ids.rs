@@ -106,9 +106,22 @@ impl fmt::Display for OptionId {
 pub struct OwnerId(String);
 
 impl OwnerId {
-    /// Wraps an owner id the caller has authenticated.
+    /// Wraps an owner id the caller has authenticated, or one read back
+    /// from storage.
     pub fn new(id: impl Into<String>) -> Self {
         Self(id.into())
+    }
+
+    /// The owner of ballots a guest browser creates: `guest:{voter id}`.
+    pub fn guest(browser: &VoterId) -> Self {
+        Self(format!("guest:{}", browser.as_str()))
+    }
+
+    /// The owner of ballots a signed-in account creates:
+    /// `account:{account id}`. The prefixes keep a browser id and an
+    /// account id that happen to be equal from owning each other's ballots.
+    pub fn account(account: &AccountId) -> Self {
+        Self(format!("account:{}", account.as_str()))
     }
 
     /// The id's text.

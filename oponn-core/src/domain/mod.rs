@@ -20,7 +20,8 @@ pub use ids::{
     AccountId, BallotId, InvalidBallotId, OptionId, OwnerId, VoterHash, VoterHasher, VoterId,
 };
 pub use schedule::{
-    MAX_SCHEDULE_AHEAD, MAX_WINDOW_MINUTES, Schedule, StartRequest, Status, parse_window_minutes,
+    MAX_SCHEDULE_AHEAD, MAX_WINDOW_MINUTES, Schedule, StartRequest, Status, WindowRequest,
+    parse_window_minutes,
 };
 pub use settings::{BallotSettings, Eligibility, ResultsVisibility};
 pub use tally::{ResultRow, Results, Tally, TallyEvent};

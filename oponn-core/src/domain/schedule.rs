@@ -26,6 +26,35 @@ pub enum StartRequest {
     Scheduled(String),
 }
 
+/// How long voting stays open, as the person creating the ballot gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WindowRequest {
+    /// A number of minutes; 0 means until closed.
+    Minutes(u32),
+    /// Minutes as typed into a form, read by [`parse_window_minutes`].
+    Typed(String),
+}
+
+impl WindowRequest {
+    /// The window in minutes.
+    ///
+    /// # Errors
+    /// A [`Field::VotingWindow`] error for typed text that is not a whole
+    /// number of minutes from 0 to [`MAX_WINDOW_MINUTES`].
+    pub fn minutes(&self) -> Result<u32, FieldError> {
+        match self {
+            Self::Minutes(minutes) => Ok(*minutes),
+            Self::Typed(text) => parse_window_minutes(text),
+        }
+    }
+}
+
+impl From<u32> for WindowRequest {
+    fn from(minutes: u32) -> Self {
+        Self::Minutes(minutes)
+    }
+}
+
 /// A ballot's voting period, fixed at creation except for closing early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Schedule {

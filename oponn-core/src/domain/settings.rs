@@ -1,6 +1,8 @@
 //! A ballot's settings: who may vote, whether votes may change, and when
 //! results may be seen. Chosen at creation, fixed afterwards.
 
+use super::ids::VoterId;
+
 /// Who may vote on a ballot.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Eligibility {
@@ -42,6 +44,15 @@ impl Eligibility {
         match self {
             Eligibility::Anyone => "anyone",
             Eligibility::SignedInOnly => "signed_in",
+        }
+    }
+
+    /// Whether `voter` may vote under this eligibility: the one rule the
+    /// service enforces and every page that offers a vote form shows.
+    pub fn admits(self, voter: &VoterId) -> bool {
+        match self {
+            Eligibility::Anyone => true,
+            Eligibility::SignedInOnly => voter.is_account(),
         }
     }
 
@@ -89,6 +100,17 @@ impl ResultsVisibility {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signed_in_only_admits_accounts_and_not_browsers() {
+        let browser = VoterId::new("browser");
+        let account =
+            VoterId::account(&super::super::ids::AccountId::new("a")).from_browser(&browser);
+        assert!(Eligibility::Anyone.admits(&browser));
+        assert!(Eligibility::Anyone.admits(&account));
+        assert!(!Eligibility::SignedInOnly.admits(&browser));
+        assert!(Eligibility::SignedInOnly.admits(&account));
+    }
 
     #[test]
     fn names_round_trip() {

@@ -172,6 +172,11 @@ pub mod messages {
     pub const WRITE_IN_LIMIT_REACHED: &str = "This ballot has reached its limit of write-in options; choose one of the existing options.";
     /// A guest on a ballot for signed-in voters only.
     pub const SIGN_IN_REQUIRED: &str = "Sign in to vote on this ballot.";
+    /// Where results would be, while they show only to those who voted.
+    pub const RESULTS_AFTER_VOTING: &str =
+        "Results are shown once you have voted, or when voting closes.";
+    /// Where results would be, while they show only once voting closes.
+    pub const RESULTS_AFTER_CLOSE: &str = "Results are shown when voting closes.";
     /// The voter already voted on this ballot.
     pub const ALREADY_VOTED: &str = "You have already voted on this ballot.";
     /// The ballot's start lies in the future.

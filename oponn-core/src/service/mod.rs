@@ -18,18 +18,15 @@ pub use error::{
 
 use crate::crypto::{BallotCache, KeyCache, SealedField, SymmetricKey};
 use crate::domain::{
-    Ballot, BallotDraft, BallotId, BallotOption, BallotParts, BallotRequest, Eligibility, Measure,
-    OptionId, OptionLabel, OwnerId, Results, Schedule, Status, Tally, TallyEvent, VoterHasher,
-    VoterId, WriteIn, comparison_key,
+    Ballot, BallotDraft, BallotId, BallotOption, BallotParts, BallotRequest, Measure, OptionId,
+    OptionLabel, OwnerId, Results, ResultsVisibility, Schedule, Status, Tally, TallyEvent,
+    VoterHasher, VoterId, WriteIn, comparison_key, messages,
 };
 use crate::ports::{
     BallotRecord, BallotRepository, Broadcaster, Clock, KeyWrapError, KeyWrapper, LockGuard,
     NewVote, OptionRecord, Page, RecordVoteError, RepositoryError, TallyStream, VoteLock,
     VoteTarget,
 };
-
-/// The form value of `option_id` that means "my own write-in".
-pub const WRITE_IN_FORM_VALUE: &str = "__write_in__";
 
 /// How many times a write-in is retried when another instance took its
 /// option id at the same moment (only possible while the lock is down).
@@ -101,21 +98,63 @@ pub enum VoteChoice {
     WriteIn(String),
 }
 
-impl VoteChoice {
-    /// Reads the vote form's `option_id` (an option number, or
-    /// [`WRITE_IN_FORM_VALUE`]) and `write_in_value` fields.
-    ///
-    /// # Errors
-    /// [`CastVoteError::InvalidOption`] when `option_id` is neither.
-    pub fn from_form(option_id: &str, write_in_value: Option<&str>) -> Result<Self, CastVoteError> {
-        if option_id == WRITE_IN_FORM_VALUE {
-            return Ok(VoteChoice::WriteIn(
-                write_in_value.unwrap_or_default().to_owned(),
-            ));
+/// What one viewer may see of a ballot's results now, as
+/// [`BallotService::results_for`] decides it: every channel that shows a
+/// tally in any form (pages, live streams, the API, exports, the
+/// dashboard) asks this one question, so a new channel cannot forget it.
+#[derive(Debug, Clone)]
+pub enum ResultsAccess {
+    /// The viewer may see the results.
+    Shown {
+        /// The ballot.
+        ballot: Ballot,
+        /// Its results.
+        results: Results,
+    },
+    /// The results are hidden from this viewer for now.
+    Hidden {
+        /// The ballot (its question and status may still be shown).
+        ballot: Ballot,
+        /// Until when they stay hidden.
+        reason: HiddenUntil,
+        /// What to show where the results would be.
+        message: &'static str,
+    },
+}
+
+impl ResultsAccess {
+    /// The ballot, shown or not.
+    pub fn ballot(&self) -> &Ballot {
+        match self {
+            Self::Shown { ballot, .. } | Self::Hidden { ballot, .. } => ballot,
         }
-        OptionId::parse(option_id)
-            .map(VoteChoice::Option)
-            .ok_or(CastVoteError::InvalidOption)
+    }
+
+    /// The results, when the viewer may see them.
+    pub fn results(&self) -> Option<&Results> {
+        match self {
+            Self::Shown { results, .. } => Some(results),
+            Self::Hidden { .. } => None,
+        }
+    }
+}
+
+/// Why results are hidden: what would show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HiddenUntil {
+    /// The viewer votes, or voting closes.
+    Voted,
+    /// Voting closes.
+    Closed,
+}
+
+impl HiddenUntil {
+    /// The message shown where the results would be.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Voted => messages::RESULTS_AFTER_VOTING,
+            Self::Closed => messages::RESULTS_AFTER_CLOSE,
+        }
     }
 }
 
@@ -500,9 +539,7 @@ impl BallotService {
             Vec::with_capacity(votes.len());
         let mut to_record = Vec::with_capacity(votes.len());
         for pending in votes {
-            if record.settings.eligibility == Eligibility::SignedInOnly
-                && !pending.voter.is_account()
-            {
+            if !record.settings.eligibility.admits(&pending.voter) {
                 outcomes.push(Some(Err(Refused(CastVoteError::SignInRequired))));
                 continue;
             }
@@ -622,9 +659,62 @@ impl BallotService {
         Ok(None)
     }
 
+    /// The ballot `id` and what `viewer` may see of its results now: the
+    /// one call every channel makes before showing a tally, in any form.
+    ///
+    /// # Errors
+    /// [`BallotError::NotFound`], or [`BallotError::Unavailable`].
+    pub async fn results_for(
+        &self,
+        id: &BallotId,
+        viewer: Option<&VoterId>,
+    ) -> Result<ResultsAccess, BallotError> {
+        let (ballot, results) = self.results(id).await?;
+        self.access(ballot, results, viewer).await
+    }
+
+    /// What `voter` may see of the tally their vote `receipt` produced: a
+    /// vote's reply carries the tally that includes it, under the same
+    /// rule as [`results_for`](Self::results_for).
+    ///
+    /// # Errors
+    /// [`BallotError::NotFound`] when the ballot was deleted meanwhile, or
+    /// [`BallotError::Unavailable`].
+    pub async fn receipt_results(
+        &self,
+        id: &BallotId,
+        voter: &VoterId,
+        receipt: &VoteReceipt,
+    ) -> Result<ResultsAccess, BallotError> {
+        let ballot = self.ballot(id).await?;
+        let results = Results::new(&ballot, &receipt.tally);
+        self.access(ballot, results, Some(voter)).await
+    }
+
+    /// `results`, shown to `viewer` or hidden, by the ballot's visibility.
+    async fn access(
+        &self,
+        ballot: Ballot,
+        results: Results,
+        viewer: Option<&VoterId>,
+    ) -> Result<ResultsAccess, BallotError> {
+        if self.can_see_results(&ballot, viewer).await? {
+            return Ok(ResultsAccess::Shown { ballot, results });
+        }
+        let reason = match ballot.settings().results_visibility {
+            ResultsVisibility::AfterVoting => HiddenUntil::Voted,
+            ResultsVisibility::AfterClose | ResultsVisibility::Always => HiddenUntil::Closed,
+        };
+        Ok(ResultsAccess::Hidden {
+            ballot,
+            reason,
+            message: reason.message(),
+        })
+    }
+
     /// Whether `viewer` may see `ballot`'s results now, under its
-    /// [`ResultsVisibility`](crate::domain::ResultsVisibility): every
-    /// front end asks this before showing a tally, in any form.
+    /// [`ResultsVisibility`]: the rule behind
+    /// [`results_for`](Self::results_for), which front ends call instead.
     ///
     /// # Errors
     /// [`BallotError::Unavailable`] when storage fails.

@@ -8,7 +8,7 @@ pub(crate) fn request(options: &[&str]) -> BallotRequest {
         options: options.iter().map(|o| (*o).to_owned()).collect(),
         allow_write_in: false,
         start: StartRequest::Now,
-        window_minutes: 0,
+        window: 0.into(),
         settings: BallotSettings::default(),
     }
 }

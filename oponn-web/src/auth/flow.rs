@@ -5,7 +5,7 @@
 
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
 use serde::{Deserialize, Serialize};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use crate::state::AppState;
 
@@ -55,7 +55,7 @@ impl PendingSignIn {
     pub(crate) fn load(state: &AppState, jar: &CookieJar) -> Option<Self> {
         let cookie = jar.private_with_key(&state.cookie_key).get(FLOW_COOKIE)?;
         let pending: Self = serde_json::from_str(cookie.value_str()).ok()?;
-        (pending.expires > OffsetDateTime::now_utc().unix_timestamp()).then_some(pending)
+        (pending.expires > state.service.now().unix_timestamp()).then_some(pending)
     }
 
     /// Forgets this browser's sign-in under way.

@@ -43,8 +43,8 @@ use time::OffsetDateTime;
 use self::flow::{PendingSignIn, local_path};
 use self::provider::{Provider, ProviderError, Providers};
 use crate::config::{Config, Environment};
+use crate::html::{csrf_refusal, not_found, render};
 use crate::identity::{end_session, start_session, viewer};
-use crate::pages::{csrf_refusal, not_found, render};
 use crate::state::AppState;
 
 /// The address the mock provider offers until someone edits it.
@@ -287,7 +287,12 @@ async fn provider_login(
         state: authorization.state,
         pkce_verifier: authorization.pkce_verifier,
         next: local_path(next.as_deref()),
-        expires: (OffsetDateTime::now_utc() + flow::FLOW_LENGTH).unix_timestamp(),
+        // The service's clock, so tests that move time move this too.
+        expires: state
+            .service
+            .now()
+            .checked_add(flow::FLOW_LENGTH)
+            .map_or(i64::MAX, OffsetDateTime::unix_timestamp),
     }
     .store(&state, jar);
     Redirect::see_other(authorization.url).into_response()

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use oponn_core::CreateBallotError;
 use oponn_core::domain::{
     BallotRequest, BallotSettings, Eligibility, Field, ResultsVisibility, StartRequest,
-    ValidationErrors,
+    ValidationErrors, WindowRequest,
 };
 use poem::http::HeaderMap;
 use poem::web::cookie::CookieJar;
@@ -14,7 +14,7 @@ use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{csrf_refusal, is_htmx, render, success_redirect, unavailable};
+use crate::html::{csrf_refusal, is_htmx, render, success_redirect, unavailable};
 use crate::identity::{Viewer, viewer};
 use crate::state::AppState;
 
@@ -198,24 +198,6 @@ pub(crate) async fn create_ballot(
         return refusal;
     }
     let viewer = viewer(&state, jar).await;
-    let window_minutes = match form.duration_mins.as_deref().map(str::trim) {
-        None | Some("") => Ok(0),
-        Some(raw) => oponn_core::domain::parse_window_minutes(raw),
-    };
-    let window_minutes = match window_minutes {
-        Ok(minutes) => minutes,
-        Err(error) => {
-            let errors = ValidationErrors::from(error);
-            return create_page(
-                &state,
-                headers,
-                csrf,
-                &viewer,
-                form.view(),
-                create_form_errors(&errors),
-            );
-        }
-    };
     let request = BallotRequest {
         measure: form.measure.clone().unwrap_or_default(),
         options: oponn_core::domain::split_option_text(form.options_raw.as_deref().unwrap_or("")),
@@ -225,7 +207,12 @@ pub(crate) async fn create_ballot(
         } else {
             StartRequest::Now
         },
-        window_minutes,
+        // The window is read by the core, so its error is reported with
+        // every other field's.
+        window: match form.duration_mins.as_deref().map(str::trim) {
+            None | Some("") => WindowRequest::Minutes(0),
+            Some(typed) => WindowRequest::Typed(typed.to_owned()),
+        },
         settings: form.settings(),
     };
     match state

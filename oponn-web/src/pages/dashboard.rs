@@ -10,7 +10,7 @@ use poem::{Response, handler};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{render, unavailable};
+use crate::html::{render, unavailable};
 use crate::identity::viewer;
 use crate::state::AppState;
 use crate::views::{BallotView, DashboardEntry};
@@ -59,22 +59,14 @@ pub(crate) async fn dashboard_page(
     let now = state.service.now();
     let mut entries = Vec::with_capacity(ballots.len());
     for ballot in &ballots {
-        let visible = match state
+        let total_votes = match state
             .service
-            .can_see_results(ballot, Some(&viewer.voter))
+            .results_for(&ballot.id(), Some(&viewer.voter))
             .await
         {
-            Ok(visible) => visible,
+            Ok(access) => access.results().map(|results| results.total),
+            Err(BallotError::NotFound) => continue,
             Err(error) => return unavailable(&state, &error),
-        };
-        let total_votes = if visible {
-            match state.service.tally(&ballot.id()).await {
-                Ok(tally) => Some(tally.total()),
-                Err(BallotError::NotFound) => continue,
-                Err(error) => return unavailable(&state, &error),
-            }
-        } else {
-            None
         };
         let view = BallotView::new(ballot, now);
         entries.push(DashboardEntry {

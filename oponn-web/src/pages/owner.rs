@@ -10,7 +10,7 @@ use poem::web::{CsrfVerifier, Data, Form, Path};
 use poem::{Response, handler};
 use serde::Deserialize;
 
-use super::{csrf_refusal, error_page, not_found, success_redirect, unavailable};
+use crate::html::{csrf_refusal, error_page, not_found, success_redirect, unavailable};
 use crate::identity::{Viewer, viewer};
 use crate::state::AppState;
 

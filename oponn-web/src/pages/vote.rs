@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use oponn_core::domain::{Ballot, BallotId, Eligibility, OptionId};
+use oponn_core::domain::{Ballot, BallotId, OptionId};
 use oponn_core::{BallotError, CastVoteError, VoteChoice};
 use poem::http::HeaderMap;
 use poem::web::cookie::CookieJar;
@@ -11,10 +11,8 @@ use poem::{Response, handler};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{
-    count_refusal, csrf_refusal, is_htmx, not_found, render, success_redirect, unavailable,
-};
 use crate::guard::{ClientAddr, too_many_requests};
+use crate::html::{csrf_refusal, is_htmx, not_found, render, success_redirect, unavailable};
 use crate::identity::{Viewer, viewer};
 use crate::rates::Rate;
 use crate::state::AppState;
@@ -27,6 +25,30 @@ pub(crate) struct VoteForm {
     csrf_token: Option<String>,
     option_id: Option<String>,
     write_in_value: Option<String>,
+}
+
+/// The form value of `option_id` that means "my own write-in": the write-in
+/// radio button's value on the vote form.
+const WRITE_IN_FORM_VALUE: &str = "__write_in__";
+
+/// Reads the vote form's `option_id` (an option number, or
+/// [`WRITE_IN_FORM_VALUE`]) and `write_in_value` fields into the typed
+/// choice the core takes.
+///
+/// # Errors
+/// [`CastVoteError::InvalidOption`] when `option_id` is neither.
+fn choice_from_form(
+    option_id: &str,
+    write_in_value: Option<&str>,
+) -> Result<VoteChoice, CastVoteError> {
+    if option_id == WRITE_IN_FORM_VALUE {
+        return Ok(VoteChoice::WriteIn(
+            write_in_value.unwrap_or_default().to_owned(),
+        ));
+    }
+    OptionId::parse(option_id)
+        .map(VoteChoice::Option)
+        .ok_or(CastVoteError::InvalidOption)
 }
 
 /// Everything the vote form shows beyond the ballot.
@@ -51,8 +73,7 @@ fn vote_page(
         "vote.html"
     };
     let settings = ballot.settings();
-    let sign_in_required =
-        settings.eligibility == Eligibility::SignedInOnly && viewer.account.is_none();
+    let sign_in_required = !settings.eligibility.admits(&viewer.voter);
     let selected = view
         .form
         .option_id
@@ -70,6 +91,7 @@ fn vote_page(
             "write_in_value": view.form.write_in_value,
             "current_vote": view.current.and_then(|option| ballot.option(option)).map(|o| o.label()),
             "can_change_vote": settings.allow_vote_change,
+            "write_in_option": WRITE_IN_FORM_VALUE,
             "sign_in_required": sign_in_required,
             "login_url": format!("/login?next=/vote/{}", ballot.id()),
         }),
@@ -139,7 +161,7 @@ pub(crate) async fn cast_vote(
         return not_found(&state);
     };
     let viewer = viewer(&state, jar).await;
-    let choice = VoteChoice::from_form(
+    let choice = choice_from_form(
         form.option_id.as_deref().unwrap_or(""),
         form.write_in_value.as_deref(),
     );
@@ -159,7 +181,7 @@ pub(crate) async fn cast_vote(
         }
         Err(refusal) => refusal,
     };
-    count_refusal(&state, &refusal);
+    state.metrics.count_vote_refusal(&refusal);
     let Some(message) = refusal.user_message() else {
         return match refusal {
             CastVoteError::NotFound => not_found(&state),
@@ -182,4 +204,33 @@ pub(crate) async fn cast_vote(
         current,
     };
     vote_page(&state, headers, csrf, &viewer, &ballot, view)
+}
+
+#[cfg(test)]
+mod tests {
+    // A test fails by panicking.
+    #![allow(clippy::unwrap_used)]
+
+    use oponn_core::VoteChoice;
+    use oponn_core::domain::{OptionId, messages};
+
+    use super::{WRITE_IN_FORM_VALUE, choice_from_form};
+
+    #[test]
+    fn the_form_names_an_option_by_number_or_asks_for_a_write_in() {
+        assert_eq!(
+            choice_from_form(" 2 ", None).unwrap(),
+            VoteChoice::Option(OptionId::new(2))
+        );
+        assert_eq!(
+            choice_from_form(WRITE_IN_FORM_VALUE, Some("sushi")).unwrap(),
+            VoteChoice::WriteIn("sushi".to_owned())
+        );
+        assert_eq!(
+            choice_from_form(WRITE_IN_FORM_VALUE, None).unwrap(),
+            VoteChoice::WriteIn(String::new())
+        );
+        let garbage = choice_from_form("pizza", None).unwrap_err();
+        assert_eq!(garbage.user_message(), Some(messages::INVALID_OPTION));
+    }
 }

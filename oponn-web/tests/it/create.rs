@@ -98,6 +98,24 @@ async fn invalid_input_shows_each_message_under_its_field_and_keeps_the_values()
 }
 
 #[tokio::test]
+async fn a_bad_voting_window_is_reported_with_every_other_field() {
+    let app = spawn_app().await;
+    let fields = [
+        ("measure", "ab"),
+        ("options_raw", "solo"),
+        ("duration_mins", "soon"),
+    ];
+    let html = post_create(&app, false, &fields).await.text().await.unwrap();
+    for message in [
+        "voting window must be a whole number of minutes",
+        "at least 3 characters",
+        "at least 2 options when write-ins are disabled",
+    ] {
+        assert!(html.contains(message), "missing {message}");
+    }
+}
+
+#[tokio::test]
 async fn every_creation_message_is_shown() {
     let app = spawn_app().await;
     let long_option = format!("a,{}", "o".repeat(65));

@@ -1,0 +1,239 @@
+//! `/ballots/{id}/votes` and the results: the current tally, the live
+//! tally stream and the export. Every tally goes out only to a viewer the
+//! core's [`results_for`](oponn_core::BallotService::results_for) lets see it.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+use oponn_core::domain::{Ballot, BallotId, OptionId, Results};
+use oponn_core::{ResultsAccess, VoteChoice};
+use poem::web::Data;
+use poem::web::cookie::CookieJar;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::{EventStream, Json};
+use poem_openapi::{ApiResponse, OpenApi};
+
+use super::ApiTags;
+use super::bodies::{ExportBody, ExportFormat, TallyEvents, VoteAccepted, VoteBody};
+use super::error::{ApiError, Problem};
+use super::schema::{BallotIdParam, Documented, VoteRules};
+use crate::export::{attachment, export_csv_text, export_document};
+use crate::guard::ClientAddr;
+use crate::identity::viewer;
+use crate::live::{KEEP_ALIVE, live_updates};
+use crate::metrics::SseClientGuard;
+use crate::rates::Rate;
+use crate::state::AppState;
+use crate::wire::TallyBody;
+
+/// The vote and results operations.
+pub(crate) struct VotesApi;
+
+/// A vote was recorded.
+#[derive(ApiResponse)]
+enum VoteRecorded {
+    /// The vote is recorded and durable.
+    #[oai(status = 201)]
+    Accepted(Json<VoteAccepted>),
+}
+
+/// The current tally.
+#[derive(ApiResponse)]
+enum TallyReply {
+    /// The current tally.
+    #[oai(status = 200)]
+    Ok(Json<TallyBody>),
+}
+
+/// The live tally.
+#[derive(ApiResponse)]
+enum TallyStreamReply {
+    /// Server-sent events named `tally`, each a JSON tally whose `seq` is
+    /// the event id: the current tally at once, then one per change.
+    #[oai(status = 200)]
+    Ok(TallyEvents),
+}
+
+/// A results export.
+#[derive(ApiResponse)]
+enum ExportReply {
+    /// The results: as JSON (the default), ballot metadata, then option,
+    /// count and percentage; as CSV (`format=csv`), `option,count,percentage`.
+    #[oai(status = 200)]
+    Ok(ExportBody),
+}
+
+/// The ballot `id` names and its results, if the cookie's viewer may see
+/// them now; else `403` saying when they will show.
+async fn visible(
+    state: &AppState,
+    jar: &CookieJar,
+    id: &str,
+) -> Result<(Ballot, Results), ApiError> {
+    let id = super::ballot_id(id)?;
+    let viewer = viewer(state, jar).await;
+    match state
+        .service
+        .results_for(&id, Some(&viewer.voter))
+        .await
+        .map_err(|error| ApiError::from_read("reading results", error))?
+    {
+        ResultsAccess::Shown { ballot, results } => Ok((ballot, results)),
+        ResultsAccess::Hidden { message, .. } => Err(ApiError::Forbidden(Problem::new(message))),
+    }
+}
+
+#[OpenApi]
+impl VotesApi {
+    /// Cast a vote.
+    ///
+    /// One vote per voter. The voter is identified by the signed
+    /// `oponn_voter` cookie, the same one the pages use: a client without
+    /// it gets one in this response's `Set-Cookie` and must send it back
+    /// (keep a cookie jar). A browser that voted on the page is therefore
+    /// the same voter here and cannot vote again through the API.
+    /// The vote is acknowledged only once durable.
+    #[oai(path = "/ballots/:id/votes", method = "post", tag = "ApiTags::Votes")]
+    async fn cast_vote(
+        &self,
+        state: Data<&Arc<AppState>>,
+        jar: &CookieJar,
+        id: Path<BallotIdParam>,
+        client: Data<&ClientAddr>,
+        body: Json<Documented<VoteBody, VoteRules>>,
+    ) -> Result<VoteRecorded, ApiError> {
+        let id = super::ballot_id(&id)?;
+        let body = body.0.into_inner();
+        let choice = match (body.option_id, body.write_in) {
+            (Some(option), None) => VoteChoice::Option(OptionId::new(option)),
+            (None, Some(text)) => VoteChoice::WriteIn(text),
+            _ => {
+                return Err(ApiError::invalid(
+                    "option_id",
+                    "give exactly one of option_id and write_in",
+                ));
+            }
+        };
+        if matches!(choice, VoteChoice::WriteIn(_))
+            && let Err(wait) = state.rates.check(Rate::WriteIns, client.0.0)
+        {
+            return Err(ApiError::TooManyRequests(
+                Problem::new(Rate::WriteIns.message()),
+                wait.as_secs().saturating_add(1),
+            ));
+        }
+        let voter = viewer(&state, jar).await.voter;
+        let receipt = match state.cast_vote(id, voter.clone(), choice).await {
+            Ok(receipt) => receipt,
+            Err(error) => {
+                state.metrics.count_vote_refusal(&error);
+                return Err(ApiError::from_vote(error));
+            }
+        };
+        state.metrics.votes_cast.inc();
+        // The vote is durable; the tally comes back only to a voter the
+        // ballot's results visibility allows (and not at all if the ballot
+        // cannot be read now).
+        let tally = match state.service.receipt_results(&id, &voter, &receipt).await {
+            Ok(ResultsAccess::Shown { ballot, results }) => Some(TallyBody::new(&ballot, &results)),
+            Ok(ResultsAccess::Hidden { .. }) => None,
+            Err(error) => {
+                tracing::warn!(%error, ballot = %id, "reading the results after a vote failed");
+                None
+            }
+        };
+        Ok(VoteRecorded::Accepted(Json(VoteAccepted {
+            option_id: receipt.option_id.get(),
+            changed_from: receipt.changed_from.map(OptionId::get),
+            tally,
+        })))
+    }
+
+    /// Export a ballot's results as JSON or CSV (`?format=csv`), for whoever
+    /// may see them.
+    #[oai(path = "/ballots/:id/results", method = "get", tag = "ApiTags::Votes")]
+    async fn export(
+        &self,
+        state: Data<&Arc<AppState>>,
+        jar: &CookieJar,
+        id: Path<BallotIdParam>,
+        #[oai(default)] format: Query<ExportFormat>,
+    ) -> Result<ExportReply, ApiError> {
+        let (ballot, results) = visible(&state, jar, &id).await?;
+        let body = match format.0 {
+            ExportFormat::Json => {
+                ExportBody::Json(export_document(&ballot, &results, state.service.now()))
+            }
+            ExportFormat::Csv => {
+                let text = export_csv_text(&results)
+                    .map_err(|error| ApiError::unavailable("writing CSV", &error))?;
+                ExportBody::Csv(text, attachment(&ballot, "csv"))
+            }
+        };
+        Ok(ExportReply::Ok(body))
+    }
+
+    /// Read a ballot's current tally.
+    ///
+    /// Subject to the ballot's results visibility: `403` while hidden from
+    /// this viewer (identified by cookie, as for votes).
+    #[oai(path = "/ballots/:id/tally", method = "get", tag = "ApiTags::Votes")]
+    async fn tally(
+        &self,
+        state: Data<&Arc<AppState>>,
+        jar: &CookieJar,
+        id: Path<BallotIdParam>,
+    ) -> Result<TallyReply, ApiError> {
+        let (ballot, results) = visible(&state, jar, &id).await?;
+        Ok(TallyReply::Ok(Json(TallyBody::new(&ballot, &results))))
+    }
+
+    /// Follow a ballot's tally live.
+    ///
+    /// Server-sent events: the current tally at once, then one per change
+    /// (a burst may be coalesced into its latest tally). Each event's id is
+    /// the tally's `seq`; reconnect with `Last-Event-ID` to resume without
+    /// receiving a tally you already have.
+    #[oai(
+        path = "/ballots/:id/tally/stream",
+        method = "get",
+        tag = "ApiTags::Votes"
+    )]
+    async fn tally_stream(
+        &self,
+        state: Data<&Arc<AppState>>,
+        id: Path<BallotIdParam>,
+        jar: &CookieJar,
+        #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
+    ) -> Result<TallyStreamReply, ApiError> {
+        let (ballot, _) = visible(&state, jar, &id).await?;
+        let id: BallotId = ballot.id();
+        let feed = state
+            .hub
+            .watch(id)
+            .await
+            .map_err(|error| ApiError::from_read("opening a live feed", error))?;
+        let resume_after = last_event_id
+            .0
+            .as_deref()
+            .and_then(|id| id.trim().parse().ok());
+        let guard = SseClientGuard::new(&state.metrics.sse_clients);
+        let updates = live_updates(feed, resume_after, state.shutdown.clone())
+            .map(move |update| {
+                let _connected = &guard;
+                Arc::clone(&update.body)
+            })
+            .boxed();
+        Ok(TallyStreamReply::Ok(TallyEvents(
+            EventStream::new(updates)
+                .keep_alive(KEEP_ALIVE)
+                .to_event(|tally| {
+                    let data = serde_json::to_string(&poem_openapi::types::ToJSON::to_json(&tally))
+                        .unwrap_or_default();
+                    poem::web::sse::Event::message(data)
+                        .event_type("tally")
+                        .id(tally.seq.to_string())
+                }),
+        )))
+    }
+}
