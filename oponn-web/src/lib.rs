@@ -34,8 +34,6 @@
 //!   time). `limits`: every limit and its setting. `rates`: the per-client
 //!   rate limiters.
 //! - `metrics`: Prometheus series. `assets`: embedded templates and files.
-//! - [`simulate`]: `oponn simulate`, the load tool: many browsers voting
-//!   and watching through the pages, with latencies and a tally check.
 #![forbid(unsafe_code)]
 
 mod api;
@@ -53,7 +51,6 @@ mod pages;
 mod rates;
 mod secrets;
 mod server;
-pub mod simulate;
 mod state;
 mod views;
 
