@@ -34,8 +34,6 @@
 //!   time). `limits`: every limit and its setting. `rates`: the per-client
 //!   rate limiters.
 //! - `metrics`: Prometheus series. `assets`: embedded templates and files.
-//! - [`simulate`]: `oponn simulate`, the load tool: many browsers voting
-//!   and watching through the pages, with latencies and a tally check.
 #![forbid(unsafe_code)]
 
 mod api;
@@ -55,7 +53,6 @@ mod pages;
 mod rates;
 mod secrets;
 mod server;
-pub mod simulate;
 mod state;
 mod views;
 mod wire;

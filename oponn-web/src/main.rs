@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use oponn_web::simulate::{self, SimulateArgs};
+use oponn_simulate::SimulateArgs;
 use oponn_web::{App, Config, Environment};
 use tracing_subscriber::EnvFilter;
 
@@ -74,7 +74,7 @@ fn configure() -> Result<Config, ExitCode> {
 
 /// Exit 1 when the tally check fails, 2 when the run cannot start.
 async fn run_simulation(args: SimulateArgs) -> ExitCode {
-    match simulate::run(args).await {
+    match oponn_simulate::run(args).await {
         Ok(report) if report.passed() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(error) => {

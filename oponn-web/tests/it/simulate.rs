@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Parser as _;
-use oponn_web::simulate::{Progress, Report, SimulateArgs, TallyCheck, measure};
+use oponn_simulate::{Progress, Report, SimulateArgs, TallyCheck, measure};
 
 use crate::helpers::{TestApp, browser, spawn_app};
 

@@ -1,4 +1,23 @@
-//! `oponn simulate`: a load tool for any server that exposes Oponn's routes.
+//! The load tool behind `oponn simulate`, for any server that exposes
+//! Oponn's routes: many browsers voting through the pages, watchers holding
+//! the live results open over Server-Sent Events, latencies, and a check
+//! that the server's tally equals the votes it acknowledged.
+//!
+//! It is its own crate because it is a client: it shares no code with the
+//! server and brings dependencies (an HTML parser, an SSE decoder,
+//! histograms) that no server code needs. The `oponn` binary only parses
+//! [`SimulateArgs`] and calls [`run`].
+//!
+//! ```no_run
+//! # async fn load() -> Result<(), oponn_simulate::SimulateError> {
+//! use clap::Parser as _;
+//! use oponn_simulate::{Progress, SimulateArgs, measure};
+//!
+//! let args = SimulateArgs::parse_from(["simulate", "--voters", "100", "--watchers", "10"]);
+//! let report = measure(&args, Progress::Off).await?;
+//! assert!(report.passed(), "{report}");
+//! # Ok(()) }
+//! ```
 //!
 //! It acts like many browsers at once. Each simulated voter is a fresh
 //! browser with no cookies: it loads `/vote/{id}`, keeps the cookies the
@@ -6,7 +25,8 @@
 //! from the HTML, and posts the form with those cookies without following
 //! the redirect, exactly as a person's browser would. The voters of one
 //! worker take turns on its keep-alive connection, as visitors do behind a
-//! reverse proxy (`--fresh-connections` gives each its own connection). So it measures the whole page path, and it works against any
+//! reverse proxy (`--fresh-connections` gives each its own connection). So
+//! it measures the whole page path, and it works against any
 //! implementation of Oponn's routes. Watchers hold the live results stream
 //! (`/ballots/{id}/live-results`) open and note when each tally arrives.
 //! At the end the tool reads the server's tally and checks that it equals
@@ -57,7 +77,7 @@
 //!
 //! # Layout
 //!
-//! - `mod.rs`: [`SimulateArgs`], [`Target`], [`SimulateError`], and
+//! - `lib.rs`: [`SimulateArgs`], [`Target`], [`SimulateError`], and
 //!   [`run`]/[`measure`], which run the phases in order.
 //! - `http`: HTTP clients, the cookies a page sets, and how a failed
 //!   request is named.
@@ -74,6 +94,7 @@
 //! - `report`: [`Report`] and its parts, percentiles, the delivery
 //!   computation, and the summary text.
 //! - `progress`: the progress line on standard error.
+#![forbid(unsafe_code)]
 
 mod http;
 mod livez;
