@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api;
 use crate::assets::StaticFiles;
-use crate::compose::{ComposeError, Services, Wiring, build_service};
+use crate::compose::{ComposeError, Services, Wiring, build_services};
 use crate::config::Config;
 use crate::live::LiveHub;
 use crate::metrics::{Metrics, RequestLabels};
@@ -56,7 +56,7 @@ impl App {
     /// [`StartupError`] naming what could not be set up.
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
         let secrets = load_secrets(config)?;
-        let (services, wiring) = build_service(config, &secrets).await?;
+        let (services, wiring) = build_services(config, &secrets).await?;
         Self::with_services(config, &secrets, services, wiring).await
     }
 

@@ -127,7 +127,7 @@ pub struct Services {
 ///
 /// # Errors
 /// [`ComposeError`] when a backend cannot be opened or the database is behind.
-pub async fn build_service(
+pub async fn build_services(
     config: &Config,
     secrets: &Secrets,
 ) -> Result<(Services, Wiring), ComposeError> {

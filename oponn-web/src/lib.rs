@@ -59,7 +59,7 @@ mod wire;
 
 pub use app::{App, CONTENT_SECURITY_POLICY, REAPER_INTERVAL, StartupError};
 pub use compose::{
-    ComposeError, DATABASE_FILE, KEY_FILE, Services, Wiring, build_service, migrate,
+    ComposeError, DATABASE_FILE, KEY_FILE, Services, Wiring, build_services, migrate,
 };
 pub use config::{Config, ConfigError, Environment, OAuthProviderConfig};
 pub use limits::{

@@ -187,7 +187,7 @@ async fn mock_sign_in(
         return not_found(&state);
     }
     let Ok(Form(form)) = form else {
-        return error_page(
+        return signed_in_error_page(
             &state,
             jar,
             &csrf.0,
@@ -225,7 +225,7 @@ async fn mock_sign_in(
             )
             .await
         }
-        Err(error) => unavailable(&state, jar, &csrf.0, &error).await,
+        Err(error) => sign_in_unavailable(&state, jar, &csrf.0, &error).await,
     }
 }
 
@@ -254,7 +254,7 @@ async fn logout(
         Ok(()) => Redirect::see_other("/").into_response(),
         Err(error) => {
             tracing::error!(%error, "signing out failed: a dependency is unavailable");
-            error_page(
+            signed_in_error_page(
                 &state,
                 jar,
                 &csrf.0,
@@ -326,7 +326,7 @@ async fn provider_callback(
     PendingSignIn::clear(&state, jar);
     macro_rules! fail {
         ($status:expr, $title:expr, $message:expr $(,)?) => {
-            error_page(&state, jar, &csrf.0, $status, $title, $message).await
+            signed_in_error_page(&state, jar, &csrf.0, $status, $title, $message).await
         };
     }
     let query = query.map(|Query(query)| query).unwrap_or_default();
@@ -421,13 +421,13 @@ async fn provider_callback(
                 &format!("{label} gave an email address Oponn cannot use."),
             )
         }
-        Err(error) => unavailable(&state, jar, &csrf.0, &error).await,
+        Err(error) => sign_in_unavailable(&state, jar, &csrf.0, &error).await,
     }
 }
 
 /// The error page, with who is signed in (and a working logout form) in
 /// the header.
-async fn error_page(
+async fn signed_in_error_page(
     state: &AppState,
     jar: &CookieJar,
     csrf: &str,
@@ -448,14 +448,14 @@ async fn error_page(
 }
 
 /// Storage failed: the cause goes to the log, a plain message to the page.
-async fn unavailable(
+async fn sign_in_unavailable(
     state: &AppState,
     jar: &CookieJar,
     csrf: &str,
     error: &(dyn std::fmt::Display + Sync),
 ) -> Response {
     tracing::error!(%error, "signing in failed: a dependency is unavailable");
-    error_page(
+    signed_in_error_page(
         state,
         jar,
         csrf,

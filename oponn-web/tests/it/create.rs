@@ -105,7 +105,11 @@ async fn a_bad_voting_window_is_reported_with_every_other_field() {
         ("options_raw", "solo"),
         ("duration_mins", "soon"),
     ];
-    let html = post_create(&app, false, &fields).await.text().await.unwrap();
+    let html = post_create(&app, false, &fields)
+        .await
+        .text()
+        .await
+        .unwrap();
     for message in [
         "voting window must be a whole number of minutes",
         "at least 3 characters",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use oponn_adapters::sqlite::{SqliteConnectOptions, SqliteRepository};
 use oponn_core::ports::BallotRepository as _;
 use oponn_testkit::TestOponn;
-use oponn_web::{App, Config, Environment, Secrets, Services, Wiring, build_service};
+use oponn_web::{App, Config, Environment, Secrets, Services, Wiring, build_services};
 use serde_json::Value;
 
 use crate::helpers::browser;
@@ -121,7 +121,7 @@ async fn a_fresh_data_directory_gets_owner_only_database_files() {
     config.environment = Environment::Testing;
     config.data_dir = dir.path().to_path_buf();
     let secrets = Secrets::derive("a storage test secret of enough length").unwrap();
-    let (services, _) = build_service(&config, &secrets).await.unwrap();
+    let (services, _) = build_services(&config, &secrets).await.unwrap();
     // A write makes SQLite create the WAL and its index.
     services.ballots.check_dependencies().await;
     for name in ["oponn.db", "oponn.db-wal", "oponn.db-shm", "oponn.key"] {

@@ -1,0 +1,277 @@
+//! Casting a vote: the service's checks (status, eligibility, the choice,
+//! write-ins), then group commit. Each vote joins its ballot's queue
+//! (`batch.rs`); whoever takes the ballot's turn commits the whole queue
+//! under the ballot's lock with one [`record_votes`] call, which storage
+//! decides with [`decide_batch`] in one transaction, then answers every
+//! voter and publishes the newest tally once.
+//!
+//! [`record_votes`]: crate::ports::BallotRepository::record_votes
+//! [`decide_batch`]: crate::recording::decide_batch
+
+use std::sync::Arc;
+
+use super::batch::{self, Pending};
+use super::{
+    BallotError, BallotService, CastVoteError, Dependency, Unavailable, seal_option, unlock,
+};
+use crate::domain::{
+    BallotId, BallotOption, OptionId, Schedule, Status, Tally, TallyEvent, VoterId, WriteIn,
+};
+use crate::ports::{BallotRecord, NewVote, RecordVoteError, VoteTarget};
+
+/// How many times a write-in is retried when another instance took its
+/// option id at the same moment (only possible while the lock is down).
+const WRITE_IN_ATTEMPTS: usize = 3;
+
+/// What a voter chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoteChoice {
+    /// One of the ballot's options.
+    Option(OptionId),
+    /// Their own option, as typed.
+    WriteIn(String),
+}
+
+/// An accepted, durable vote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoteReceipt {
+    /// The option the vote counted toward.
+    pub option_id: OptionId,
+    /// The tally including the vote.
+    pub tally: Tally,
+    /// The option the voter's earlier vote was moved from, when this was a change.
+    pub changed_from: Option<OptionId>,
+}
+
+/// Why a vote of a batch got no receipt.
+enum BatchRefusal {
+    /// A rule refused it, or a dependency failed.
+    Refused(CastVoteError),
+    /// Its new write-in's option id was taken by another instance: retry.
+    Retry,
+}
+
+use BatchRefusal::{Refused, Retry};
+
+/// Why every vote of a batch failed: the one failure they share.
+#[derive(Debug, thiserror::Error)]
+#[error("the vote's batch could not be checked")]
+struct BatchFailed(#[source] Arc<Unavailable>);
+
+impl BallotService {
+    /// Casts `voter`'s vote on ballot `id`.
+    ///
+    /// Under the ballot's lock: the ballot must exist and be active now,
+    /// the choice must be one of its options or an allowed, valid write-in
+    /// (merged into an equal existing option), and the voter must not have
+    /// voted under any identity they present (a signed-in account and the
+    /// browser it votes from are one voter; see [`VoterId::from_browser`]). The vote is durable before this returns; the new tally is
+    /// then published to watchers.
+    ///
+    /// # Errors
+    /// A [`CastVoteError`] naming the broken rule; nothing is recorded.
+    pub async fn cast_vote(
+        &self,
+        id: &BallotId,
+        voter: &VoterId,
+        choice: VoteChoice,
+    ) -> Result<VoteReceipt, CastVoteError> {
+        let (queue, reply) = self.batches.enqueue(*id, voter.clone(), choice);
+        let outcome =
+            batch::await_reply(&queue, reply, |votes| self.commit_batch(id, &queue, votes)).await;
+        outcome.unwrap_or_else(|_| {
+            // The request that was committing this vote's batch was
+            // cancelled; the vote may or may not have been recorded.
+            Err(CastVoteError::Unavailable(Unavailable::new(
+                Dependency::Storage,
+                "the vote's batch was interrupted; its outcome is unknown",
+            )))
+        })
+    }
+
+    /// Checks and records one batch of votes on ballot `id` (group commit),
+    /// then answers each voter and publishes the newest tally once.
+    async fn commit_batch(&self, id: &BallotId, queue: &batch::BallotQueue, votes: Vec<Pending>) {
+        let guard = self.lock(id).await;
+        let outcomes = self.check_and_record(id, &votes).await;
+        unlock(id, guard).await;
+        if votes
+            .iter()
+            .any(|vote| matches!(vote.choice, VoteChoice::WriteIn(_)))
+        {
+            // The ballot may have gained an option.
+            self.forget(id);
+        }
+        let newest = outcomes
+            .iter()
+            .filter_map(|outcome| outcome.as_ref().ok())
+            .map(|receipt| &receipt.tally)
+            .max_by_key(|tally| tally.seq())
+            .cloned();
+        if let Some(tally) = newest {
+            let event = TallyEvent {
+                ballot_id: *id,
+                tally,
+            };
+            if let Err(error) = self.ports.broadcaster.publish(&event).await {
+                // The votes are durable; watchers catch up on their next event.
+                tracing::warn!(ballot = %id, %error, "publishing a tally failed");
+            }
+        }
+        for (mut pending, outcome) in votes.into_iter().zip(outcomes) {
+            let answer = match outcome {
+                // Another instance added a different write-in under the
+                // same id in the same instant: retry in a later batch.
+                Err(Retry) if pending.attempts + 1 < WRITE_IN_ATTEMPTS => {
+                    pending.attempts += 1;
+                    queue.push(pending);
+                    continue;
+                }
+                Err(Retry) => Err(CastVoteError::Unavailable(Unavailable::new(
+                    Dependency::Storage,
+                    "write-in option id kept colliding",
+                ))),
+                Err(Refused(error)) => Err(error),
+                Ok(receipt) => Ok(receipt),
+            };
+            // A voter who stopped waiting is no longer listening; the
+            // outcome stands either way.
+            let _ = pending.reply.send(answer);
+        }
+    }
+
+    /// Under the ballot's lock: one read of the ballot, each vote's checks
+    /// in arrival order, then one batch write.
+    async fn check_and_record(
+        &self,
+        id: &BallotId,
+        votes: &[Pending],
+    ) -> Vec<Result<VoteReceipt, BatchRefusal>> {
+        let all = |error: &dyn Fn() -> CastVoteError| {
+            votes.iter().map(|_| Err(Refused(error()))).collect()
+        };
+        // Possibly cached: storage refuses votes on a ballot closed or
+        // deleted since, and write-ins whose id was taken meanwhile.
+        let mut record = match self.batch_record(id).await {
+            Ok(record) => record,
+            Err(BallotError::NotFound) => return all(&|| CastVoteError::NotFound),
+            Err(BallotError::Unavailable(error)) => {
+                // One failure, told to every vote of the batch with its
+                // whole chain of causes.
+                let dependency = error.dependency();
+                let cause = Arc::new(error);
+                return all(&|| {
+                    CastVoteError::Unavailable(Unavailable::new(
+                        dependency,
+                        BatchFailed(Arc::clone(&cause)),
+                    ))
+                });
+            }
+        };
+        let now = self.now();
+        match Schedule::from_parts(record.starts_at, record.ends_at)
+            .status_at(now, record.closed_at)
+        {
+            Status::Pending { .. } => return all(&|| CastVoteError::NotOpenYet),
+            Status::Ended => return all(&|| CastVoteError::Ended),
+            Status::Active { .. } => {}
+        }
+        let mut outcomes: Vec<Option<Result<VoteReceipt, BatchRefusal>>> =
+            Vec::with_capacity(votes.len());
+        let mut to_record = Vec::with_capacity(votes.len());
+        for pending in votes {
+            if !record.settings.eligibility.admits(&pending.voter) {
+                outcomes.push(Some(Err(Refused(CastVoteError::SignInRequired))));
+                continue;
+            }
+            match self.vote_target(&mut record, &pending.choice).await {
+                Ok(target) => {
+                    to_record.push(NewVote {
+                        ballot_id: *id,
+                        voter: self.voter_hasher.hash(id, &pending.voter),
+                        aliases: self.voter_hasher.aliases(id, &pending.voter),
+                        target,
+                        cast_at: now,
+                        allow_change: record.settings.allow_vote_change,
+                    });
+                    outcomes.push(None);
+                }
+                Err(error) => outcomes.push(Some(Err(Refused(error)))),
+            }
+        }
+        let mut recorded = self
+            .ports
+            .repository
+            .record_votes(&to_record)
+            .await
+            .into_iter();
+        outcomes
+            .into_iter()
+            .map(|decided| {
+                decided.unwrap_or_else(|| match recorded.next() {
+                    Some(Ok(recorded)) => Ok(VoteReceipt {
+                        option_id: recorded.option_id,
+                        tally: recorded.tally,
+                        changed_from: recorded.changed_from,
+                    }),
+                    Some(Err(RecordVoteError::OptionIdTaken)) => Err(Retry),
+                    Some(Err(error)) => Err(Refused(error.into())),
+                    None => Err(Refused(CastVoteError::Unavailable(Unavailable::new(
+                        Dependency::Storage,
+                        "storage answered fewer votes than it was given",
+                    )))),
+                })
+            })
+            .collect()
+    }
+
+    /// The option `choice` counts toward. A new write-in is added to
+    /// `record`, so later votes of the same batch merge into it and the next
+    /// new one takes the following id.
+    async fn vote_target(
+        &self,
+        record: &mut BallotRecord,
+        choice: &VoteChoice,
+    ) -> Result<VoteTarget, CastVoteError> {
+        match choice {
+            VoteChoice::Option(option) => {
+                if record.options.iter().any(|o| o.id == *option) {
+                    Ok(VoteTarget::Existing(*option))
+                } else {
+                    Err(CastVoteError::InvalidOption)
+                }
+            }
+            VoteChoice::WriteIn(_) if !record.allow_write_in => {
+                Err(CastVoteError::WriteInsNotAllowed)
+            }
+            VoteChoice::WriteIn(text) => {
+                let write_in = WriteIn::parse(text).map_err(CastVoteError::InvalidWriteIn)?;
+                let key = self.data_key(record).await.map_err(Unavailable::from)?;
+                let label_key = key.label_key(&record.id, &write_in.comparison_key());
+                if let Some(existing) = record.options.iter().find(|o| o.label_key == label_key) {
+                    return Ok(VoteTarget::Existing(existing.id));
+                }
+                let written_in = record.options.iter().filter(|o| o.write_in).count();
+                if written_in >= self.max_write_in_options {
+                    return Err(CastVoteError::WriteInLimitReached {
+                        limit: self.max_write_in_options,
+                    });
+                }
+                let next = record
+                    .options
+                    .iter()
+                    .map(|o| o.id.get())
+                    .max()
+                    .unwrap_or(0)
+                    .checked_add(1)
+                    .ok_or(CastVoteError::WriteInLimitReached {
+                        limit: self.max_write_in_options,
+                    })?;
+                let option = BallotOption::new(OptionId::new(next), write_in.into_label(), true);
+                let sealed = seal_option(&key, &record.id, &option);
+                record.options.push(sealed.clone());
+                Ok(VoteTarget::WriteIn(sealed))
+            }
+        }
+    }
+}
