@@ -17,8 +17,14 @@
 //! `secure_delete`, and a ballot's deletion ends with a truncating WAL
 //! checkpoint, so its ciphertext and wrapped key leave every byte of the
 //! three files.
+//!
+//! # Layout
+//!
+//! - this file: opening the file, migrations, and the ballot repository.
+//! - `votes.rs`: the vote batch: one read, the core's decision, one
+//!   script of writes.
+//! - `accounts.rs`: accounts and sessions.
 
-use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions, Permissions};
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
@@ -28,29 +34,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oponn_core::domain::{
-    Account, AccountId, BallotId, Email, Identity, OptionId, OwnerId, SessionHash, Tally, VoterHash,
-};
+use oponn_core::domain::{BallotId, OptionId, OwnerId, Tally, VoterHash};
 use oponn_core::ports::{
-    AccountError, AccountRepository, BallotRecord, BallotRepository, BoxError, NewVote, Page,
-    RecordVoteError, RecordedVote, RepositoryError,
+    BallotRecord, BallotRepository, NewVote, Page, RecordVoteError, RecordedVote, RepositoryError,
 };
-use oponn_core::recording::{BatchWrites, StoredVotes, VoteOutcome, identities};
+use oponn_core::recording::VoteOutcome;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Connection as _, Row as _, Sqlite, Transaction};
+use sqlx::{Connection as _, Row as _};
 
 /// The connection settings [`SqliteRepository::open_with`] takes.
 pub use sqlx::sqlite::SqliteConnectOptions;
 use time::OffsetDateTime;
 
+mod accounts;
+mod votes;
+
 use crate::probe::{WRITE_PROBE_BYTES, WriteProbe};
 use crate::sql::{
-    BallotRow, BatchDialect, OptionRow, SqlSetupError, account, account_unavailable, add_option,
-    add_vote, ballot_record, corrupt, option_number, pending, record_many, record_one, sql_count,
-    stored_votes, tally, unavailable,
+    BallotRow, OptionRow, SqlSetupError, ballot_record, corrupt, pending, record_many, record_one,
+    tally, unavailable,
 };
 
 /// The schema's migrations, compiled in.
@@ -210,312 +215,6 @@ impl SqliteRepository {
         .await
         .map_err(unavailable)
     }
-}
-
-impl BatchDialect for SqliteRepository {
-    type Db = Sqlite;
-    // `option_id` is an `integer` column: every option id fits.
-    const MAX_OPTION_ID: OptionId = OptionId::new(u32::MAX);
-
-    async fn begin_batch(&self) -> Result<Transaction<'_, Self::Db>, sqlx::Error> {
-        // The write lock up front: the reads that follow stay true until commit.
-        self.pool.begin_with("BEGIN IMMEDIATE").await
-    }
-
-    /// The ballot's sequence, its options and the stored votes of the
-    /// batch's voters, or `None` when there is no such ballot.
-    async fn batch_state(
-        tx: &mut Transaction<'_, Sqlite>,
-        ballot: &[u8],
-        votes: &[NewVote],
-    ) -> Result<Option<StoredVotes>, BoxError> {
-        // Every identity of every voter: each may hold a vote or lead to one.
-        let voters: BTreeSet<&[u8]> = votes
-            .iter()
-            .flat_map(identities)
-            .map(|identity| identity.as_bytes().as_slice())
-            .collect();
-        let voters: Vec<&[u8]> = voters.into_iter().collect();
-        let mut chunks = voters.chunks(MAX_PARAMS - 1);
-        let first_voters = chunks.next().unwrap_or_default();
-        // Under the write lock one statement reads the ballot, its options
-        // and the stored votes (first few hundred of) the identities hold
-        // or are aliases of.
-        let sql = format!(
-            "select b.tally_seq, b.closed_at, o.option_id, o.label_key, o.vote_count, \
-             null as voter_hash, null as alias_hash \
-             from ballots b left join ballot_options o on o.ballot_id = b.id where b.id = ?1 \
-             union all {}",
-            votes_of(first_voters.len())
-        );
-        let mut query = sqlx::query_as::<_, BallotStateRow>(&sql)
-            .persistent(false)
-            .bind(ballot);
-        for voter in first_voters {
-            query = query.bind(*voter);
-        }
-        let rows = query.fetch_all(&mut **tx).await?;
-        let Some(ballot_row) = rows.iter().find(|row| row.tally_seq.is_some()) else {
-            return Ok(None);
-        };
-        let mut state = stored_votes(
-            ballot_row.tally_seq.unwrap_or_default(),
-            optional_time(ballot_row.closed_at)?,
-        )?;
-        for row in rows {
-            match (row.voter_hash, row.option_id, row.label_key, row.vote_count) {
-                (Some(voter_hash), Some(option_id), _, _) => {
-                    add_vote(
-                        &mut state,
-                        &voter_hash,
-                        option_id,
-                        row.alias_hash.as_deref(),
-                    )?;
-                }
-                (None, Some(option_id), Some(label_key), Some(vote_count)) => {
-                    add_option(&mut state, option_id, &label_key, vote_count)?;
-                }
-                // The ballot's row when it has no options.
-                _ => {}
-            }
-        }
-        for chunk in chunks {
-            let sql = votes_of(chunk.len());
-            let mut query = sqlx::query_as::<_, BallotStateRow>(&sql)
-                .persistent(false)
-                .bind(ballot);
-            for voter in chunk {
-                query = query.bind(*voter);
-            }
-            for row in query.fetch_all(&mut **tx).await? {
-                if let (Some(voter_hash), Some(option_id)) = (row.voter_hash, row.option_id) {
-                    add_vote(
-                        &mut state,
-                        &voter_hash,
-                        option_id,
-                        row.alias_hash.as_deref(),
-                    )?;
-                }
-            }
-        }
-        Ok(Some(state))
-    }
-
-    /// Writes a decided batch: new options and new votes as multi-row
-    /// inserts, changed votes one by one (they are rare), every moved
-    /// counter in one statement, and the sequence once. The statements
-    /// travel together as one script: each round trip to SQLite's thread
-    /// is a wake-up, and the write lock is held meanwhile.
-    async fn write_batch(
-        tx: &mut Transaction<'_, Sqlite>,
-        ballot: &[u8],
-        writes: &BatchWrites<'_>,
-    ) -> Result<(), BoxError> {
-        let mut script = WriteScript::default();
-        let id = Arg::Bytes(ballot);
-        for chunk in writes.new_options.chunks(MAX_PARAMS / 5) {
-            let rows = script.rows(chunk.iter().map(|option| {
-                [
-                    id,
-                    Arg::Int(i64::from(option.id.get())),
-                    Arg::Bytes(option.label.as_bytes()),
-                    Arg::Bytes(option.label_key.as_bytes().as_slice()),
-                    Arg::Bool(option.write_in),
-                ]
-            }));
-            script.push(format!(
-                "insert into ballot_options (ballot_id, option_id, label, label_key, write_in) \
-                 values {rows}"
-            ));
-        }
-        for chunk in writes.new_votes.chunks(MAX_PARAMS / 4) {
-            let rows = script.rows(chunk.iter().map(|vote| {
-                [
-                    id,
-                    Arg::Bytes(vote.voter.as_bytes().as_slice()),
-                    Arg::Int(option_number(vote.option_id)),
-                    Arg::Int(micros(vote.cast_at)),
-                ]
-            }));
-            script.push(format!(
-                "insert into votes (ballot_id, voter_hash, option_id, cast_at) values {rows}"
-            ));
-        }
-        // After the votes: an alias points at a stored vote.
-        for chunk in writes.new_aliases.chunks(MAX_PARAMS / 3) {
-            let rows = script.rows(chunk.iter().map(|(alias, holder)| {
-                [
-                    id,
-                    Arg::Bytes(alias.as_bytes().as_slice()),
-                    Arg::Bytes(holder.as_bytes().as_slice()),
-                ]
-            }));
-            script.push(format!(
-                "insert into vote_aliases (ballot_id, alias_hash, voter_hash) values {rows}"
-            ));
-        }
-        for vote in &writes.changed_votes {
-            script.bind([
-                Arg::Int(option_number(vote.option_id)),
-                Arg::Int(micros(vote.cast_at)),
-                id,
-                Arg::Bytes(vote.voter.as_bytes().as_slice()),
-            ]);
-            script.push(
-                "update votes set option_id = ?, cast_at = ? where ballot_id = ? and voter_hash = ?"
-                    .to_owned(),
-            );
-        }
-        for chunk in writes.count_changes.chunks((MAX_PARAMS - 1) / 3) {
-            // `case option_id when ? then ? … end where … option_id in (?, …)`.
-            script.bind(
-                chunk
-                    .iter()
-                    .flat_map(|&(option, by)| [Arg::Int(option_number(option)), Arg::Int(by)]),
-            );
-            script.bind([id]);
-            script.bind(
-                chunk
-                    .iter()
-                    .map(|&(option, _)| Arg::Int(option_number(option))),
-            );
-            script.push(format!(
-                "update ballot_options set vote_count = vote_count + case option_id{} end \
-                 where ballot_id = ? and option_id in ({})",
-                " when ? then ?".repeat(chunk.len()),
-                vec!["?"; chunk.len()].join(", ")
-            ));
-        }
-        if writes.recorded > 0 {
-            script.bind([Arg::Int(sql_count(writes.recorded)?), id]);
-            script.push(
-                "update ballots set tally_seq = tally_seq + ? where id = ? returning tally_seq"
-                    .to_owned(),
-            );
-        }
-        let rows = script.run(tx).await?;
-        if writes.recorded > 0 {
-            // The receipts number the votes from the sequence read at the
-            // start; under the write lock nothing else moved it.
-            let tally_seq: Option<i64> = rows.last().map(|row| row.try_get(0)).transpose()?;
-            if tally_seq != Some(sql_count(writes.tally_seq)?) {
-                return Err("the ballot's sequence moved during the batch".into());
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A value bound to a [`WriteScript`] parameter.
-#[derive(Clone, Copy)]
-enum Arg<'a> {
-    Bytes(&'a [u8]),
-    Int(i64),
-    Bool(bool),
-}
-
-/// Several statements sent to SQLite as one script. Parameters are plain
-/// `?`s, bound in order across the statements: sqlx gives each statement
-/// the values after the previous one's (each statement stays under
-/// SQLite's per-statement limit of [`MAX_PARAMS`]).
-#[derive(Default)]
-struct WriteScript<'a> {
-    sql: String,
-    args: Vec<Arg<'a>>,
-}
-
-impl<'a> WriteScript<'a> {
-    /// Binds the next parameters of the statement being built.
-    fn bind(&mut self, values: impl IntoIterator<Item = Arg<'a>>) {
-        self.args.extend(values);
-    }
-
-    /// `(?, ?, …), …`: one values row per item, its values bound in order.
-    fn rows<const N: usize>(&mut self, items: impl Iterator<Item = [Arg<'a>; N]>) -> String {
-        let row = format!("({})", vec!["?"; N].join(", "));
-        let mut rows = Vec::new();
-        for item in items {
-            self.bind(item);
-            rows.push(row.as_str());
-        }
-        rows.join(", ")
-    }
-
-    /// Appends a statement whose parameters were just bound.
-    fn push(&mut self, statement: String) {
-        self.sql.push_str(&statement);
-        self.sql.push_str(";\n");
-    }
-
-    /// Runs the statements, returning the rows they produce.
-    async fn run(self, tx: &mut Transaction<'_, Sqlite>) -> Result<Vec<SqliteRow>, sqlx::Error> {
-        if self.sql.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut query = sqlx::query(&self.sql).persistent(false);
-        for value in self.args {
-            query = match value {
-                Arg::Bytes(bytes) => query.bind(bytes),
-                Arg::Int(number) => query.bind(number),
-                Arg::Bool(flag) => query.bind(flag),
-            };
-        }
-        query.fetch_all(&mut **tx).await
-    }
-}
-
-/// A row of a batch's one read: the ballot's sequence and close time with
-/// one of its options (none for a ballot without options), or one of the
-/// batch's voters' stored votes (`voter_hash` set).
-#[derive(sqlx::FromRow)]
-struct BallotStateRow {
-    /// The ballot's sequence, on its rows.
-    tally_seq: Option<i64>,
-    /// When the ballot was closed (microseconds), on its rows.
-    closed_at: Option<i64>,
-    /// The option's id, or the option a stored vote counts toward.
-    option_id: Option<i64>,
-    /// The option's label key.
-    label_key: Option<Vec<u8>>,
-    /// The option's vote count.
-    vote_count: Option<i64>,
-    /// The identity holding a stored vote.
-    voter_hash: Option<Vec<u8>>,
-    /// The identity read, when it is an alias of `voter_hash`.
-    alias_hash: Option<Vec<u8>>,
-}
-
-/// The rows of a batch's read for `count` identities (`?2`, `?3`, …): the
-/// votes they hold, then the votes they are aliases of, with the alias.
-fn votes_of(count: usize) -> String {
-    let identities = numbered(2, count);
-    format!(
-        "select null as tally_seq, null as closed_at, option_id, null as label_key, \
-         null as vote_count, voter_hash, null as alias_hash from votes \
-         where ballot_id = ?1 and voter_hash in ({identities}) \
-         union all \
-         select null, null, v.option_id, null, null, v.voter_hash, a.alias_hash \
-         from vote_aliases a join votes v \
-         on v.ballot_id = a.ballot_id and v.voter_hash = a.voter_hash \
-         where a.ballot_id = ?1 and a.alias_hash in ({identities})"
-    )
-}
-
-/// Most bind parameters one statement takes: SQLite's limit before 3.32,
-/// which builds may still set, so every chunk fits any build. A batch of
-/// the service's size (256 votes) still fits one statement of each kind.
-///
-/// Statements whose text grows with the batch are run `persistent(false)`:
-/// cached, their many shapes would evict the fixed statements from sqlx's
-/// per-connection statement cache.
-const MAX_PARAMS: usize = 999;
-
-/// `?first, ?first+1, …`: `count` numbered parameters.
-fn numbered(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("?{n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 const BALLOT_COLUMNS: &str = "b.id, b.owner_id, b.created_at, b.starts_at, b.ends_at, \
@@ -834,144 +533,4 @@ fn restrict_files(path: &Path) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-#[async_trait]
-impl AccountRepository for SqliteRepository {
-    async fn sign_in(
-        &self,
-        identity: &Identity,
-        email: &Email,
-        new_id: &AccountId,
-        now: OffsetDateTime,
-    ) -> Result<Account, AccountError> {
-        // The write lock up front: look-ups and inserts are one atomic step.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(account_unavailable)?;
-        if let Some(account) = Self::linked_account(&mut tx, identity).await? {
-            return Ok(account);
-        }
-        sqlx::query(
-            "insert into accounts (id, email, created_at) values (?, ?, ?) \
-             on conflict (email) do nothing",
-        )
-        .bind(new_id.as_str())
-        .bind(email.as_str())
-        .bind(micros(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(account_unavailable)?;
-        sqlx::query(
-            "insert into account_identities (provider, subject, account_id) \
-             select ?, ?, id from accounts where email = ? \
-             on conflict (provider, subject) do nothing",
-        )
-        .bind(identity.provider())
-        .bind(identity.subject())
-        .bind(email.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(account_unavailable)?;
-        let account = Self::linked_account(&mut tx, identity)
-            .await?
-            .ok_or_else(|| AccountError::Unavailable("the identity was not linked".into()))?;
-        tx.commit().await.map_err(account_unavailable)?;
-        Ok(account)
-    }
-
-    async fn account(&self, id: &AccountId) -> Result<Option<Account>, AccountError> {
-        let row: Option<(String, String, i64)> =
-            sqlx::query_as("select id, email, created_at from accounts where id = ?")
-                .bind(id.as_str())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(account_unavailable)?;
-        row.map(account_from_row).transpose()
-    }
-
-    async fn create_session(
-        &self,
-        session: &SessionHash,
-        account: &AccountId,
-        created_at: OffsetDateTime,
-        expires_at: OffsetDateTime,
-    ) -> Result<(), AccountError> {
-        sqlx::query(
-            "insert into sessions (token_hash, account_id, created_at, expires_at) \
-             values (?, ?, ?, ?)",
-        )
-        .bind(session.as_bytes().as_slice())
-        .bind(account.as_str())
-        .bind(micros(created_at))
-        .bind(micros(expires_at))
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
-        .map_err(account_unavailable)
-    }
-
-    async fn session_account(
-        &self,
-        session: &SessionHash,
-        now: OffsetDateTime,
-    ) -> Result<Option<Account>, AccountError> {
-        let row: Option<(String, String, i64)> = sqlx::query_as(
-            "select a.id, a.email, a.created_at from sessions s \
-             join accounts a on a.id = s.account_id \
-             where s.token_hash = ? and s.expires_at > ?",
-        )
-        .bind(session.as_bytes().as_slice())
-        .bind(micros(now))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(account_unavailable)?;
-        row.map(account_from_row).transpose()
-    }
-
-    async fn revoke_session(&self, session: &SessionHash) -> Result<(), AccountError> {
-        sqlx::query("delete from sessions where token_hash = ?")
-            .bind(session.as_bytes().as_slice())
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(account_unavailable)
-    }
-
-    async fn prune_sessions(&self, now: OffsetDateTime) -> Result<u64, AccountError> {
-        sqlx::query("delete from sessions where expires_at <= ?")
-            .bind(micros(now))
-            .execute(&self.pool)
-            .await
-            .map(|done| done.rows_affected())
-            .map_err(account_unavailable)
-    }
-}
-
-impl SqliteRepository {
-    async fn linked_account(
-        tx: &mut Transaction<'_, Sqlite>,
-        identity: &Identity,
-    ) -> Result<Option<Account>, AccountError> {
-        let row: Option<(String, String, i64)> = sqlx::query_as(
-            "select a.id, a.email, a.created_at from account_identities i \
-             join accounts a on a.id = i.account_id where i.provider = ? and i.subject = ?",
-        )
-        .bind(identity.provider())
-        .bind(identity.subject())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(account_unavailable)?;
-        row.map(account_from_row).transpose()
-    }
-}
-
-fn account_from_row(
-    (id, email, created_at): (String, String, i64),
-) -> Result<Account, AccountError> {
-    let created_at = from_micros(created_at)
-        .map_err(|_| AccountError::Unavailable("corrupt row: account creation time".into()))?;
-    account((id, email, created_at))
 }

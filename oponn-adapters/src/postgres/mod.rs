@@ -1,0 +1,398 @@
+//! Ballots, votes and tallies in PostgreSQL: the source of truth when
+//! several instances serve the same ballots.
+//!
+//! A batch of votes (group commit) locks its ballot's row first, so
+//! batches on one ballot queue there, even with no distributed lock. Under
+//! that lock it reads the ballot's sequence, options and its voters' votes
+//! once, decides every vote in memory, and writes with a few `unnest`
+//! statements, so its cost does not grow with its size in round trips: the
+//! sequence number, the per-option counters and the votes move together in
+//! one transaction, and a tally is read from the counters without scanning
+//! votes. The schema's keys back the invariants up: the votes table's
+//! primary key `votes_one_per_voter` keeps one vote per voter per ballot,
+//! and `ballot_options_one_per_label` one option per label; a batch that
+//! somehow broke one fails as a whole, recording nothing.
+//!
+//! # Layout
+//!
+//! - this file: connecting, migrations, and the ballot repository.
+//! - `votes.rs`: the vote batch: `FOR UPDATE`, one union read, the core's
+//!   decision, one statement of data-modifying CTEs over `unnest`.
+//! - `accounts.rs`: accounts and sessions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use oponn_core::domain::{BallotId, OptionId, OwnerId, Tally, VoterHash};
+use oponn_core::ports::{
+    BallotRecord, BallotRepository, NewVote, Page, RecordVoteError, RecordedVote, RepositoryError,
+};
+use oponn_core::recording::VoteOutcome;
+use sqlx::Row as _;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use time::OffsetDateTime;
+
+mod accounts;
+mod votes;
+
+use crate::probe::{WRITE_PROBE_BYTES, WriteProbe};
+use crate::sql::{
+    BallotRow, OptionRow, SqlSetupError, ballot_record, corrupt, pending, record_many, record_one,
+    tally, unavailable,
+};
+
+/// The schema's migrations, compiled in.
+static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Tunables of the connection pool.
+#[derive(Debug, Clone)]
+pub struct PostgresSettings {
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// How long a query waits for a connection before the repository
+    /// reports storage unavailable: short, so an outage answers `503`
+    /// quickly instead of hanging the voter.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 32,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// A [`BallotRepository`] over a PostgreSQL connection pool.
+#[derive(Debug, Clone)]
+pub struct PostgresRepository {
+    pool: PgPool,
+    /// When the database last accepted a readiness write.
+    probe: Arc<WriteProbe>,
+}
+
+impl PostgresRepository {
+    /// Connects to `url` with default settings.
+    ///
+    /// # Errors
+    /// [`SqlSetupError::Connect`] when the server cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self, SqlSetupError> {
+        Self::connect_with(url, &PostgresSettings::default()).await
+    }
+
+    /// Connects to `url`.
+    ///
+    /// # Errors
+    /// [`SqlSetupError::Connect`] when the server cannot be reached.
+    pub async fn connect_with(
+        url: &str,
+        settings: &PostgresSettings,
+    ) -> Result<Self, SqlSetupError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect(url)
+            .await
+            .map_err(SqlSetupError::Connect)?;
+        Ok(Self {
+            pool,
+            probe: Arc::new(WriteProbe::default()),
+        })
+    }
+
+    /// Applies every migration not yet applied.
+    ///
+    /// # Errors
+    /// [`SqlSetupError::Migrate`] when one fails (it is rolled back).
+    pub async fn migrate(&self) -> Result<(), SqlSetupError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(SqlSetupError::Migrate)
+    }
+
+    /// Migrations this build has that the database lacks ("version description").
+    ///
+    /// # Errors
+    /// [`SqlSetupError::Inspect`] when the database cannot be read.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, SqlSetupError> {
+        let exists: bool = sqlx::query_scalar("select to_regclass('_sqlx_migrations') is not null")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(SqlSetupError::Inspect)?;
+        let applied: Vec<i64> = if exists {
+            sqlx::query_scalar("select version from _sqlx_migrations where success")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(SqlSetupError::Inspect)?
+        } else {
+            Vec::new()
+        };
+        Ok(pending(&MIGRATOR, &applied))
+    }
+
+    async fn options(
+        executor: impl sqlx::PgExecutor<'_>,
+        id: &[u8],
+    ) -> Result<Vec<OptionRow>, RepositoryError> {
+        sqlx::query_as::<_, OptionRow>(
+            "select option_id::int8 as option_id, label, label_key, write_in \
+             from ballot_options where ballot_id = $1 order by option_id",
+        )
+        .bind(id)
+        .fetch_all(executor)
+        .await
+        .map_err(unavailable)
+    }
+
+    async fn record(&self, row: sqlx::postgres::PgRow) -> Result<BallotRecord, RepositoryError> {
+        let ballot = ballot_row(&row)?;
+        let options = Self::options(&self.pool, &ballot.id).await?;
+        ballot_record(ballot, options)
+    }
+    async fn counts(
+        executor: impl sqlx::PgExecutor<'_>,
+        ballot: &[u8],
+    ) -> Result<Vec<(i64, i64)>, RepositoryError> {
+        let rows = sqlx::query(
+            "select option_id::int8 as option_id, vote_count from ballot_options \
+             where ballot_id = $1 and vote_count > 0 order by option_id",
+        )
+        .bind(ballot)
+        .fetch_all(executor)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("option_id").map_err(unavailable)?,
+                    row.try_get("vote_count").map_err(unavailable)?,
+                ))
+            })
+            .collect()
+    }
+}
+
+const BALLOT_COLUMNS: &str = "b.id, b.owner_id, b.created_at, b.starts_at, b.ends_at, \
+     b.closed_at, b.allow_write_in, b.measure, k.wrapped_key, \
+     b.eligibility, b.allow_vote_change, b.results_visibility \
+     from ballots b join ballot_keys k on k.ballot_id = b.id";
+
+fn ballot_row(row: &sqlx::postgres::PgRow) -> Result<BallotRow, RepositoryError> {
+    Ok(BallotRow {
+        id: row.try_get("id").map_err(unavailable)?,
+        owner_id: row.try_get("owner_id").map_err(unavailable)?,
+        created_at: row.try_get("created_at").map_err(unavailable)?,
+        starts_at: row.try_get("starts_at").map_err(unavailable)?,
+        ends_at: row.try_get("ends_at").map_err(unavailable)?,
+        closed_at: row.try_get("closed_at").map_err(unavailable)?,
+        allow_write_in: row.try_get("allow_write_in").map_err(unavailable)?,
+        measure: row.try_get("measure").map_err(unavailable)?,
+        wrapped_key: row.try_get("wrapped_key").map_err(unavailable)?,
+        eligibility: row.try_get("eligibility").map_err(unavailable)?,
+        allow_vote_change: row.try_get("allow_vote_change").map_err(unavailable)?,
+        results_visibility: row.try_get("results_visibility").map_err(unavailable)?,
+    })
+}
+
+#[async_trait]
+impl BallotRepository for PostgresRepository {
+    async fn insert_ballot(&self, ballot: &BallotRecord) -> Result<(), RepositoryError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let id = ballot.id.as_bytes().as_slice();
+        let inserted = sqlx::query(
+            "insert into ballots (id, owner_id, created_at, starts_at, ends_at, closed_at, \
+             allow_write_in, measure, eligibility, allow_vote_change, results_visibility) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict (id) do nothing",
+        )
+        .bind(id)
+        .bind(ballot.owner.as_ref().map(OwnerId::as_str))
+        .bind(ballot.created_at)
+        .bind(ballot.starts_at)
+        .bind(ballot.ends_at)
+        .bind(ballot.closed_at)
+        .bind(ballot.allow_write_in)
+        .bind(ballot.measure.as_bytes())
+        .bind(ballot.settings.eligibility.as_str())
+        .bind(ballot.settings.allow_vote_change)
+        .bind(ballot.settings.results_visibility.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        if inserted.rows_affected() == 0 {
+            return Err(RepositoryError::Conflict);
+        }
+        sqlx::query("insert into ballot_keys (ballot_id, wrapped_key) values ($1, $2)")
+            .bind(id)
+            .bind(ballot.wrapped_key.as_bytes())
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        for option in &ballot.options {
+            sqlx::query(
+                "insert into ballot_options (ballot_id, option_id, label, label_key, write_in) \
+                 values ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(i32::try_from(option.id.get()).map_err(|_| corrupt("option id"))?)
+            .bind(option.label.as_bytes())
+            .bind(option.label_key.as_bytes().as_slice())
+            .bind(option.write_in)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn ballot(&self, id: &BallotId) -> Result<Option<BallotRecord>, RepositoryError> {
+        let row = sqlx::query(&format!("select {BALLOT_COLUMNS} where b.id = $1"))
+            .bind(id.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        match row {
+            Some(row) => Ok(Some(self.record(row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn ballots_owned_by(
+        &self,
+        owner: &OwnerId,
+        page: Page,
+    ) -> Result<Vec<BallotRecord>, RepositoryError> {
+        let rows = sqlx::query(&format!(
+            "select {BALLOT_COLUMNS} where b.owner_id = $1 \
+             order by b.created_at desc, b.id desc limit $2 offset $3"
+        ))
+        .bind(owner.as_str())
+        .bind(i64::from(page.limit))
+        .bind(i64::try_from(page.offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let mut records = Vec::with_capacity(rows.len());
+        for row in rows {
+            records.push(self.record(row).await?);
+        }
+        Ok(records)
+    }
+
+    async fn record_vote(&self, vote: &NewVote) -> Result<RecordedVote, RecordVoteError> {
+        record_one(self, vote).await
+    }
+
+    async fn record_votes(&self, votes: &[NewVote]) -> Vec<VoteOutcome> {
+        record_many(self, votes).await
+    }
+
+    async fn vote_of(
+        &self,
+        ballot: &BallotId,
+        voter: &VoterHash,
+    ) -> Result<Option<OptionId>, RepositoryError> {
+        let option: Option<i32> = sqlx::query_scalar(
+            "select option_id from votes where ballot_id = $1 and voter_hash = $2 \
+             union all \
+             select v.option_id from vote_aliases a join votes v \
+             on v.ballot_id = a.ballot_id and v.voter_hash = a.voter_hash \
+             where a.ballot_id = $1 and a.alias_hash = $2 limit 1",
+        )
+        .bind(ballot.as_bytes().as_slice())
+        .bind(voter.as_bytes().as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        option
+            .map(|option| crate::sql::option_id(i64::from(option)))
+            .transpose()
+    }
+
+    async fn tally(&self, id: &BallotId) -> Result<Option<Tally>, RepositoryError> {
+        let ballot = id.as_bytes().as_slice();
+        let tally_seq: Option<i64> =
+            sqlx::query_scalar("select tally_seq from ballots where id = $1")
+                .bind(ballot)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        let Some(tally_seq) = tally_seq else {
+            return Ok(None);
+        };
+        let counts = Self::counts(&self.pool, ballot).await?;
+        tally(tally_seq, counts).map(Some)
+    }
+
+    async fn close_ballot(
+        &self,
+        id: &BallotId,
+        at: OffsetDateTime,
+    ) -> Result<bool, RepositoryError> {
+        let closed = sqlx::query(
+            "update ballots set closed_at = least(coalesce(closed_at, $2), $2) where id = $1",
+        )
+        .bind(id.as_bytes().as_slice())
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(closed.rows_affected() > 0)
+    }
+
+    async fn delete_ballot(&self, id: &BallotId) -> Result<bool, RepositoryError> {
+        let ballot = id.as_bytes().as_slice();
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        // The key first: from here on the rows are unreadable.
+        sqlx::query("delete from ballot_keys where ballot_id = $1")
+            .bind(ballot)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        sqlx::query("delete from vote_aliases where ballot_id = $1")
+            .bind(ballot)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        sqlx::query("delete from votes where ballot_id = $1")
+            .bind(ballot)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        let deleted = sqlx::query("delete from ballots where id = $1")
+            .bind(ballot)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    /// Proves the database accepts writes: a row inserted and deleted in
+    /// one committed transaction, which a read-only server (a standby
+    /// after failover, `default_transaction_read_only`) or a full disk
+    /// refuses.
+    async fn ping(&self) -> Result<(), RepositoryError> {
+        self.probe
+            .check(async {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                sqlx::query(
+                    "insert into write_probes (id, padding) \
+                     values (pg_backend_pid(), decode(repeat('00', $1::int), 'hex'))",
+                )
+                .bind(WRITE_PROBE_BYTES)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                sqlx::query("delete from write_probes where id = pg_backend_pid()")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                tx.commit().await.map_err(unavailable)
+            })
+            .await
+    }
+}
