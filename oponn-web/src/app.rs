@@ -82,7 +82,7 @@ impl App {
         let state = Arc::new(AppState {
             service,
             accounts: services.accounts,
-            auth: crate::auth::AuthSettings::new(config),
+            auth: crate::providers::AuthSettings::new(config),
             templates,
             hub,
             metrics: Metrics::new(),

@@ -17,23 +17,22 @@
 //!
 //! # Layout
 //!
-//! - `config`: [`Config`] from the environment, with the rules of each
-//!   [`Environment`].
-//! - `compose`: the composition root: configuration to adapters.
-//! - `secrets`: the service secret and the keys derived from it.
-//! - `app`: [`App`]: routes, middleware (security headers, CSRF, cookies,
-//!   metrics), the server's life cycle, the reaper.
-//! - `pages`: HTML handlers. `api`: the JSON API. `live`: the per-instance
-//!   live-results hub (one subscription and one render per ballot).
-//! - `views`: templates and their view models. `identity`: the voter cookie.
-//! - `auth`: sign-in: `/login`, OAuth 2.0 with GitHub and Google (the
-//!   `oauth2` crate), the development mock provider, logout.
-//! - `server`: the HTTP/1.1 accept loop: connection cap, header timeout,
-//!   accept back-off, graceful drain. `guard`: what every request passes
-//!   first (client address, cross-site refusal, rate limits, body size and
-//!   time). `limits`: every limit and its setting. `rates`: the per-client
-//!   rate limiters.
-//! - `metrics`: Prometheus series. `assets`: embedded templates and files.
+//! Three layers; each imports only from the layers below (ARCHITECTURE.md
+//! draws them, and `cargo test -p xtask` checks the front ends).
+//!
+//! - The composition root and the process: `config` ([`Config`], with the
+//!   rules of each [`Environment`]), `compose` (configuration to
+//!   adapters), `secrets` (the service secret and the keys derived from
+//!   it), `app` ([`App`]: routes, middleware, life cycle, the reaper),
+//!   `server` (the HTTP/1.1 accept loop).
+//! - The front ends, siblings: `pages` (HTML), `api` (the JSON API),
+//!   `auth` (sign-in routes).
+//! - What they share: `state` (`AppState`), `identity` (the voter and
+//!   session cookies), `providers` (how sign-in is set up), `html`
+//!   (rendering, error pages, CSRF), `live` (the per-instance live-results
+//!   hub and streams), `export` (result exports), `wire` (the JSON tally),
+//!   `views` (templates and view models), `guard` (what every request
+//!   passes first), `limits`, `rates`, `metrics`, `assets`.
 #![forbid(unsafe_code)]
 
 mod api;
@@ -50,6 +49,7 @@ mod limits;
 mod live;
 mod metrics;
 mod pages;
+mod providers;
 mod rates;
 mod secrets;
 mod server;

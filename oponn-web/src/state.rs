@@ -22,7 +22,7 @@ pub(crate) struct AppState {
     /// Sign-in and accounts.
     pub(crate) accounts: Arc<AccountService>,
     /// The sign-in providers configured, and whether the mock one is allowed.
-    pub(crate) auth: crate::auth::AuthSettings,
+    pub(crate) auth: crate::providers::AuthSettings,
     /// Compiled page templates.
     pub(crate) templates: Arc<Templates>,
     /// This instance's live result feeds.

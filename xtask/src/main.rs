@@ -14,9 +14,13 @@
 //! - `setup`: what the tests need from the machine, how each is found, and
 //!   installing what is missing (apt-get, rustup, and pip in a virtual
 //!   environment outside the repository).
+//! - `tidy`: checks of the repository itself, run as tests: the map in
+//!   ARCHITECTURE.md names only what exists; web front ends stay siblings.
 #![forbid(unsafe_code)]
 
 mod setup;
+#[cfg(test)]
+mod tidy;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;

@@ -59,14 +59,22 @@ use BatchRefusal::{Refused, Retry};
 struct BatchFailed(#[source] Arc<Unavailable>);
 
 impl BallotService {
-    /// Casts `voter`'s vote on ballot `id`.
+    /// Casts `voter`'s vote on ballot `id`, and returns once it is durable.
     ///
-    /// Under the ballot's lock: the ballot must exist and be active now,
-    /// the choice must be one of its options or an allowed, valid write-in
-    /// (merged into an equal existing option), and the voter must not have
-    /// voted under any identity they present (a signed-in account and the
-    /// browser it votes from are one voter; see [`VoterId::from_browser`]). The vote is durable before this returns; the new tally is
-    /// then published to watchers.
+    /// The vote joins the ballot's queue (group commit, `batch.rs`): the
+    /// first caller to take the ballot's turn commits every queued vote as
+    /// one batch (`commit_batch`) under the ballot's
+    /// lock. The batch is checked here (the ballot exists and is active
+    /// now, the voter is eligible, the choice is one of its options or an
+    /// allowed, valid write-in, merged into an equal existing option) and
+    /// recorded by one [`record_votes`] call, in which storage decides each
+    /// vote with [`decide_batch`]: one vote per voter under any identity
+    /// they present (a signed-in account and the browser it votes from are
+    /// one voter; see [`VoterId::from_browser`]). After the commit each
+    /// voter is answered and the newest tally is published once.
+    ///
+    /// [`record_votes`]: crate::ports::BallotRepository::record_votes
+    /// [`decide_batch`]: crate::recording::decide_batch
     ///
     /// # Errors
     /// A [`CastVoteError`] naming the broken rule; nothing is recorded.

@@ -10,8 +10,7 @@ use std::sync::OnceLock;
 
 use super::{Announces, ServerProcess, find_binary, free_port};
 
-const INSTALL_HINT: &str =
-    "install moto's server: pip install 'moto[server]' (or set OPONN_KMS_ENDPOINT)";
+const INSTALL_HINT: &str = "install moto's server: cargo xtask setup (or pip install 'moto[server]'), or set OPONN_KMS_ENDPOINT";
 
 /// The environment variable naming an already-running KMS-compatible endpoint.
 pub const ENDPOINT_VARIABLE: &str = "OPONN_KMS_ENDPOINT";

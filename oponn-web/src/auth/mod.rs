@@ -11,8 +11,10 @@
 //!
 //! # Layout
 //!
-//! - this file: [`AuthSettings`], the routes and their handlers.
-//! - `provider`: the providers' `oauth2` clients and user-info calls.
+//! - this file: the routes and their handlers. How sign-in is set up
+//!   ([`AuthSettings`](crate::providers::AuthSettings): the providers'
+//!   `oauth2` clients, the mock's switch) is in `crate::providers`, below
+//!   the front ends, since `AppState` holds it.
 //! - `flow`: the cookie of a sign-in under way, and where it may return.
 //!
 //! # Routes
@@ -26,7 +28,6 @@
 //! | `POST /auth/logout` | ends the session; 303 to `/` |
 
 mod flow;
-mod provider;
 
 use std::sync::Arc;
 
@@ -41,10 +42,9 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use self::flow::{PendingSignIn, local_path};
-use self::provider::{Provider, ProviderError, Providers};
-use crate::config::{Config, Environment};
 use crate::html::{csrf_refusal, not_found, render};
 use crate::identity::{end_session, start_session, viewer};
+use crate::providers::{Provider, ProviderError};
 use crate::state::AppState;
 
 /// The address the mock provider offers until someone edits it.
@@ -52,30 +52,6 @@ pub(crate) const MOCK_EMAIL: &str = "dev@oponn.local";
 
 /// The provider name of mock sign-ins, kept apart from real providers'.
 const MOCK_PROVIDER: &str = "mock";
-
-/// How sign-in is set up, read once from the configuration.
-pub(crate) struct AuthSettings {
-    /// The OAuth providers configured.
-    providers: Providers,
-    /// Whether `/auth/mock` signs people in (development and testing only).
-    mock: bool,
-}
-
-impl AuthSettings {
-    /// Sign-in as `config` describes it.
-    pub(crate) fn new(config: &Config) -> Self {
-        Self {
-            providers: Providers::new(config),
-            mock: mock_allowed(config.environment),
-        }
-    }
-}
-
-/// Whether the one-click mock provider may sign people in: in development
-/// and testing, never in staging or production.
-pub(crate) fn mock_allowed(environment: Environment) -> bool {
-    !environment.is_strict()
-}
 
 /// The sign-in routes, nested at `/auth` (the login page,
 /// [`login_page`], is mounted at `/login` beside them). Nesting at `/`
@@ -465,35 +441,4 @@ async fn sign_in_unavailable(
          a moment.",
     )
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_mock_provider_is_refused_in_staging_and_production() {
-        assert!(mock_allowed(Environment::Development));
-        assert!(mock_allowed(Environment::Testing));
-        assert!(!mock_allowed(Environment::Staging));
-        assert!(!mock_allowed(Environment::Production));
-    }
-
-    #[test]
-    fn production_configuration_offers_no_mock_provider() {
-        let config = Config::from_lookup(|name| {
-            match name {
-                "OPONN_ENV" => Some("production"),
-                "DATABASE_URL" => Some("postgres://db/oponn"),
-                "REDIS_URL" => Some("redis://redis"),
-                "OPONN_KMS_KEY_ID" => Some("alias/oponn"),
-                "OPONN_SECRET_KEY" => Some("a production secret"),
-                _ => None,
-            }
-            .map(str::to_owned)
-        })
-        .unwrap();
-        assert!(!AuthSettings::new(&config).mock);
-        assert!(AuthSettings::new(&Config::development()).mock);
-    }
 }

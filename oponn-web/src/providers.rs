@@ -1,5 +1,7 @@
-//! The OAuth providers: their `oauth2` clients (authorization URL, PKCE,
-//! code exchange) and the calls that ask each who signed in.
+//! How sign-in is set up: [`AuthSettings`], read once from the
+//! configuration and held by `AppState`, with the OAuth providers'
+//! `oauth2` clients (authorization URL, PKCE, code exchange) and the calls
+//! that ask each who signed in. The sign-in routes are `crate::auth`'s.
 
 use std::time::Duration;
 
@@ -11,10 +13,34 @@ use oauth2::{
 };
 use serde::Deserialize;
 
-use crate::config::{Config, OAuthProviderConfig};
+use crate::config::{Config, Environment, OAuthProviderConfig};
 
 /// How long one call to a provider may take.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How sign-in is set up, read once from the configuration.
+pub(crate) struct AuthSettings {
+    /// The OAuth providers configured.
+    pub(crate) providers: Providers,
+    /// Whether `/auth/mock` signs people in (development and testing only).
+    pub(crate) mock: bool,
+}
+
+impl AuthSettings {
+    /// Sign-in as `config` describes it.
+    pub(crate) fn new(config: &Config) -> Self {
+        Self {
+            providers: Providers::new(config),
+            mock: mock_allowed(config.environment),
+        }
+    }
+}
+
+/// Whether the one-click mock provider may sign people in: in development
+/// and testing, never in staging or production.
+pub(crate) fn mock_allowed(environment: Environment) -> bool {
+    !environment.is_strict()
+}
 
 /// An `oauth2` client with an authorization and a token endpoint.
 type OAuthClient =
@@ -376,5 +402,36 @@ impl Providers {
         self.http
             .as_ref()
             .map_err(|reason| ProviderError::NoClient(reason.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mock_provider_is_refused_in_staging_and_production() {
+        assert!(mock_allowed(Environment::Development));
+        assert!(mock_allowed(Environment::Testing));
+        assert!(!mock_allowed(Environment::Staging));
+        assert!(!mock_allowed(Environment::Production));
+    }
+
+    #[test]
+    fn production_configuration_offers_no_mock_provider() {
+        let config = Config::from_lookup(|name| {
+            match name {
+                "OPONN_ENV" => Some("production"),
+                "DATABASE_URL" => Some("postgres://db/oponn"),
+                "REDIS_URL" => Some("redis://redis"),
+                "OPONN_KMS_KEY_ID" => Some("alias/oponn"),
+                "OPONN_SECRET_KEY" => Some("a production secret"),
+                _ => None,
+            }
+            .map(str::to_owned)
+        })
+        .unwrap();
+        assert!(!AuthSettings::new(&config).mock);
+        assert!(AuthSettings::new(&Config::development()).mock);
     }
 }
