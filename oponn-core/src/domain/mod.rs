@@ -7,6 +7,7 @@
 mod account;
 mod ballot;
 mod ids;
+mod ranked;
 mod schedule;
 mod settings;
 mod tally;
@@ -18,6 +19,9 @@ pub(crate) use ballot::BallotParts;
 pub use ballot::{Ballot, BallotDraft, BallotOption, BallotRequest};
 pub use ids::{
     AccountId, BallotId, InvalidBallotId, OptionId, OwnerId, VoterHash, VoterHasher, VoterId,
+};
+pub use ranked::{
+    Condorcet, InstantRunoff, Pairwise, RankingCount, RunoffRound, condorcet, instant_runoff,
 };
 pub use schedule::{
     MAX_SCHEDULE_AHEAD, MAX_WINDOW_MINUTES, Schedule, StartRequest, Status, WindowRequest,
