@@ -121,23 +121,28 @@ pub(crate) fn tally(
     Ok(Tally::new(seq(tally_seq)?, counts))
 }
 
+/// Why every vote of a batch failed: the one cause they share, with its
+/// chain of sources.
+#[derive(Debug, thiserror::Error)]
+#[error("the batch was not recorded")]
+struct BatchNotRecorded(#[source] std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
 /// Every vote of a batch failed as one: the same cause, told to each.
-pub(crate) fn batch_failed(
-    count: usize,
-    cause: &dyn std::fmt::Display,
-) -> Vec<Result<oponn_core::ports::RecordedVote, oponn_core::ports::RecordVoteError>> {
+pub(crate) fn batch_failed(count: usize, cause: impl Into<BoxError>) -> Vec<VoteOutcome> {
+    let cause: std::sync::Arc<dyn std::error::Error + Send + Sync> =
+        std::sync::Arc::from(cause.into());
     (0..count)
         .map(|_| {
-            Err(oponn_core::ports::RecordVoteError::Unavailable(
-                format!("the batch was not recorded: {cause}").into(),
-            ))
+            Err(RecordVoteError::Unavailable(Box::new(BatchNotRecorded(
+                std::sync::Arc::clone(&cause),
+            ))))
         })
         .collect()
 }
 
 /// A ballot as a batch of votes reads it: its sequence and close time, as
 /// rows hold them, before its options and votes are added with
-/// [`add_option`] and [`add_vote`].
+/// [`read_option`] and [`read_vote`].
 ///
 /// # Errors
 /// A corrupt-row outage when the sequence is negative.
@@ -152,7 +157,7 @@ pub(crate) fn stored_votes(
 ///
 /// # Errors
 /// A corrupt-row outage when the id, the label key or the count cannot be one.
-pub(crate) fn add_option(
+pub(crate) fn read_option(
     state: &mut StoredVotes,
     option: i64,
     label_key: &[u8],
@@ -173,7 +178,7 @@ pub(crate) fn add_option(
 ///
 /// # Errors
 /// A corrupt-row outage when a hash or the option id cannot be one.
-pub(crate) fn add_vote(
+pub(crate) fn read_vote(
     state: &mut StoredVotes,
     voter_hash: &[u8],
     option: i64,
@@ -284,7 +289,7 @@ async fn record_batch<D: BatchDialect + Sync>(
 ) -> Vec<VoteOutcome> {
     let mut tx = match dialect.begin_batch().await {
         Ok(tx) => tx,
-        Err(error) => return batch_failed(votes.len(), &error),
+        Err(error) => return batch_failed(votes.len(), error),
     };
     let id = ballot.as_bytes().as_slice();
     let decided: Result<Vec<VoteOutcome>, BoxError> = async {
@@ -301,11 +306,11 @@ async fn record_batch<D: BatchDialect + Sync>(
     .await;
     let outcomes = match decided {
         Ok(outcomes) => outcomes,
-        Err(error) => return batch_failed(votes.len(), &error),
+        Err(error) => return batch_failed(votes.len(), error),
     };
     match tx.commit().await {
         Ok(()) => outcomes,
-        Err(error) => batch_failed(votes.len(), &error),
+        Err(error) => batch_failed(votes.len(), error),
     }
 }
 
@@ -367,7 +372,7 @@ mod tests {
     use oponn_core::ports::{NewVote, VoteTarget};
     use time::OffsetDateTime;
 
-    use super::{add_option, add_vote, one_ballot, stored_votes};
+    use super::{one_ballot, read_option, read_vote, stored_votes};
 
     fn ballot() -> BallotId {
         BallotId::from_bytes([7; 16])
@@ -388,14 +393,14 @@ mod tests {
     fn corrupt_values_are_refused_as_they_are_read() {
         assert!(stored_votes(-1, None).is_err());
         let mut state = stored_votes(4, None).unwrap();
-        assert!(add_option(&mut state, 1, &[1; 32], 3).is_ok());
-        assert!(add_option(&mut state, 3, &[3; 32], -1).is_err());
-        assert!(add_option(&mut state, i64::from(u32::MAX) + 1, &[3; 32], 0).is_err());
-        assert!(add_option(&mut state, 3, &[3; 31], 0).is_err());
-        assert!(add_vote(&mut state, &[1; 32], -2, None).is_err());
-        assert!(add_vote(&mut state, &[1; 31], 1, None).is_err());
-        assert!(add_vote(&mut state, &[2; 33], 1, Some(&[1; 32])).is_err());
-        assert!(add_vote(&mut state, &[2; 32], 1, Some(&[1; 31])).is_err());
+        assert!(read_option(&mut state, 1, &[1; 32], 3).is_ok());
+        assert!(read_option(&mut state, 3, &[3; 32], -1).is_err());
+        assert!(read_option(&mut state, i64::from(u32::MAX) + 1, &[3; 32], 0).is_err());
+        assert!(read_option(&mut state, 3, &[3; 31], 0).is_err());
+        assert!(read_vote(&mut state, &[1; 32], -2, None).is_err());
+        assert!(read_vote(&mut state, &[1; 31], 1, None).is_err());
+        assert!(read_vote(&mut state, &[2; 33], 1, Some(&[1; 32])).is_err());
+        assert!(read_vote(&mut state, &[2; 32], 1, Some(&[1; 31])).is_err());
     }
 
     #[test]

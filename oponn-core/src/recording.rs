@@ -101,7 +101,7 @@ impl StoredVotes {
     fn check<'a>(
         &self,
         vote: &'a NewVote,
-        max_option_id: OptionId,
+        id_limit: OptionId,
     ) -> Result<Decision<'a>, RecordVoteError> {
         if self.closed_at.is_some_and(|closed| closed <= vote.cast_at) {
             return Err(RecordVoteError::BallotClosed);
@@ -124,7 +124,7 @@ impl StoredVotes {
             VoteTarget::WriteIn(option) => match self.by_label.get(&option.label_key) {
                 Some(&existing) => (existing, None),
                 None => {
-                    if option.id > max_option_id || self.counts.contains_key(&option.id) {
+                    if option.id > id_limit || self.counts.contains_key(&option.id) {
                         return Err(RecordVoteError::OptionIdTaken);
                     }
                     (option.id, Some(option))
@@ -208,12 +208,13 @@ pub struct BatchDecision<'a> {
 /// exactly as if each were recorded alone, and gathers what the batch must
 /// write.
 ///
-/// `max_option_id` is the largest option id the storage holds: a new
-/// write-in above it is refused as taken, as its insert would fail.
+/// `id_limit` is the largest option id the storage's schema can hold (not
+/// the largest in use): a new write-in above it is refused as taken, as
+/// its insert would fail.
 pub fn decide_batch<'a>(
     mut stored: StoredVotes,
     votes: &'a [NewVote],
-    max_option_id: OptionId,
+    id_limit: OptionId,
 ) -> BatchDecision<'a> {
     let mut outcomes = Vec::with_capacity(votes.len());
     let mut new_options = Vec::new();
@@ -229,7 +230,7 @@ pub fn decide_batch<'a>(
             previous,
             added,
             holder,
-        } = match stored.check(vote, max_option_id) {
+        } = match stored.check(vote, id_limit) {
             Ok(decision) => decision,
             Err(refusal) => {
                 outcomes.push(Err(refusal));

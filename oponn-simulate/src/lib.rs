@@ -81,8 +81,8 @@
 //!   [`run`]/[`measure`], which run the phases in order.
 //! - `http`: HTTP clients, the cookies a page sets, and how a failed
 //!   request is named.
-//! - `page`: what the tool reads from HTML, with html5ever: the CSRF token,
-//!   option ids (tokenizer only), refusal messages (`scraper`).
+//! - `page`: what the tool reads from HTML: the CSRF token and option ids
+//!   (lol_html's streaming selectors), refusal messages (`scraper`).
 //! - `setup`: creating a ballot (the form, else the JSON API) and reading
 //!   its tally.
 //! - `voter`: the voters, `--concurrency` of them at a time.

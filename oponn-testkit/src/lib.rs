@@ -31,7 +31,8 @@
 //!
 //! - `clock.rs`: [`TestClock`].
 //! - `oponn.rs`: [`TestOponn`] and [`block_on`].
-//! - `contract/`: one module per port, plus the macros.
+//! - `contract/`: one module per port; `build.rs` writes each suite's
+//!   macro from the cases its module defines.
 //! - `stories.rs`: service-level scenarios.
 #![forbid(unsafe_code)]
 

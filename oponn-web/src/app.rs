@@ -379,7 +379,7 @@ async fn readyz(state: Data<&Arc<AppState>>) -> Response {
             let status = match result {
                 Ok(()) => "ok".to_owned(),
                 Err(error) => {
-                    tracing::warn!(%error, "readiness check failed");
+                    tracing::warn!(error = %crate::logging::Causes(error), "readiness check failed");
                     "unavailable".to_owned()
                 }
             };

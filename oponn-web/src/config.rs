@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::limits::Limits;
+use crate::limits::{InvalidSetting, Limits};
 
 /// Where the service runs; decides what it demands and how strict it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -439,6 +439,12 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+}
+
+impl From<InvalidSetting> for ConfigError {
+    fn from(InvalidSetting { name, reason }: InvalidSetting) -> Self {
+        ConfigError::Invalid { name, reason }
+    }
 }
 
 #[cfg(test)]

@@ -9,14 +9,18 @@ use poem::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::identity::Viewer;
+use crate::logging::Causes;
 use crate::state::AppState;
 
 /// The form field (and header) carrying the CSRF token.
 pub(crate) const CSRF_FIELD: &str = "X-CSRF-Token";
 
+/// What a page says when a dependency failed: nothing changed, try again.
 const UNAVAILABLE_MESSAGE: &str = "Oponn is temporarily unavailable. Nothing was changed: \
      if you were voting, your vote was not recorded. Please try again in a moment.";
 
+/// Whether the request came from htmx (`HX-Request: true`), which gets a
+/// partial instead of a whole page and `HX-Redirect` instead of a `303`.
 pub(crate) fn is_htmx(headers: &HeaderMap) -> bool {
     headers
         .get("HX-Request")
@@ -82,8 +86,8 @@ pub(crate) fn error_page(
 }
 
 /// The 503 page for a failed dependency; the cause goes to the log.
-pub(crate) fn unavailable(state: &AppState, error: &dyn std::fmt::Display) -> Response {
-    tracing::error!(%error, "a dependency failed");
+pub(crate) fn unavailable(state: &AppState, error: &(dyn std::error::Error + 'static)) -> Response {
+    tracing::error!(error = %Causes(error), "a dependency failed");
     error_page(
         state,
         StatusCode::SERVICE_UNAVAILABLE,

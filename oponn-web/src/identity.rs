@@ -13,6 +13,7 @@ use oponn_core::{SESSION_LENGTH, SignedIn, Unavailable};
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
 use time::Duration;
 
+use crate::logging::Causes;
 use crate::state::AppState;
 
 /// The signed cookie holding a browser's random voter id.
@@ -98,7 +99,7 @@ pub(crate) async fn session(state: &AppState, jar: &CookieJar) -> Option<Session
             None
         }
         Err(error) => {
-            tracing::warn!(%error, "checking a session failed; serving the request signed out");
+            tracing::warn!(error = %Causes(&error), "checking a session failed; serving the request signed out");
             None
         }
     }

@@ -31,6 +31,7 @@
 //!   session cookies), `providers` (how sign-in is set up), `html`
 //!   (rendering, error pages, CSRF), `live` (the per-instance live-results
 //!   hub and streams), `export` (result exports), `wire` (the JSON tally),
+//!   `logging` (errors with their causes),
 //!   `views` (templates and view models), `guard` (what every request
 //!   passes first), `limits`, `rates`, `metrics`, `assets`.
 #![forbid(unsafe_code)]
@@ -47,6 +48,7 @@ mod html;
 mod identity;
 mod limits;
 mod live;
+mod logging;
 mod metrics;
 mod pages;
 mod providers;

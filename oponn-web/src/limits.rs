@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use oponn_core::DEFAULT_MAX_WRITE_IN_OPTIONS;
 
-use crate::config::ConfigError;
-
 /// Largest body of a ballot-creation request (`POST /create`,
 /// `POST /api/v1/ballots`), in bytes. A ballot at its limits (a 255-
 /// character measure and 64 options of 64 characters, each character
@@ -107,13 +105,13 @@ impl Limits {
     /// Reads the settings `get` has, keeping the defaults for the rest.
     ///
     /// # Errors
-    /// [`ConfigError::Invalid`] naming a malformed setting.
-    pub(crate) fn read(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    /// [`InvalidSetting`] naming a malformed setting.
+    pub(crate) fn read(get: &impl Fn(&str) -> Option<String>) -> Result<Self, InvalidSetting> {
         let defaults = Self::default();
-        let seconds = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+        let seconds = |name: &'static str, default: Duration| -> Result<Duration, InvalidSetting> {
             get(name).map_or(Ok(default), |value| {
                 match parse_number::<u64>(name, &value)? {
-                    0 => Err(ConfigError::Invalid {
+                    0 => Err(InvalidSetting {
                         name,
                         reason: "must be at least 1 second".to_owned(),
                     }),
@@ -121,14 +119,14 @@ impl Limits {
                 }
             })
         };
-        let rate = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
+        let rate = |name: &'static str, default: u32| -> Result<u32, InvalidSetting> {
             get(name).map_or(Ok(default), |value| parse_number(name, &value))
         };
         let max_connections = match get("OPONN_MAX_CONNECTIONS") {
             None => defaults.max_connections,
             Some(value) => match parse_number::<usize>("OPONN_MAX_CONNECTIONS", &value)? {
                 0 => {
-                    return Err(ConfigError::Invalid {
+                    return Err(InvalidSetting {
                         name: "OPONN_MAX_CONNECTIONS",
                         reason: "must be at least 1".to_owned(),
                     });
@@ -143,7 +141,7 @@ impl Limits {
                 .map(str::trim)
                 .filter(|piece| !piece.is_empty())
                 .map(|piece| {
-                    piece.parse().map_err(|_| ConfigError::Invalid {
+                    piece.parse().map_err(|_| InvalidSetting {
                         name: "OPONN_TRUSTED_PROXIES",
                         reason: format!("{piece:?} is not an IP address"),
                     })
@@ -172,8 +170,21 @@ impl Limits {
     }
 }
 
-fn parse_number<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError> {
-    value.trim().parse().map_err(|_| ConfigError::Invalid {
+/// A limit's setting that cannot be read: its variable, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {reason}")]
+pub(crate) struct InvalidSetting {
+    /// The environment variable.
+    pub(crate) name: &'static str,
+    /// What is wrong with its value.
+    pub(crate) reason: String,
+}
+
+fn parse_number<T: std::str::FromStr>(
+    name: &'static str,
+    value: &str,
+) -> Result<T, InvalidSetting> {
+    value.trim().parse().map_err(|_| InvalidSetting {
         name,
         reason: format!("{value:?} is not a whole number in range"),
     })
@@ -202,7 +213,7 @@ mod tests {
 
     use super::*;
 
-    fn read(vars: &[(&str, &str)]) -> Result<Limits, ConfigError> {
+    fn read(vars: &[(&str, &str)]) -> Result<Limits, InvalidSetting> {
         let vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

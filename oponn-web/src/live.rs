@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use oponn_core::domain::{BallotId, Results, Status, Tally};
 use oponn_core::ports::TallyStream;
-use oponn_core::{BallotError, BallotService};
+use oponn_core::{BallotError, BallotService, ResultsAccess};
 use serde_json::json;
 use tokio::sync::{Mutex, watch};
 use tokio::time::Instant;
@@ -67,6 +67,15 @@ where
     )
 }
 
+/// Why a watcher got no feed.
+#[derive(Debug)]
+pub(crate) enum Unwatched {
+    /// The results are hidden from this viewer for now; what to show.
+    Hidden(&'static str),
+    /// The feed could not be opened.
+    Failed(BallotError),
+}
+
 /// One tally, rendered for every kind of watcher.
 #[derive(Debug)]
 pub(crate) struct LiveUpdate {
@@ -110,9 +119,27 @@ impl LiveHub {
         }
     }
 
-    /// Joins the ballot's feed, opening it (one core subscription) when
-    /// this is its first watcher here. The current tally arrives at once.
-    pub(crate) async fn watch(self: &Arc<Self>, id: BallotId) -> Result<LiveFeed, BallotError> {
+    /// Joins the feed of the ballot `access` shows, opening it (one core
+    /// subscription) when this is its first watcher here. The current
+    /// tally arrives at once. Taking the viewer's [`ResultsAccess`] makes
+    /// every stream ask [`results_for`](BallotService::results_for) first.
+    ///
+    /// # Errors
+    /// [`Unwatched::Hidden`] when the results are hidden from this viewer;
+    /// [`Unwatched::Failed`] when the feed cannot be opened.
+    pub(crate) async fn watch(
+        self: &Arc<Self>,
+        access: &ResultsAccess,
+    ) -> Result<LiveFeed, Unwatched> {
+        let id = match access {
+            ResultsAccess::Shown { ballot, .. } => ballot.id(),
+            ResultsAccess::Hidden { message, .. } => return Err(Unwatched::Hidden(message)),
+        };
+        self.join(id).await.map_err(Unwatched::Failed)
+    }
+
+    /// Joins ballot `id`'s feed, opening it when this is its first watcher.
+    async fn join(self: &Arc<Self>, id: BallotId) -> Result<LiveFeed, BallotError> {
         let mut feeds = self.feeds.lock().await;
         if let Some(sender) = feeds.get(&id) {
             return Ok(sender.subscribe());

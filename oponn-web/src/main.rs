@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+#[cfg(feature = "simulate")]
 use oponn_simulate::SimulateArgs;
 use oponn_web::{App, Config, Environment};
 use tracing_subscriber::EnvFilter;
@@ -41,6 +42,7 @@ enum Command {
     ///
     /// Exits 1 when the server's tally differs from the votes it
     /// acknowledged, 2 when the run cannot start.
+    #[cfg(feature = "simulate")]
     Simulate(SimulateArgs),
 }
 
@@ -58,6 +60,7 @@ async fn main() -> ExitCode {
         },
         // The load tool talks to a server over HTTP: it needs none of the
         // server's configuration.
+        #[cfg(feature = "simulate")]
         Command::Simulate(args) => run_simulation(args).await,
     }
 }
@@ -73,6 +76,7 @@ fn configure() -> Result<Config, ExitCode> {
 }
 
 /// Exit 1 when the tally check fails, 2 when the run cannot start.
+#[cfg(feature = "simulate")]
 async fn run_simulation(args: SimulateArgs) -> ExitCode {
     match oponn_simulate::run(args).await {
         Ok(report) if report.passed() => ExitCode::SUCCESS,

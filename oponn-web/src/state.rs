@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::limits::Limits;
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
+use crate::providers::AuthSettings;
 use crate::rates::RateLimits;
 use crate::views::Templates;
 
@@ -22,7 +23,7 @@ pub(crate) struct AppState {
     /// Sign-in and accounts.
     pub(crate) accounts: Arc<AccountService>,
     /// The sign-in providers configured, and whether the mock one is allowed.
-    pub(crate) auth: crate::providers::AuthSettings,
+    pub(crate) auth: AuthSettings,
     /// Compiled page templates.
     pub(crate) templates: Arc<Templates>,
     /// This instance's live result feeds.
@@ -61,9 +62,11 @@ impl AppState {
         match task.await {
             Ok(outcome) => outcome,
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // The runtime is shutting down; the vote may or may not have
+            // been recorded.
             Err(error) => Err(CastVoteError::Unavailable(Unavailable::new(
                 Dependency::Storage,
-                format!("the vote's task was cancelled: {error}"),
+                error,
             ))),
         }
     }

@@ -10,7 +10,7 @@ use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
 
 use super::PostgresRepository;
-use crate::sql::{BatchDialect, add_option, add_vote, corrupt, sql_count, stored_votes};
+use crate::sql::{BatchDialect, corrupt, read_option, read_vote, sql_count, stored_votes};
 
 impl BatchDialect for PostgresRepository {
     type Db = Postgres;
@@ -71,7 +71,7 @@ impl BatchDialect for PostgresRepository {
             let option_id = i64::from(row.option_id);
             match (row.voter_hash, row.label_key, row.vote_count) {
                 (Some(voter_hash), _, _) => {
-                    add_vote(
+                    read_vote(
                         &mut state,
                         &voter_hash,
                         option_id,
@@ -79,7 +79,7 @@ impl BatchDialect for PostgresRepository {
                     )?;
                 }
                 (None, Some(label_key), Some(vote_count)) => {
-                    add_option(&mut state, option_id, &label_key, vote_count)?;
+                    read_option(&mut state, option_id, &label_key, vote_count)?;
                 }
                 (None, _, _) => return Err(corrupt("ballot option").into()),
             }

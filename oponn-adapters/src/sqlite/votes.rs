@@ -12,7 +12,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row as _, Sqlite, Transaction};
 
 use super::{SqliteRepository, micros, optional_time};
-use crate::sql::{BatchDialect, add_option, add_vote, option_number, sql_count, stored_votes};
+use crate::sql::{BatchDialect, option_number, read_option, read_vote, sql_count, stored_votes};
 
 impl BatchDialect for SqliteRepository {
     type Db = Sqlite;
@@ -67,7 +67,7 @@ impl BatchDialect for SqliteRepository {
         for row in rows {
             match (row.voter_hash, row.option_id, row.label_key, row.vote_count) {
                 (Some(voter_hash), Some(option_id), _, _) => {
-                    add_vote(
+                    read_vote(
                         &mut state,
                         &voter_hash,
                         option_id,
@@ -75,7 +75,7 @@ impl BatchDialect for SqliteRepository {
                     )?;
                 }
                 (None, Some(option_id), Some(label_key), Some(vote_count)) => {
-                    add_option(&mut state, option_id, &label_key, vote_count)?;
+                    read_option(&mut state, option_id, &label_key, vote_count)?;
                 }
                 // The ballot's row when it has no options.
                 _ => {}
@@ -91,7 +91,7 @@ impl BatchDialect for SqliteRepository {
             }
             for row in query.fetch_all(&mut **tx).await? {
                 if let (Some(voter_hash), Some(option_id)) = (row.voter_hash, row.option_id) {
-                    add_vote(
+                    read_vote(
                         &mut state,
                         &voter_hash,
                         option_id,

@@ -214,6 +214,11 @@ impl Ballot {
         }
     }
 
+    /// Whether `requester` owns this ballot (see [`OwnerId::owns`]).
+    pub fn is_owned_by(&self, requester: &OwnerId) -> bool {
+        requester.owns(self.owner.as_ref())
+    }
+
     /// The ballot's id.
     pub fn id(&self) -> BallotId {
         self.id

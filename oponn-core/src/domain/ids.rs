@@ -112,6 +112,13 @@ impl OwnerId {
         Self(id.into())
     }
 
+    /// Whether this requester owns a ballot whose owner is `owner`: the
+    /// one rule behind closing, deleting and the owner's controls. A
+    /// ballot with no owner is nobody's.
+    pub fn owns(&self, owner: Option<&OwnerId>) -> bool {
+        owner == Some(self)
+    }
+
     /// The owner of ballots a guest browser creates: `guest:{voter id}`.
     pub fn guest(browser: &VoterId) -> Self {
         Self(format!("guest:{}", browser.as_str()))
@@ -298,6 +305,20 @@ impl fmt::Debug for VoterHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owner_ids_keep_their_stored_format() {
+        // Stored ballots name their owners so: changing it orphans them.
+        assert_eq!(OwnerId::guest(&VoterId::new("b1")).as_str(), "guest:b1");
+        assert_eq!(
+            OwnerId::account(&AccountId::new("a1")).as_str(),
+            "account:a1"
+        );
+        let owner = OwnerId::guest(&VoterId::new("b1"));
+        assert!(owner.owns(Some(&OwnerId::new("guest:b1"))));
+        assert!(!owner.owns(Some(&OwnerId::new("account:b1"))));
+        assert!(!owner.owns(None));
+    }
 
     #[test]
     fn ballot_ids_are_22_url_safe_characters_and_round_trip() {

@@ -100,12 +100,12 @@ impl ResultsVisibility {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::AccountId;
 
     #[test]
     fn signed_in_only_admits_accounts_and_not_browsers() {
         let browser = VoterId::new("browser");
-        let account =
-            VoterId::account(&super::super::ids::AccountId::new("a")).from_browser(&browser);
+        let account = VoterId::account(&AccountId::new("a")).from_browser(&browser);
         assert!(Eligibility::Anyone.admits(&browser));
         assert!(Eligibility::Anyone.admits(&account));
         assert!(!Eligibility::SignedInOnly.admits(&browser));

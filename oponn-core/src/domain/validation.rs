@@ -187,4 +187,6 @@ pub mod messages {
     pub const INVALID_OPTION: &str = "Invalid option for this ballot";
     /// A write-in on a ballot that does not take them.
     pub const WRITE_INS_NOT_ALLOWED: &str = "Write-in votes are not allowed for this ballot";
+    /// A close or delete by someone other than the ballot's owner.
+    pub const NOT_OWNER: &str = "Only the person who created this ballot may close or delete it.";
 }

@@ -177,7 +177,8 @@ pub trait BallotRepository: Send + Sync + 'static {
     /// [`RecordVoteError::UnknownOption`] when an existing-option target is
     /// not one of the ballot's options;
     /// [`RecordVoteError::OptionIdTaken`] when a new write-in's id is taken
-    /// by an option with another label key;
+    /// by an option with another label key, or is beyond the ids storage
+    /// can hold;
     /// [`RecordVoteError::Unavailable`] when storage cannot be reached.
     async fn record_vote(&self, vote: &NewVote) -> Result<RecordedVote, RecordVoteError>;
 

@@ -27,7 +27,7 @@ impl BallotService {
             .await
             .map_err(Unavailable::from);
         unlock(id, guard).await;
-        self.forget(id);
+        self.refresh(id);
         if !closed? {
             return Err(OwnerActionError::NotFound);
         }
@@ -52,7 +52,7 @@ impl BallotService {
         let record = self.record(id).await?;
         authorize(&record, requester)?;
         self.keys.remove(id);
-        self.forget(id);
+        self.refresh(id);
         let last = self.ports.repository.tally(id).await.ok().flatten();
         let deleted = self
             .ports
@@ -87,8 +87,9 @@ impl BallotService {
 
 /// Refuses anyone but the ballot's owner.
 fn authorize(record: &BallotRecord, requester: &OwnerId) -> Result<(), OwnerActionError> {
-    match &record.owner {
-        Some(owner) if owner == requester => Ok(()),
-        _ => Err(OwnerActionError::Forbidden),
+    if requester.owns(record.owner.as_ref()) {
+        Ok(())
+    } else {
+        Err(OwnerActionError::Forbidden)
     }
 }

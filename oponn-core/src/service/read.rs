@@ -133,17 +133,13 @@ impl BallotService {
         Ok(record)
     }
 
-    /// Drops what this instance caches of ballot `id`, after it changed.
-    pub(super) fn forget(&self, id: &BallotId) {
+    /// Drops this instance's cached copy of ballot `id`, so the next read
+    /// sees storage: after this instance changed it (a close, a delete, a
+    /// write-in), or for a live feed told that its state (not its tally)
+    /// changed, perhaps on another instance.
+    pub fn refresh(&self, id: &BallotId) {
         self.opened.remove(id);
         self.records.remove(id);
-    }
-
-    /// Drops this instance's cached copy of ballot `id`, so the next read
-    /// sees storage: for a live feed told that the ballot's state (not its
-    /// tally) changed, perhaps on another instance.
-    pub fn refresh(&self, id: &BallotId) {
-        self.forget(id);
     }
 
     /// The ballots `owner` created, newest first, in the window `page` names.
@@ -163,12 +159,17 @@ impl BallotService {
             .map_err(Unavailable::from)?;
         let mut ballots = Vec::with_capacity(records.len());
         for record in records {
-            ballots.push(self.open(record).await?);
+            let ballot = self.open(record).await?;
+            // Kept opened: the page listing them asks each one's results next.
+            self.opened
+                .insert(ballot.id(), Arc::new(ballot.clone()), self.now());
+            ballots.push(ballot);
         }
         Ok(ballots)
     }
 
-    /// The current tally of `id`.
+    /// The current tally of `id`, whoever asks: a front end showing it
+    /// asks [`results_for`](Self::results_for) first.
     ///
     /// # Errors
     /// [`BallotError::NotFound`], or [`BallotError::Unavailable`].
@@ -181,7 +182,8 @@ impl BallotService {
             .ok_or(BallotError::NotFound)
     }
 
-    /// The ballot with its current results.
+    /// The ballot with its current results, whoever asks: a front end
+    /// showing them calls [`results_for`](Self::results_for) instead.
     ///
     /// # Errors
     /// [`BallotError::NotFound`], or [`BallotError::Unavailable`].
@@ -244,7 +246,9 @@ impl BallotService {
         voter: &VoterId,
         receipt: &VoteReceipt,
     ) -> Result<ResultsAccess, BallotError> {
-        let ballot = self.ballot(id).await?;
+        // With every option the tally counts, a write-in added on another
+        // instance included.
+        let ballot = self.ballot_for_tally(id, &receipt.tally).await?;
         let results = Results::new(&ballot, &receipt.tally);
         self.access(ballot, results, Some(voter)).await
     }
@@ -272,11 +276,8 @@ impl BallotService {
 
     /// Whether `viewer` may see `ballot`'s results now, under its
     /// [`ResultsVisibility`]: the rule behind
-    /// [`results_for`](Self::results_for), which front ends call instead.
-    ///
-    /// # Errors
-    /// [`BallotError::Unavailable`] when storage fails.
-    pub async fn can_see_results(
+    /// [`results_for`](Self::results_for).
+    async fn can_see_results(
         &self,
         ballot: &Ballot,
         viewer: Option<&VoterId>,
@@ -295,7 +296,9 @@ impl BallotService {
         Ok(visibility.allows(ended, voted))
     }
 
-    /// The ballot's tallies: the current one at once, then each newer one.
+    /// The ballot's tallies: the current one at once, then each newer one,
+    /// whoever asks: a front end streaming them asks
+    /// [`results_for`](Self::results_for) first.
     ///
     /// Tallies arrive in increasing sequence; a burst may be coalesced into
     /// its latest tally, but the latest is never skipped.

@@ -2,14 +2,15 @@
 //! write-ins), then group commit. Each vote joins its ballot's queue
 //! (`batch.rs`); whoever takes the ballot's turn commits the whole queue
 //! under the ballot's lock with one [`record_votes`] call, which storage
-//! decides with [`decide_batch`] in one transaction, then answers every
-//! voter and publishes the newest tally once.
+//! decides with [`decide_batch`] in one transaction, then publishes the
+//! newest tally once and answers every voter.
 //!
 //! [`record_votes`]: crate::ports::BallotRepository::record_votes
 //! [`decide_batch`]: crate::recording::decide_batch
 
 use std::sync::Arc;
 
+use self::BatchRefusal::{Refused, Retry};
 use super::batch::{self, Pending};
 use super::{
     BallotError, BallotService, CastVoteError, Dependency, Unavailable, seal_option, unlock,
@@ -51,8 +52,6 @@ enum BatchRefusal {
     Retry,
 }
 
-use BatchRefusal::{Refused, Retry};
-
 /// Why every vote of a batch failed: the one failure they share.
 #[derive(Debug, thiserror::Error)]
 #[error("the vote's batch could not be checked")]
@@ -70,8 +69,8 @@ impl BallotService {
     /// recorded by one [`record_votes`] call, in which storage decides each
     /// vote with [`decide_batch`]: one vote per voter under any identity
     /// they present (a signed-in account and the browser it votes from are
-    /// one voter; see [`VoterId::from_browser`]). After the commit each
-    /// voter is answered and the newest tally is published once.
+    /// one voter; see [`VoterId::from_browser`]). After the commit the
+    /// newest tally is published once, then each voter is answered.
     ///
     /// [`record_votes`]: crate::ports::BallotRepository::record_votes
     /// [`decide_batch`]: crate::recording::decide_batch
@@ -98,7 +97,7 @@ impl BallotService {
     }
 
     /// Checks and records one batch of votes on ballot `id` (group commit),
-    /// then answers each voter and publishes the newest tally once.
+    /// then publishes the newest tally once and answers each voter.
     async fn commit_batch(&self, id: &BallotId, queue: &batch::BallotQueue, votes: Vec<Pending>) {
         let guard = self.lock(id).await;
         let outcomes = self.check_and_record(id, &votes).await;
@@ -108,7 +107,7 @@ impl BallotService {
             .any(|vote| matches!(vote.choice, VoteChoice::WriteIn(_)))
         {
             // The ballot may have gained an option.
-            self.forget(id);
+            self.refresh(id);
         }
         let newest = outcomes
             .iter()

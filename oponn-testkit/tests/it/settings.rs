@@ -7,13 +7,23 @@ use oponn_core::domain::{
     AccountId, Ballot, BallotSettings, Eligibility, OptionId, OwnerId, ResultsVisibility, VoterId,
     messages,
 };
-use oponn_core::{CastVoteError, VoteChoice};
+use oponn_core::{BallotService, CastVoteError, HiddenUntil, ResultsAccess, VoteChoice};
 use oponn_testkit::{TestOponn, block_on};
 
 use crate::helpers::{request, voter};
 
 fn option(n: u32) -> VoteChoice {
     VoteChoice::Option(OptionId::new(n))
+}
+
+/// Whether `viewer` may see `ballot`'s results now, as every channel asks.
+async fn sees(service: &BallotService, ballot: &Ballot, viewer: Option<&VoterId>) -> bool {
+    service
+        .results_for(&ballot.id(), viewer)
+        .await
+        .unwrap()
+        .results()
+        .is_some()
 }
 
 async fn ballot_with(oponn: &TestOponn, settings: BallotSettings) -> Ballot {
@@ -174,29 +184,14 @@ fn results_visibility_follows_votes_and_the_close() {
             },
         )
         .await;
-        assert!(
-            !service
-                .can_see_results(&after_voting, Some(&ada))
-                .await
-                .unwrap()
-        );
-        assert!(!service.can_see_results(&after_voting, None).await.unwrap());
+        assert!(!sees(service, &after_voting, Some(&ada)).await);
+        assert!(!sees(service, &after_voting, None).await);
         service
             .cast_vote(&after_voting.id(), &ada, option(1))
             .await
             .unwrap();
-        assert!(
-            service
-                .can_see_results(&after_voting, Some(&ada))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !service
-                .can_see_results(&after_voting, Some(&bob))
-                .await
-                .unwrap()
-        );
+        assert!(sees(service, &after_voting, Some(&ada)).await);
+        assert!(!sees(service, &after_voting, Some(&bob)).await);
 
         let after_close = ballot_with(
             &oponn,
@@ -210,17 +205,88 @@ fn results_visibility_follows_votes_and_the_close() {
             .cast_vote(&after_close.id(), &ada, option(1))
             .await
             .unwrap();
-        assert!(
-            !service
-                .can_see_results(&after_close, Some(&ada))
-                .await
-                .unwrap()
-        );
+        assert!(!sees(service, &after_close, Some(&ada)).await);
         let closed = service
             .close_ballot(&after_close.id(), &OwnerId::new("owner"))
             .await
             .unwrap();
-        assert!(service.can_see_results(&closed, Some(&bob)).await.unwrap());
-        assert!(service.can_see_results(&closed, None).await.unwrap());
+        assert!(sees(service, &closed, Some(&bob)).await);
+        assert!(sees(service, &closed, None).await);
+    });
+}
+
+#[test]
+fn results_access_says_why_results_are_hidden_and_until_when() {
+    block_on(async {
+        let oponn = TestOponn::new();
+        let service = oponn.service();
+        let ada = voter("ada");
+        let after_voting = ballot_with(
+            &oponn,
+            BallotSettings {
+                results_visibility: ResultsVisibility::AfterVoting,
+                ..BallotSettings::default()
+            },
+        )
+        .await;
+        match service
+            .results_for(&after_voting.id(), Some(&ada))
+            .await
+            .unwrap()
+        {
+            ResultsAccess::Hidden {
+                ballot,
+                reason,
+                message,
+            } => {
+                assert_eq!(ballot.id(), after_voting.id());
+                assert_eq!(reason, HiddenUntil::Voted);
+                assert_eq!(message, messages::RESULTS_AFTER_VOTING);
+            }
+            shown => panic!("results shown before voting: {shown:?}"),
+        }
+        // The vote's own reply carries the tally that includes it.
+        let receipt = service
+            .cast_vote(&after_voting.id(), &ada, option(2))
+            .await
+            .unwrap();
+        let access = service
+            .receipt_results(&after_voting.id(), &ada, &receipt)
+            .await
+            .unwrap();
+        let results = access.results().expect("a voter sees the results");
+        assert_eq!((results.total, results.seq), (1, receipt.tally.seq()));
+
+        let after_close = ballot_with(
+            &oponn,
+            BallotSettings {
+                results_visibility: ResultsVisibility::AfterClose,
+                ..BallotSettings::default()
+            },
+        )
+        .await;
+        let receipt = service
+            .cast_vote(&after_close.id(), &ada, option(1))
+            .await
+            .unwrap();
+        let access = service
+            .receipt_results(&after_close.id(), &ada, &receipt)
+            .await
+            .unwrap();
+        assert!(access.results().is_none());
+        assert!(matches!(
+            access,
+            ResultsAccess::Hidden {
+                reason: HiddenUntil::Closed,
+                message: messages::RESULTS_AFTER_CLOSE,
+                ..
+            }
+        ));
+        assert!(matches!(
+            service
+                .results_for(&oponn_core::domain::BallotId::generate(), None)
+                .await,
+            Err(oponn_core::BallotError::NotFound)
+        ));
     });
 }

@@ -97,7 +97,7 @@ impl BallotsApi {
             .service
             .ballot(&id)
             .await
-            .map_err(|error| ApiError::from_read("reading a ballot", error))?;
+            .map_err(|error| ApiError::from_read("reading a ballot", id, error))?;
         Ok(BallotReply::Ok(Json(BallotBody::new(
             &ballot,
             state.service.now(),
@@ -119,7 +119,7 @@ impl BallotsApi {
             .service
             .close_ballot(&id, &owner)
             .await
-            .map_err(|error| ApiError::from_owner_action("closing a ballot", error))?;
+            .map_err(|error| ApiError::from_owner_action("closing a ballot", id, error))?;
         Ok(BallotReply::Ok(Json(BallotBody::new(
             &ballot,
             state.service.now(),
@@ -141,7 +141,7 @@ impl BallotsApi {
             .service
             .delete_ballot(&id, &owner)
             .await
-            .map_err(|error| ApiError::from_owner_action("deleting a ballot", error))?;
+            .map_err(|error| ApiError::from_owner_action("deleting a ballot", id, error))?;
         Ok(Deleted::Deleted)
     }
 }

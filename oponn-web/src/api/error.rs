@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use oponn_core::domain::{Field, ValidationErrors};
+use oponn_core::domain::{BallotId, Field, ValidationErrors, messages};
 use oponn_core::{BallotError, CastVoteError, CreateBallotError, OwnerActionError};
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Endpoint, EndpointExt as _, IntoResponse};
@@ -13,13 +13,11 @@ use poem_openapi::{ApiResponse, Object, OpenApiService};
 use serde_json::Value;
 
 use super::Api;
+use crate::logging::Causes;
 
 /// The message of every `503`: nothing was changed, try again.
 const UNAVAILABLE: &str =
     "Oponn is temporarily unavailable; nothing was changed. Try again shortly.";
-
-/// The message of a close or delete by someone other than the owner.
-const NOT_OWNER: &str = "Only the person who created this ballot may close or delete it.";
 
 /// The message of a `404`.
 const NO_SUCH_BALLOT: &str = "no such ballot";
@@ -85,9 +83,17 @@ impl ApiError {
         Self::NotFound(Problem::new(NO_SUCH_BALLOT))
     }
 
-    /// `503`, with `error` logged as what `doing` failed on.
-    pub(super) fn unavailable(doing: &str, error: &dyn std::fmt::Display) -> Self {
-        tracing::error!(%error, "{doing} failed");
+    /// `503`, with `error` and its causes logged as what `doing` failed
+    /// on, with the ballot concerned when there is one.
+    pub(super) fn unavailable(
+        doing: &str,
+        ballot: Option<BallotId>,
+        error: &(dyn std::error::Error + 'static),
+    ) -> Self {
+        match ballot {
+            Some(ballot) => tracing::error!(error = %Causes(error), %ballot, "{doing} failed"),
+            None => tracing::error!(error = %Causes(error), "{doing} failed"),
+        }
         Self::Unavailable(Problem::new(UNAVAILABLE))
     }
 
@@ -102,11 +108,11 @@ impl ApiError {
         }))
     }
 
-    /// The answer to a refused read: `404`, or `503`.
-    pub(super) fn from_read(doing: &str, error: BallotError) -> Self {
+    /// The answer to a refused read of `ballot`: `404`, or `503`.
+    pub(super) fn from_read(doing: &str, ballot: BallotId, error: BallotError) -> Self {
         match error {
             BallotError::NotFound => Self::not_found(),
-            other => Self::unavailable(doing, &other),
+            other => Self::unavailable(doing, Some(ballot), &other),
         }
     }
 
@@ -114,21 +120,25 @@ impl ApiError {
     pub(super) fn from_create(error: CreateBallotError) -> Self {
         match error {
             CreateBallotError::Invalid(errors) => Self::Invalid(validation_problem(&errors)),
-            other => Self::unavailable("creating a ballot", &other),
+            other => Self::unavailable("creating a ballot", None, &other),
         }
     }
 
-    /// The answer to a refused close or delete.
-    pub(super) fn from_owner_action(doing: &str, error: OwnerActionError) -> Self {
+    /// The answer to a refused close or delete of `ballot`.
+    pub(super) fn from_owner_action(
+        doing: &str,
+        ballot: BallotId,
+        error: OwnerActionError,
+    ) -> Self {
         match error {
             OwnerActionError::NotFound => Self::not_found(),
-            OwnerActionError::Forbidden => Self::Forbidden(Problem::new(NOT_OWNER)),
-            other => Self::unavailable(doing, &other),
+            OwnerActionError::Forbidden => Self::Forbidden(Problem::new(messages::NOT_OWNER)),
+            other => Self::unavailable(doing, Some(ballot), &other),
         }
     }
 
-    /// The answer to a refused vote, by the rule it broke.
-    pub(super) fn from_vote(error: CastVoteError) -> Self {
+    /// The answer to a refused vote on `ballot`, by the rule it broke.
+    pub(super) fn from_vote(ballot: BallotId, error: CastVoteError) -> Self {
         let message = error.user_message().unwrap_or("invalid vote");
         match error {
             CastVoteError::NotFound => Self::not_found(),
@@ -136,7 +146,9 @@ impl ApiError {
             CastVoteError::AlreadyVoted | CastVoteError::NotOpenYet | CastVoteError::Ended => {
                 Self::Conflict(Problem::new(message))
             }
-            CastVoteError::Unavailable(error) => Self::unavailable("casting a vote", &error),
+            CastVoteError::Unavailable(error) => {
+                Self::unavailable("casting a vote", Some(ballot), &error)
+            }
             CastVoteError::WriteInsNotAllowed
             | CastVoteError::InvalidWriteIn(_)
             | CastVoteError::WriteInLimitReached { .. } => Self::invalid("write_in", message),

@@ -38,7 +38,7 @@ pub(crate) fn api() -> Api {
 
 #[derive(Tags)]
 enum ApiTags {
-    /// Ballots: create and read.
+    /// Ballots: create, read, close and delete.
     Ballots,
     /// Votes and tallies.
     Votes,

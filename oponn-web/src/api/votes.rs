@@ -20,7 +20,8 @@ use super::schema::{BallotIdParam, Documented, VoteRules};
 use crate::export::{attachment, export_csv_text, export_document};
 use crate::guard::ClientAddr;
 use crate::identity::viewer;
-use crate::live::{KEEP_ALIVE, live_updates};
+use crate::live::{KEEP_ALIVE, Unwatched, live_updates};
+use crate::logging::Causes;
 use crate::metrics::SseClientGuard;
 use crate::rates::Rate;
 use crate::state::AppState;
@@ -63,6 +64,25 @@ enum ExportReply {
     Ok(ExportBody),
 }
 
+/// What the cookie's viewer may see of the results of the ballot `id`
+/// names. An unknown ballot is a `404` before the viewer is identified, so
+/// it gets no voter cookie.
+async fn results_access(
+    state: &AppState,
+    jar: &CookieJar,
+    id: &str,
+) -> Result<ResultsAccess, ApiError> {
+    let id = super::ballot_id(id)?;
+    let read = |error| ApiError::from_read("reading results", id, error);
+    state.service.ballot(&id).await.map_err(read)?;
+    let viewer = viewer(state, jar).await;
+    state
+        .service
+        .results_for(&id, Some(&viewer.voter))
+        .await
+        .map_err(read)
+}
+
 /// The ballot `id` names and its results, if the cookie's viewer may see
 /// them now; else `403` saying when they will show.
 async fn visible(
@@ -70,14 +90,7 @@ async fn visible(
     jar: &CookieJar,
     id: &str,
 ) -> Result<(Ballot, Results), ApiError> {
-    let id = super::ballot_id(id)?;
-    let viewer = viewer(state, jar).await;
-    match state
-        .service
-        .results_for(&id, Some(&viewer.voter))
-        .await
-        .map_err(|error| ApiError::from_read("reading results", error))?
-    {
+    match results_access(state, jar, id).await? {
         ResultsAccess::Shown { ballot, results } => Ok((ballot, results)),
         ResultsAccess::Hidden { message, .. } => Err(ApiError::Forbidden(Problem::new(message))),
     }
@@ -127,7 +140,7 @@ impl VotesApi {
             Ok(receipt) => receipt,
             Err(error) => {
                 state.metrics.count_vote_refusal(&error);
-                return Err(ApiError::from_vote(error));
+                return Err(ApiError::from_vote(id, error));
             }
         };
         state.metrics.votes_cast.inc();
@@ -138,7 +151,7 @@ impl VotesApi {
             Ok(ResultsAccess::Shown { ballot, results }) => Some(TallyBody::new(&ballot, &results)),
             Ok(ResultsAccess::Hidden { .. }) => None,
             Err(error) => {
-                tracing::warn!(%error, ballot = %id, "reading the results after a vote failed");
+                tracing::warn!(error = %Causes(&error), ballot = %id, "reading the results after a vote failed");
                 None
             }
         };
@@ -165,8 +178,9 @@ impl VotesApi {
                 ExportBody::Json(export_document(&ballot, &results, state.service.now()))
             }
             ExportFormat::Csv => {
-                let text = export_csv_text(&results)
-                    .map_err(|error| ApiError::unavailable("writing CSV", &error))?;
+                let text = export_csv_text(&results).map_err(|error| {
+                    ApiError::unavailable("writing CSV", Some(ballot.id()), &error)
+                })?;
                 ExportBody::Csv(text, attachment(&ballot, "csv"))
             }
         };
@@ -206,13 +220,16 @@ impl VotesApi {
         jar: &CookieJar,
         #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
     ) -> Result<TallyStreamReply, ApiError> {
-        let (ballot, _) = visible(&state, jar, &id).await?;
-        let id: BallotId = ballot.id();
+        let access = results_access(&state, jar, &id).await?;
+        let id: BallotId = access.ballot().id();
         let feed = state
             .hub
-            .watch(id)
+            .watch(&access)
             .await
-            .map_err(|error| ApiError::from_read("opening a live feed", error))?;
+            .map_err(|refused| match refused {
+                Unwatched::Hidden(message) => ApiError::Forbidden(Problem::new(message)),
+                Unwatched::Failed(error) => ApiError::from_read("opening a live feed", id, error),
+            })?;
         let resume_after = last_event_id
             .0
             .as_deref()

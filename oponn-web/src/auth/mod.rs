@@ -44,6 +44,7 @@ use time::OffsetDateTime;
 use self::flow::{PendingSignIn, local_path};
 use crate::html::{csrf_refusal, not_found, render};
 use crate::identity::{end_session, start_session, viewer};
+use crate::logging::Causes;
 use crate::providers::{Provider, ProviderError};
 use crate::state::AppState;
 
@@ -229,7 +230,7 @@ async fn logout(
     match end_session(&state, jar).await {
         Ok(()) => Redirect::see_other("/").into_response(),
         Err(error) => {
-            tracing::error!(%error, "signing out failed: a dependency is unavailable");
+            tracing::error!(error = %Causes(&error), "signing out failed: a dependency is unavailable");
             signed_in_error_page(
                 &state,
                 jar,
@@ -428,9 +429,9 @@ async fn sign_in_unavailable(
     state: &AppState,
     jar: &CookieJar,
     csrf: &str,
-    error: &(dyn std::fmt::Display + Sync),
+    error: &(dyn std::error::Error + Send + Sync + 'static),
 ) -> Response {
-    tracing::error!(%error, "signing in failed: a dependency is unavailable");
+    tracing::error!(error = %Causes(error), "signing in failed: a dependency is unavailable");
     signed_in_error_page(
         state,
         jar,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use oponn_core::OwnerActionError;
-use oponn_core::domain::BallotId;
+use oponn_core::domain::{BallotId, messages};
 use poem::http::{HeaderMap, StatusCode};
 use poem::web::cookie::CookieJar;
 use poem::web::{CsrfVerifier, Data, Form, Path};
@@ -21,14 +21,15 @@ pub(crate) struct OwnerForm {
     csrf_token: Option<String>,
 }
 
-fn refused(state: &AppState, error: OwnerActionError) -> Response {
+/// The page answering an owner action the core refused.
+fn owner_action_refused(state: &AppState, error: OwnerActionError) -> Response {
     match error {
         OwnerActionError::NotFound => not_found(state),
         OwnerActionError::Forbidden => error_page(
             state,
             StatusCode::FORBIDDEN,
             "not_your_ballot",
-            "Only the person who created this ballot may close or delete it.",
+            messages::NOT_OWNER,
         ),
         other => unavailable(state, &other),
     }
@@ -70,7 +71,7 @@ pub(crate) async fn close_ballot(
     };
     match state.service.close_ballot(&id, &viewer.owner).await {
         Ok(_) => success_redirect(headers, &format!("/results/{id}")),
-        Err(error) => refused(&state, error),
+        Err(error) => owner_action_refused(&state, error),
     }
 }
 
@@ -91,6 +92,6 @@ pub(crate) async fn delete_ballot(
     };
     match state.service.delete_ballot(&id, &viewer.owner).await {
         Ok(()) => success_redirect(headers, "/"),
-        Err(error) => refused(&state, error),
+        Err(error) => owner_action_refused(&state, error),
     }
 }

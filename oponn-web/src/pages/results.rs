@@ -3,7 +3,6 @@
 //! [`results_for`](oponn_core::BallotService::results_for) lets see it.
 
 use std::sync::Arc;
-
 use std::task::Poll;
 
 use bytes::Bytes;
@@ -16,18 +15,21 @@ use poem::web::{CsrfToken, Data, Path};
 use poem::{Body, IntoResponse, Response, handler};
 use serde_json::json;
 
-use crate::export::{attachment, export_csv_text, export_document};
+use crate::export::{CSV_MEDIA_TYPE, attachment, export_csv_text, export_document};
 use crate::html::{error_page, not_found, render, unavailable};
 use crate::identity::{Viewer, viewer};
-use crate::live::{KEEP_ALIVE, live_updates};
+use crate::live::{KEEP_ALIVE, Unwatched, live_updates};
 use crate::metrics::SseClientGuard;
 use crate::state::AppState;
 use crate::views::{BallotView, ResultsView};
 
 /// Why a viewer gets no results.
 enum Refusal {
+    /// No such ballot (or an id that cannot be one).
     NotFound,
+    /// The results are hidden from this viewer for now; what to show.
     Hidden(&'static str),
+    /// A dependency failed.
     Unavailable(BallotError),
 }
 
@@ -97,7 +99,7 @@ pub(crate) async fn results_page(
             "ballot": BallotView::new(&ballot, now),
             "results": results.as_ref().map(ResultsView::from),
             "results_hidden": hidden,
-            "is_owner": ballot.owner() == Some(&viewer.owner),
+            "is_owner": ballot.is_owned_by(&viewer.owner),
         }),
     )
 }
@@ -112,14 +114,15 @@ pub(crate) async fn live_results(
     Path(id): Path<String>,
 ) -> Response {
     let viewer = viewer(&state, jar).await;
-    let ballot = match visible_results(&state, &viewer, &id).await {
-        Ok((ballot, _)) => ballot,
+    let access = match results_access(&state, &viewer, &id).await {
+        Ok(access) => access,
         Err(refusal) => return refused(&state, refusal),
     };
-    let feed = match state.hub.watch(ballot.id()).await {
+    let feed = match state.hub.watch(&access).await {
         Ok(feed) => feed,
-        Err(BallotError::NotFound) => return not_found(&state),
-        Err(error) => return unavailable(&state, &error),
+        Err(Unwatched::Hidden(message)) => return refused(&state, Refusal::Hidden(message)),
+        Err(Unwatched::Failed(BallotError::NotFound)) => return not_found(&state),
+        Err(Unwatched::Failed(error)) => return unavailable(&state, &error),
     };
     let resume_after = headers
         .get("Last-Event-ID")
@@ -181,7 +184,7 @@ pub(crate) async fn export_csv(
     match visible_results(&state, &viewer, &id).await {
         Ok((ballot, results)) => match export_csv_text(&results) {
             Ok(text) => text
-                .with_content_type("text/csv; charset=utf-8")
+                .with_content_type(CSV_MEDIA_TYPE)
                 .with_header(header::CONTENT_DISPOSITION, attachment(&ballot, "csv"))
                 .into_response(),
             Err(error) => unavailable(&state, &error),
