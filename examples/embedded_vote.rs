@@ -10,7 +10,7 @@ use oponn_adapters::local_key::LocalKeyWrapper;
 use oponn_adapters::memory::{MemoryBroadcaster, MemoryLock, MemoryRepository};
 use oponn_core::crypto::SymmetricKey;
 use oponn_core::domain::{
-    BallotRequest, BallotSettings, Results, StartRequest, VoterId, split_option_text,
+    BallotRequest, BallotSettings, MethodRequest, Results, StartRequest, VoterId, split_option_text,
 };
 use oponn_core::ports::SystemClock;
 use oponn_core::{BallotService, CastVoteError, Ports, ServiceSettings, VoteChoice};
@@ -37,6 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 start: StartRequest::Now,
                 window: 60.into(),
                 settings: BallotSettings::default(),
+                method: MethodRequest::Single,
             },
             None,
         )

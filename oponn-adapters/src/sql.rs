@@ -5,7 +5,8 @@
 
 use oponn_core::crypto::{LabelKey, Sealed, WrappedKey};
 use oponn_core::domain::{
-    BallotId, BallotSettings, Eligibility, OptionId, OwnerId, ResultsVisibility, Tally, VoterHash,
+    BallotId, BallotMethod, BallotSettings, Eligibility, OptionId, OwnerId, ResultsVisibility,
+    Tally, VoterHash,
 };
 use oponn_core::ports::{
     BallotRecord, BoxError, NewVote, OptionRecord, RecordVoteError, RepositoryError,
@@ -27,6 +28,9 @@ pub(crate) struct BallotRow {
     pub(crate) eligibility: String,
     pub(crate) allow_vote_change: bool,
     pub(crate) results_visibility: String,
+    pub(crate) method: String,
+    pub(crate) min_choices: Option<i64>,
+    pub(crate) max_choices: Option<i64>,
 }
 
 /// An option row, as both dialects read it.
@@ -101,6 +105,7 @@ pub(crate) fn ballot_record(
             results_visibility: ResultsVisibility::parse(&row.results_visibility)
                 .ok_or_else(|| corrupt("results visibility"))?,
         },
+        method: method(&row.method, row.min_choices, row.max_choices)?,
         wrapped_key: WrappedKey::from_bytes(row.wrapped_key),
         measure: Sealed::from_bytes(row.measure),
         options: options
@@ -110,15 +115,102 @@ pub(crate) fn ballot_record(
     })
 }
 
+/// A row of a tally's one read: `(kind, a, b, choice)`, as
+/// [`tally_of_rows`] reads it.
+pub(crate) type TallyRow = (i64, Option<i64>, Option<i64>, Option<String>);
+
+/// A tally from the rows of one read, each `(kind, a, b, choice)`: kind 0
+/// is the ballot's sequence (`a`), kind 1 an option and its count (`a`,
+/// `b`), kind 2 a choice and its voters (`choice`, `b`); `None` when there
+/// is no ballot row.
+///
+/// # Errors
+/// A corrupt-row outage for a value that cannot be what it stands for.
+pub(crate) fn tally_of_rows(rows: Vec<TallyRow>) -> Result<Option<Tally>, RepositoryError> {
+    let mut tally_seq = None;
+    let mut counts = Vec::new();
+    let mut choices = Vec::new();
+    for (kind, a, b, choice) in rows {
+        match (kind, a, b, choice) {
+            (0, Some(seq), _, _) => tally_seq = Some(seq),
+            (1, Some(option), Some(count), _) => counts.push((option, count)),
+            (2, _, Some(voters), Some(choice)) => choices.push((choice, voters)),
+            _ => return Err(corrupt("tally row")),
+        }
+    }
+    tally_seq
+        .map(|tally_seq| tally(tally_seq, counts, choices))
+        .transpose()
+}
+
+/// A stored method: its name and, for approval, its bounds.
+pub(crate) fn method(
+    name: &str,
+    min_choices: Option<i64>,
+    max_choices: Option<i64>,
+) -> Result<BallotMethod, RepositoryError> {
+    let bound = |value: Option<i64>| value.map(u32::try_from).transpose();
+    let (min, max) = bound(min_choices)
+        .and_then(|min| Ok((min, bound(max_choices)?)))
+        .map_err(|_| corrupt("choice bounds"))?;
+    BallotMethod::from_parts(name, min, max).ok_or_else(|| corrupt("method"))
+}
+
+/// A method's bounds as stored: null unless it is approval.
+pub(crate) fn method_bounds(method: BallotMethod) -> (Option<i64>, Option<i64>) {
+    (
+        method.min_choices().map(i64::from),
+        method.max_choices().map(i64::from),
+    )
+}
+
+/// A choice as stored: option ids separated by commas, in its order.
+pub(crate) fn choice_text(choice: &[OptionId]) -> String {
+    let mut text = String::with_capacity(choice.len() * 3);
+    for (at, option) in choice.iter().enumerate() {
+        if at > 0 {
+            text.push(',');
+        }
+        text.push_str(&option.get().to_string());
+    }
+    text
+}
+
+/// A stored choice; `first` (the row's `option_id`) when there is none.
+///
+/// # Errors
+/// A corrupt-row outage for text that is not ids separated by commas.
+pub(crate) fn parse_choice(
+    text: Option<&str>,
+    first: i64,
+) -> Result<Vec<OptionId>, RepositoryError> {
+    match text {
+        None => Ok(vec![option_id(first)?]),
+        Some(text) => text
+            .split(',')
+            .map(|id| {
+                id.parse::<u32>()
+                    .map(OptionId::new)
+                    .map_err(|_| corrupt("choice"))
+            })
+            .collect(),
+    }
+}
+
 pub(crate) fn tally(
     tally_seq: i64,
     counts: impl IntoIterator<Item = (i64, i64)>,
+    choices: impl IntoIterator<Item = (String, i64)>,
 ) -> Result<Tally, RepositoryError> {
     let counts = counts
         .into_iter()
         .map(|(option, count)| Ok((option_id(option)?, seq(count)?)))
         .collect::<Result<Vec<_>, RepositoryError>>()?;
-    Ok(Tally::new(seq(tally_seq)?, counts))
+    let choices = choices
+        .into_iter()
+        .map(|(choice, voters)| Ok((parse_choice(Some(&choice), 0)?, seq(voters)?)))
+        .collect::<Result<Vec<_>, RepositoryError>>()?;
+    Ok(Tally::new(seq(tally_seq)?, counts).with_choices(choices))
 }
 
 /// Why every vote of a batch failed: the one cause they share, with its
@@ -149,8 +241,23 @@ pub(crate) fn batch_failed(count: usize, cause: impl Into<BoxError>) -> Vec<Vote
 pub(crate) fn stored_votes(
     tally_seq: i64,
     closed_at: Option<OffsetDateTime>,
+    method: BallotMethod,
 ) -> Result<StoredVotes, RepositoryError> {
-    Ok(StoredVotes::new(seq(tally_seq)?, closed_at))
+    Ok(StoredVotes::new(seq(tally_seq)?, closed_at, method))
+}
+
+/// Adds one distinct choice with its voters, as read.
+///
+/// # Errors
+/// A corrupt-row outage when the choice or the count cannot be one.
+pub(crate) fn read_choice(
+    state: &mut StoredVotes,
+    choice: &str,
+    voters: i64,
+) -> Result<(), RepositoryError> {
+    let voters = u64::try_from(voters).map_err(|_| corrupt("choice count"))?;
+    state.add_choice(parse_choice(Some(choice), 0)?, voters);
+    Ok(())
 }
 
 /// Adds one of the ballot's options, as read.
@@ -182,14 +289,15 @@ pub(crate) fn read_vote(
     state: &mut StoredVotes,
     voter_hash: &[u8],
     option: i64,
+    choice: Option<&str>,
     alias: Option<&[u8]>,
 ) -> Result<(), RepositoryError> {
     let holder = voter_hash_of(voter_hash)?;
-    let option = option_id(option)?;
+    let choice = parse_choice(choice, option)?;
     if let Some(alias) = alias {
         state.add_alias(voter_hash_of(alias)?, holder);
     }
-    state.add_vote(holder, option);
+    state.add_vote(holder, choice);
     Ok(())
 }
 
@@ -372,7 +480,10 @@ mod tests {
     use oponn_core::ports::{NewVote, VoteTarget};
     use time::OffsetDateTime;
 
-    use super::{one_ballot, read_option, read_vote, stored_votes};
+    use super::{
+        choice_text, one_ballot, parse_choice, read_choice, read_option, read_vote, stored_votes,
+    };
+    use oponn_core::domain::BallotMethod;
 
     fn ballot() -> BallotId {
         BallotId::from_bytes([7; 16])
@@ -383,7 +494,7 @@ mod tests {
             ballot_id: ballot(),
             voter: VoterHash::from_bytes([n; 32]),
             aliases: Vec::new(),
-            target: VoteTarget::Existing(OptionId::new(option)),
+            choice: vec![VoteTarget::Existing(OptionId::new(option))],
             cast_at: OffsetDateTime::UNIX_EPOCH,
             allow_change: false,
         }
@@ -391,16 +502,29 @@ mod tests {
 
     #[test]
     fn corrupt_values_are_refused_as_they_are_read() {
-        assert!(stored_votes(-1, None).is_err());
-        let mut state = stored_votes(4, None).unwrap();
+        assert!(stored_votes(-1, None, BallotMethod::Single).is_err());
+        let mut state = stored_votes(4, None, BallotMethod::Single).unwrap();
         assert!(read_option(&mut state, 1, &[1; 32], 3).is_ok());
         assert!(read_option(&mut state, 3, &[3; 32], -1).is_err());
         assert!(read_option(&mut state, i64::from(u32::MAX) + 1, &[3; 32], 0).is_err());
         assert!(read_option(&mut state, 3, &[3; 31], 0).is_err());
-        assert!(read_vote(&mut state, &[1; 32], -2, None).is_err());
-        assert!(read_vote(&mut state, &[1; 31], 1, None).is_err());
-        assert!(read_vote(&mut state, &[2; 33], 1, Some(&[1; 32])).is_err());
-        assert!(read_vote(&mut state, &[2; 32], 1, Some(&[1; 31])).is_err());
+        assert!(read_vote(&mut state, &[1; 32], -2, None, None).is_err());
+        assert!(read_vote(&mut state, &[1; 31], 1, None, None).is_err());
+        assert!(read_vote(&mut state, &[2; 33], 1, None, Some(&[1; 32])).is_err());
+        assert!(read_vote(&mut state, &[2; 32], 1, None, Some(&[1; 31])).is_err());
+        assert!(read_vote(&mut state, &[2; 32], 1, Some("1,x"), None).is_err());
+        assert!(read_vote(&mut state, &[2; 32], 1, Some("2,1"), None).is_ok());
+        assert!(read_choice(&mut state, "1,2", -1).is_err());
+        assert!(read_choice(&mut state, "", 1).is_err());
+        assert!(read_choice(&mut state, "3,1", 1).is_ok());
+    }
+
+    #[test]
+    fn choices_are_stored_as_ids_in_order() {
+        let choice = [3, 1, 20].map(OptionId::new);
+        assert_eq!(choice_text(&choice), "3,1,20");
+        assert_eq!(parse_choice(Some("3,1,20"), 0).unwrap(), choice);
+        assert_eq!(parse_choice(None, 7).unwrap(), [OptionId::new(7)]);
     }
 
     #[test]

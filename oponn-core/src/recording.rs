@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use time::OffsetDateTime;
 
 use crate::crypto::LabelKey;
-use crate::domain::{OptionId, Tally, VoterHash};
+use crate::domain::{BallotMethod, OptionId, Tally, VoterHash};
 use crate::ports::{NewVote, OptionRecord, RecordVoteError, RecordedVote, VoteTarget};
 
 /// What storage holds that deciding a batch of one ballot's votes needs,
@@ -30,26 +30,34 @@ pub struct StoredVotes {
     tally_seq: u64,
     /// When the ballot was closed, if it was.
     closed_at: Option<OffsetDateTime>,
-    /// Each option's vote count, by option id (ordered, as receipts list them).
+    /// Whether a choice is a ranking (its order kept, its first option
+    /// alone counted per option) rather than a set.
+    ranked: bool,
+    /// Each option's count, by option id (ordered, as receipts list them).
     counts: BTreeMap<OptionId, u64>,
+    /// Each distinct choice's voters.
+    choices: BTreeMap<Vec<OptionId>, u64>,
     /// Each option's id by label key: where an equal write-in merges.
     by_label: HashMap<LabelKey, OptionId>,
-    /// The option of each stored vote the batch's voters hold or are
+    /// The choice of each stored vote the batch's voters hold or are
     /// aliases of, by the identity holding it.
-    votes: HashMap<VoterHash, OptionId>,
+    votes: HashMap<VoterHash, Vec<OptionId>>,
     /// Each of the batch's identities that is an alias, to the identity
     /// holding its vote.
     aliases: HashMap<VoterHash, VoterHash>,
 }
 
 impl StoredVotes {
-    /// A ballot at sequence `tally_seq`, closed at `closed_at` if it was,
-    /// before its options and votes are added.
-    pub fn new(tally_seq: u64, closed_at: Option<OffsetDateTime>) -> Self {
+    /// A ballot voted by `method`, at sequence `tally_seq`, closed at
+    /// `closed_at` if it was, before its options, choices and votes are
+    /// added.
+    pub fn new(tally_seq: u64, closed_at: Option<OffsetDateTime>, method: BallotMethod) -> Self {
         Self {
             tally_seq,
             closed_at,
+            ranked: method.is_ranked(),
             counts: BTreeMap::new(),
+            choices: BTreeMap::new(),
             by_label: HashMap::new(),
             votes: HashMap::new(),
             aliases: HashMap::new(),
@@ -62,10 +70,18 @@ impl StoredVotes {
         self.by_label.insert(label_key, option);
     }
 
+    /// Adds one distinct choice with its voters (every choice with voters;
+    /// a choice with none may be left out).
+    pub fn add_choice(&mut self, choice: Vec<OptionId>, voters: u64) {
+        if voters > 0 {
+            self.choices.insert(choice, voters);
+        }
+    }
+
     /// Adds a stored vote that one of the batch's identities holds, or that
     /// one of them is an alias of.
-    pub fn add_vote(&mut self, holder: VoterHash, option: OptionId) {
-        self.votes.insert(holder, option);
+    pub fn add_vote(&mut self, holder: VoterHash, choice: Vec<OptionId>) {
+        self.votes.insert(holder, choice);
     }
 
     /// Adds a stored alias: `alias`, one of the batch's identities, leads
@@ -85,15 +101,28 @@ impl StoredVotes {
         }
     }
 
-    /// The tally a receipt shows: the sequence and the options with votes.
+    /// The tally a receipt shows: the sequence, the options with votes and
+    /// the choices with voters.
     fn tally(&self) -> Tally {
         Tally::new(
             self.tally_seq,
-            self.counts
-                .iter()
-                .filter(|&(_, &count)| count > 0)
-                .map(|(&option, &count)| (option, count)),
+            self.counts.iter().map(|(&option, &count)| (option, count)),
         )
+        .with_choices(
+            self.choices
+                .iter()
+                .map(|(choice, &voters)| (choice.clone(), voters)),
+        )
+    }
+
+    /// The options of `choice` that count per option: every one, or the
+    /// first of a ranking.
+    fn counted<'c>(&self, choice: &'c [OptionId]) -> &'c [OptionId] {
+        if self.ranked {
+            choice.get(..1).unwrap_or_default()
+        } else {
+            choice
+        }
     }
 
     /// Checks `vote` against the state, by the port's rules and in their
@@ -110,45 +139,122 @@ impl StoredVotes {
         let holder = identities(vote)
             .find_map(|identity| self.holder(identity))
             .unwrap_or(vote.voter);
-        let previous = self.votes.get(&holder).copied();
+        let previous = self.votes.get(&holder).cloned();
         if previous.is_some() && !vote.allow_change {
             return Err(RecordVoteError::AlreadyVoted);
         }
-        let (option_id, added) = match &vote.target {
-            VoteTarget::Existing(option) => {
-                if !self.counts.contains_key(option) {
-                    return Err(RecordVoteError::UnknownOption);
-                }
-                (*option, None)
-            }
-            VoteTarget::WriteIn(option) => match self.by_label.get(&option.label_key) {
-                Some(&existing) => (existing, None),
-                None => {
-                    if option.id > id_limit || self.counts.contains_key(&option.id) {
-                        return Err(RecordVoteError::OptionIdTaken);
+        let mut choice = Vec::with_capacity(vote.choice.len());
+        let mut added: Vec<&'a OptionRecord> = Vec::new();
+        for target in &vote.choice {
+            let option = match target {
+                VoteTarget::Existing(option) => {
+                    if !self.counts.contains_key(option) {
+                        return Err(RecordVoteError::UnknownOption);
                     }
-                    (option.id, Some(option))
+                    *option
                 }
-            },
-        };
+                VoteTarget::WriteIn(option) => {
+                    let merged = self.by_label.get(&option.label_key).copied().or_else(|| {
+                        added
+                            .iter()
+                            .find(|new| new.label_key == option.label_key)
+                            .map(|new| new.id)
+                    });
+                    match merged {
+                        Some(existing) => existing,
+                        None => {
+                            let taken = self.counts.contains_key(&option.id)
+                                || added.iter().any(|new| new.id == option.id);
+                            if option.id > id_limit || taken {
+                                return Err(RecordVoteError::OptionIdTaken);
+                            }
+                            added.push(option);
+                            option.id
+                        }
+                    }
+                }
+            };
+            if !choice.contains(&option) {
+                choice.push(option);
+            }
+        }
+        if choice.is_empty() {
+            return Err(RecordVoteError::UnknownOption);
+        }
+        if !self.ranked {
+            choice.sort_unstable();
+        }
         Ok(Decision {
-            option_id,
+            choice,
             previous,
             added,
             holder,
         })
     }
+
+    /// Moves one voter's vote from `previous` (if any) to `choice`: the
+    /// counts and the choices each lose the old and gain the new, noting
+    /// every net change in `changes`.
+    fn move_vote(
+        &mut self,
+        previous: Option<&[OptionId]>,
+        choice: &[OptionId],
+        changes: &mut Changes,
+    ) {
+        if let Some(old) = previous {
+            for option in self.counted(old).to_vec() {
+                let count = self.counts.entry(option).or_insert(0);
+                *count = count.saturating_sub(1);
+                changes.option(option, -1);
+            }
+            if let Some(voters) = self.choices.get_mut(old) {
+                *voters = voters.saturating_sub(1);
+                if *voters == 0 {
+                    self.choices.remove(old);
+                }
+            }
+            changes.choice(old, -1);
+        }
+        for option in self.counted(choice).to_vec() {
+            let count = self.counts.entry(option).or_insert(0);
+            *count = count.saturating_add(1);
+            changes.option(option, 1);
+        }
+        let voters = self.choices.entry(choice.to_vec()).or_insert(0);
+        *voters = voters.saturating_add(1);
+        changes.choice(choice, 1);
+    }
+}
+
+/// The net changes a batch makes to counters.
+#[derive(Default)]
+struct Changes {
+    options: BTreeMap<OptionId, i64>,
+    choices: BTreeMap<Vec<OptionId>, i64>,
+}
+
+impl Changes {
+    fn option(&mut self, option: OptionId, by: i64) {
+        let change = self.options.entry(option).or_insert(0);
+        *change = change.saturating_add(by);
+    }
+
+    fn choice(&mut self, choice: &[OptionId], by: i64) {
+        let change = self.choices.entry(choice.to_vec()).or_insert(0);
+        *change = change.saturating_add(by);
+    }
 }
 
 /// A vote the state accepts: where it counts, where it moves from, and the
-/// write-in option it adds, if any.
+/// write-in options it adds.
 struct Decision<'a> {
-    /// The option the vote counts toward.
-    option_id: OptionId,
-    /// The option the voter's vote counts toward now, if they have one.
-    previous: Option<OptionId>,
-    /// The write-in the vote adds as a new option.
-    added: Option<&'a OptionRecord>,
+    /// The options the vote counts toward: a ranking in order, else in
+    /// id order, each once.
+    choice: Vec<OptionId>,
+    /// The voter's choice now, if they have one.
+    previous: Option<Vec<OptionId>>,
+    /// The write-ins the vote adds as new options.
+    added: Vec<&'a OptionRecord>,
     /// The identity holding the voter's vote (`vote.voter` for a new one).
     holder: VoterHash,
 }
@@ -164,10 +270,17 @@ pub fn identities(vote: &NewVote) -> impl Iterator<Item = &VoterHash> {
 pub struct VoteRow {
     /// The identity holding the vote.
     pub voter: VoterHash,
-    /// The option their vote now counts toward.
-    pub option_id: OptionId,
+    /// The options their vote now counts toward, in the stored order.
+    pub choice: Vec<OptionId>,
     /// When the vote that put it there was cast.
     pub cast_at: OffsetDateTime,
+}
+
+impl VoteRow {
+    /// The choice's first option: the one a single-choice vote names.
+    pub fn first_option(&self) -> OptionId {
+        self.choice.first().copied().unwrap_or(OptionId::new(0))
+    }
 }
 
 /// What a decided batch writes, in this order (options before the votes
@@ -184,6 +297,8 @@ pub struct BatchWrites<'a> {
     pub new_aliases: Vec<(VoterHash, VoterHash)>,
     /// `(option, net change)` for every option whose count moved.
     pub count_changes: Vec<(OptionId, i64)>,
+    /// `(choice, net change)` for every distinct choice whose voters moved.
+    pub choice_changes: Vec<(Vec<OptionId>, i64)>,
     /// How many votes were recorded: how far the sequence advances.
     pub recorded: u64,
     /// The ballot's sequence after the batch, to check the write against.
@@ -222,11 +337,11 @@ pub fn decide_batch<'a>(
     let mut rows: Vec<(VoteRow, bool)> = Vec::new();
     let mut row_of: HashMap<VoterHash, usize> = HashMap::new();
     let mut new_aliases = Vec::new();
-    let mut changes: BTreeMap<OptionId, i64> = BTreeMap::new();
+    let mut changes = Changes::default();
     let mut recorded_votes: u64 = 0;
     for vote in votes {
         let Decision {
-            option_id,
+            choice,
             previous,
             added,
             holder,
@@ -244,38 +359,29 @@ pub fn decide_batch<'a>(
                 new_aliases.push((*identity, holder));
             }
         }
-        if let Some(option) = added {
-            stored.counts.insert(option_id, 0);
-            stored.by_label.insert(option.label_key, option_id);
+        for option in added {
+            stored.counts.insert(option.id, 0);
+            stored.by_label.insert(option.label_key, option.id);
             new_options.push(option);
         }
-        if previous == Some(option_id) {
+        if previous.as_ref() == Some(&choice) {
             // The same choice again: nothing moves.
             outcomes.push(Ok(RecordedVote {
-                option_id,
+                choice,
                 tally: stored.tally(),
                 changed_from: None,
             }));
             continue;
         }
-        // The old option loses the vote as the new one gains it, in one
+        // The old choice loses the vote as the new one gains it, in one
         // step of the sequence: no reader sees both or neither.
-        if let Some(old) = previous {
-            let count = stored.counts.entry(old).or_insert(0);
-            *count = count.saturating_sub(1);
-            let change = changes.entry(old).or_insert(0);
-            *change = change.saturating_sub(1);
-        }
-        let count = stored.counts.entry(option_id).or_insert(0);
-        *count = count.saturating_add(1);
-        let change = changes.entry(option_id).or_insert(0);
-        *change = change.saturating_add(1);
-        stored.votes.insert(holder, option_id);
+        stored.move_vote(previous.as_deref(), &choice, &mut changes);
+        stored.votes.insert(holder, choice.clone());
         stored.tally_seq = stored.tally_seq.saturating_add(1);
         recorded_votes = recorded_votes.saturating_add(1);
         match row_of.get(&holder).and_then(|&row| rows.get_mut(row)) {
             Some((row, _)) => {
-                row.option_id = option_id;
+                row.choice.clone_from(&choice);
                 row.cast_at = vote.cast_at;
             }
             None => {
@@ -284,14 +390,14 @@ pub fn decide_batch<'a>(
                 row_of.insert(holder, rows.len());
                 let row = VoteRow {
                     voter: holder,
-                    option_id,
+                    choice: choice.clone(),
                     cast_at: vote.cast_at,
                 };
                 rows.push((row, previous.is_some()));
             }
         }
         outcomes.push(Ok(RecordedVote {
-            option_id,
+            choice,
             tally: stored.tally(),
             changed_from: previous,
         }));
@@ -305,7 +411,16 @@ pub fn decide_batch<'a>(
             new_votes: new_votes.into_iter().map(|(row, _)| row).collect(),
             changed_votes: changed_votes.into_iter().map(|(row, _)| row).collect(),
             new_aliases,
-            count_changes: changes.into_iter().filter(|&(_, by)| by != 0).collect(),
+            count_changes: changes
+                .options
+                .into_iter()
+                .filter(|&(_, by)| by != 0)
+                .collect(),
+            choice_changes: changes
+                .choices
+                .into_iter()
+                .filter(|(_, by)| *by != 0)
+                .collect(),
             recorded: recorded_votes,
             tally_seq: stored.tally_seq,
         },
@@ -321,7 +436,7 @@ mod tests {
 
     use super::{StoredVotes, decide_batch};
     use crate::crypto::{LabelKey, Sealed};
-    use crate::domain::{BallotId, OptionId, VoterHash};
+    use crate::domain::{BallotId, BallotMethod, OptionId, VoterHash};
     use crate::ports::{NewVote, OptionRecord, RecordVoteError, VoteTarget};
 
     const NO_LIMIT: OptionId = OptionId::new(u32::MAX);
@@ -343,7 +458,7 @@ mod tests {
             ballot_id: ballot(),
             voter: voter(voter_n),
             aliases: Vec::new(),
-            target,
+            choice: vec![target],
             cast_at: OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(i64::from(voter_n)),
             allow_change,
         }
@@ -365,10 +480,12 @@ mod tests {
     /// Options 1 and 2 (label keys 1 and 2) with 3 and 1 votes, sequence 4;
     /// voter 9 voted for option 2.
     fn state() -> StoredVotes {
-        let mut state = StoredVotes::new(4, None);
+        let mut state = StoredVotes::new(4, None, BallotMethod::Single);
         state.add_option(option(1), LabelKey::from_bytes([1; 32]), 3);
         state.add_option(option(2), LabelKey::from_bytes([2; 32]), 1);
-        state.add_vote(voter(9), option(2));
+        state.add_choice(vec![option(1)], 3);
+        state.add_choice(vec![option(2)], 1);
+        state.add_vote(voter(9), vec![option(2)]);
         state
     }
 
@@ -384,7 +501,7 @@ mod tests {
         assert_eq!(seqs, [5, 6, 6]);
         let writes = decided.writes;
         assert_eq!(writes.new_votes.len(), 1);
-        assert_eq!(writes.new_votes[0].option_id, option(2));
+        assert_eq!(writes.new_votes[0].choice, [option(2)]);
         assert!(writes.changed_votes.is_empty());
         assert_eq!(writes.count_changes, [(option(2), 1)]);
         assert_eq!((writes.recorded, writes.tally_seq), (2, 6));
@@ -394,16 +511,16 @@ mod tests {
     fn a_change_and_back_is_one_update_and_moves_no_counter() {
         let votes = [to(1, true)(9), to(2, true)(9)];
         let decided = decide_batch(state(), &votes, NO_LIMIT);
-        let moved_from: Vec<Option<OptionId>> = decided
+        let moved_from: Vec<Option<Vec<OptionId>>> = decided
             .outcomes
             .iter()
-            .map(|outcome| outcome.as_ref().unwrap().changed_from)
+            .map(|outcome| outcome.as_ref().unwrap().changed_from.clone())
             .collect();
-        assert_eq!(moved_from, [Some(option(2)), Some(option(1))]);
+        assert_eq!(moved_from, [Some(vec![option(2)]), Some(vec![option(1)])]);
         let writes = decided.writes;
         assert!(writes.new_votes.is_empty());
         assert_eq!(writes.changed_votes.len(), 1);
-        assert_eq!(writes.changed_votes[0].option_id, option(2));
+        assert_eq!(writes.changed_votes[0].choice, [option(2)]);
         assert!(writes.count_changes.is_empty());
         assert_eq!((writes.recorded, writes.tally_seq), (2, 6));
     }
@@ -436,7 +553,7 @@ mod tests {
     #[test]
     fn a_closed_ballot_refuses_votes_cast_at_or_after_the_close() {
         let closed = OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(2);
-        let mut state = StoredVotes::new(0, Some(closed));
+        let mut state = StoredVotes::new(0, Some(closed), BallotMethod::Single);
         state.add_option(option(1), LabelKey::from_bytes([1; 32]), 0);
         let votes = [to(1, false)(1), to(1, false)(2), to(1, false)(3)];
         let decided = decide_batch(state, &votes, NO_LIMIT);
@@ -463,7 +580,7 @@ mod tests {
         let options: Vec<OptionId> = decided
             .outcomes
             .iter()
-            .map(|outcome| outcome.as_ref().unwrap().option_id)
+            .map(|outcome| outcome.as_ref().unwrap().choice[0])
             .collect();
         assert_eq!(options, [3, 3, 3, 1].map(OptionId::new));
         let writes = &decided.writes;
@@ -522,9 +639,9 @@ mod tests {
         ];
         let decided = decide_batch(state(), &votes, NO_LIMIT);
         let first = decided.outcomes[0].as_ref().unwrap();
-        assert_eq!(first.changed_from, Some(option(2)));
+        assert_eq!(first.changed_from, Some(vec![option(2)]));
         let second = decided.outcomes[1].as_ref().unwrap();
-        assert_eq!((second.changed_from, second.tally.seq()), (None, 5));
+        assert_eq!((second.changed_from.clone(), second.tally.seq()), (None, 5));
         let writes = decided.writes;
         assert!(writes.new_votes.is_empty());
         assert_eq!(writes.changed_votes.len(), 1);
@@ -534,5 +651,114 @@ mod tests {
             [(voter(1), voter(9)), (voter(11), voter(9))]
         );
         assert_eq!(writes.count_changes, [(option(1), 1), (option(2), -1)]);
+    }
+
+    fn ranked_state() -> StoredVotes {
+        let mut state = StoredVotes::new(0, None, BallotMethod::Ranked);
+        for n in 1..=3 {
+            state.add_option(option(n), LabelKey::from_bytes([n as u8; 32]), 0);
+        }
+        state
+    }
+
+    fn ranking(voter_n: u8, options: &[u32], allow_change: bool) -> NewVote {
+        NewVote {
+            choice: options
+                .iter()
+                .map(|&n| VoteTarget::Existing(option(n)))
+                .collect(),
+            ..vote(voter_n, VoteTarget::Existing(option(1)), allow_change)
+        }
+    }
+
+    #[test]
+    fn a_ranking_counts_its_first_option_and_its_whole_order() {
+        let votes = [
+            ranking(1, &[2, 1], true),
+            ranking(2, &[2, 1], true),
+            ranking(3, &[1, 3, 2], true),
+            // A change moves the first preference and the ranking together.
+            ranking(1, &[3], true),
+        ];
+        let decided = decide_batch(ranked_state(), &votes, NO_LIMIT);
+        let last = &decided.outcomes[3].as_ref().unwrap().tally;
+        assert_eq!(
+            [1, 2, 3].map(|n| last.count(option(n))),
+            [1, 1, 1],
+            "first preferences"
+        );
+        let choices: Vec<(Vec<OptionId>, u64)> = last
+            .choices()
+            .map(|(choice, voters)| (choice.to_vec(), voters))
+            .collect();
+        assert_eq!(
+            choices,
+            [
+                (vec![option(1), option(3), option(2)], 1),
+                (vec![option(2), option(1)], 1),
+                (vec![option(3)], 1),
+            ]
+        );
+        assert_eq!(last.total(), 3);
+        let writes = decided.writes;
+        assert_eq!(writes.new_votes.len(), 3);
+        assert_eq!(writes.new_votes[0].choice, [option(3)]);
+        assert_eq!(
+            writes.choice_changes,
+            [
+                (vec![option(1), option(3), option(2)], 1),
+                (vec![option(2), option(1)], 1),
+                (vec![option(3)], 1),
+            ]
+        );
+        assert_eq!(
+            writes.count_changes,
+            [(option(1), 1), (option(2), 1), (option(3), 1)]
+        );
+    }
+
+    #[test]
+    fn an_approval_set_counts_each_option_once_in_id_order() {
+        let mut state = StoredVotes::new(
+            0,
+            None,
+            BallotMethod::Approval {
+                min_choices: 1,
+                max_choices: 3,
+            },
+        );
+        for n in 1..=3 {
+            state.add_option(option(n), LabelKey::from_bytes([n as u8; 32]), 0);
+        }
+        let votes = [
+            ranking(1, &[3, 1], false),
+            // A write-in equal to option 1, beside option 1 itself: once.
+            NewVote {
+                choice: vec![VoteTarget::Existing(option(1)), write_in(9, 1)],
+                ..vote(2, VoteTarget::Existing(option(1)), false)
+            },
+        ];
+        let decided = decide_batch(state, &votes, NO_LIMIT);
+        let first = decided.outcomes[0].as_ref().unwrap();
+        assert_eq!(first.choice, [option(1), option(3)]);
+        let second = decided.outcomes[1].as_ref().unwrap();
+        assert_eq!(second.choice, [option(1)]);
+        assert_eq!([1, 2, 3].map(|n| second.tally.count(option(n))), [2, 0, 1]);
+        assert_eq!(second.tally.total(), 2, "voters, not marks");
+        assert!(decided.writes.new_options.is_empty());
+    }
+
+    #[test]
+    fn an_empty_choice_is_refused() {
+        let votes = [NewVote {
+            choice: Vec::new(),
+            ..vote(1, VoteTarget::Existing(option(1)), false)
+        }];
+        let decided = decide_batch(ranked_state(), &votes, NO_LIMIT);
+        assert!(matches!(
+            decided.outcomes[0],
+            Err(RecordVoteError::UnknownOption)
+        ));
+        assert_eq!(decided.writes.recorded, 0);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use oponn_adapters::local_key::LocalKeyWrapper;
 use oponn_adapters::memory::{MemoryAccounts, MemoryBroadcaster, MemoryLock, MemoryRepository};
 use oponn_core::crypto::SymmetricKey;
-use oponn_core::domain::{Ballot, BallotRequest, BallotSettings, StartRequest};
+use oponn_core::domain::{Ballot, BallotRequest, BallotSettings, MethodRequest, StartRequest};
 use oponn_core::{AccountService, BallotService, Ports, ServiceSettings};
 
 use crate::TestClock;
@@ -93,6 +93,7 @@ impl TestOponn {
             start: StartRequest::Now,
             window: 0.into(),
             settings: BallotSettings::default(),
+            method: MethodRequest::Single,
         })
         .await
     }

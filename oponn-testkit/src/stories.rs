@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use oponn_core::domain::{
-    AccountId, Ballot, BallotRequest, BallotSettings, OptionId, StartRequest, VoterId,
-    comparison_key,
+    AccountId, Ballot, BallotRequest, BallotSettings, MethodRequest, OptionId, StartRequest,
+    VoterId, comparison_key,
 };
 use oponn_core::{BallotService, CastVoteError, DEFAULT_MAX_WRITE_IN_OPTIONS, VoteChoice};
 
@@ -20,6 +20,7 @@ async fn ballot(service: &BallotService, allow_write_in: bool) -> Ballot {
         start: StartRequest::Now,
         window: 0.into(),
         settings: BallotSettings::default(),
+        method: MethodRequest::Single,
     };
     service.create_ballot(&request, None).await.unwrap()
 }
@@ -109,7 +110,7 @@ pub async fn racing_equal_write_ins_make_one_option(service: Arc<BallotService>)
         })
         .collect();
     for task in tasks {
-        assert_eq!(task.await.unwrap().option_id, OptionId::new(3));
+        assert_eq!(task.await.unwrap().option_id(), OptionId::new(3));
     }
     let reread = service.ballot(&ballot.id()).await.unwrap();
     assert_eq!(reread.options().len(), 3);
@@ -151,7 +152,7 @@ pub async fn a_browser_and_its_account_vote_once(service: Arc<BallotService>) {
             .vote_of(&id, &ada.clone().from_browser(&laptop))
             .await
             .unwrap(),
-        Some(OptionId::new(1))
+        Some(vec![OptionId::new(1)])
     );
 
     let (phone, tablet) = (VoterId::new("phone"), VoterId::new("tablet"));
@@ -249,7 +250,7 @@ pub async fn write_ins_stop_at_the_limit(service: Arc<BallotService>) {
     let receipt = write_in("late".to_owned(), "DISH 7".to_owned())
         .await
         .unwrap();
-    assert_eq!(receipt.option_id, OptionId::new(3 + 7));
+    assert_eq!(receipt.option_id(), OptionId::new(3 + 7));
     service
         .cast_vote(
             &id,

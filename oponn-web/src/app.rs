@@ -210,6 +210,8 @@ fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/results/:id", get(pages::results_page))
         .at("/results/:id/export.csv", get(pages::export_csv))
         .at("/results/:id/export.json", get(pages::export_json))
+        .at("/results/:id/ballots.csv", get(pages::ballots_csv))
+        .at("/results/:id/ballots.json", get(pages::ballots_json))
         .at("/ballots/:id/close", post(pages::close_ballot))
         .at("/ballots/:id/delete", post(pages::delete_ballot))
         .at("/login", get(crate::auth::login_page))

@@ -59,6 +59,10 @@ impl Metrics {
             CastVoteError::WriteInLimitReached { .. } => "write_in_limit",
             CastVoteError::AlreadyVoted => "already_voted",
             CastVoteError::SignInRequired => "sign_in_required",
+            CastVoteError::TooFewChoices { .. } => "too_few_choices",
+            CastVoteError::TooManyChoices { .. } => "too_many_choices",
+            CastVoteError::NothingRanked => "nothing_ranked",
+            CastVoteError::RankedTwice | CastVoteError::RankGivenTwice => "ranked_twice",
             _ => "unavailable",
         };
         self.votes_refused

@@ -2,7 +2,7 @@
 //! types, converted from the core's domain types at the edge.
 
 use minijinja::{AutoEscape, Environment};
-use oponn_core::domain::{Ballot, Results, Status};
+use oponn_core::domain::{Ballot, OptionId, Results, Status};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -66,6 +66,13 @@ pub(crate) struct BallotView {
     pub(crate) eligibility: &'static str,
     pub(crate) allow_vote_change: bool,
     pub(crate) results_visibility: &'static str,
+    /// `single`, `approval` or `ranked`.
+    pub(crate) method: &'static str,
+    /// An approval ballot's bounds.
+    pub(crate) min_choices: Option<u32>,
+    pub(crate) max_choices: Option<u32>,
+    /// The ranks a ranked ballot's form offers: 1 to the number of options.
+    pub(crate) ranks: Vec<u32>,
 }
 
 impl BallotView {
@@ -91,6 +98,10 @@ impl BallotView {
             eligibility: ballot.settings().eligibility.as_str(),
             allow_vote_change: ballot.settings().allow_vote_change,
             results_visibility: ballot.settings().results_visibility.as_str(),
+            method: ballot.method().as_str(),
+            min_choices: ballot.method().min_choices(),
+            max_choices: ballot.method().max_choices(),
+            ranks: (1..=u32::try_from(ballot.options().len()).unwrap_or(u32::MAX)).collect(),
             id,
         }
     }
@@ -109,6 +120,49 @@ pub(crate) struct ResultsView {
     pub(crate) rows: Vec<RowView>,
     pub(crate) total: u64,
     pub(crate) seq: u64,
+    /// `single`, `approval` or `ranked`.
+    pub(crate) method: &'static str,
+    /// A ranked ballot's two counts.
+    pub(crate) ranked: Option<RankedView>,
+}
+
+/// A ranked ballot's counts, labelled.
+#[derive(Debug, Serialize)]
+pub(crate) struct RankedView {
+    /// Instant-runoff, round by round.
+    pub(crate) rounds: Vec<RoundView>,
+    /// The winner's label, if one won.
+    pub(crate) winner: Option<String>,
+    /// The labels tied at the end, when no one won.
+    pub(crate) tied: Vec<String>,
+    /// The Condorcet winner's label, if there is one.
+    pub(crate) condorcet_winner: Option<String>,
+    /// The Schulze order: groups of labels, best first.
+    pub(crate) schulze: Vec<Vec<String>>,
+    /// The head-to-head counts, one entry per pair.
+    pub(crate) pairwise: Vec<PairView>,
+}
+
+/// One instant-runoff round.
+#[derive(Debug, Serialize)]
+pub(crate) struct RoundView {
+    /// The round's number, from 1.
+    pub(crate) number: usize,
+    /// Every option still standing, with its votes.
+    pub(crate) counts: Vec<(String, u64)>,
+    /// Ballots with no standing option left.
+    pub(crate) exhausted: u64,
+    /// The option eliminated after the round.
+    pub(crate) eliminated: Option<String>,
+}
+
+/// One pair's head-to-head counts.
+#[derive(Debug, Serialize)]
+pub(crate) struct PairView {
+    pub(crate) a: String,
+    pub(crate) b: String,
+    pub(crate) a_over_b: u64,
+    pub(crate) b_over_a: u64,
 }
 
 /// One row of results.
@@ -138,6 +192,53 @@ impl From<&Results> for ResultsView {
                 .collect(),
             total: results.total,
             seq: results.seq,
+            method: results.method.as_str(),
+            ranked: results.ranked.as_ref().map(|ranked| {
+                let label = |option: OptionId| {
+                    results
+                        .rows
+                        .iter()
+                        .find(|row| row.option_id == option)
+                        .map_or_else(|| format!("option {option}"), |row| row.label.clone())
+                };
+                let runoff = &ranked.instant_runoff;
+                let check = &ranked.condorcet;
+                RankedView {
+                    rounds: runoff
+                        .rounds
+                        .iter()
+                        .enumerate()
+                        .map(|(at, round)| RoundView {
+                            number: at + 1,
+                            counts: round
+                                .counts
+                                .iter()
+                                .map(|&(option, count)| (label(option), count))
+                                .collect(),
+                            exhausted: round.exhausted,
+                            eliminated: round.eliminated.map(label),
+                        })
+                        .collect(),
+                    winner: runoff.winner.map(label),
+                    tied: runoff.tied.iter().copied().map(label).collect(),
+                    condorcet_winner: check.winner.map(label),
+                    schulze: check
+                        .schulze_ranking
+                        .iter()
+                        .map(|group| group.iter().copied().map(label).collect())
+                        .collect(),
+                    pairwise: check
+                        .pairwise
+                        .iter()
+                        .map(|pair| PairView {
+                            a: label(pair.a),
+                            b: label(pair.b),
+                            a_over_b: pair.a_over_b,
+                            b_over_a: pair.b_over_a,
+                        })
+                        .collect(),
+                }
+            }),
         }
     }
 }

@@ -24,17 +24,23 @@ pub struct MemoryRepository {
 
 struct StoredBallot {
     record: BallotRecord,
-    /// Which option each vote counted toward, by the identity holding it.
-    votes: HashMap<VoterHash, OptionId>,
+    /// Each vote's choice, by the identity holding it.
+    votes: HashMap<VoterHash, Vec<OptionId>>,
     /// Other identities of a vote's voter, each to the identity holding it.
     aliases: HashMap<VoterHash, VoterHash>,
     counts: BTreeMap<OptionId, u64>,
+    /// Each distinct choice's voters.
+    choices: BTreeMap<Vec<OptionId>, u64>,
     seq: u64,
 }
 
 impl StoredBallot {
     fn tally(&self) -> Tally {
-        Tally::new(self.seq, self.counts.iter().map(|(id, n)| (*id, *n)))
+        Tally::new(self.seq, self.counts.iter().map(|(id, n)| (*id, *n))).with_choices(
+            self.choices
+                .iter()
+                .map(|(choice, voters)| (choice.clone(), *voters)),
+        )
     }
 
     /// The identity holding the vote of `identity`: itself, or the one it
@@ -51,10 +57,13 @@ impl StoredBallot {
     /// decision needs, as a SQL adapter reads its rows, lets the core
     /// decide, and applies the writes it returns.
     fn record(&mut self, votes: &[NewVote]) -> Vec<VoteOutcome> {
-        let mut state = StoredVotes::new(self.seq, self.record.closed_at);
+        let mut state = StoredVotes::new(self.seq, self.record.closed_at, self.record.method);
         for option in &self.record.options {
             let count = self.counts.get(&option.id).copied().unwrap_or(0);
             state.add_option(option.id, option.label_key, count);
+        }
+        for (choice, voters) in &self.choices {
+            state.add_choice(choice.clone(), *voters);
         }
         for identity in votes.iter().flat_map(identities) {
             let Some(holder) = self.holder(identity) else {
@@ -63,8 +72,8 @@ impl StoredBallot {
             if holder != *identity {
                 state.add_alias(*identity, holder);
             }
-            if let Some(&option) = self.votes.get(&holder) {
-                state.add_vote(holder, option);
+            if let Some(choice) = self.votes.get(&holder) {
+                state.add_vote(holder, choice.clone());
             }
         }
         let BatchDecision { outcomes, writes } =
@@ -73,7 +82,7 @@ impl StoredBallot {
             .options
             .extend(writes.new_options.into_iter().cloned());
         for row in writes.new_votes.into_iter().chain(writes.changed_votes) {
-            self.votes.insert(row.voter, row.option_id);
+            self.votes.insert(row.voter, row.choice);
         }
         self.aliases.extend(writes.new_aliases);
         for (option, by) in writes.count_changes {
@@ -81,6 +90,11 @@ impl StoredBallot {
             *count = count.saturating_add_signed(by);
         }
         self.counts.retain(|_, count| *count > 0);
+        for (choice, by) in writes.choice_changes {
+            let voters = self.choices.entry(choice).or_insert(0);
+            *voters = voters.saturating_add_signed(by);
+        }
+        self.choices.retain(|_, voters| *voters > 0);
         self.seq = writes.tally_seq;
         outcomes
     }
@@ -113,6 +127,7 @@ impl BallotRepository for MemoryRepository {
                 votes: HashMap::new(),
                 aliases: HashMap::new(),
                 counts: BTreeMap::new(),
+                choices: BTreeMap::new(),
                 seq: 0,
             },
         );
@@ -171,10 +186,10 @@ impl BallotRepository for MemoryRepository {
         &self,
         ballot: &BallotId,
         voter: &VoterHash,
-    ) -> Result<Option<OptionId>, RepositoryError> {
+    ) -> Result<Option<Vec<OptionId>>, RepositoryError> {
         Ok(self.ballots().get(ballot).and_then(|stored| {
             let holder = stored.holder(voter)?;
-            stored.votes.get(&holder).copied()
+            stored.votes.get(&holder).cloned()
         }))
     }
 

@@ -39,8 +39,8 @@ mod votes;
 
 use crate::probe::{WRITE_PROBE_BYTES, WriteProbe};
 use crate::sql::{
-    BallotRow, OptionRow, SqlSetupError, ballot_record, corrupt, pending, record_many, record_one,
-    tally, unavailable,
+    BallotRow, OptionRow, SqlSetupError, TallyRow, ballot_record, corrupt, parse_choice, pending,
+    record_many, record_one, tally_of_rows, unavailable,
 };
 
 /// The schema's migrations, compiled in.
@@ -153,32 +153,20 @@ impl PostgresRepository {
         let options = Self::options(&self.pool, &ballot.id).await?;
         ballot_record(ballot, options)
     }
-    async fn counts(
-        executor: impl sqlx::PgExecutor<'_>,
-        ballot: &[u8],
-    ) -> Result<Vec<(i64, i64)>, RepositoryError> {
-        let rows = sqlx::query(
-            "select option_id::int8 as option_id, vote_count from ballot_options \
-             where ballot_id = $1 and vote_count > 0 order by option_id",
-        )
-        .bind(ballot)
-        .fetch_all(executor)
-        .await
-        .map_err(unavailable)?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("option_id").map_err(unavailable)?,
-                    row.try_get("vote_count").map_err(unavailable)?,
-                ))
-            })
-            .collect()
-    }
+}
+
+/// An approval bound as the `integer` column holds it.
+fn int_bound(bound: Option<u32>) -> Result<Option<i32>, RepositoryError> {
+    bound
+        .map(i32::try_from)
+        .transpose()
+        .map_err(|_| corrupt("choice bounds"))
 }
 
 const BALLOT_COLUMNS: &str = "b.id, b.owner_id, b.created_at, b.starts_at, b.ends_at, \
      b.closed_at, b.allow_write_in, b.measure, k.wrapped_key, \
-     b.eligibility, b.allow_vote_change, b.results_visibility \
+     b.eligibility, b.allow_vote_change, b.results_visibility, \
+     b.method, b.min_choices, b.max_choices \
      from ballots b join ballot_keys k on k.ballot_id = b.id";
 
 fn ballot_row(row: &sqlx::postgres::PgRow) -> Result<BallotRow, RepositoryError> {
@@ -195,6 +183,15 @@ fn ballot_row(row: &sqlx::postgres::PgRow) -> Result<BallotRow, RepositoryError>
         eligibility: row.try_get("eligibility").map_err(unavailable)?,
         allow_vote_change: row.try_get("allow_vote_change").map_err(unavailable)?,
         results_visibility: row.try_get("results_visibility").map_err(unavailable)?,
+        method: row.try_get("method").map_err(unavailable)?,
+        min_choices: row
+            .try_get::<Option<i32>, _>("min_choices")
+            .map_err(unavailable)?
+            .map(i64::from),
+        max_choices: row
+            .try_get::<Option<i32>, _>("max_choices")
+            .map_err(unavailable)?
+            .map(i64::from),
     })
 }
 
@@ -205,8 +202,10 @@ impl BallotRepository for PostgresRepository {
         let id = ballot.id.as_bytes().as_slice();
         let inserted = sqlx::query(
             "insert into ballots (id, owner_id, created_at, starts_at, ends_at, closed_at, \
-             allow_write_in, measure, eligibility, allow_vote_change, results_visibility) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict (id) do nothing",
+             allow_write_in, measure, eligibility, allow_vote_change, results_visibility, \
+             method, min_choices, max_choices) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             on conflict (id) do nothing",
         )
         .bind(id)
         .bind(ballot.owner.as_ref().map(OwnerId::as_str))
@@ -219,6 +218,9 @@ impl BallotRepository for PostgresRepository {
         .bind(ballot.settings.eligibility.as_str())
         .bind(ballot.settings.allow_vote_change)
         .bind(ballot.settings.results_visibility.as_str())
+        .bind(ballot.method.as_str())
+        .bind(int_bound(ballot.method.min_choices())?)
+        .bind(int_bound(ballot.method.max_choices())?)
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
@@ -294,11 +296,11 @@ impl BallotRepository for PostgresRepository {
         &self,
         ballot: &BallotId,
         voter: &VoterHash,
-    ) -> Result<Option<OptionId>, RepositoryError> {
-        let option: Option<i32> = sqlx::query_scalar(
-            "select option_id from votes where ballot_id = $1 and voter_hash = $2 \
+    ) -> Result<Option<Vec<OptionId>>, RepositoryError> {
+        let vote: Option<(i32, Option<String>)> = sqlx::query_as(
+            "select option_id, choice from votes where ballot_id = $1 and voter_hash = $2 \
              union all \
-             select v.option_id from vote_aliases a join votes v \
+             select v.option_id, v.choice from vote_aliases a join votes v \
              on v.ballot_id = a.ballot_id and v.voter_hash = a.voter_hash \
              where a.ballot_id = $1 and a.alias_hash = $2 limit 1",
         )
@@ -307,24 +309,27 @@ impl BallotRepository for PostgresRepository {
         .fetch_optional(&self.pool)
         .await
         .map_err(unavailable)?;
-        option
-            .map(|option| crate::sql::option_id(i64::from(option)))
+        vote.map(|(option, choice)| parse_choice(choice.as_deref(), i64::from(option)))
             .transpose()
     }
 
     async fn tally(&self, id: &BallotId) -> Result<Option<Tally>, RepositoryError> {
-        let ballot = id.as_bytes().as_slice();
-        let tally_seq: Option<i64> =
-            sqlx::query_scalar("select tally_seq from ballots where id = $1")
-                .bind(ballot)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(unavailable)?;
-        let Some(tally_seq) = tally_seq else {
-            return Ok(None);
-        };
-        let counts = Self::counts(&self.pool, ballot).await?;
-        tally(tally_seq, counts).map(Some)
+        // One statement, so one snapshot: the sequence, the option counts
+        // and the choices agree.
+        let rows: Vec<TallyRow> = sqlx::query_as(
+            "select 0::int8, tally_seq, null::int8, null::text from ballots where id = $1 \
+             union all \
+             select 1, option_id::int8, vote_count, null from ballot_options \
+             where ballot_id = $1 and vote_count > 0 \
+             union all \
+             select 2, null, vote_count, choice from ballot_choices \
+             where ballot_id = $1 and vote_count > 0",
+        )
+        .bind(id.as_bytes().as_slice())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        tally_of_rows(rows)
     }
 
     async fn close_ballot(

@@ -7,6 +7,14 @@
 //! v1 42 1=17 2=20 5=5
 //! ```
 //!
+//! Version 2 adds, after a `|`, each distinct choice (option ids separated
+//! by commas, in rank order for a ranking) with its voters; version 1 is
+//! still written for a tally without choices:
+//!
+//! ```text
+//! v2 42 1=17 2=20 | 1,2=12 2=20 1=5
+//! ```
+//!
 //! It carries option ids and counts only, never ballot text (the ballot id
 //! is the channel's). A reader skips a message whose version it does not
 //! know, so a later version can be rolled out one instance at a time.
@@ -18,8 +26,14 @@ use std::fmt::Write as _;
 
 use oponn_core::domain::{OptionId, Tally};
 
-/// The tag of the only version written today.
-const VERSION: &str = "v1";
+/// The tag of a tally without choices.
+const VERSION_1: &str = "v1";
+
+/// The tag of a tally with choices.
+const VERSION_2: &str = "v2";
+
+/// The token between option counts and choices, in version 2.
+const CHOICES: &str = "|";
 
 /// Why a message is not a tally.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -39,14 +53,40 @@ pub(crate) enum DecodeError {
     /// An option appears twice.
     #[error("an option appears twice")]
     RepeatedOption,
+    /// A choice is not `ids=count` with ids separated by commas.
+    #[error("malformed choice")]
+    BadChoice,
+    /// A choice appears twice.
+    #[error("a choice appears twice")]
+    RepeatedChoice,
 }
 
-/// Encodes `tally` as version 1.
+/// Encodes `tally`: version 2 when it has choices, else version 1.
 pub(crate) fn encode(tally: &Tally) -> String {
-    let mut line = format!("{VERSION} {}", tally.seq());
+    let mut choices = tally.choices().peekable();
+    let version = if choices.peek().is_some() {
+        VERSION_2
+    } else {
+        VERSION_1
+    };
+    let mut line = format!("{version} {}", tally.seq());
     for (option, count) in tally.iter() {
         // Writing to a String cannot fail.
         let _ = write!(line, " {}={count}", option.get());
+    }
+    if version == VERSION_2 {
+        line.push(' ');
+        line.push_str(CHOICES);
+        for (choice, voters) in choices {
+            line.push(' ');
+            for (at, option) in choice.iter().enumerate() {
+                if at > 0 {
+                    line.push(',');
+                }
+                let _ = write!(line, "{}", option.get());
+            }
+            let _ = write!(line, "={voters}");
+        }
     }
     line
 }
@@ -58,23 +98,47 @@ pub(crate) fn encode(tally: &Tally) -> String {
 pub(crate) fn decode(payload: &[u8]) -> Result<Tally, DecodeError> {
     let text = std::str::from_utf8(payload).map_err(|_| DecodeError::NotText)?;
     let mut fields = text.split(' ');
-    if fields.next() != Some(VERSION) {
-        return Err(DecodeError::UnknownVersion);
-    }
+    let with_choices = match fields.next() {
+        Some(VERSION_1) => false,
+        Some(VERSION_2) => true,
+        _ => return Err(DecodeError::UnknownVersion),
+    };
     let seq = fields
         .next()
         .and_then(number::<u64>)
         .ok_or(DecodeError::BadSequence)?;
     let mut counts = BTreeMap::new();
-    for pair in fields {
-        let (option, count) = pair.split_once('=').ok_or(DecodeError::BadPair)?;
+    let mut choices = BTreeMap::new();
+    let mut reading_choices = false;
+    for field in fields {
+        if field == CHOICES && with_choices && !reading_choices {
+            reading_choices = true;
+            continue;
+        }
+        if reading_choices {
+            let (choice, voters) = field.split_once('=').ok_or(DecodeError::BadChoice)?;
+            let choice = choice
+                .split(',')
+                .map(|id| number::<u32>(id).map(OptionId::new))
+                .collect::<Option<Vec<_>>>()
+                .ok_or(DecodeError::BadChoice)?;
+            let voters = number::<u64>(voters).ok_or(DecodeError::BadChoice)?;
+            if choices.insert(choice, voters).is_some() {
+                return Err(DecodeError::RepeatedChoice);
+            }
+            continue;
+        }
+        let (option, count) = field.split_once('=').ok_or(DecodeError::BadPair)?;
         let option = number::<u32>(option).ok_or(DecodeError::BadPair)?;
         let count = number::<u64>(count).ok_or(DecodeError::BadPair)?;
         if counts.insert(OptionId::new(option), count).is_some() {
             return Err(DecodeError::RepeatedOption);
         }
     }
-    Ok(Tally::new(seq, counts))
+    if with_choices && !reading_choices {
+        return Err(DecodeError::BadChoice);
+    }
+    Ok(Tally::new(seq, counts).with_choices(choices))
 }
 
 /// Parses plain decimal digits only: no sign, no spaces, no empty string
@@ -106,6 +170,17 @@ mod tests {
     }
 
     #[test]
+    fn a_tally_with_choices_is_version_2() {
+        let ranked = tally(42, &[(1, 17), (2, 20)]).with_choices([
+            (vec![OptionId::new(1), OptionId::new(2)], 12),
+            (vec![OptionId::new(2)], 20),
+            (vec![OptionId::new(1)], 5),
+        ]);
+        assert_eq!(encode(&ranked), "v2 42 1=17 2=20 | 1=5 1,2=12 2=20");
+        assert_eq!(decode(encode(&ranked).as_bytes()), Ok(ranked));
+    }
+
+    #[test]
     fn round_trips() {
         for sample in [
             tally(0, &[]),
@@ -121,7 +196,14 @@ mod tests {
         let cases: &[(&[u8], DecodeError)] = &[
             (b"", DecodeError::UnknownVersion),
             (b"\xff\xfe", DecodeError::NotText),
-            (b"v2 1 1=1", DecodeError::UnknownVersion),
+            (b"v3 1 1=1", DecodeError::UnknownVersion),
+            (b"v2 1 1=1", DecodeError::BadChoice),
+            (b"v2 1 1=1 | 1,=1", DecodeError::BadChoice),
+            (b"v2 1 1=1 | 1,2", DecodeError::BadChoice),
+            (b"v2 1 1=1 | 1,x=2", DecodeError::BadChoice),
+            (b"v2 1 1=1 | 1=1 1=2", DecodeError::RepeatedChoice),
+            (b"v2 1 1=1 | |", DecodeError::BadChoice),
+            (b"v1 1 1=1 | 1=1", DecodeError::BadPair),
             (b"V1 1", DecodeError::UnknownVersion),
             (b"v1", DecodeError::BadSequence),
             (b"v1 ", DecodeError::BadSequence),

@@ -12,7 +12,10 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row as _, Sqlite, Transaction};
 
 use super::{SqliteRepository, micros, optional_time};
-use crate::sql::{BatchDialect, option_number, read_option, read_vote, sql_count, stored_votes};
+use crate::sql::{
+    BatchDialect, choice_text, method, option_number, read_choice, read_option, read_vote,
+    sql_count, stored_votes,
+};
 
 impl BatchDialect for SqliteRepository {
     type Db = Sqlite;
@@ -44,9 +47,13 @@ impl BatchDialect for SqliteRepository {
         // and the stored votes (first few hundred of) the identities hold
         // or are aliases of.
         let sql = format!(
-            "select b.tally_seq, b.closed_at, o.option_id, o.label_key, o.vote_count, \
+            "select b.tally_seq, b.closed_at, b.method, b.min_choices, b.max_choices, \
+             o.option_id, o.label_key, o.vote_count, null as choice, \
              null as voter_hash, null as alias_hash \
              from ballots b left join ballot_options o on o.ballot_id = b.id where b.id = ?1 \
+             union all \
+             select null, null, null, null, null, null, null, vote_count, choice, null, null \
+             from ballot_choices where ballot_id = ?1 and vote_count > 0 \
              union all {}",
             votes_of(first_voters.len())
         );
@@ -63,6 +70,11 @@ impl BatchDialect for SqliteRepository {
         let mut state = stored_votes(
             ballot_row.tally_seq.unwrap_or_default(),
             optional_time(ballot_row.closed_at)?,
+            method(
+                ballot_row.method.as_deref().unwrap_or_default(),
+                ballot_row.min_choices,
+                ballot_row.max_choices,
+            )?,
         )?;
         for row in rows {
             match (row.voter_hash, row.option_id, row.label_key, row.vote_count) {
@@ -71,11 +83,16 @@ impl BatchDialect for SqliteRepository {
                         &mut state,
                         &voter_hash,
                         option_id,
+                        row.choice.as_deref(),
                         row.alias_hash.as_deref(),
                     )?;
                 }
                 (None, Some(option_id), Some(label_key), Some(vote_count)) => {
                     read_option(&mut state, option_id, &label_key, vote_count)?;
+                }
+                (None, None, None, Some(voters)) => {
+                    let choice = row.choice.as_deref().unwrap_or_default();
+                    read_choice(&mut state, choice, voters)?;
                 }
                 // The ballot's row when it has no options.
                 _ => {}
@@ -95,6 +112,7 @@ impl BatchDialect for SqliteRepository {
                         &mut state,
                         &voter_hash,
                         option_id,
+                        row.choice.as_deref(),
                         row.alias_hash.as_deref(),
                     )?;
                 }
@@ -113,6 +131,22 @@ impl BatchDialect for SqliteRepository {
         ballot: &[u8],
         writes: &BatchWrites<'_>,
     ) -> Result<(), BoxError> {
+        // The choices as stored, kept here while the script borrows them.
+        let new_choices: Vec<String> = writes
+            .new_votes
+            .iter()
+            .map(|vote| choice_text(&vote.choice))
+            .collect();
+        let changed_choices: Vec<String> = writes
+            .changed_votes
+            .iter()
+            .map(|vote| choice_text(&vote.choice))
+            .collect();
+        let choice_changes: Vec<(String, i64)> = writes
+            .choice_changes
+            .iter()
+            .map(|(choice, by)| (choice_text(choice), *by))
+            .collect();
         let mut script = WriteScript::default();
         let id = Arg::Bytes(ballot);
         for chunk in writes.new_options.chunks(MAX_PARAMS / 5) {
@@ -130,17 +164,20 @@ impl BatchDialect for SqliteRepository {
                  values {rows}"
             ));
         }
-        for chunk in writes.new_votes.chunks(MAX_PARAMS / 4) {
-            let rows = script.rows(chunk.iter().map(|vote| {
+        let new_votes: Vec<_> = writes.new_votes.iter().zip(&new_choices).collect();
+        for chunk in new_votes.chunks(MAX_PARAMS / 5) {
+            let rows = script.rows(chunk.iter().map(|(vote, choice)| {
                 [
                     id,
                     Arg::Bytes(vote.voter.as_bytes().as_slice()),
-                    Arg::Int(option_number(vote.option_id)),
+                    Arg::Int(option_number(vote.first_option())),
+                    Arg::Text(choice),
                     Arg::Int(micros(vote.cast_at)),
                 ]
             }));
             script.push(format!(
-                "insert into votes (ballot_id, voter_hash, option_id, cast_at) values {rows}"
+                "insert into votes (ballot_id, voter_hash, option_id, choice, cast_at) \
+                 values {rows}"
             ));
         }
         // After the votes: an alias points at a stored vote.
@@ -156,17 +193,31 @@ impl BatchDialect for SqliteRepository {
                 "insert into vote_aliases (ballot_id, alias_hash, voter_hash) values {rows}"
             ));
         }
-        for vote in &writes.changed_votes {
+        for (vote, choice) in writes.changed_votes.iter().zip(&changed_choices) {
             script.bind([
-                Arg::Int(option_number(vote.option_id)),
+                Arg::Int(option_number(vote.first_option())),
+                Arg::Text(choice),
                 Arg::Int(micros(vote.cast_at)),
                 id,
                 Arg::Bytes(vote.voter.as_bytes().as_slice()),
             ]);
             script.push(
-                "update votes set option_id = ?, cast_at = ? where ballot_id = ? and voter_hash = ?"
+                "update votes set option_id = ?, choice = ?, cast_at = ? \
+                 where ballot_id = ? and voter_hash = ?"
                     .to_owned(),
             );
+        }
+        for chunk in choice_changes.chunks(MAX_PARAMS / 3) {
+            let rows = script.rows(
+                chunk
+                    .iter()
+                    .map(|(choice, by)| [id, Arg::Text(choice), Arg::Int(*by)]),
+            );
+            script.push(format!(
+                "insert into ballot_choices (ballot_id, choice, vote_count) values {rows} \
+                 on conflict (ballot_id, choice) do update \
+                 set vote_count = vote_count + excluded.vote_count"
+            ));
         }
         for chunk in writes.count_changes.chunks((MAX_PARAMS - 1) / 3) {
             // `case option_id when ? then ? … end where … option_id in (?, …)`.
@@ -212,6 +263,7 @@ impl BatchDialect for SqliteRepository {
 #[derive(Clone, Copy)]
 enum Arg<'a> {
     Bytes(&'a [u8]),
+    Text(&'a str),
     Int(i64),
     Bool(bool),
 }
@@ -258,6 +310,7 @@ impl<'a> WriteScript<'a> {
         for value in self.args {
             query = match value {
                 Arg::Bytes(bytes) => query.bind(bytes),
+                Arg::Text(text) => query.bind(text),
                 Arg::Int(number) => query.bind(number),
                 Arg::Bool(flag) => query.bind(flag),
             };
@@ -266,21 +319,30 @@ impl<'a> WriteScript<'a> {
     }
 }
 
-/// A row of a batch's one read: the ballot's sequence and close time with
-/// one of its options (none for a ballot without options), or one of the
-/// batch's voters' stored votes (`voter_hash` set).
+/// A row of a batch's one read: the ballot's sequence, close time and
+/// method with one of its options (none for a ballot without options), a
+/// distinct choice with its voters (`choice` and `vote_count` set), or one
+/// of the batch's voters' stored votes (`voter_hash` set).
 #[derive(sqlx::FromRow)]
 struct BallotStateRow {
     /// The ballot's sequence, on its rows.
     tally_seq: Option<i64>,
     /// When the ballot was closed (microseconds), on its rows.
     closed_at: Option<i64>,
+    /// The ballot's method, on its rows.
+    method: Option<String>,
+    /// Its approval bounds, on its rows.
+    min_choices: Option<i64>,
+    /// Its approval bounds, on its rows.
+    max_choices: Option<i64>,
     /// The option's id, or the option a stored vote counts toward.
     option_id: Option<i64>,
     /// The option's label key.
     label_key: Option<Vec<u8>>,
-    /// The option's vote count.
+    /// The option's vote count, or a distinct choice's voters.
     vote_count: Option<i64>,
+    /// A distinct choice, or a stored vote's whole choice.
+    choice: Option<String>,
     /// The identity holding a stored vote.
     voter_hash: Option<Vec<u8>>,
     /// The identity read, when it is an alias of `voter_hash`.
@@ -292,12 +354,13 @@ struct BallotStateRow {
 fn votes_of(count: usize) -> String {
     let identities = numbered(2, count);
     format!(
-        "select null as tally_seq, null as closed_at, option_id, null as label_key, \
-         null as vote_count, voter_hash, null as alias_hash from votes \
+        "select null as tally_seq, null as closed_at, null as method, null as min_choices, \
+         null as max_choices, option_id, null as label_key, null as vote_count, choice, \
+         voter_hash, null as alias_hash from votes \
          where ballot_id = ?1 and voter_hash in ({identities}) \
          union all \
-         select null, null, v.option_id, null, null, v.voter_hash, a.alias_hash \
-         from vote_aliases a join votes v \
+         select null, null, null, null, null, v.option_id, null, null, v.choice, v.voter_hash, \
+         a.alias_hash from vote_aliases a join votes v \
          on v.ballot_id = a.ballot_id and v.voter_hash = a.voter_hash \
          where a.ballot_id = ?1 and a.alias_hash in ({identities})"
     )

@@ -94,7 +94,8 @@ fn a_new_file_reports_its_pending_migrations() {
                 "20261122000002 settings and accounts",
                 "20261130000001 vote aliases",
                 "20261130000002 sessions",
-                "20261130000003 write probes"
+                "20261130000003 write probes",
+                "20261130000004 ballot methods"
             ]
         );
         repository.migrate().await.unwrap();

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::ids::{BallotId, OptionId, OwnerId};
 use super::schedule::{Schedule, StartRequest, Status, WindowRequest};
-use super::settings::BallotSettings;
+use super::settings::{BallotMethod, BallotSettings};
 use super::text::{MAX_OPTIONS, Measure, OptionLabel};
 use super::validation::{Field, FieldError, ValidationErrors, messages};
 
@@ -26,6 +26,26 @@ pub struct BallotRequest {
     pub window: WindowRequest,
     /// Who may vote, whether votes may change, when results show.
     pub settings: BallotSettings,
+    /// How voters choose and how the choices are counted.
+    pub method: MethodRequest,
+}
+
+/// The voting method a person asks for, before its rules are checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MethodRequest {
+    /// One option per voter.
+    #[default]
+    Single,
+    /// Several options per voter, between the bounds: by default 1 and the
+    /// number of predefined options.
+    Approval {
+        /// The fewest options a voter must approve, if given.
+        min_choices: Option<i64>,
+        /// The most options a voter may approve, if given.
+        max_choices: Option<i64>,
+    },
+    /// A ranking per voter.
+    Ranked,
 }
 
 /// A ballot that passed every creation rule and is ready to be stored.
@@ -36,6 +56,7 @@ pub struct BallotDraft {
     allow_write_in: bool,
     schedule: Schedule,
     settings: BallotSettings,
+    method: BallotMethod,
 }
 
 impl BallotDraft {
@@ -58,14 +79,18 @@ impl BallotDraft {
                 None
             }
         };
-        match (measure, options, schedule) {
-            (Some(measure), Some(options), Some(schedule)) if errors.is_empty() => Ok(Self {
-                measure,
-                options,
-                allow_write_in: request.allow_write_in,
-                schedule,
-                settings: request.settings,
-            }),
+        let method = parse_method(request, options.as_ref().map(Vec::len), &mut errors);
+        match (measure, options, schedule, method) {
+            (Some(measure), Some(options), Some(schedule), Some(method)) if errors.is_empty() => {
+                Ok(Self {
+                    measure,
+                    options,
+                    allow_write_in: request.allow_write_in,
+                    schedule,
+                    settings: request.settings,
+                    method,
+                })
+            }
             _ => Err(errors),
         }
     }
@@ -93,6 +118,66 @@ impl BallotDraft {
     /// Who may vote, whether votes may change, when results show.
     pub fn settings(&self) -> BallotSettings {
         self.settings
+    }
+
+    /// How voters choose and how the choices are counted.
+    pub fn method(&self) -> BallotMethod {
+        self.method
+    }
+}
+
+/// Checks the method `request` asks for against its `options` (their
+/// number, when they are valid): approval bounds lie in
+/// `1 ..= options` with the minimum at most the maximum; a ranked ballot
+/// takes no write-ins. Each broken rule is pushed to `errors`.
+fn parse_method(
+    request: &BallotRequest,
+    options: Option<usize>,
+    errors: &mut ValidationErrors,
+) -> Option<BallotMethod> {
+    match request.method {
+        MethodRequest::Single => Some(BallotMethod::Single),
+        MethodRequest::Ranked if request.allow_write_in => {
+            errors.push(FieldError::new(Field::Options, messages::RANKED_WRITE_INS));
+            None
+        }
+        MethodRequest::Ranked => Some(BallotMethod::Ranked),
+        MethodRequest::Approval {
+            min_choices,
+            max_choices,
+        } => {
+            let count = i64::try_from(options.unwrap_or(MAX_OPTIONS)).unwrap_or(i64::MAX);
+            let bound = |field: Field, value: i64| {
+                if value < 1 {
+                    Err(FieldError::new(field, messages::CHOICES_AT_LEAST_ONE))
+                } else if value > count {
+                    Err(FieldError::new(field, messages::CHOICES_OVER_OPTIONS))
+                } else {
+                    u32::try_from(value)
+                        .map_err(|_| FieldError::new(field, messages::CHOICES_OVER_OPTIONS))
+                }
+            };
+            let min = errors.check(bound(Field::MinChoices, min_choices.unwrap_or(1)));
+            let max = errors.check(bound(Field::MaxChoices, max_choices.unwrap_or(count)));
+            match (min, max) {
+                (Some(min), Some(max)) if min > max => {
+                    errors.push(FieldError::new(
+                        Field::MinChoices,
+                        messages::CHOICES_MIN_OVER_MAX,
+                    ));
+                    None
+                }
+                // Bounds checked against options that broke their own
+                // rules are not a method: the options' error stands alone.
+                (Some(min_choices), Some(max_choices)) if options.is_some() => {
+                    Some(BallotMethod::Approval {
+                        min_choices,
+                        max_choices,
+                    })
+                }
+                _ => None,
+            }
+        }
     }
 }
 
@@ -172,6 +257,7 @@ pub struct Ballot {
     created_at: OffsetDateTime,
     owner: Option<OwnerId>,
     settings: BallotSettings,
+    method: BallotMethod,
 }
 
 /// The parts a [`Ballot`] is assembled from when it is opened.
@@ -185,6 +271,7 @@ pub(crate) struct BallotParts {
     pub(crate) created_at: OffsetDateTime,
     pub(crate) owner: Option<OwnerId>,
     pub(crate) settings: BallotSettings,
+    pub(crate) method: BallotMethod,
 }
 
 impl Ballot {
@@ -199,6 +286,7 @@ impl Ballot {
             created_at,
             owner,
             settings,
+            method,
         } = parts;
         options.sort_by_key(BallotOption::id);
         Self {
@@ -211,12 +299,18 @@ impl Ballot {
             created_at,
             owner,
             settings,
+            method,
         }
     }
 
     /// Whether `requester` owns this ballot (see [`OwnerId::owns`]).
     pub fn is_owned_by(&self, requester: &OwnerId) -> bool {
         requester.owns(self.owner.as_ref())
+    }
+
+    /// How voters choose and how the choices are counted.
+    pub fn method(&self) -> BallotMethod {
+        self.method
     }
 
     /// The ballot's id.
@@ -291,6 +385,7 @@ mod tests {
             start: StartRequest::Now,
             window: WindowRequest::Minutes(0),
             settings: BallotSettings::default(),
+            method: MethodRequest::Single,
         }
     }
 
@@ -325,6 +420,78 @@ mod tests {
             draft.schedule().ends_at(),
             Some(NOW + time::Duration::minutes(90))
         );
+    }
+
+    fn with_method(method: MethodRequest, allow_write_in: bool) -> BallotRequest {
+        BallotRequest {
+            method,
+            ..request(["a", "b", "c"].map(str::to_owned).to_vec(), allow_write_in)
+        }
+    }
+
+    fn approval(min_choices: Option<i64>, max_choices: Option<i64>) -> MethodRequest {
+        MethodRequest::Approval {
+            min_choices,
+            max_choices,
+        }
+    }
+
+    #[test]
+    fn approval_bounds_default_to_one_and_every_option() {
+        let draft = BallotDraft::parse(&with_method(approval(None, None), false), NOW).unwrap();
+        assert_eq!(
+            draft.method(),
+            BallotMethod::Approval {
+                min_choices: 1,
+                max_choices: 3
+            }
+        );
+        let draft = BallotDraft::parse(&with_method(approval(Some(2), Some(2)), true), NOW);
+        assert_eq!(draft.unwrap().method().min_choices(), Some(2));
+    }
+
+    #[test]
+    fn approval_bounds_are_checked_at_their_edges() {
+        let errors = |min, max| {
+            BallotDraft::parse(&with_method(approval(min, max), false), NOW)
+                .err()
+                .map(|errors| (errors.get(Field::MinChoices), errors.get(Field::MaxChoices)))
+        };
+        assert_eq!(errors(Some(1), Some(3)), None);
+        assert_eq!(
+            errors(Some(0), Some(4)),
+            Some((
+                Some(messages::CHOICES_AT_LEAST_ONE),
+                Some(messages::CHOICES_OVER_OPTIONS)
+            ))
+        );
+        assert_eq!(
+            errors(Some(4), Some(0)),
+            Some((
+                Some(messages::CHOICES_OVER_OPTIONS),
+                Some(messages::CHOICES_AT_LEAST_ONE)
+            ))
+        );
+        assert_eq!(
+            errors(Some(3), Some(2)),
+            Some((Some(messages::CHOICES_MIN_OVER_MAX), None))
+        );
+        assert_eq!(
+            errors(Some(i64::MIN), Some(i64::MAX)),
+            Some((
+                Some(messages::CHOICES_AT_LEAST_ONE),
+                Some(messages::CHOICES_OVER_OPTIONS)
+            ))
+        );
+    }
+
+    #[test]
+    fn a_ranked_ballot_takes_no_write_ins() {
+        let errors =
+            BallotDraft::parse(&with_method(MethodRequest::Ranked, true), NOW).unwrap_err();
+        assert_eq!(errors.get(Field::Options), Some(messages::RANKED_WRITE_INS));
+        let draft = BallotDraft::parse(&with_method(MethodRequest::Ranked, false), NOW).unwrap();
+        assert_eq!(draft.method(), BallotMethod::Ranked);
     }
 
     #[test]
@@ -396,6 +563,7 @@ mod tests {
                 start: StartRequest::Scheduled("nonsense".to_owned()),
                 window: WindowRequest::Minutes(10),
                 settings: BallotSettings::default(),
+                method: MethodRequest::Single,
             },
             NOW,
         )

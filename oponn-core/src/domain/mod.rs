@@ -16,7 +16,7 @@ mod validation;
 
 pub use account::{Account, Email, Identity, InvalidEmail, SessionHash, SessionToken};
 pub(crate) use ballot::BallotParts;
-pub use ballot::{Ballot, BallotDraft, BallotOption, BallotRequest};
+pub use ballot::{Ballot, BallotDraft, BallotOption, BallotRequest, MethodRequest};
 pub use ids::{
     AccountId, BallotId, InvalidBallotId, OptionId, OwnerId, VoterHash, VoterHasher, VoterId,
 };
@@ -27,8 +27,8 @@ pub use schedule::{
     MAX_SCHEDULE_AHEAD, MAX_WINDOW_MINUTES, Schedule, StartRequest, Status, WindowRequest,
     parse_window_minutes,
 };
-pub use settings::{BallotSettings, Eligibility, ResultsVisibility};
-pub use tally::{ResultRow, Results, Tally, TallyEvent};
+pub use settings::{BallotMethod, BallotSettings, Eligibility, ResultsVisibility};
+pub use tally::{RankedResults, ResultRow, Results, Tally, TallyEvent};
 pub use text::{
     LABEL_MAX_CHARS, MAX_EMOJI_TAGS, MAX_MARKS_PER_CHARACTER, MAX_OPTIONS, MEASURE_MAX_CHARS,
     MEASURE_MIN_CHARS, Measure, OptionLabel, WriteIn, comparison_key, split_option_text,

@@ -27,8 +27,9 @@
 //! ranking one above the other: a ranked option is above every unranked
 //! one, and two unranked options are not compared. The Condorcet winner
 //! beats every other option head to head, when there is one. The Schulze
-//! order ranks options by their strongest beatpaths (winning strength),
-//! grouping options neither of which beats the other.
+//! order ranks options by their strongest beatpaths (winning strength):
+//! its first group is every option no other beats (the Schulze winners),
+//! the next every option beaten only by options already placed, and so on.
 
 use std::collections::BTreeMap;
 

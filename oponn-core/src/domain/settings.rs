@@ -14,6 +14,77 @@ pub enum Eligibility {
     SignedInOnly,
 }
 
+/// How a ballot is voted and counted. Chosen at creation, fixed afterwards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum BallotMethod {
+    /// One option per voter (or a write-in): today's straw poll.
+    #[default]
+    Single,
+    /// Each voter approves between `min_choices` and `max_choices`
+    /// options; an option's count is the number of voters approving it.
+    Approval {
+        /// The fewest options a voter must approve (at least 1).
+        min_choices: u32,
+        /// The most options a voter may approve (at most the ballot's
+        /// predefined options; a write-in counts as one).
+        max_choices: u32,
+    },
+    /// Each voter ranks one or more options, most preferred first;
+    /// counted by instant-runoff, with the Condorcet check beside it.
+    Ranked,
+}
+
+impl BallotMethod {
+    /// The stable name used in forms, the API and storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BallotMethod::Single => "single",
+            BallotMethod::Approval { .. } => "approval",
+            BallotMethod::Ranked => "ranked",
+        }
+    }
+
+    /// Rebuilds a stored method from its name and, for approval, its bounds.
+    pub fn from_parts(
+        name: &str,
+        min_choices: Option<u32>,
+        max_choices: Option<u32>,
+    ) -> Option<Self> {
+        match (name, min_choices, max_choices) {
+            ("single", _, _) => Some(BallotMethod::Single),
+            ("ranked", _, _) => Some(BallotMethod::Ranked),
+            ("approval", Some(min_choices), Some(max_choices)) => Some(BallotMethod::Approval {
+                min_choices,
+                max_choices,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The fewest options a voter must approve, for approval ballots.
+    pub fn min_choices(self) -> Option<u32> {
+        match self {
+            BallotMethod::Approval { min_choices, .. } => Some(min_choices),
+            _ => None,
+        }
+    }
+
+    /// The most options a voter may approve, for approval ballots.
+    pub fn max_choices(self) -> Option<u32> {
+        match self {
+            BallotMethod::Approval { max_choices, .. } => Some(max_choices),
+            _ => None,
+        }
+    }
+
+    /// Whether a vote's choice is a ranking, whose order matters and whose
+    /// first option alone counts toward the per-option counts (first
+    /// preferences); else a set (or one option) each of whose options counts.
+    pub fn is_ranked(self) -> bool {
+        matches!(self, BallotMethod::Ranked)
+    }
+}
+
 /// When a ballot's results may be seen.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum ResultsVisibility {
@@ -110,6 +181,29 @@ mod tests {
         assert!(Eligibility::Anyone.admits(&account));
         assert!(!Eligibility::SignedInOnly.admits(&browser));
         assert!(Eligibility::SignedInOnly.admits(&account));
+    }
+
+    #[test]
+    fn methods_round_trip_through_their_stored_parts() {
+        for method in [
+            BallotMethod::Single,
+            BallotMethod::Ranked,
+            BallotMethod::Approval {
+                min_choices: 1,
+                max_choices: 3,
+            },
+        ] {
+            assert_eq!(
+                BallotMethod::from_parts(
+                    method.as_str(),
+                    method.min_choices(),
+                    method.max_choices()
+                ),
+                Some(method)
+            );
+        }
+        assert_eq!(BallotMethod::from_parts("approval", Some(1), None), None);
+        assert_eq!(BallotMethod::from_parts("borda", None, None), None);
     }
 
     #[test]

@@ -1,11 +1,17 @@
-//! Tallies: vote counts per option, and the results people read.
+//! Tallies: vote counts per option and per distinct choice, and the
+//! results people read.
 
 use std::collections::BTreeMap;
 
 use super::ballot::Ballot;
 use super::ids::{BallotId, OptionId};
+use super::ranked::{Condorcet, InstantRunoff, condorcet, instant_runoff};
+use super::settings::BallotMethod;
 
-/// Vote counts per option at one moment of a ballot's life.
+/// Vote counts at one moment of a ballot's life: per option (votes for a
+/// single-choice ballot, approvals for an approval ballot, first
+/// preferences for a ranked one) and per distinct choice (each set of
+/// approved options, or each ranking, with how many voters made it).
 ///
 /// `seq` grows by one with every accepted vote, so of two tallies of one
 /// ballot the one with the larger `seq` is the newer. Tallies count option
@@ -14,15 +20,47 @@ use super::ids::{BallotId, OptionId};
 pub struct Tally {
     seq: u64,
     counts: BTreeMap<OptionId, u64>,
+    choices: BTreeMap<Vec<OptionId>, u64>,
 }
 
 impl Tally {
-    /// A tally at sequence `seq` from `(option, count)` pairs.
+    /// A tally at sequence `seq` from `(option, count)` pairs, with no
+    /// choices recorded: each vote counted one option.
     pub fn new(seq: u64, counts: impl IntoIterator<Item = (OptionId, u64)>) -> Self {
         Self {
             seq,
-            counts: counts.into_iter().collect(),
+            counts: counts.into_iter().filter(|(_, count)| *count > 0).collect(),
+            choices: BTreeMap::new(),
         }
+    }
+
+    /// This tally with its distinct choices and their voters (choices
+    /// with no voter are left out).
+    #[must_use]
+    pub fn with_choices(mut self, choices: impl IntoIterator<Item = (Vec<OptionId>, u64)>) -> Self {
+        self.choices = choices
+            .into_iter()
+            .filter(|(_, count)| *count > 0)
+            .collect();
+        self
+    }
+
+    /// The same counts under sequence number `seq`: how a close or a
+    /// delete is announced to watchers.
+    #[must_use]
+    pub fn renumbered(&self, seq: u64) -> Self {
+        Self {
+            seq,
+            ..self.clone()
+        }
+    }
+
+    /// Each distinct choice (options in rank order for a ranking, in id
+    /// order for a set) with the number of voters who made it.
+    pub fn choices(&self) -> impl Iterator<Item = (&[OptionId], u64)> + '_ {
+        self.choices
+            .iter()
+            .map(|(choice, count)| (choice.as_slice(), *count))
     }
 
     /// The tally's sequence number: the number of votes it counts.
@@ -35,9 +73,14 @@ impl Tally {
         self.counts.get(&option).copied().unwrap_or(0)
     }
 
-    /// Votes across all options.
+    /// The number of voters: the voters of every choice, or, for a tally
+    /// with no choices recorded, the votes across all options.
     pub fn total(&self) -> u64 {
-        self.counts.values().sum()
+        if self.choices.is_empty() {
+            self.counts.values().sum()
+        } else {
+            self.choices.values().sum()
+        }
     }
 
     /// `(option, count)` pairs in option order, for options with a count.
@@ -64,21 +107,41 @@ pub struct ResultRow {
     pub label: String,
     /// Votes for it.
     pub count: u64,
-    /// Its share of all votes, 0.0 to 100.0.
+    /// Its share of all voters, 0.0 to 100.0 (for approval ballots the
+    /// shares add up to more than 100).
     pub percent: f64,
     /// True when no option has more votes (and it has at least one).
     pub leading: bool,
 }
 
-/// A ballot's results: its options with their counts, shares and leaders.
+/// A ballot's results: its options with their counts, shares and leaders,
+/// and for a ranked ballot its two counts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Results {
-    /// One row per option, in the ballot's option order.
+    /// One row per option, in the ballot's option order: votes, approvals
+    /// or first preferences, with their share of all voters.
     pub rows: Vec<ResultRow>,
-    /// Votes across all options.
+    /// The number of voters.
     pub total: u64,
     /// The tally's sequence number.
     pub seq: u64,
+    /// The ballot's method.
+    pub method: BallotMethod,
+    /// For a ranked ballot: instant-runoff and the Condorcet check.
+    pub ranked: Option<RankedResults>,
+    /// Each distinct choice (one option, a set in id order, or a ranking)
+    /// with its voters, in choice order: what a cast-vote record lists,
+    /// and nothing about who voted or when.
+    pub choices: Vec<(Vec<OptionId>, u64)>,
+}
+
+/// The two counts of a ranked ballot's choices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RankedResults {
+    /// Instant-runoff: the winner.
+    pub instant_runoff: InstantRunoff,
+    /// The Condorcet check.
+    pub condorcet: Condorcet,
 }
 
 impl Results {
@@ -108,10 +171,33 @@ impl Results {
                 }
             })
             .collect();
+        let ranked = ballot.method().is_ranked().then(|| {
+            let options: Vec<OptionId> =
+                ballot.options().iter().map(|option| option.id()).collect();
+            let profile: Vec<(&[OptionId], u64)> = tally.choices().collect();
+            RankedResults {
+                instant_runoff: instant_runoff(&options, &profile),
+                condorcet: condorcet(&options, &profile),
+            }
+        });
+        let mut choices: Vec<(Vec<OptionId>, u64)> = tally
+            .choices()
+            .map(|(choice, voters)| (choice.to_vec(), voters))
+            .collect();
+        if choices.is_empty() && ballot.method() == BallotMethod::Single {
+            // A tally that recorded no choices: each vote was one option.
+            choices = tally
+                .iter()
+                .map(|(option, count)| (vec![option], count))
+                .collect();
+        }
         Self {
             rows,
             total,
             seq: tally.seq(),
+            method: ballot.method(),
+            ranked,
+            choices,
         }
     }
 }

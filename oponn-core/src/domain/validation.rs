@@ -19,6 +19,12 @@ pub enum Field {
     VotingWindow,
     /// A write-in vote's text.
     WriteIn,
+    /// The fewest options an approval voter must choose.
+    MinChoices,
+    /// The most options an approval voter may choose.
+    MaxChoices,
+    /// A vote's choice of options (several, or a ranking).
+    Choice,
 }
 
 impl Field {
@@ -30,6 +36,9 @@ impl Field {
             Field::ScheduledStart => "scheduled_start",
             Field::VotingWindow => "voting_window",
             Field::WriteIn => "write_in",
+            Field::MinChoices => "min_choices",
+            Field::MaxChoices => "max_choices",
+            Field::Choice => "choice",
         }
     }
 }
@@ -189,4 +198,36 @@ pub mod messages {
     pub const WRITE_INS_NOT_ALLOWED: &str = "Write-in votes are not allowed for this ballot";
     /// A close or delete by someone other than the ballot's owner.
     pub const NOT_OWNER: &str = "Only the person who created this ballot may close or delete it.";
+    /// An approval bound below 1.
+    pub const CHOICES_AT_LEAST_ONE: &str = "choose at least 1";
+    /// An approval bound above the number of predefined options.
+    pub const CHOICES_OVER_OPTIONS: &str = "cannot exceed the number of options";
+    /// An approval minimum above its maximum.
+    pub const CHOICES_MIN_OVER_MAX: &str = "minimum cannot exceed maximum";
+    /// A ranked ballot created with write-ins allowed.
+    pub const RANKED_WRITE_INS: &str = "Write-in votes are not allowed for ranked ballots";
+    /// A ranked vote that ranks nothing.
+    pub const RANK_AT_LEAST_ONE: &str = "Rank at least one option";
+    /// A ranked vote that ranks an option twice.
+    pub const RANKED_TWICE: &str = "Each option can be ranked only once";
+    /// A ranked form that gives one rank to two options.
+    pub const RANK_GIVEN_TWICE: &str = "Each rank can be given to one option only";
+
+    /// `Select at least {min} options` (singular for 1), for an approval
+    /// vote with too few options.
+    pub fn select_at_least(min: u32) -> String {
+        format!(
+            "Select at least {min} {}",
+            if min == 1 { "option" } else { "options" }
+        )
+    }
+
+    /// `Select at most {max} options` (singular for 1), for an approval
+    /// vote with too many options.
+    pub fn select_at_most(max: u32) -> String {
+        format!(
+            "Select at most {max} {}",
+            if max == 1 { "option" } else { "options" }
+        )
+    }
 }

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::BoxError;
 use crate::crypto::{LabelKey, Sealed, WrappedKey};
-use crate::domain::{BallotId, BallotSettings, OptionId, OwnerId, Tally, VoterHash};
+use crate::domain::{BallotId, BallotMethod, BallotSettings, OptionId, OwnerId, Tally, VoterHash};
 
 /// A ballot as storage holds it: its text sealed, its data key wrapped.
 ///
@@ -29,6 +29,8 @@ pub struct BallotRecord {
     pub allow_write_in: bool,
     /// Who may vote, whether votes may change, when results show.
     pub settings: BallotSettings,
+    /// How voters choose and how choices are counted.
+    pub method: BallotMethod,
     /// The ballot's data key, wrapped by the key wrapper.
     pub wrapped_key: WrappedKey,
     /// The sealed measure.
@@ -83,8 +85,10 @@ pub struct NewVote {
     /// any of `voter` and `aliases` is this voter's vote; recording links
     /// every one of them that has none to the vote.
     pub aliases: Vec<VoterHash>,
-    /// What they chose.
-    pub target: VoteTarget,
+    /// What they chose, in order: one option for a single-choice ballot,
+    /// the approved options for an approval ballot (a write-in among
+    /// them), the ranking, most preferred first, for a ranked one.
+    pub choice: Vec<VoteTarget>,
     /// When the vote was cast.
     pub cast_at: OffsetDateTime,
     /// Whether a voter who already voted may move their vote to this choice
@@ -92,7 +96,7 @@ pub struct NewVote {
     pub allow_change: bool,
 }
 
-/// The option a vote counts toward.
+/// An option a vote counts toward.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VoteTarget {
     /// An option the ballot already has.
@@ -106,14 +110,14 @@ pub enum VoteTarget {
 /// A vote made durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedVote {
-    /// The option the vote was counted toward (an existing one when a
-    /// write-in merged into it).
-    pub option_id: OptionId,
+    /// The options the vote was counted toward (an existing one where a
+    /// write-in merged into it): a ranking in rank order, a set in id order.
+    pub choice: Vec<OptionId>,
     /// The ballot's tally including this vote, with its sequence number.
     pub tally: Tally,
-    /// The option the voter's vote was moved from, when this changed an
+    /// The choice the voter's vote was moved from, when this changed an
     /// earlier vote.
-    pub changed_from: Option<OptionId>,
+    pub changed_from: Option<Vec<OptionId>>,
 }
 
 /// Durable storage of sealed ballots, votes and tallies.
@@ -161,10 +165,13 @@ pub trait BallotRepository: Send + Sync + 'static {
     /// becomes an alias of it, so any of them voting later is this voter.
     ///
     /// When the voter already voted and `vote.allow_change` is set, their
-    /// vote moves to the new choice in one atomic step (the old option loses
-    /// one, the new one gains one, the sequence advances; no reader ever
-    /// sees both or neither counted). Choosing the same option again
-    /// changes nothing and returns the current tally.
+    /// vote moves to the new choice in one atomic step (the old options and
+    /// choice lose one, the new ones gain one, the sequence advances; no
+    /// reader ever sees both or neither counted). Making the same choice
+    /// again changes nothing and returns the current tally.
+    ///
+    /// The rules are [`decide_batch`](crate::recording::decide_batch)'s: a
+    /// repository reads what it needs and executes that decision.
     ///
     /// # Errors
     /// Implementations MUST return, recording nothing:
@@ -175,7 +182,7 @@ pub trait BallotRepository: Send + Sync + 'static {
     /// [`RecordVoteError::AlreadyVoted`] when any identity of this voter
     /// has a vote on it and `allow_change` is not set;
     /// [`RecordVoteError::UnknownOption`] when an existing-option target is
-    /// not one of the ballot's options;
+    /// not one of the ballot's options, or the choice is empty;
     /// [`RecordVoteError::OptionIdTaken`] when a new write-in's id is taken
     /// by an option with another label key, or is beyond the ids storage
     /// can hold;
@@ -203,7 +210,7 @@ pub trait BallotRepository: Send + Sync + 'static {
         outcomes
     }
 
-    /// The option of the vote `voter` holds, or is an alias of, on
+    /// The choice of the vote `voter` holds, or is an alias of, on
     /// `ballot`, if there is one.
     ///
     /// # Errors
@@ -212,9 +219,10 @@ pub trait BallotRepository: Send + Sync + 'static {
         &self,
         ballot: &BallotId,
         voter: &VoterHash,
-    ) -> Result<Option<OptionId>, RepositoryError>;
+    ) -> Result<Option<Vec<OptionId>>, RepositoryError>;
 
-    /// The current tally of `id`, or `None` when there is no such ballot.
+    /// The current tally of `id`, with its choices, or `None` when there is
+    /// no such ballot.
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`] when storage cannot be reached.

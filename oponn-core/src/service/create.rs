@@ -45,6 +45,7 @@ impl BallotService {
             closed_at: None,
             allow_write_in: draft.allow_write_in(),
             settings: draft.settings(),
+            method: draft.method(),
             wrapped_key,
             measure: key.seal_field(&id, SealedField::Measure, draft.measure().as_str()),
             options: options
@@ -68,6 +69,7 @@ impl BallotService {
             created_at: now,
             owner,
             settings: draft.settings(),
+            method: draft.method(),
         }))
     }
 }

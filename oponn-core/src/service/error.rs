@@ -1,8 +1,9 @@
 //! One error enum per service operation, with the cases a caller acts on.
 
+use std::borrow::Cow;
 use std::fmt;
 
-use crate::domain::{FieldError, ValidationErrors, messages};
+use crate::domain::{Field, FieldError, ValidationErrors, messages};
 use crate::ports::{
     BoxError, BroadcastError, KeyWrapError, LockError, RecordVoteError, RepositoryError,
 };
@@ -143,6 +144,27 @@ pub enum CastVoteError {
         /// The limit in force.
         limit: usize,
     },
+    /// An approval vote chose fewer options than the ballot asks.
+    #[error("{}", messages::select_at_least(*min))]
+    TooFewChoices {
+        /// The fewest the ballot takes.
+        min: u32,
+    },
+    /// An approval vote chose more options than the ballot allows.
+    #[error("{}", messages::select_at_most(*max))]
+    TooManyChoices {
+        /// The most the ballot takes.
+        max: u32,
+    },
+    /// A ranked vote ranked nothing.
+    #[error("{}", messages::RANK_AT_LEAST_ONE)]
+    NothingRanked,
+    /// A ranked vote ranked an option twice.
+    #[error("{}", messages::RANKED_TWICE)]
+    RankedTwice,
+    /// A ranked form gave one rank to two options.
+    #[error("{}", messages::RANK_GIVEN_TWICE)]
+    RankGivenTwice,
     /// This voter already voted on the ballot.
     #[error("{}", messages::ALREADY_VOTED)]
     AlreadyVoted,
@@ -157,17 +179,38 @@ pub enum CastVoteError {
 impl CastVoteError {
     /// The message a voter sees, for every refusal that is theirs to act on;
     /// `None` for a missing ballot or a failed dependency.
-    pub fn user_message(&self) -> Option<&'static str> {
+    pub fn user_message(&self) -> Option<Cow<'static, str>> {
+        let message = match self {
+            CastVoteError::NotOpenYet => messages::NOT_STARTED,
+            CastVoteError::Ended => messages::ENDED,
+            CastVoteError::InvalidOption => messages::INVALID_OPTION,
+            CastVoteError::WriteInsNotAllowed => messages::WRITE_INS_NOT_ALLOWED,
+            CastVoteError::InvalidWriteIn(error) => error.message(),
+            CastVoteError::WriteInLimitReached { .. } => messages::WRITE_IN_LIMIT_REACHED,
+            CastVoteError::TooFewChoices { min } => {
+                return Some(Cow::Owned(messages::select_at_least(*min)));
+            }
+            CastVoteError::TooManyChoices { max } => {
+                return Some(Cow::Owned(messages::select_at_most(*max)));
+            }
+            CastVoteError::NothingRanked => messages::RANK_AT_LEAST_ONE,
+            CastVoteError::RankedTwice => messages::RANKED_TWICE,
+            CastVoteError::RankGivenTwice => messages::RANK_GIVEN_TWICE,
+            CastVoteError::AlreadyVoted => messages::ALREADY_VOTED,
+            CastVoteError::SignInRequired => messages::SIGN_IN_REQUIRED,
+            CastVoteError::NotFound | CastVoteError::Unavailable(_) => return None,
+        };
+        Some(Cow::Borrowed(message))
+    }
+
+    /// The field a refusal belongs to: the write-in's, the choice's (for
+    /// the rules of several choices or a ranking), the option's otherwise.
+    pub fn field(&self) -> Field {
         match self {
-            CastVoteError::NotOpenYet => Some(messages::NOT_STARTED),
-            CastVoteError::Ended => Some(messages::ENDED),
-            CastVoteError::InvalidOption => Some(messages::INVALID_OPTION),
-            CastVoteError::WriteInsNotAllowed => Some(messages::WRITE_INS_NOT_ALLOWED),
-            CastVoteError::InvalidWriteIn(error) => Some(error.message()),
-            CastVoteError::WriteInLimitReached { .. } => Some(messages::WRITE_IN_LIMIT_REACHED),
-            CastVoteError::AlreadyVoted => Some(messages::ALREADY_VOTED),
-            CastVoteError::SignInRequired => Some(messages::SIGN_IN_REQUIRED),
-            CastVoteError::NotFound | CastVoteError::Unavailable(_) => None,
+            CastVoteError::WriteInsNotAllowed
+            | CastVoteError::InvalidWriteIn(_)
+            | CastVoteError::WriteInLimitReached { .. } => Field::WriteIn,
+            _ => Field::Choice,
         }
     }
 }

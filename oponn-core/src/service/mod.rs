@@ -271,6 +271,7 @@ impl BallotService {
             created_at: record.created_at,
             owner: record.owner,
             settings: record.settings,
+            method: record.method,
         }))
     }
 }

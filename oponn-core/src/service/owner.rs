@@ -77,7 +77,7 @@ impl BallotService {
     async fn announce_state_change(&self, id: &BallotId, last: &Tally) {
         let event = TallyEvent {
             ballot_id: *id,
-            tally: Tally::new(last.seq().saturating_add(1), last.iter()),
+            tally: last.renumbered(last.seq().saturating_add(1)),
         };
         if let Err(error) = self.ports.broadcaster.publish(&event).await {
             tracing::warn!(ballot = %id, %error, "announcing a state change failed");

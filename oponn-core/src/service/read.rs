@@ -194,8 +194,9 @@ impl BallotService {
         Ok((ballot, results))
     }
 
-    /// The option `voter` chose on ballot `id`, if they voted under any
-    /// identity they present (their account, or the browser they are on).
+    /// The choice `voter` made on ballot `id` (one option, a set, or a
+    /// ranking), if they voted under any identity they present (their
+    /// account, or the browser they are on).
     ///
     /// # Errors
     /// [`BallotError::Unavailable`] when storage fails.
@@ -203,7 +204,7 @@ impl BallotService {
         &self,
         id: &BallotId,
         voter: &VoterId,
-    ) -> Result<Option<OptionId>, BallotError> {
+    ) -> Result<Option<Vec<OptionId>>, BallotError> {
         let primary = self.voter_hasher.hash(id, voter);
         for hash in std::iter::once(primary).chain(self.voter_hasher.aliases(id, voter)) {
             let option = self

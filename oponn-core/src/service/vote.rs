@@ -16,7 +16,8 @@ use super::{
     BallotError, BallotService, CastVoteError, Dependency, Unavailable, seal_option, unlock,
 };
 use crate::domain::{
-    BallotId, BallotOption, OptionId, Schedule, Status, Tally, TallyEvent, VoterId, WriteIn,
+    BallotId, BallotMethod, BallotOption, OptionId, Schedule, Status, Tally, TallyEvent, VoterId,
+    WriteIn,
 };
 use crate::ports::{BallotRecord, NewVote, RecordVoteError, VoteTarget};
 
@@ -24,24 +25,87 @@ use crate::ports::{BallotRecord, NewVote, RecordVoteError, VoteTarget};
 /// option id at the same moment (only possible while the lock is down).
 const WRITE_IN_ATTEMPTS: usize = 3;
 
-/// What a voter chose.
+/// What a voter chose, as a front end read it. Which shapes a ballot takes
+/// depends on its [`BallotMethod`]: a single-choice ballot takes one
+/// option or a write-in; an approval ballot a set of options (a write-in
+/// among them); a ranked one a ranking. One option is also a set of one
+/// and a ranking of one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VoteChoice {
     /// One of the ballot's options.
     Option(OptionId),
     /// Their own option, as typed.
     WriteIn(String),
+    /// Several of the ballot's options, and their own, if they wrote one
+    /// (approval).
+    Options {
+        /// The options chosen.
+        options: Vec<OptionId>,
+        /// Their own option, as typed.
+        write_in: Option<String>,
+    },
+    /// Options ranked, most preferred first.
+    Ranking(Vec<OptionId>),
+}
+
+impl VoteChoice {
+    /// Whether the choice includes a write-in (which may add an option).
+    pub fn has_write_in(&self) -> bool {
+        matches!(
+            self,
+            VoteChoice::WriteIn(_)
+                | VoteChoice::Options {
+                    write_in: Some(_),
+                    ..
+                }
+        )
+    }
+
+    /// The ranking that `(option, rank)` pairs give (rank 1 the most
+    /// preferred; options left unranked are left out), as a form with one
+    /// rank field per option sends it.
+    ///
+    /// # Errors
+    /// [`CastVoteError::RankGivenTwice`] when two options share a rank;
+    /// [`CastVoteError::RankedTwice`] when an option is ranked twice;
+    /// [`CastVoteError::NothingRanked`] when there is no pair.
+    pub fn ranking_by_rank(ranks: &[(OptionId, u32)]) -> Result<Self, CastVoteError> {
+        let mut ranks = ranks.to_vec();
+        ranks.sort_by_key(|&(option, rank)| (rank, option));
+        if ranks.windows(2).any(|pair| pair[0].1 == pair[1].1) {
+            return Err(CastVoteError::RankGivenTwice);
+        }
+        let ranking: Vec<OptionId> = ranks.into_iter().map(|(option, _)| option).collect();
+        let mut seen = ranking.clone();
+        seen.sort_unstable();
+        if seen.windows(2).any(|pair| pair[0] == pair[1]) {
+            return Err(CastVoteError::RankedTwice);
+        }
+        if ranking.is_empty() {
+            return Err(CastVoteError::NothingRanked);
+        }
+        Ok(VoteChoice::Ranking(ranking))
+    }
 }
 
 /// An accepted, durable vote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VoteReceipt {
-    /// The option the vote counted toward.
-    pub option_id: OptionId,
+    /// The options the vote counted toward: one, a set (in id order) or a
+    /// ranking (in rank order).
+    pub choice: Vec<OptionId>,
     /// The tally including the vote.
     pub tally: Tally,
-    /// The option the voter's earlier vote was moved from, when this was a change.
-    pub changed_from: Option<OptionId>,
+    /// The choice the voter's earlier vote was moved from, when this was a
+    /// change.
+    pub changed_from: Option<Vec<OptionId>>,
+}
+
+impl VoteReceipt {
+    /// The first option of the choice: the one a single-choice vote names.
+    pub fn option_id(&self) -> OptionId {
+        self.choice.first().copied().unwrap_or(OptionId::new(0))
+    }
 }
 
 /// Why a vote of a batch got no receipt.
@@ -102,10 +166,7 @@ impl BallotService {
         let guard = self.lock(id).await;
         let outcomes = self.check_and_record(id, &votes).await;
         unlock(id, guard).await;
-        if votes
-            .iter()
-            .any(|vote| matches!(vote.choice, VoteChoice::WriteIn(_)))
-        {
+        if votes.iter().any(|vote| vote.choice.has_write_in()) {
             // The ballot may have gained an option.
             self.refresh(id);
         }
@@ -191,13 +252,13 @@ impl BallotService {
                 outcomes.push(Some(Err(Refused(CastVoteError::SignInRequired))));
                 continue;
             }
-            match self.vote_target(&mut record, &pending.choice).await {
-                Ok(target) => {
+            match self.vote_targets(&mut record, &pending.choice).await {
+                Ok(choice) => {
                     to_record.push(NewVote {
                         ballot_id: *id,
                         voter: self.voter_hasher.hash(id, &pending.voter),
                         aliases: self.voter_hasher.aliases(id, &pending.voter),
-                        target,
+                        choice,
                         cast_at: now,
                         allow_change: record.settings.allow_vote_change,
                     });
@@ -217,7 +278,7 @@ impl BallotService {
             .map(|decided| {
                 decided.unwrap_or_else(|| match recorded.next() {
                     Some(Ok(recorded)) => Ok(VoteReceipt {
-                        option_id: recorded.option_id,
+                        choice: recorded.choice,
                         tally: recorded.tally,
                         changed_from: recorded.changed_from,
                     }),
@@ -232,53 +293,131 @@ impl BallotService {
             .collect()
     }
 
-    /// The option `choice` counts toward. A new write-in is added to
-    /// `record`, so later votes of the same batch merge into it and the next
-    /// new one takes the following id.
-    async fn vote_target(
+    /// The options `choice` counts toward, by the ballot's method, in
+    /// order. A new write-in is added to `record`, so later votes of the
+    /// same batch merge into it and the next new one takes the following id.
+    async fn vote_targets(
         &self,
         record: &mut BallotRecord,
         choice: &VoteChoice,
-    ) -> Result<VoteTarget, CastVoteError> {
-        match choice {
-            VoteChoice::Option(option) => {
-                if record.options.iter().any(|o| o.id == *option) {
-                    Ok(VoteTarget::Existing(*option))
-                } else {
-                    Err(CastVoteError::InvalidOption)
-                }
+    ) -> Result<Vec<VoteTarget>, CastVoteError> {
+        let known = |record: &BallotRecord, option: &OptionId| {
+            if record.options.iter().any(|o| o.id == *option) {
+                Ok(VoteTarget::Existing(*option))
+            } else {
+                Err(CastVoteError::InvalidOption)
             }
-            VoteChoice::WriteIn(_) if !record.allow_write_in => {
-                Err(CastVoteError::WriteInsNotAllowed)
-            }
-            VoteChoice::WriteIn(text) => {
-                let write_in = WriteIn::parse(text).map_err(CastVoteError::InvalidWriteIn)?;
-                let key = self.data_key(record).await.map_err(Unavailable::from)?;
-                let label_key = key.label_key(&record.id, &write_in.comparison_key());
-                if let Some(existing) = record.options.iter().find(|o| o.label_key == label_key) {
-                    return Ok(VoteTarget::Existing(existing.id));
+        };
+        match record.method {
+            BallotMethod::Single => match choice {
+                VoteChoice::Option(option) => Ok(vec![known(record, option)?]),
+                VoteChoice::WriteIn(text) => Ok(vec![self.write_in_target(record, text).await?]),
+                VoteChoice::Options { options, write_in } => match (options.as_slice(), write_in) {
+                    ([option], None) => Ok(vec![known(record, option)?]),
+                    ([], Some(text)) => Ok(vec![self.write_in_target(record, text).await?]),
+                    _ => Err(CastVoteError::InvalidOption),
+                },
+                VoteChoice::Ranking(ranking) => match ranking.as_slice() {
+                    [option] => Ok(vec![known(record, option)?]),
+                    _ => Err(CastVoteError::InvalidOption),
+                },
+            },
+            BallotMethod::Approval {
+                min_choices,
+                max_choices,
+            } => {
+                let (options, write_in): (&[OptionId], Option<&String>) = match choice {
+                    VoteChoice::Option(option) => (std::slice::from_ref(option), None),
+                    VoteChoice::WriteIn(text) => (&[], Some(text)),
+                    VoteChoice::Options { options, write_in } => (options, write_in.as_ref()),
+                    VoteChoice::Ranking(ranking) => (ranking, None),
+                };
+                let mut targets = Vec::with_capacity(options.len() + 1);
+                let mut chosen: Vec<OptionId> = Vec::with_capacity(options.len() + 1);
+                for option in options {
+                    targets.push(known(record, option)?);
+                    chosen.push(*option);
                 }
-                let written_in = record.options.iter().filter(|o| o.write_in).count();
-                if written_in >= self.max_write_in_options {
-                    return Err(CastVoteError::WriteInLimitReached {
-                        limit: self.max_write_in_options,
+                if let Some(text) = write_in {
+                    let target = self.write_in_target(record, text).await?;
+                    chosen.push(match &target {
+                        VoteTarget::Existing(option) => *option,
+                        VoteTarget::WriteIn(option) => option.id,
                     });
+                    targets.push(target);
                 }
-                let next = record
-                    .options
-                    .iter()
-                    .map(|o| o.id.get())
-                    .max()
-                    .unwrap_or(0)
-                    .checked_add(1)
-                    .ok_or(CastVoteError::WriteInLimitReached {
-                        limit: self.max_write_in_options,
-                    })?;
-                let option = BallotOption::new(OptionId::new(next), write_in.into_label(), true);
-                let sealed = seal_option(&key, &record.id, &option);
-                record.options.push(sealed.clone());
-                Ok(VoteTarget::WriteIn(sealed))
+                chosen.sort_unstable();
+                chosen.dedup();
+                let count = u32::try_from(chosen.len()).unwrap_or(u32::MAX);
+                if count < min_choices {
+                    return Err(CastVoteError::TooFewChoices { min: min_choices });
+                }
+                if count > max_choices {
+                    return Err(CastVoteError::TooManyChoices { max: max_choices });
+                }
+                Ok(targets)
+            }
+            BallotMethod::Ranked => {
+                let ranking: &[OptionId] = match choice {
+                    VoteChoice::Option(option) => std::slice::from_ref(option),
+                    VoteChoice::WriteIn(_)
+                    | VoteChoice::Options {
+                        write_in: Some(_), ..
+                    } => return Err(CastVoteError::WriteInsNotAllowed),
+                    VoteChoice::Options { options, .. } => options,
+                    VoteChoice::Ranking(ranking) => ranking,
+                };
+                if ranking.is_empty() {
+                    return Err(CastVoteError::NothingRanked);
+                }
+                let mut seen = std::collections::HashSet::with_capacity(ranking.len());
+                let mut targets = Vec::with_capacity(ranking.len());
+                for option in ranking {
+                    if !seen.insert(*option) {
+                        return Err(CastVoteError::RankedTwice);
+                    }
+                    targets.push(known(record, option)?);
+                }
+                Ok(targets)
             }
         }
+    }
+
+    /// The option a write-in counts toward: an equal existing option, or
+    /// a new one added to `record`.
+    async fn write_in_target(
+        &self,
+        record: &mut BallotRecord,
+        text: &str,
+    ) -> Result<VoteTarget, CastVoteError> {
+        if !record.allow_write_in {
+            return Err(CastVoteError::WriteInsNotAllowed);
+        }
+        let write_in = WriteIn::parse(text).map_err(CastVoteError::InvalidWriteIn)?;
+        let key = self.data_key(record).await.map_err(Unavailable::from)?;
+        let label_key = key.label_key(&record.id, &write_in.comparison_key());
+        if let Some(existing) = record.options.iter().find(|o| o.label_key == label_key) {
+            return Ok(VoteTarget::Existing(existing.id));
+        }
+        let written_in = record.options.iter().filter(|o| o.write_in).count();
+        if written_in >= self.max_write_in_options {
+            return Err(CastVoteError::WriteInLimitReached {
+                limit: self.max_write_in_options,
+            });
+        }
+        let next = record
+            .options
+            .iter()
+            .map(|o| o.id.get())
+            .max()
+            .unwrap_or(0)
+            .checked_add(1)
+            .ok_or(CastVoteError::WriteInLimitReached {
+                limit: self.max_write_in_options,
+            })?;
+        let option = BallotOption::new(OptionId::new(next), write_in.into_label(), true);
+        let sealed = seal_option(&key, &record.id, &option);
+        record.options.push(sealed.clone());
+        Ok(VoteTarget::WriteIn(sealed))
     }
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use oponn_core::crypto::{LabelKey, Sealed, WrappedKey};
 use oponn_core::domain::{
-    BallotId, BallotSettings, Eligibility, OptionId, OwnerId, ResultsVisibility, VoterHash,
+    BallotId, BallotMethod, BallotSettings, Eligibility, OptionId, OwnerId, ResultsVisibility,
+    VoterHash,
 };
 use oponn_core::ports::{
     BallotRecord, BallotRepository, NewVote, OptionRecord, Page, RecordVoteError, RecordedVote,
@@ -43,6 +44,7 @@ fn record(owner: Option<&OwnerId>, created_at: OffsetDateTime) -> BallotRecord {
         },
         wrapped_key: WrappedKey::from_bytes((0..73).collect()),
         measure: Sealed::from_bytes((0..60).rev().collect()),
+        method: BallotMethod::Single,
         options: vec![option(1, 1, false), option(2, 2, false)],
     }
 }
@@ -59,7 +61,7 @@ fn vote(ballot: &BallotRecord, voter: VoterHash, target: VoteTarget) -> NewVote 
         ballot_id: ballot.id,
         voter,
         aliases: Vec::new(),
-        target,
+        choice: vec![target],
         cast_at: T0,
         allow_change: false,
     }
@@ -139,7 +141,7 @@ pub async fn votes_count_and_advance_the_sequence(repository: Arc<dyn BallotRepo
         .record_vote(&vote(&ballot, voter(1), one.clone()))
         .await
         .unwrap();
-    assert_eq!(first.option_id, OptionId::new(1));
+    assert_eq!(first.choice, [OptionId::new(1)]);
     assert_eq!(first.tally.seq(), 1);
     repository
         .record_vote(&vote(&ballot, voter(2), one))
@@ -255,7 +257,7 @@ pub async fn write_in_adds_an_option(repository: Arc<dyn BallotRepository>) {
         ))
         .await
         .unwrap();
-    assert_eq!(recorded.option_id, OptionId::new(3));
+    assert_eq!(recorded.choice, [OptionId::new(3)]);
     assert_eq!(recorded.tally.count(OptionId::new(3)), 1);
     let reread = repository.ballot(&ballot.id).await.unwrap().unwrap();
     assert_eq!(reread.options.len(), 3);
@@ -274,7 +276,7 @@ pub async fn write_in_equal_to_an_option_merges_into_it(repository: Arc<dyn Ball
         ))
         .await
         .unwrap();
-    assert_eq!(recorded.option_id, OptionId::new(2));
+    assert_eq!(recorded.choice, [OptionId::new(2)]);
     assert_eq!(recorded.tally.count(OptionId::new(2)), 1);
     let reread = repository.ballot(&ballot.id).await.unwrap().unwrap();
     assert_eq!(reread.options.len(), 2);
@@ -362,7 +364,7 @@ pub async fn concurrent_equal_write_ins_make_one_option(repository: Arc<dyn Ball
         .collect();
     for task in tasks {
         let recorded = task.await.unwrap().unwrap();
-        assert_eq!(recorded.option_id, OptionId::new(3));
+        assert_eq!(recorded.choice, [OptionId::new(3)]);
     }
     let reread = repository.ballot(&ballot.id).await.unwrap().unwrap();
     assert_eq!(reread.options.len(), 3);
@@ -456,13 +458,13 @@ pub async fn a_changed_vote_moves_between_options(repository: Arc<dyn BallotRepo
         .record_vote(&change(&ballot, voter, 2))
         .await
         .unwrap();
-    assert_eq!(moved.changed_from, Some(OptionId::new(1)));
+    assert_eq!(moved.changed_from, Some(vec![OptionId::new(1)]));
     assert_eq!(moved.tally.count(OptionId::new(1)), 0);
     assert_eq!(moved.tally.count(OptionId::new(2)), 1);
     assert_eq!((moved.tally.total(), moved.tally.seq()), (1, 2));
     assert_eq!(
         repository.vote_of(&ballot.id, &voter).await.unwrap(),
-        Some(OptionId::new(2))
+        Some(vec![OptionId::new(2)])
     );
     // The same choice again changes nothing.
     let same = repository
@@ -481,7 +483,7 @@ pub async fn a_voters_choice_reads_back(repository: Arc<dyn BallotRepository>) {
     vote_for(&repository, &ballot, voter, 2).await;
     assert_eq!(
         repository.vote_of(&ballot.id, &voter).await.unwrap(),
-        Some(OptionId::new(2))
+        Some(vec![OptionId::new(2)])
     );
     assert_eq!(
         repository.vote_of(&ballot.id, &stranger).await.unwrap(),
@@ -527,7 +529,7 @@ pub async fn concurrent_changes_keep_the_tally_exact(repository: Arc<dyn BallotR
     let mut expected = (0u64, 0u64);
     for voter in &voters {
         match repository.vote_of(&ballot.id, voter).await.unwrap() {
-            Some(option) if option == OptionId::new(1) => expected.0 += 1,
+            Some(choice) if choice == [OptionId::new(1)] => expected.0 += 1,
             Some(_) => expected.1 += 1,
             None => panic!("a voter lost their vote"),
         }
@@ -565,8 +567,8 @@ pub async fn a_batch_records_each_vote_as_if_alone(repository: Arc<dyn BallotRep
         "{:?}",
         outcomes[3]
     );
-    assert_eq!(outcomes[4].as_ref().unwrap().option_id, OptionId::new(3));
-    assert_eq!(outcomes[5].as_ref().unwrap().option_id, OptionId::new(3));
+    assert_eq!(outcomes[4].as_ref().unwrap().choice, [OptionId::new(3)]);
+    assert_eq!(outcomes[5].as_ref().unwrap().choice, [OptionId::new(3)]);
     let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
     assert_eq!((tally.seq(), tally.total()), (4, 4));
     assert_eq!(
@@ -660,17 +662,17 @@ pub async fn a_batch_matches_its_votes_one_by_one(repository: Arc<dyn BallotRepo
         ]
     );
     let receipt = |index: usize| outcomes[index].as_ref().unwrap();
-    assert_eq!(receipt(0).changed_from, Some(OptionId::new(1)));
+    assert_eq!(receipt(0).changed_from, Some(vec![OptionId::new(1)]));
     assert_eq!(receipt(1).changed_from, None);
     assert_eq!(receipt(1).tally, receipt(0).tally);
     assert!(matches!(outcomes[3], Err(RecordVoteError::AlreadyVoted)));
-    assert_eq!(receipt(4).option_id, OptionId::new(3));
+    assert_eq!(receipt(4).choice, [OptionId::new(3)]);
     assert_eq!(receipt(5).tally.count(OptionId::new(3)), 2);
-    assert_eq!(receipt(6).option_id, OptionId::new(3));
+    assert_eq!(receipt(6).choice, [OptionId::new(3)]);
     assert!(matches!(outcomes[7], Err(RecordVoteError::OptionIdTaken)));
     assert!(matches!(outcomes[8], Err(RecordVoteError::UnknownOption)));
-    assert_eq!(receipt(9).changed_from, Some(OptionId::new(1)));
-    assert_eq!(receipt(10).changed_from, Some(OptionId::new(3)));
+    assert_eq!(receipt(9).changed_from, Some(vec![OptionId::new(1)]));
+    assert_eq!(receipt(10).changed_from, Some(vec![OptionId::new(3)]));
     assert_eq!(receipt(11).changed_from, None);
 
     // What is stored is what the last receipt said, on both ballots.
@@ -703,7 +705,7 @@ pub async fn a_batch_matches_its_votes_one_by_one(repository: Arc<dyn BallotRepo
                     .vote_of(&ballot.id, &fixed_voter(n))
                     .await
                     .unwrap(),
-                choice.map(OptionId::new),
+                choice.map(|option| vec![OptionId::new(option)]),
                 "voter {n}"
             );
         }
@@ -815,7 +817,7 @@ pub async fn a_large_batch_counts_every_vote(repository: Arc<dyn BallotRepositor
             .vote_of(&ballot.id, &fixed_voter(998))
             .await
             .unwrap(),
-        Some(OptionId::new(1))
+        Some(vec![OptionId::new(1)])
     );
 }
 
@@ -905,7 +907,7 @@ pub async fn every_identity_a_voter_presents_is_one_voter(repository: Arc<dyn Ba
     for who in [bob, phone] {
         assert_eq!(
             repository.vote_of(&ballot.id, &who).await.unwrap(),
-            Some(OptionId::new(2))
+            Some(vec![OptionId::new(2)])
         );
     }
     let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
@@ -934,25 +936,25 @@ pub async fn a_change_by_any_identity_moves_the_one_vote(repository: Arc<dyn Bal
         .record_vote(&presenting(&ballot, ada, &[laptop], 2, true))
         .await
         .unwrap();
-    assert_eq!(moved.changed_from, Some(OptionId::new(1)));
+    assert_eq!(moved.changed_from, Some(vec![OptionId::new(1)]));
     assert_eq!((moved.tally.seq(), moved.tally.total()), (2, 1));
     // The account on a phone: the same vote, and the phone joins it.
     let moved = repository
         .record_vote(&presenting(&ballot, ada, &[phone], 1, true))
         .await
         .unwrap();
-    assert_eq!(moved.changed_from, Some(OptionId::new(2)));
+    assert_eq!(moved.changed_from, Some(vec![OptionId::new(2)]));
     // The phone as a guest: still the same vote.
     let moved = repository
         .record_vote(&change(&ballot, phone, 2))
         .await
         .unwrap();
-    assert_eq!(moved.changed_from, Some(OptionId::new(1)));
+    assert_eq!(moved.changed_from, Some(vec![OptionId::new(1)]));
     assert_eq!((moved.tally.seq(), moved.tally.total()), (4, 1));
     for who in [laptop, ada, phone] {
         assert_eq!(
             repository.vote_of(&ballot.id, &who).await.unwrap(),
-            Some(OptionId::new(2))
+            Some(vec![OptionId::new(2)])
         );
     }
 
@@ -970,7 +972,7 @@ pub async fn a_change_by_any_identity_moves_the_one_vote(repository: Arc<dyn Bal
     assert_eq!((same.tally.seq(), same.tally.total()), (5, 2));
     assert_eq!(
         repository.vote_of(&ballot.id, &cy).await.unwrap(),
-        Some(OptionId::new(1))
+        Some(vec![OptionId::new(1)])
     );
 }
 
@@ -1030,7 +1032,7 @@ pub async fn a_batch_of_identities_matches_its_votes_one_by_one(
                     .vote_of(&ballot.id, &fixed_voter(n))
                     .await
                     .unwrap(),
-                Some(OptionId::new(choice)),
+                Some(vec![OptionId::new(choice)]),
                 "identity {n}"
             );
         }
@@ -1042,4 +1044,255 @@ pub async fn a_batch_of_identities_matches_its_votes_one_by_one(
             None
         );
     }
+}
+
+/// A stored ballot with options 1 to 3, voted by `method`.
+async fn stored_with(repository: &Arc<dyn BallotRepository>, method: BallotMethod) -> BallotRecord {
+    let ballot = BallotRecord {
+        method,
+        allow_write_in: !method.is_ranked(),
+        options: vec![
+            option(1, 1, false),
+            option(2, 2, false),
+            option(3, 3, false),
+        ],
+        ..record(None, T0)
+    };
+    repository
+        .insert_ballot(&ballot)
+        .await
+        .expect("inserting a ballot works");
+    ballot
+}
+
+/// A vote by `voter` for existing options `options`, in order.
+fn choosing(ballot: &BallotRecord, voter: VoterHash, options: &[u32]) -> NewVote {
+    NewVote {
+        choice: options
+            .iter()
+            .map(|&option| VoteTarget::Existing(OptionId::new(option)))
+            .collect(),
+        allow_change: true,
+        ..vote(ballot, voter, VoteTarget::Existing(OptionId::new(1)))
+    }
+}
+
+/// Each distinct choice of `tally` with its voters.
+fn choices_of(tally: &oponn_core::domain::Tally) -> Vec<(Vec<OptionId>, u64)> {
+    tally
+        .choices()
+        .map(|(choice, voters)| (choice.to_vec(), voters))
+        .collect()
+}
+
+const APPROVAL: BallotMethod = BallotMethod::Approval {
+    min_choices: 1,
+    max_choices: 2,
+};
+
+/// Every method, with its approval bounds, reads back as stored.
+pub async fn every_method_reads_back(repository: Arc<dyn BallotRepository>) {
+    for method in [APPROVAL, BallotMethod::Ranked, BallotMethod::Single] {
+        let ballot = stored_with(&repository, method).await;
+        let read = repository.ballot(&ballot.id).await.unwrap().unwrap();
+        assert_eq!(read.method, method);
+        assert_eq!(read, ballot);
+    }
+}
+
+/// The rankings of a ranked batch, with the outcome of each.
+fn ranked_batch(ballot: &BallotRecord) -> Vec<NewVote> {
+    let [a, b, c, d] = [11, 12, 13, 14].map(fixed_voter);
+    vec![
+        // A full ranking, a partial one, and one of a single option.
+        choosing(ballot, a, &[2, 1, 3]),
+        choosing(ballot, b, &[2, 1]),
+        choosing(ballot, c, &[3]),
+        // The same ranking again: nothing moves.
+        choosing(ballot, a, &[2, 1, 3]),
+        // A new order of the same options is a change.
+        choosing(ballot, a, &[1, 2, 3]),
+        // An option ranked twice counts once, where first ranked.
+        choosing(ballot, d, &[3, 3, 1]),
+        // An unknown option refuses the whole ranking.
+        choosing(ballot, b, &[1, 9]),
+    ]
+}
+
+/// A ranked batch: each ranking kept in its order, first preferences
+/// counted per option, every distinct ranking with its voters, exactly as
+/// the same votes recorded one by one.
+pub async fn a_ranked_batch_matches_its_votes_one_by_one(repository: Arc<dyn BallotRepository>) {
+    let batched = stored_with(&repository, BallotMethod::Ranked).await;
+    let one_by_one = stored_with(&repository, BallotMethod::Ranked).await;
+    let outcomes = repository.record_votes(&ranked_batch(&batched)).await;
+    let mut expected = Vec::new();
+    for vote in ranked_batch(&one_by_one) {
+        expected.push(repository.record_vote(&vote).await);
+    }
+    assert_eq!(format!("{outcomes:?}"), format!("{expected:?}"));
+    let ids = |options: &[u32]| {
+        options
+            .iter()
+            .map(|&n| OptionId::new(n))
+            .collect::<Vec<_>>()
+    };
+    let receipt = |index: usize| outcomes[index].as_ref().unwrap();
+    assert_eq!(receipt(0).choice, ids(&[2, 1, 3]));
+    assert_eq!(
+        (receipt(3).changed_from.clone(), receipt(3).tally.seq()),
+        (None, 3)
+    );
+    assert_eq!(receipt(4).changed_from, Some(ids(&[2, 1, 3])));
+    assert_eq!(receipt(5).choice, ids(&[3, 1]));
+    assert!(matches!(outcomes[6], Err(RecordVoteError::UnknownOption)));
+    for ballot in [&batched, &one_by_one] {
+        let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+        assert_eq!(Some(&tally), outcomes[5].as_ref().ok().map(|r| &r.tally));
+        assert_eq!((tally.seq(), tally.total()), (5, 4));
+        assert_eq!([1, 2, 3].map(|n| tally.count(OptionId::new(n))), [1, 1, 2]);
+        assert_eq!(
+            choices_of(&tally),
+            [
+                (ids(&[1, 2, 3]), 1),
+                (ids(&[2, 1]), 1),
+                (ids(&[3]), 1),
+                (ids(&[3, 1]), 1),
+            ]
+        );
+        assert_eq!(
+            repository
+                .vote_of(&ballot.id, &fixed_voter(11))
+                .await
+                .unwrap(),
+            Some(ids(&[1, 2, 3]))
+        );
+    }
+}
+
+/// An approval batch: each set stored in id order, each of its options
+/// counted once, a write-in among them, exactly as one by one.
+pub async fn an_approval_batch_matches_its_votes_one_by_one(repository: Arc<dyn BallotRepository>) {
+    let batch = |ballot: &BallotRecord| {
+        let [a, b, c] = [21, 22, 23].map(fixed_voter);
+        vec![
+            choosing(ballot, a, &[3, 1]),
+            NewVote {
+                choice: vec![
+                    VoteTarget::Existing(OptionId::new(2)),
+                    VoteTarget::WriteIn(option(4, 40, true)),
+                ],
+                ..choosing(ballot, b, &[])
+            },
+            // An equal write-in merges into option 4, beside option 1.
+            NewVote {
+                choice: vec![
+                    VoteTarget::WriteIn(option(5, 40, true)),
+                    VoteTarget::Existing(OptionId::new(1)),
+                ],
+                ..choosing(ballot, c, &[])
+            },
+            // a's change drops option 3.
+            choosing(ballot, a, &[1]),
+        ]
+    };
+    let batched = stored_with(&repository, APPROVAL).await;
+    let one_by_one = stored_with(&repository, APPROVAL).await;
+    let outcomes = repository.record_votes(&batch(&batched)).await;
+    let mut expected = Vec::new();
+    for vote in batch(&one_by_one) {
+        expected.push(repository.record_vote(&vote).await);
+    }
+    assert_eq!(format!("{outcomes:?}"), format!("{expected:?}"));
+    let ids = |options: &[u32]| {
+        options
+            .iter()
+            .map(|&n| OptionId::new(n))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(outcomes[0].as_ref().unwrap().choice, ids(&[1, 3]));
+    assert_eq!(outcomes[2].as_ref().unwrap().choice, ids(&[1, 4]));
+    for ballot in [&batched, &one_by_one] {
+        let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+        assert_eq!((tally.seq(), tally.total()), (4, 3), "voters, not marks");
+        assert_eq!(
+            [1, 2, 3, 4].map(|n| tally.count(OptionId::new(n))),
+            [2, 1, 0, 2]
+        );
+        assert_eq!(
+            choices_of(&tally),
+            [(ids(&[1]), 1), (ids(&[1, 4]), 1), (ids(&[2, 4]), 1)]
+        );
+        let stored = repository.ballot(&ballot.id).await.unwrap().unwrap();
+        assert_eq!(stored.options.len(), 4, "one option written in");
+    }
+}
+
+/// Concurrent changes of ranking keep every count exact: each voter's one
+/// ranking, first preferences and distinct rankings agree.
+pub async fn concurrent_ranking_changes_keep_the_counts_exact(
+    repository: Arc<dyn BallotRepository>,
+) {
+    let ballot = stored_with(&repository, BallotMethod::Ranked).await;
+    let voters: Vec<VoterHash> = (100..112).map(voter).collect();
+    let tasks: Vec<_> = voters
+        .iter()
+        .enumerate()
+        .map(|(n, voter)| {
+            let (repository, ballot, voter) = (Arc::clone(&repository), ballot.clone(), *voter);
+            tokio::spawn(async move {
+                for round in 0..4usize {
+                    let first = [1, 2, 3][(n + round) % 3];
+                    let rest: Vec<u32> = [1, 2, 3].into_iter().filter(|o| *o != first).collect();
+                    let ranking = [vec![first], rest[..round % 3].to_vec()].concat();
+                    repository
+                        .record_vote(&choosing(&ballot, voter, &ranking))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+    assert_eq!(tally.total(), 12);
+    let mut rankings: std::collections::BTreeMap<Vec<OptionId>, u64> = Default::default();
+    for voter in &voters {
+        let ranking = repository
+            .vote_of(&ballot.id, voter)
+            .await
+            .unwrap()
+            .expect("every voter kept a vote");
+        *rankings.entry(ranking).or_default() += 1;
+    }
+    assert_eq!(
+        choices_of(&tally),
+        rankings.clone().into_iter().collect::<Vec<_>>()
+    );
+    for option in [1, 2, 3].map(OptionId::new) {
+        let first: u64 = rankings
+            .iter()
+            .filter(|(ranking, _)| ranking.first() == Some(&option))
+            .map(|(_, voters)| voters)
+            .sum();
+        assert_eq!(tally.count(option), first);
+    }
+}
+
+/// A ranking on a closed ballot is refused like any vote.
+pub async fn a_ranking_on_a_closed_ballot_is_refused(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored_with(&repository, BallotMethod::Ranked).await;
+    assert!(repository.close_ballot(&ballot.id, T0).await.unwrap());
+    let refused = repository
+        .record_vote(&choosing(&ballot, voter(1), &[2, 1]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, RecordVoteError::BallotClosed),
+        "{refused:?}"
+    );
+    let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+    assert_eq!((tally.seq(), tally.total()), (0, 0));
 }

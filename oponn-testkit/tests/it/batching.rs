@@ -54,7 +54,7 @@ impl BallotRepository for SlowStorage {
         &self,
         ballot: &BallotId,
         voter: &VoterHash,
-    ) -> Result<Option<OptionId>, RepositoryError> {
+    ) -> Result<Option<Vec<OptionId>>, RepositoryError> {
         self.inner.vote_of(ballot, voter).await
     }
     async fn tally(&self, id: &BallotId) -> Result<Option<Tally>, RepositoryError> {
@@ -159,7 +159,7 @@ fn a_cancelled_commit_strands_no_one_queued_behind_it() {
         assert!(first.await.unwrap_err().is_cancelled());
         storage.gate.add_permits(1_000);
         let receipt = second.await.unwrap().unwrap();
-        assert_eq!(receipt.option_id, OptionId::new(2));
+        assert_eq!(receipt.option_id(), OptionId::new(2));
         assert_eq!(
             oponn
                 .service()

@@ -1,6 +1,6 @@
 //! Small builders shared by the tests.
 
-use oponn_core::domain::{BallotRequest, BallotSettings, StartRequest, VoterId};
+use oponn_core::domain::{BallotRequest, BallotSettings, MethodRequest, StartRequest, VoterId};
 
 pub(crate) fn request(options: &[&str]) -> BallotRequest {
     BallotRequest {
@@ -10,6 +10,7 @@ pub(crate) fn request(options: &[&str]) -> BallotRequest {
         start: StartRequest::Now,
         window: 0.into(),
         settings: BallotSettings::default(),
+        method: MethodRequest::Single,
     }
 }
 

@@ -43,7 +43,7 @@ proptest! {
                 };
                 let who = voter(&format!("voter {who}"));
                 if let Ok(receipt) = oponn.service().cast_vote(&ballot.id(), &who, choice).await {
-                    *accepted.entry(receipt.option_id).or_default() += 1;
+                    *accepted.entry(receipt.option_id()).or_default() += 1;
                 }
             }
             (oponn.service().tally(&ballot.id()).await.unwrap(), accepted)

@@ -53,7 +53,7 @@ fn a_scheduled_ballot_opens_when_the_clock_reaches_its_start() {
             .await
             .unwrap_err();
         assert!(matches!(early, CastVoteError::NotOpenYet));
-        assert_eq!(early.user_message(), Some(messages::NOT_STARTED));
+        assert_eq!(early.user_message().as_deref(), Some(messages::NOT_STARTED));
         oponn.clock().advance(Duration::minutes(5));
         oponn
             .service()
@@ -77,7 +77,7 @@ fn votes_after_the_window_are_refused() {
             .await
             .unwrap_err();
         assert!(matches!(error, CastVoteError::Ended));
-        assert_eq!(error.user_message(), Some(messages::ENDED));
+        assert_eq!(error.user_message().as_deref(), Some(messages::ENDED));
         assert_eq!(
             ballot.status_at(oponn.service().now()).label(),
             "voting closed"
@@ -127,7 +127,10 @@ fn votes_for_options_the_ballot_lacks_are_refused() {
                 .cast_vote(&ballot.id(), &voter("ada"), choice)
                 .await
                 .unwrap_err();
-            assert_eq!(error.user_message(), Some(messages::INVALID_OPTION));
+            assert_eq!(
+                error.user_message().as_deref(),
+                Some(messages::INVALID_OPTION)
+            );
         }
         assert_eq!(
             oponn.service().tally(&ballot.id()).await.unwrap().total(),
@@ -151,7 +154,7 @@ fn write_ins_follow_the_ballot_and_their_own_rules() {
             .await
             .unwrap_err();
         assert_eq!(
-            refused.user_message(),
+            refused.user_message().as_deref(),
             Some(messages::WRITE_INS_NOT_ALLOWED)
         );
 
@@ -165,18 +168,24 @@ fn write_ins_follow_the_ballot_and_their_own_rules() {
             async move { service.cast_vote(&id, &voter(name), choice).await }
         };
         let empty = vote("a", "   ").await.unwrap_err();
-        assert_eq!(empty.user_message(), Some(messages::WRITE_IN_REQUIRED));
+        assert_eq!(
+            empty.user_message().as_deref(),
+            Some(messages::WRITE_IN_REQUIRED)
+        );
         let long = vote("a", &"x".repeat(65)).await.unwrap_err();
-        assert_eq!(long.user_message(), Some(messages::WRITE_IN_TOO_LONG));
+        assert_eq!(
+            long.user_message().as_deref(),
+            Some(messages::WRITE_IN_TOO_LONG)
+        );
         // Equal to the predefined option ignoring case: counts toward it.
         assert_eq!(
-            vote("a", " PIZZA ").await.unwrap().option_id,
+            vote("a", " PIZZA ").await.unwrap().option_id(),
             OptionId::new(1)
         );
         let sushi = vote("b", "sushi   bar").await.unwrap();
-        assert_eq!(sushi.option_id, OptionId::new(2));
+        assert_eq!(sushi.option_id(), OptionId::new(2));
         assert_eq!(
-            vote("c", "Sushi Bar").await.unwrap().option_id,
+            vote("c", "Sushi Bar").await.unwrap().option_id(),
             OptionId::new(2)
         );
         let reread = oponn.service().ballot(&ballot.id()).await.unwrap();

@@ -54,7 +54,10 @@ fn signed_in_only_ballots_refuse_guests_and_count_one_vote_per_account() {
             .await
             .unwrap_err();
         assert!(matches!(refused, CastVoteError::SignInRequired));
-        assert_eq!(refused.user_message(), Some(messages::SIGN_IN_REQUIRED));
+        assert_eq!(
+            refused.user_message().as_deref(),
+            Some(messages::SIGN_IN_REQUIRED)
+        );
         let account = VoterId::account(&AccountId::new("ada"));
         oponn
             .service()
@@ -107,7 +110,7 @@ fn a_vote_moves_only_where_the_ballot_allows_it() {
             .cast_vote(&changeable.id(), &ada, option(2))
             .await
             .unwrap();
-        assert_eq!(moved.changed_from, Some(OptionId::new(1)));
+        assert_eq!(moved.changed_from, Some(vec![OptionId::new(1)]));
         assert_eq!(
             (
                 moved.tally.count(OptionId::new(1)),
@@ -121,7 +124,7 @@ fn a_vote_moves_only_where_the_ballot_allows_it() {
                 .vote_of(&changeable.id(), &ada)
                 .await
                 .unwrap(),
-            Some(OptionId::new(2))
+            Some(vec![OptionId::new(2)])
         );
     });
 }

@@ -57,6 +57,7 @@ impl BallotsApi {
         body: Json<Documented<CreateBallotBody, CreateRules>>,
     ) -> Result<Created, ApiError> {
         let body = body.0.into_inner();
+        let method = body.method();
         let request = BallotRequest {
             measure: body.measure,
             options: body.options,
@@ -70,6 +71,7 @@ impl BallotsApi {
                 allow_vote_change: body.allow_vote_change,
                 results_visibility: body.results_visibility.into(),
             },
+            method,
         };
         let owner = viewer(&state, jar).await.owner;
         let ballot = state

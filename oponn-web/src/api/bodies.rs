@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use futures_util::stream::BoxStream;
-use oponn_core::domain::{Ballot, Eligibility, ResultsVisibility};
+use oponn_core::VoteChoice;
+use oponn_core::domain::{
+    Ballot, BallotMethod, Eligibility, MethodRequest, OptionId, ResultsVisibility,
+};
 use poem::http::header;
 use poem::{IntoResponse, Response};
 use poem_openapi::payload::{EventStream, Json, Payload as _};
@@ -46,6 +49,55 @@ pub(crate) struct CreateBallotBody {
     /// When results may be seen (default `always`).
     #[oai(default)]
     pub(super) results_visibility: VisibilityBody,
+    /// How voters choose (default `single`).
+    #[oai(default)]
+    pub(super) method: MethodBody,
+    /// For `approval`: the fewest options a voter must choose (default 1).
+    #[oai(nullable)]
+    pub(super) min_choices: Option<i64>,
+    /// For `approval`: the most options a voter may choose (default: the
+    /// number of options).
+    #[oai(nullable)]
+    pub(super) max_choices: Option<i64>,
+}
+
+impl CreateBallotBody {
+    /// The method asked for, with its bounds.
+    pub(super) fn method(&self) -> MethodRequest {
+        match self.method {
+            MethodBody::Single => MethodRequest::Single,
+            MethodBody::Approval => MethodRequest::Approval {
+                min_choices: self.min_choices,
+                max_choices: self.max_choices,
+            },
+            MethodBody::Ranked => MethodRequest::Ranked,
+        }
+    }
+}
+
+/// How voters choose on a ballot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub(crate) enum MethodBody {
+    /// One option (or a write-in) per voter.
+    #[default]
+    Single,
+    /// Between `min_choices` and `max_choices` options per voter; each
+    /// option's count is the voters approving it.
+    Approval,
+    /// A ranking per voter, counted by instant-runoff, with the Condorcet
+    /// check beside it. No write-ins.
+    Ranked,
+}
+
+impl From<BallotMethod> for MethodBody {
+    fn from(method: BallotMethod) -> Self {
+        match method {
+            BallotMethod::Single => MethodBody::Single,
+            BallotMethod::Approval { .. } => MethodBody::Approval,
+            BallotMethod::Ranked => MethodBody::Ranked,
+        }
+    }
 }
 
 /// Who may vote on a ballot.
@@ -139,6 +191,14 @@ pub(crate) struct BallotBody {
     pub(super) allow_vote_change: bool,
     /// When results may be seen.
     pub(super) results_visibility: VisibilityBody,
+    /// How voters choose.
+    pub(super) method: MethodBody,
+    /// For `approval`: the fewest options a voter must choose.
+    #[oai(nullable)]
+    pub(super) min_choices: Option<u32>,
+    /// For `approval`: the most options a voter may choose.
+    #[oai(nullable)]
+    pub(super) max_choices: Option<u32>,
 }
 
 impl BallotBody {
@@ -166,6 +226,9 @@ impl BallotBody {
             eligibility: ballot.settings().eligibility.into(),
             allow_vote_change: ballot.settings().allow_vote_change,
             results_visibility: ballot.settings().results_visibility.into(),
+            method: ballot.method().into(),
+            min_choices: ballot.method().min_choices(),
+            max_choices: ballot.method().max_choices(),
         }
     }
 }
@@ -181,7 +244,9 @@ pub(crate) struct OptionBody {
     pub(super) write_in: bool,
 }
 
-/// A vote: exactly one of `option_id` and `write_in`.
+/// A vote, shaped by the ballot's method: `{"option_id"}` or
+/// `{"write_in"}` (single), `{"option_ids", "write_in"?}` (approval),
+/// `{"ranking"}` (ranked, most preferred first).
 #[derive(Debug, Object)]
 pub(crate) struct VoteBody {
     /// The chosen option's id.
@@ -191,14 +256,41 @@ pub(crate) struct VoteBody {
     /// equal to an existing option, ignoring case, counts toward it.
     #[oai(nullable)]
     pub(super) write_in: Option<String>,
+    /// The chosen options' ids (approval).
+    #[oai(nullable)]
+    pub(super) option_ids: Option<Vec<u32>>,
+    /// The options' ids, most preferred first, each at most once (ranked).
+    #[oai(nullable)]
+    pub(super) ranking: Option<Vec<u32>>,
+}
+
+impl VoteBody {
+    /// The choice this body makes, or why it makes none.
+    pub(super) fn choice(self) -> Result<VoteChoice, &'static str> {
+        let ids = |ids: Vec<u32>| ids.into_iter().map(OptionId::new).collect();
+        match (self.option_id, self.write_in, self.option_ids, self.ranking) {
+            (Some(option), None, None, None) => Ok(VoteChoice::Option(OptionId::new(option))),
+            (None, Some(text), None, None) => Ok(VoteChoice::WriteIn(text)),
+            (None, write_in, Some(options), None) => Ok(VoteChoice::Options {
+                options: ids(options),
+                write_in,
+            }),
+            (None, None, None, Some(ranking)) => Ok(VoteChoice::Ranking(ids(ranking))),
+            (_, _, None, None) => Err("give exactly one of option_id and write_in"),
+            _ => Err("give option_ids (with an optional write_in) or ranking, alone"),
+        }
+    }
 }
 
 /// An accepted, durable vote.
 #[derive(Debug, Object)]
 pub(crate) struct VoteAccepted {
-    /// The option the vote counted toward.
+    /// The option the vote counted toward: the first of its choice.
     pub(super) option_id: u32,
-    /// When this changed an earlier vote: the option it was moved from.
+    /// Every option the vote counted toward: one, a set in id order, or a
+    /// ranking in rank order.
+    pub(super) option_ids: Vec<u32>,
+    /// When this changed an earlier vote: the first option it was moved from.
     #[oai(nullable)]
     pub(super) changed_from: Option<u32>,
     /// The tally including this vote; null while the ballot's results

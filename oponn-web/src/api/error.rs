@@ -139,7 +139,9 @@ impl ApiError {
 
     /// The answer to a refused vote on `ballot`, by the rule it broke.
     pub(super) fn from_vote(ballot: BallotId, error: CastVoteError) -> Self {
-        let message = error.user_message().unwrap_or("invalid vote");
+        let message = error
+            .user_message()
+            .unwrap_or(std::borrow::Cow::Borrowed("invalid vote"));
         match error {
             CastVoteError::NotFound => Self::not_found(),
             CastVoteError::SignInRequired => Self::Forbidden(Problem::new(message)),
@@ -151,8 +153,14 @@ impl ApiError {
             }
             CastVoteError::WriteInsNotAllowed
             | CastVoteError::InvalidWriteIn(_)
-            | CastVoteError::WriteInLimitReached { .. } => Self::invalid("write_in", message),
-            _ => Self::invalid("option_id", message),
+            | CastVoteError::WriteInLimitReached { .. } => Self::invalid("write_in", &message),
+            CastVoteError::TooFewChoices { .. } | CastVoteError::TooManyChoices { .. } => {
+                Self::invalid("option_ids", &message)
+            }
+            CastVoteError::NothingRanked
+            | CastVoteError::RankedTwice
+            | CastVoteError::RankGivenTwice => Self::invalid("ranking", &message),
+            _ => Self::invalid("option_id", &message),
         }
     }
 }
@@ -186,7 +194,8 @@ pub(crate) struct ValidationProblem {
 #[derive(Debug, Object)]
 pub(crate) struct FieldProblem {
     /// The request field: `measure`, `options`, `scheduled_start`,
-    /// `window_minutes`, `option_id` or `write_in`.
+    /// `window_minutes`, `min_choices`, `max_choices`, `option_id`,
+    /// `option_ids`, `ranking` or `write_in`.
     field: String,
     /// The rule, in words.
     message: String,
@@ -200,6 +209,9 @@ fn api_field(field: Field) -> &'static str {
         Field::ScheduledStart => "scheduled_start",
         Field::VotingWindow => "window_minutes",
         Field::WriteIn => "write_in",
+        Field::MinChoices => "min_choices",
+        Field::MaxChoices => "max_choices",
+        Field::Choice => "option_ids",
         _ => "request",
     }
 }

@@ -148,6 +148,16 @@ fn text_schema(min: usize, max: usize) -> MetaSchema {
     }
 }
 
+/// An approval bound: from 1 to the most options a ballot has.
+fn choice_bound() -> MetaSchema {
+    MetaSchema {
+        minimum: Some(1.0),
+        maximum: Some(MAX_OPTIONS as f64),
+        nullable: true,
+        ..MetaSchema::new("integer")
+    }
+}
+
 /// An inline schema.
 pub(super) fn inline(schema: MetaSchema) -> MetaSchemaRef {
     MetaSchemaRef::Inline(Box::new(schema))
@@ -203,6 +213,9 @@ impl SchemaRules for CreateRules {
                     ..MetaSchema::new("integer")
                 },
             ),
+            // 1 <= min_choices <= max_choices <= the number of options.
+            ("min_choices", choice_bound()),
+            ("max_choices", choice_bound()),
         ]));
         let write_ins = inline(MetaSchema {
             required: vec!["allow_write_in"],
@@ -246,19 +259,24 @@ impl SchemaRules for VoteRules {
             nullable: true,
             ..MetaSchema::ANY
         };
+        let option_id = || MetaSchema {
+            // Options are numbered from 1.
+            minimum: Some(1.0),
+            maximum: Some(f64::from(u32::MAX)),
+            ..MetaSchema::new_with_format("integer", "uint32")
+        };
+        let option_ids = || MetaSchema {
+            items: Some(Box::new(inline(option_id()))),
+            max_items: Some(MAX_OPTIONS),
+            ..MetaSchema::new("array")
+        };
         let by_option = inline(MetaSchema {
             required: vec!["option_id"],
             ..object(vec![
-                (
-                    "option_id",
-                    MetaSchema {
-                        // Options are numbered from 1.
-                        minimum: Some(1.0),
-                        maximum: Some(f64::from(u32::MAX)),
-                        ..MetaSchema::new_with_format("integer", "uint32")
-                    },
-                ),
+                ("option_id", option_id()),
                 ("write_in", absent()),
+                ("option_ids", absent()),
+                ("ranking", absent()),
             ])
         });
         let by_write_in = inline(MetaSchema {
@@ -266,11 +284,47 @@ impl SchemaRules for VoteRules {
             ..object(vec![
                 ("write_in", text_schema(1, LABEL_MAX_CHARS)),
                 ("option_id", absent()),
+                ("option_ids", absent()),
+                ("ranking", absent()),
+            ])
+        });
+        // Approval: the options chosen, and a write-in among them if the
+        // ballot takes write-ins.
+        let by_options = inline(MetaSchema {
+            required: vec!["option_ids"],
+            ..object(vec![
+                ("option_ids", option_ids()),
+                (
+                    "write_in",
+                    MetaSchema {
+                        nullable: true,
+                        ..text_schema(1, LABEL_MAX_CHARS)
+                    },
+                ),
+                ("option_id", absent()),
+                ("ranking", absent()),
+            ])
+        });
+        // Ranked: most preferred first, each option at most once.
+        let by_ranking = inline(MetaSchema {
+            required: vec!["ranking"],
+            ..object(vec![
+                (
+                    "ranking",
+                    MetaSchema {
+                        min_items: Some(1),
+                        unique_items: Some(true),
+                        ..option_ids()
+                    },
+                ),
+                ("option_id", absent()),
+                ("write_in", absent()),
+                ("option_ids", absent()),
             ])
         });
         inline(MetaSchema {
             all_of: vec![plain],
-            one_of: vec![by_option, by_write_in],
+            one_of: vec![by_option, by_write_in, by_options, by_ranking],
             ..MetaSchema::new("object")
         })
     }

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt as _;
-use oponn_core::domain::{Ballot, BallotId, OptionId, Results};
-use oponn_core::{ResultsAccess, VoteChoice};
+use oponn_core::ResultsAccess;
+use oponn_core::domain::{Ballot, BallotId, Results};
 use poem::web::Data;
 use poem::web::cookie::CookieJar;
 use poem_openapi::param::{Header, Path, Query};
@@ -17,7 +17,7 @@ use super::ApiTags;
 use super::bodies::{ExportBody, ExportFormat, TallyEvents, VoteAccepted, VoteBody};
 use super::error::{ApiError, Problem};
 use super::schema::{BallotIdParam, Documented, VoteRules};
-use crate::export::{attachment, export_csv_text, export_document};
+use crate::export::{attachment, ballots_document, export_csv_text, export_document};
 use crate::guard::ClientAddr;
 use crate::identity::viewer;
 use crate::live::{KEEP_ALIVE, Unwatched, live_updates};
@@ -53,6 +53,15 @@ enum TallyStreamReply {
     /// the event id: the current tally at once, then one per change.
     #[oai(status = 200)]
     Ok(TallyEvents),
+}
+
+/// A cast-vote record.
+#[derive(ApiResponse)]
+enum BallotsReply {
+    /// The ballot's id, method, sequence and options, and `ballots`: one
+    /// `{"option_ids", "labels"}` per counted vote.
+    #[oai(status = 200)]
+    Ok(Json<serde_json::Value>),
 }
 
 /// A results export.
@@ -116,18 +125,12 @@ impl VotesApi {
         body: Json<Documented<VoteBody, VoteRules>>,
     ) -> Result<VoteRecorded, ApiError> {
         let id = super::ballot_id(&id)?;
-        let body = body.0.into_inner();
-        let choice = match (body.option_id, body.write_in) {
-            (Some(option), None) => VoteChoice::Option(OptionId::new(option)),
-            (None, Some(text)) => VoteChoice::WriteIn(text),
-            _ => {
-                return Err(ApiError::invalid(
-                    "option_id",
-                    "give exactly one of option_id and write_in",
-                ));
-            }
-        };
-        if matches!(choice, VoteChoice::WriteIn(_))
+        let choice = body
+            .0
+            .into_inner()
+            .choice()
+            .map_err(|message| ApiError::invalid("option_id", message))?;
+        if choice.has_write_in()
             && let Err(wait) = state.rates.check(Rate::WriteIns, client.0.0)
         {
             return Err(ApiError::TooManyRequests(
@@ -156,8 +159,13 @@ impl VotesApi {
             }
         };
         Ok(VoteRecorded::Accepted(Json(VoteAccepted {
-            option_id: receipt.option_id.get(),
-            changed_from: receipt.changed_from.map(OptionId::get),
+            option_id: receipt.option_id().get(),
+            option_ids: receipt.choice.iter().map(|option| option.get()).collect(),
+            changed_from: receipt
+                .changed_from
+                .as_ref()
+                .and_then(|choice| choice.first())
+                .map(|option| option.get()),
             tally,
         })))
     }
@@ -185,6 +193,21 @@ impl VotesApi {
             }
         };
         Ok(ExportReply::Ok(body))
+    }
+
+    /// Read a ballot's cast-vote record: one entry per counted vote, the
+    /// options chosen in order (rank order for a ranking), by id and label,
+    /// in an order that says nothing about who voted or when; for whoever
+    /// may see the results, so anyone can recount.
+    #[oai(path = "/ballots/:id/ballots", method = "get", tag = "ApiTags::Votes")]
+    async fn ballots(
+        &self,
+        state: Data<&Arc<AppState>>,
+        jar: &CookieJar,
+        id: Path<BallotIdParam>,
+    ) -> Result<BallotsReply, ApiError> {
+        let (ballot, results) = visible(&state, jar, &id).await?;
+        Ok(BallotsReply::Ok(Json(ballots_document(&ballot, &results))))
     }
 
     /// Read a ballot's current tally.

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use oponn_core::CreateBallotError;
 use oponn_core::domain::{
-    BallotRequest, BallotSettings, Eligibility, Field, ResultsVisibility, StartRequest,
-    ValidationErrors, WindowRequest,
+    BallotRequest, BallotSettings, Eligibility, Field, MethodRequest, ResultsVisibility,
+    StartRequest, ValidationErrors, WindowRequest,
 };
 use poem::http::HeaderMap;
 use poem::web::cookie::CookieJar;
@@ -45,6 +45,9 @@ pub(crate) struct CreateForm {
     eligibility: Option<String>,
     allow_vote_change: Option<String>,
     results_visibility: Option<String>,
+    method: Option<String>,
+    min_choices: Option<String>,
+    max_choices: Option<String>,
 }
 
 impl CreateForm {
@@ -73,6 +76,29 @@ impl CreateForm {
         }
     }
 
+    /// The method chosen, with approval bounds as typed (a blank bound is
+    /// the default; text that is no number is refused by the core as out
+    /// of range).
+    fn method(&self) -> MethodRequest {
+        let bound = |raw: Option<&str>| {
+            let raw = raw.map(str::trim).filter(|raw| !raw.is_empty())?;
+            Some(match raw.parse::<i64>() {
+                Ok(number) => number,
+                // Digits past i64: more than any ballot's options.
+                Err(_) if raw.bytes().all(|byte| byte.is_ascii_digit()) => i64::MAX,
+                Err(_) => 0,
+            })
+        };
+        match self.method.as_deref() {
+            Some("approval") => MethodRequest::Approval {
+                min_choices: bound(self.min_choices.as_deref()),
+                max_choices: bound(self.max_choices.as_deref()),
+            },
+            Some("ranked") => MethodRequest::Ranked,
+            _ => MethodRequest::Single,
+        }
+    }
+
     /// The values to show back in the form.
     fn view(&self) -> Value {
         let duration = self
@@ -90,6 +116,13 @@ impl CreateForm {
             "eligibility": self.settings().eligibility.as_str(),
             "allow_vote_change": self.settings().allow_vote_change,
             "results_visibility": self.settings().results_visibility.as_str(),
+            "method": match self.method() {
+                MethodRequest::Approval { .. } => "approval",
+                MethodRequest::Ranked => "ranked",
+                MethodRequest::Single => "single",
+            },
+            "min_choices": self.min_choices.clone().unwrap_or_default(),
+            "max_choices": self.max_choices.clone().unwrap_or_default(),
         })
     }
 
@@ -128,6 +161,8 @@ fn create_form_errors(errors: &ValidationErrors) -> Value {
             Field::Options => "options_raw",
             Field::ScheduledStart => "scheduled_start_time",
             Field::VotingWindow => "duration_mins",
+            Field::MinChoices => "min_choices",
+            Field::MaxChoices => "max_choices",
             _ => continue,
         };
         map.insert(field.to_owned(), json!(error.message()));
@@ -214,6 +249,7 @@ pub(crate) async fn create_ballot(
             Some(typed) => WindowRequest::Typed(typed.to_owned()),
         },
         settings: form.settings(),
+        method: form.method(),
     };
     match state
         .service

@@ -1,4 +1,5 @@
-//! Results: the page, the live SSE stream, and CSV/JSON exports. Each
+//! Results: the page, the live SSE stream, CSV/JSON exports and the
+//! cast-vote records. Each
 //! shows a tally only to a viewer the core's
 //! [`results_for`](oponn_core::BallotService::results_for) lets see it.
 
@@ -15,7 +16,10 @@ use poem::web::{CsrfToken, Data, Path};
 use poem::{Body, IntoResponse, Response, handler};
 use serde_json::json;
 
-use crate::export::{CSV_MEDIA_TYPE, attachment, export_csv_text, export_document};
+use crate::export::{
+    CSV_MEDIA_TYPE, attachment, ballots_csv_text, ballots_document, export_csv_text,
+    export_document,
+};
 use crate::html::{error_page, not_found, render, unavailable};
 use crate::identity::{Viewer, viewer};
 use crate::live::{KEEP_ALIVE, Unwatched, live_updates};
@@ -186,6 +190,48 @@ pub(crate) async fn export_csv(
             Ok(text) => text
                 .with_content_type(CSV_MEDIA_TYPE)
                 .with_header(header::CONTENT_DISPOSITION, attachment(&ballot, "csv"))
+                .into_response(),
+            Err(error) => unavailable(&state, &error),
+        },
+        Err(refusal) => refused(&state, refusal),
+    }
+}
+
+/// `GET /results/{id}/ballots.json`: the cast-vote record, for a recount.
+#[handler]
+pub(crate) async fn ballots_json(
+    state: Data<&Arc<AppState>>,
+    jar: &CookieJar,
+    Path(id): Path<String>,
+) -> Response {
+    let viewer = viewer(&state, jar).await;
+    match visible_results(&state, &viewer, &id).await {
+        Ok((ballot, results)) => poem::web::Json(ballots_document(&ballot, &results))
+            .with_header(
+                header::CONTENT_DISPOSITION,
+                attachment(&ballot, "ballots.json"),
+            )
+            .into_response(),
+        Err(refusal) => refused(&state, refusal),
+    }
+}
+
+/// `GET /results/{id}/ballots.csv`: the cast-vote record as CSV.
+#[handler]
+pub(crate) async fn ballots_csv(
+    state: Data<&Arc<AppState>>,
+    jar: &CookieJar,
+    Path(id): Path<String>,
+) -> Response {
+    let viewer = viewer(&state, jar).await;
+    match visible_results(&state, &viewer, &id).await {
+        Ok((ballot, results)) => match ballots_csv_text(&results) {
+            Ok(text) => text
+                .with_content_type(CSV_MEDIA_TYPE)
+                .with_header(
+                    header::CONTENT_DISPOSITION,
+                    attachment(&ballot, "ballots.csv"),
+                )
                 .into_response(),
             Err(error) => unavailable(&state, &error),
         },

@@ -8,7 +8,6 @@ use poem::http::HeaderMap;
 use poem::web::cookie::CookieJar;
 use poem::web::{CsrfToken, CsrfVerifier, Data, Form, Path};
 use poem::{Response, handler};
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::guard::{ClientAddr, too_many_requests};
@@ -18,20 +17,92 @@ use crate::rates::Rate;
 use crate::state::AppState;
 use crate::views::BallotView;
 
-/// The vote form as submitted.
-#[derive(Debug, Default, Deserialize)]
+/// The vote form as submitted: every field, as the form sends them (an
+/// approval ballot's checkboxes repeat `option_ids`; a ranked ballot
+/// sends one `rank_{option id}` per option).
+#[derive(Debug, Default)]
 pub(crate) struct VoteForm {
-    #[serde(rename = "X-CSRF-Token")]
     csrf_token: Option<String>,
+    /// The ballot's method as the form was drawn for (a hidden field):
+    /// which fields to read. The core checks the choice against the
+    /// ballot's real method.
+    method: Option<String>,
     option_id: Option<String>,
+    option_ids: Vec<String>,
     write_in_value: Option<String>,
+    /// `(option id, rank)` of every `rank_{id}` field, blanks included.
+    ranks: Vec<(String, String)>,
+}
+
+impl VoteForm {
+    /// The form from its fields, in order.
+    fn from_fields(fields: Vec<(String, String)>) -> Self {
+        let mut form = Self::default();
+        for (name, value) in fields {
+            match name.as_str() {
+                "X-CSRF-Token" => form.csrf_token = Some(value),
+                "method" => form.method = Some(value),
+                "option_id" => form.option_id = Some(value),
+                "option_ids" => form.option_ids.push(value),
+                "write_in_value" => form.write_in_value = Some(value),
+                other => {
+                    if let Some(option) = other.strip_prefix("rank_") {
+                        form.ranks.push((option.to_owned(), value));
+                    }
+                }
+            }
+        }
+        form
+    }
+
+    /// The typed choice the form makes, read as its method says.
+    ///
+    /// # Errors
+    /// [`CastVoteError::InvalidOption`] for a field that names no option
+    /// or no rank; the ranking's own refusals
+    /// ([`VoteChoice::ranking_by_rank`]).
+    fn choice(&self) -> Result<VoteChoice, CastVoteError> {
+        match self.method.as_deref() {
+            Some("approval") => {
+                let options = self
+                    .option_ids
+                    .iter()
+                    .map(|id| OptionId::parse(id).ok_or(CastVoteError::InvalidOption))
+                    .collect::<Result<_, _>>()?;
+                let write_in = self
+                    .write_in_value
+                    .clone()
+                    .filter(|text| !text.trim().is_empty());
+                Ok(VoteChoice::Options { options, write_in })
+            }
+            Some("ranked") => {
+                let mut ranks = Vec::with_capacity(self.ranks.len());
+                for (option, rank) in &self.ranks {
+                    if rank.trim().is_empty() {
+                        continue;
+                    }
+                    let option = OptionId::parse(option).ok_or(CastVoteError::InvalidOption)?;
+                    let rank = rank
+                        .trim()
+                        .parse::<u32>()
+                        .map_err(|_| CastVoteError::InvalidOption)?;
+                    ranks.push((option, rank));
+                }
+                VoteChoice::ranking_by_rank(&ranks)
+            }
+            _ => choice_from_form(
+                self.option_id.as_deref().unwrap_or(""),
+                self.write_in_value.as_deref(),
+            ),
+        }
+    }
 }
 
 /// The form value of `option_id` that means "my own write-in": the write-in
 /// radio button's value on the vote form.
 const WRITE_IN_FORM_VALUE: &str = "__write_in__";
 
-/// Reads the vote form's `option_id` (an option number, or
+/// Reads a single-choice form's `option_id` (an option number, or
 /// [`WRITE_IN_FORM_VALUE`]) and `write_in_value` fields into the typed
 /// choice the core takes.
 ///
@@ -56,7 +127,7 @@ struct VoteView<'a> {
     form: &'a VoteForm,
     error: Option<&'a str>,
     /// The viewer's current vote, when they have one.
-    current: Option<OptionId>,
+    current: Option<Vec<OptionId>>,
 }
 
 fn vote_page(
@@ -74,11 +145,45 @@ fn vote_page(
     };
     let settings = ballot.settings();
     let sign_in_required = !settings.eligibility.admits(&viewer.voter);
+    let current = view.current.clone().unwrap_or_default();
+    let resubmitted = view.form.csrf_token.is_some();
+    // What the form shows as chosen: what was just submitted, else the
+    // viewer's current vote.
     let selected = view
         .form
         .option_id
         .clone()
-        .or_else(|| view.current.map(|option| option.get().to_string()));
+        .or_else(|| current.first().map(|option| option.get().to_string()));
+    let checked: Vec<String> = if resubmitted {
+        view.form.option_ids.clone()
+    } else {
+        current
+            .iter()
+            .map(|option| option.get().to_string())
+            .collect()
+    };
+    let ranked: std::collections::BTreeMap<String, String> = if resubmitted {
+        view.form.ranks.iter().cloned().collect()
+    } else {
+        current
+            .iter()
+            .zip(1u32..)
+            .map(|(option, rank)| (option.get().to_string(), rank.to_string()))
+            .collect()
+    };
+    let separator = if ballot.method().is_ranked() {
+        " > "
+    } else {
+        ", "
+    };
+    let current_vote = view.current.as_ref().map(|choice| {
+        choice
+            .iter()
+            .filter_map(|option| ballot.option(*option))
+            .map(|option| option.label())
+            .collect::<Vec<_>>()
+            .join(separator)
+    });
     render(
         state,
         template,
@@ -88,8 +193,10 @@ fn vote_page(
             "ballot": BallotView::new(ballot, state.service.now()),
             "error": view.error,
             "selected": selected,
+            "checked": checked,
+            "ranked": ranked,
             "write_in_value": view.form.write_in_value,
-            "current_vote": view.current.and_then(|option| ballot.option(option)).map(|o| o.label()),
+            "current_vote": current_vote,
             "can_change_vote": settings.allow_vote_change,
             "write_in_option": WRITE_IN_FORM_VALUE,
             "sign_in_required": sign_in_required,
@@ -149,11 +256,13 @@ pub(crate) async fn cast_vote(
     verifier: &CsrfVerifier,
     Path(id): Path<String>,
     Data(client): Data<&ClientAddr>,
-    form: Option<Form<VoteForm>>,
+    form: Option<Form<Vec<(String, String)>>>,
 ) -> Response {
     // A body that is not a form is treated as an empty one: the CSRF
     // check then refuses it with 403, like any request without a token.
-    let form = form.map(|Form(form)| form).unwrap_or_default();
+    let form = form
+        .map(|Form(fields)| VoteForm::from_fields(fields))
+        .unwrap_or_default();
     if let Some(refusal) = csrf_refusal(&state, verifier, headers, form.csrf_token.as_deref()) {
         return refusal;
     }
@@ -161,11 +270,8 @@ pub(crate) async fn cast_vote(
         return not_found(&state);
     };
     let viewer = viewer(&state, jar).await;
-    let choice = choice_from_form(
-        form.option_id.as_deref().unwrap_or(""),
-        form.write_in_value.as_deref(),
-    );
-    if matches!(choice, Ok(VoteChoice::WriteIn(_)))
+    let choice = form.choice();
+    if choice.as_ref().is_ok_and(VoteChoice::has_write_in)
         && let Err(wait) = state.rates.check(Rate::WriteIns, client.0)
     {
         return too_many_requests(&state, &format!("/vote/{id}"), Rate::WriteIns, wait);
@@ -200,7 +306,7 @@ pub(crate) async fn cast_vote(
         .unwrap_or_default();
     let view = VoteView {
         form: &form,
-        error: Some(message),
+        error: Some(&message),
         current,
     };
     vote_page(&state, headers, csrf, &viewer, &ballot, view)
@@ -214,7 +320,7 @@ mod tests {
     use oponn_core::VoteChoice;
     use oponn_core::domain::{OptionId, messages};
 
-    use super::{WRITE_IN_FORM_VALUE, choice_from_form};
+    use super::{VoteForm, WRITE_IN_FORM_VALUE, choice_from_form};
 
     #[test]
     fn the_form_names_an_option_by_number_or_asks_for_a_write_in() {
@@ -231,6 +337,86 @@ mod tests {
             VoteChoice::WriteIn(String::new())
         );
         let garbage = choice_from_form("pizza", None).unwrap_err();
-        assert_eq!(garbage.user_message(), Some(messages::INVALID_OPTION));
+        assert_eq!(
+            garbage.user_message().as_deref(),
+            Some(messages::INVALID_OPTION)
+        );
+    }
+
+    fn form(fields: &[(&str, &str)]) -> VoteForm {
+        VoteForm::from_fields(
+            fields
+                .iter()
+                .map(|&(name, value)| (name.to_owned(), value.to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn an_approval_form_sends_every_checked_option_and_a_written_one() {
+        let choice = form(&[
+            ("method", "approval"),
+            ("option_ids", "3"),
+            ("option_ids", "1"),
+            ("write_in_value", " sushi "),
+        ])
+        .choice()
+        .unwrap();
+        assert_eq!(
+            choice,
+            VoteChoice::Options {
+                options: vec![OptionId::new(3), OptionId::new(1)],
+                write_in: Some(" sushi ".to_owned())
+            }
+        );
+        let blank = form(&[("method", "approval"), ("write_in_value", "  ")]).choice();
+        assert_eq!(
+            blank.unwrap(),
+            VoteChoice::Options {
+                options: Vec::new(),
+                write_in: None
+            }
+        );
+        assert!(
+            form(&[("method", "approval"), ("option_ids", "x")])
+                .choice()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_ranked_form_orders_options_by_their_rank_and_skips_blanks() {
+        let choice = form(&[
+            ("method", "ranked"),
+            ("rank_1", "2"),
+            ("rank_2", ""),
+            ("rank_3", "1"),
+        ])
+        .choice()
+        .unwrap();
+        assert_eq!(
+            choice,
+            VoteChoice::Ranking(vec![OptionId::new(3), OptionId::new(1)])
+        );
+        let twice = form(&[("method", "ranked"), ("rank_1", "1"), ("rank_2", "1")]);
+        assert_eq!(
+            twice.choice().unwrap_err().user_message().as_deref(),
+            Some(messages::RANK_GIVEN_TWICE)
+        );
+        let none = form(&[("method", "ranked"), ("rank_1", ""), ("rank_2", " ")]);
+        assert_eq!(
+            none.choice().unwrap_err().user_message().as_deref(),
+            Some(messages::RANK_AT_LEAST_ONE)
+        );
+        assert!(
+            form(&[("method", "ranked"), ("rank_1", "first")])
+                .choice()
+                .is_err()
+        );
+        assert!(
+            form(&[("method", "ranked"), ("rank_x", "1")])
+                .choice()
+                .is_err()
+        );
     }
 }

@@ -349,3 +349,88 @@ async fn the_dashboard_pages_through_many_ballots() {
     assert_eq!(items.len(), 1);
     screenshot(&owner, "dashboard-page-2-phone").await;
 }
+
+#[tokio::test]
+async fn a_ranked_ballot_is_voted_with_the_keyboard_alone() {
+    let app = spawn_app().await;
+    let created = crate::helpers::post_json(
+        &crate::helpers::browser(),
+        &app.url("/api/v1/ballots"),
+        &json!({ "measure": "Which city hosts?", "options": ["Oslo", "Lima", "Pune"],
+                 "method": "ranked" }),
+    )
+    .await;
+    let id = created.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let driver = Driver::start().await;
+    let voter = driver.browser().await;
+    voter.goto(&app.url(&format!("/vote/{id}"))).await.unwrap();
+    wait_for(&voter, "select#rank_1").await;
+    screenshot(&voter, "vote-ranked").await;
+    // Keys only: each rank select takes the typed digit, then Enter on
+    // the focused button submits.
+    for (option, rank) in [("rank_3", "1"), ("rank_1", "2")] {
+        voter
+            .find(Locator::Id(option))
+            .await
+            .unwrap()
+            .send_keys(rank)
+            .await
+            .unwrap();
+    }
+    voter
+        .find(Locator::Css("button[type='submit']"))
+        .await
+        .unwrap()
+        .send_keys(&fantoccini::key::Key::Enter.to_string())
+        .await
+        .unwrap();
+    wait_for(&voter, ".ranked-results").await;
+    let text = live_text(&voter).await;
+    assert!(text.contains("winner: Pune"), "{text}");
+    assert!(text.contains("condorcet_winner: Pune"), "{text}");
+    screenshot(&voter, "results-ranked").await;
+    voter.set_window_size(390, 844).await.unwrap();
+    screenshot(&voter, "results-ranked-phone").await;
+    voter.goto(&app.url(&format!("/vote/{id}"))).await.unwrap();
+    let first = wait_for(&voter, "select#rank_3").await;
+    assert_eq!(first.prop("value").await.unwrap().as_deref(), Some("1"));
+    screenshot(&voter, "vote-ranked-phone").await;
+    voter.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_approval_ballot_takes_several_checked_options() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let owner = driver.browser().await;
+    owner.goto(&app.url("/create")).await.unwrap();
+    type_into(&owner, "measure", "Which snacks?").await;
+    type_into(&owner, "options_raw", "chips\nfruit\nnuts").await;
+    click(&owner, "#method_approval").await;
+    type_into(&owner, "max_choices", "2").await;
+    screenshot(&owner, "create-approval").await;
+    click(&owner, "button[type='submit']").await;
+    wait_for(&owner, "input[name='option_ids'][value='3']").await;
+    screenshot(&owner, "vote-approval").await;
+    click(&owner, "input[name='option_ids'][value='1']").await;
+    click(&owner, "input[name='option_ids'][value='3']").await;
+    click(&owner, "button[type='submit']").await;
+    wait_for(&owner, ".results").await;
+    let text = live_text(&owner).await;
+    assert!(text.contains("voters: 1"), "{text}");
+    let mut shares = Vec::new();
+    for share in owner
+        .find_all(Locator::Css(".result-percent"))
+        .await
+        .unwrap()
+    {
+        shares.push(share.text().await.unwrap());
+    }
+    assert_eq!(shares, ["100.0%", "0.0%", "100.0%"], "shares of voters");
+    owner.set_window_size(390, 844).await.unwrap();
+    screenshot(&owner, "results-approval-phone").await;
+    owner.close().await.unwrap();
+}

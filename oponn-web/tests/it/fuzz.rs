@@ -50,6 +50,13 @@ fn form_body(csrf: String) -> impl Strategy<Value = Vec<u8>> {
         Just("results_visibility"),
         Just("option_id"),
         Just("write_in_value"),
+        Just("method"),
+        Just("min_choices"),
+        Just("max_choices"),
+        Just("option_ids"),
+        Just("rank_1"),
+        Just("rank_2"),
+        Just("rank_x"),
         Just("X-CSRF-Token"),
         Just("zzz"),
     ];
@@ -104,6 +111,11 @@ fn json_value() -> impl Strategy<Value = Value> {
                         Just("option_id".to_owned()),
                         Just("write_in".to_owned()),
                         Just("eligibility".to_owned()),
+                        Just("method".to_owned()),
+                        Just("min_choices".to_owned()),
+                        Just("max_choices".to_owned()),
+                        Just("option_ids".to_owned()),
+                        Just("ranking".to_owned()),
                         "[a-z_]{1,12}",
                     ],
                     inner
@@ -127,26 +139,30 @@ fn json_body() -> impl Strategy<Value = Vec<u8>> {
 async fn arbitrary_bodies_never_get_a_server_error() {
     let app = spawn_app().await;
     let client = browser();
-    let created = post_json(
-        &client,
-        &app.url("/api/v1/ballots"),
-        &json!({ "measure": "fuzzed?", "options": ["a", "b"], "allow_write_in": true }),
-    )
-    .await;
-    let id = created.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    // A ballot of every method, so votes of every shape meet every method.
+    let mut ids = Vec::new();
+    for method in ["single", "approval", "ranked"] {
+        let created = post_json(
+            &client,
+            &app.url("/api/v1/ballots"),
+            &json!({ "measure": "fuzzed?", "options": ["a", "b"], "method": method,
+                     "allow_write_in": method != "ranked" }),
+        )
+        .await;
+        ids.push(
+            created.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
     let csrf = csrf_token(&client, &app.url("/create")).await;
-    let form_routes = [
-        "/create".to_owned(),
-        format!("/vote/{id}"),
-        "/auth/logout".to_owned(),
-    ];
-    let json_routes = [
-        "/api/v1/ballots".to_owned(),
-        format!("/api/v1/ballots/{id}/votes"),
-    ];
+    let mut form_routes = vec!["/create".to_owned(), "/auth/logout".to_owned()];
+    let mut json_routes = vec!["/api/v1/ballots".to_owned()];
+    for id in &ids {
+        form_routes.push(format!("/vote/{id}"));
+        json_routes.push(format!("/api/v1/ballots/{id}/votes"));
+    }
 
     let mut runner = TestRunner::deterministic();
     let forms = form_body(csrf);

@@ -16,6 +16,7 @@ mod helpers;
 mod hostile_input;
 mod identity;
 mod live;
+mod methods;
 mod openapi;
 mod operations;
 mod outage;

@@ -441,7 +441,7 @@ async fn exports_match_the_results_page() {
     assert_eq!(json["total"], 3);
     assert_eq!(
         json["options"][0],
-        json!({ "option": "tea", "count": 2, "percentage": 66.7 })
+        json!({ "option_id": 1, "option": "tea", "count": 2, "percentage": 66.7 })
     );
     let page = app.page_text(&owner, &format!("/results/{id}")).await;
     assert!(
