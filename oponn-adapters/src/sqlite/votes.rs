@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use oponn_core::domain::OptionId;
-use oponn_core::ports::{BoxError, NewVote};
+use oponn_core::ports::{BoxError, NewVote, RepositoryError};
 use oponn_core::recording::{BatchWrites, StoredVotes, identities};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row as _, Sqlite, Transaction};
@@ -77,26 +77,7 @@ impl BatchDialect for SqliteRepository {
             )?,
         )?;
         for row in rows {
-            match (row.voter_hash, row.option_id, row.label_key, row.vote_count) {
-                (Some(voter_hash), Some(option_id), _, _) => {
-                    read_vote(
-                        &mut state,
-                        &voter_hash,
-                        option_id,
-                        row.choice.as_deref(),
-                        row.alias_hash.as_deref(),
-                    )?;
-                }
-                (None, Some(option_id), Some(label_key), Some(vote_count)) => {
-                    read_option(&mut state, option_id, &label_key, vote_count)?;
-                }
-                (None, None, None, Some(voters)) => {
-                    let choice = row.choice.as_deref().unwrap_or_default();
-                    read_choice(&mut state, choice, voters)?;
-                }
-                // The ballot's row when it has no options.
-                _ => {}
-            }
+            row.read_into(&mut state)?;
         }
         for chunk in chunks {
             let sql = votes_of(chunk.len());
@@ -107,15 +88,7 @@ impl BatchDialect for SqliteRepository {
                 query = query.bind(*voter);
             }
             for row in query.fetch_all(&mut **tx).await? {
-                if let (Some(voter_hash), Some(option_id)) = (row.voter_hash, row.option_id) {
-                    read_vote(
-                        &mut state,
-                        &voter_hash,
-                        option_id,
-                        row.choice.as_deref(),
-                        row.alias_hash.as_deref(),
-                    )?;
-                }
+                row.read_into(&mut state)?;
             }
         }
         Ok(Some(state))
@@ -347,6 +320,35 @@ struct BallotStateRow {
     voter_hash: Option<Vec<u8>>,
     /// The identity read, when it is an alias of `voter_hash`.
     alias_hash: Option<Vec<u8>>,
+}
+
+impl BallotStateRow {
+    /// Adds what this row holds (an option, a distinct choice, a stored
+    /// vote) to `state`; the ballot's own row without an option adds
+    /// nothing.
+    fn read_into(self, state: &mut StoredVotes) -> Result<(), RepositoryError> {
+        match (
+            self.voter_hash,
+            self.option_id,
+            self.label_key,
+            self.vote_count,
+        ) {
+            (Some(voter_hash), Some(option_id), _, _) => read_vote(
+                state,
+                &voter_hash,
+                option_id,
+                self.choice.as_deref(),
+                self.alias_hash.as_deref(),
+            ),
+            (None, Some(option_id), Some(label_key), Some(vote_count)) => {
+                read_option(state, option_id, &label_key, vote_count)
+            }
+            (None, None, None, Some(voters)) => {
+                read_choice(state, self.choice.as_deref().unwrap_or_default(), voters)
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The rows of a batch's read for `count` identities (`?2`, `?3`, …): the

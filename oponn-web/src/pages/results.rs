@@ -158,6 +158,53 @@ pub(crate) async fn live_results(
         .body(Body::from_bytes_stream(body))
 }
 
+/// A download of a ballot's results.
+#[derive(Debug, Clone, Copy)]
+enum Download {
+    /// The results, with the ballot's metadata, as JSON.
+    ResultsJson,
+    /// The results as CSV.
+    ResultsCsv,
+    /// The cast-vote record as JSON.
+    BallotsJson,
+    /// The cast-vote record as CSV.
+    BallotsCsv,
+}
+
+/// The media type of a JSON download.
+const JSON_MEDIA_TYPE: &str = "application/json; charset=utf-8";
+
+/// Serves `what` of ballot `id` to whoever may see its results, as an
+/// attachment (a file to save, never a page to render).
+async fn download(state: &AppState, jar: &CookieJar, id: &str, what: Download) -> Response {
+    let viewer = viewer(state, jar).await;
+    let (ballot, results) = match visible_results(state, &viewer, id).await {
+        Ok(visible) => visible,
+        Err(refusal) => return refused(state, refusal),
+    };
+    let (text, media_type, extension) = match what {
+        Download::ResultsJson => (
+            Ok(export_document(&ballot, &results, state.service.now()).to_string()),
+            JSON_MEDIA_TYPE,
+            "json",
+        ),
+        Download::ResultsCsv => (export_csv_text(&results), CSV_MEDIA_TYPE, "csv"),
+        Download::BallotsJson => (
+            Ok(ballots_document(&ballot, &results).to_string()),
+            JSON_MEDIA_TYPE,
+            "ballots.json",
+        ),
+        Download::BallotsCsv => (ballots_csv_text(&results), CSV_MEDIA_TYPE, "ballots.csv"),
+    };
+    match text {
+        Ok(text) => text
+            .with_content_type(media_type)
+            .with_header(header::CONTENT_DISPOSITION, attachment(&ballot, extension))
+            .into_response(),
+        Err(error) => unavailable(state, &error),
+    }
+}
+
 /// `GET /results/{id}/export.json`.
 #[handler]
 pub(crate) async fn export_json(
@@ -165,16 +212,7 @@ pub(crate) async fn export_json(
     jar: &CookieJar,
     Path(id): Path<String>,
 ) -> Response {
-    let viewer = viewer(&state, jar).await;
-    match visible_results(&state, &viewer, &id).await {
-        Ok((ballot, results)) => {
-            let document = export_document(&ballot, &results, state.service.now());
-            poem::web::Json(document)
-                .with_header(header::CONTENT_DISPOSITION, attachment(&ballot, "json"))
-                .into_response()
-        }
-        Err(refusal) => refused(&state, refusal),
-    }
+    download(&state, jar, &id, Download::ResultsJson).await
 }
 
 /// `GET /results/{id}/export.csv`.
@@ -184,17 +222,7 @@ pub(crate) async fn export_csv(
     jar: &CookieJar,
     Path(id): Path<String>,
 ) -> Response {
-    let viewer = viewer(&state, jar).await;
-    match visible_results(&state, &viewer, &id).await {
-        Ok((ballot, results)) => match export_csv_text(&results) {
-            Ok(text) => text
-                .with_content_type(CSV_MEDIA_TYPE)
-                .with_header(header::CONTENT_DISPOSITION, attachment(&ballot, "csv"))
-                .into_response(),
-            Err(error) => unavailable(&state, &error),
-        },
-        Err(refusal) => refused(&state, refusal),
-    }
+    download(&state, jar, &id, Download::ResultsCsv).await
 }
 
 /// `GET /results/{id}/ballots.json`: the cast-vote record, for a recount.
@@ -204,16 +232,7 @@ pub(crate) async fn ballots_json(
     jar: &CookieJar,
     Path(id): Path<String>,
 ) -> Response {
-    let viewer = viewer(&state, jar).await;
-    match visible_results(&state, &viewer, &id).await {
-        Ok((ballot, results)) => poem::web::Json(ballots_document(&ballot, &results))
-            .with_header(
-                header::CONTENT_DISPOSITION,
-                attachment(&ballot, "ballots.json"),
-            )
-            .into_response(),
-        Err(refusal) => refused(&state, refusal),
-    }
+    download(&state, jar, &id, Download::BallotsJson).await
 }
 
 /// `GET /results/{id}/ballots.csv`: the cast-vote record as CSV.
@@ -223,18 +242,5 @@ pub(crate) async fn ballots_csv(
     jar: &CookieJar,
     Path(id): Path<String>,
 ) -> Response {
-    let viewer = viewer(&state, jar).await;
-    match visible_results(&state, &viewer, &id).await {
-        Ok((ballot, results)) => match ballots_csv_text(&results) {
-            Ok(text) => text
-                .with_content_type(CSV_MEDIA_TYPE)
-                .with_header(
-                    header::CONTENT_DISPOSITION,
-                    attachment(&ballot, "ballots.csv"),
-                )
-                .into_response(),
-            Err(error) => unavailable(&state, &error),
-        },
-        Err(refusal) => refused(&state, refusal),
-    }
+    download(&state, jar, &id, Download::BallotsCsv).await
 }
