@@ -137,7 +137,11 @@ pub(crate) fn ballots_csv_text(results: &Results) -> Result<String, csv::Error> 
 
 /// The export as CSV: a header row, then `option,count,percentage` rows.
 pub(crate) fn export_csv_text(results: &Results) -> Result<String, csv::Error> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
+    // Flexible: a ranked ballot's export holds tables of three and four
+    // columns.
+    let mut writer = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::new());
     writer.write_record(["option", "count", "percentage"])?;
     for row in &results.rows {
         writer.write_record([

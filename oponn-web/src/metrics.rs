@@ -62,6 +62,7 @@ impl Metrics {
             CastVoteError::TooFewChoices { .. } => "too_few_choices",
             CastVoteError::TooManyChoices { .. } => "too_many_choices",
             CastVoteError::NothingRanked => "nothing_ranked",
+            CastVoteError::WrongShape { .. } => "wrong_shape",
             CastVoteError::RankedTwice | CastVoteError::RankGivenTwice => "ranked_twice",
             _ => "unavailable",
         };

@@ -109,7 +109,9 @@ pub fn instant_runoff(options: &[OptionId], profile: &[RankingCount<'_>]) -> Ins
                 None => exhausted = exhausted.saturating_add(*voters),
             }
         }
-        let active: u64 = counts.values().sum();
+        let active: u64 = counts
+            .values()
+            .fold(0u64, |total, count| total.saturating_add(*count));
         let ordered: Vec<(OptionId, u64)> = standing
             .iter()
             .map(|option| (*option, counts.get(option).copied().unwrap_or(0)))

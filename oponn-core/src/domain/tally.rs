@@ -76,10 +76,11 @@ impl Tally {
     /// The number of voters: the voters of every choice, or, for a tally
     /// with no choices recorded, the votes across all options.
     pub fn total(&self) -> u64 {
+        let sum = |total: u64, count: &u64| total.saturating_add(*count);
         if self.choices.is_empty() {
-            self.counts.values().sum()
+            self.counts.values().fold(0, sum)
         } else {
-            self.choices.values().sum()
+            self.choices.values().fold(0, sum)
         }
     }
 

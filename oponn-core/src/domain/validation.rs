@@ -213,6 +213,16 @@ pub mod messages {
     /// A ranked form that gives one rank to two options.
     pub const RANK_GIVEN_TWICE: &str = "Each rank can be given to one option only";
 
+    /// A choice of another shape than the ballot's method (by its name)
+    /// takes, naming the shape it does take.
+    pub fn wrong_shape(method: &str) -> &'static str {
+        match method {
+            "approval" => "This ballot takes a set of options (option_ids)",
+            "ranked" => "This ballot takes a ranking (ranking)",
+            _ => "This ballot takes one option (option_id or write_in)",
+        }
+    }
+
     /// `Select at least {min} options` (singular for 1), for an approval
     /// vote with too few options.
     pub fn select_at_least(min: u32) -> String {

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::domain::{Field, FieldError, ValidationErrors, messages};
+use crate::domain::{BallotMethod, Field, FieldError, ValidationErrors, messages};
 use crate::ports::{
     BoxError, BroadcastError, KeyWrapError, LockError, RecordVoteError, RepositoryError,
 };
@@ -156,6 +156,13 @@ pub enum CastVoteError {
         /// The most the ballot takes.
         max: u32,
     },
+    /// A choice of another shape than the ballot's method takes (several
+    /// options on a single-choice ballot, one on an approval ballot…).
+    #[error("{}", messages::wrong_shape(method.as_str()))]
+    WrongShape {
+        /// The ballot's method.
+        method: BallotMethod,
+    },
     /// A ranked vote ranked nothing.
     #[error("{}", messages::RANK_AT_LEAST_ONE)]
     NothingRanked,
@@ -193,6 +200,7 @@ impl CastVoteError {
             CastVoteError::TooManyChoices { max } => {
                 return Some(Cow::Owned(messages::select_at_most(*max)));
             }
+            CastVoteError::WrongShape { method } => messages::wrong_shape(method.as_str()),
             CastVoteError::NothingRanked => messages::RANK_AT_LEAST_ONE,
             CastVoteError::RankedTwice => messages::RANKED_TWICE,
             CastVoteError::RankGivenTwice => messages::RANK_GIVEN_TWICE,

@@ -19,7 +19,7 @@ use crate::domain::{
     BallotId, BallotMethod, BallotOption, OptionId, Schedule, Status, Tally, TallyEvent, VoterId,
     WriteIn,
 };
-use crate::ports::{BallotRecord, NewVote, RecordVoteError, VoteTarget};
+use crate::ports::{BallotRecord, NewVote, OptionRecord, RecordVoteError, VoteTarget};
 
 /// How many times a write-in is retried when another instance took its
 /// option id at the same moment (only possible while the lock is down).
@@ -220,7 +220,7 @@ impl BallotService {
         };
         // Possibly cached: storage refuses votes on a ballot closed or
         // deleted since, and write-ins whose id was taken meanwhile.
-        let mut record = match self.batch_record(id).await {
+        let record = match self.batch_record(id).await {
             Ok(record) => record,
             Err(BallotError::NotFound) => return all(&|| CastVoteError::NotFound),
             Err(BallotError::Unavailable(error)) => {
@@ -247,12 +247,17 @@ impl BallotService {
         let mut outcomes: Vec<Option<Result<VoteReceipt, BatchRefusal>>> =
             Vec::with_capacity(votes.len());
         let mut to_record = Vec::with_capacity(votes.len());
+        // The batch's write-ins, as options not yet stored.
+        let mut written_in: Vec<OptionRecord> = Vec::new();
         for pending in votes {
             if !record.settings.eligibility.admits(&pending.voter) {
                 outcomes.push(Some(Err(Refused(CastVoteError::SignInRequired))));
                 continue;
             }
-            match self.vote_targets(&mut record, &pending.choice).await {
+            match self
+                .vote_targets(&record, &mut written_in, &pending.choice)
+                .await
+            {
                 Ok(choice) => {
                     to_record.push(NewVote {
                         ballot_id: *id,
@@ -294,57 +299,63 @@ impl BallotService {
     }
 
     /// The options `choice` counts toward, by the ballot's method, in
-    /// order. A new write-in is added to `record`, so later votes of the
-    /// same batch merge into it and the next new one takes the following id.
+    /// order; a choice of another shape than the method takes is refused.
+    ///
+    /// A write-in new to the ballot becomes an option of `pending`, the
+    /// batch's write-ins not yet stored, once the vote passes every check
+    /// here: a later vote of the batch naming the same text (or the new
+    /// option's id) counts toward it, whether or not storage accepts the
+    /// vote that wrote it in, and the next new one takes the following id.
     async fn vote_targets(
         &self,
-        record: &mut BallotRecord,
+        record: &BallotRecord,
+        pending: &mut Vec<OptionRecord>,
         choice: &VoteChoice,
     ) -> Result<Vec<VoteTarget>, CastVoteError> {
-        let known = |record: &BallotRecord, option: &OptionId| {
+        let known = |option: &OptionId| -> Result<VoteTarget, CastVoteError> {
             if record.options.iter().any(|o| o.id == *option) {
-                Ok(VoteTarget::Existing(*option))
-            } else {
-                Err(CastVoteError::InvalidOption)
+                return Ok(VoteTarget::Existing(*option));
             }
+            pending
+                .iter()
+                .find(|o| o.id == *option)
+                .map(|o| VoteTarget::WriteIn(o.clone()))
+                .ok_or(CastVoteError::InvalidOption)
         };
-        match record.method {
+        let wrong_shape = || CastVoteError::WrongShape {
+            method: record.method,
+        };
+        let (targets, written) = match record.method {
             BallotMethod::Single => match choice {
-                VoteChoice::Option(option) => Ok(vec![known(record, option)?]),
-                VoteChoice::WriteIn(text) => Ok(vec![self.write_in_target(record, text).await?]),
-                VoteChoice::Options { options, write_in } => match (options.as_slice(), write_in) {
-                    ([option], None) => Ok(vec![known(record, option)?]),
-                    ([], Some(text)) => Ok(vec![self.write_in_target(record, text).await?]),
-                    _ => Err(CastVoteError::InvalidOption),
-                },
-                VoteChoice::Ranking(ranking) => match ranking.as_slice() {
-                    [option] => Ok(vec![known(record, option)?]),
-                    _ => Err(CastVoteError::InvalidOption),
-                },
+                VoteChoice::Option(option) => (vec![known(option)?], None),
+                VoteChoice::WriteIn(text) => {
+                    let (target, new) = self.write_in_target(record, pending, text).await?;
+                    (vec![target], new)
+                }
+                VoteChoice::Options { .. } | VoteChoice::Ranking(_) => return Err(wrong_shape()),
             },
             BallotMethod::Approval {
                 min_choices,
                 max_choices,
             } => {
-                let (options, write_in): (&[OptionId], Option<&String>) = match choice {
-                    VoteChoice::Option(option) => (std::slice::from_ref(option), None),
-                    VoteChoice::WriteIn(text) => (&[], Some(text)),
-                    VoteChoice::Options { options, write_in } => (options, write_in.as_ref()),
-                    VoteChoice::Ranking(ranking) => (ranking, None),
+                let VoteChoice::Options { options, write_in } = choice else {
+                    return Err(wrong_shape());
                 };
                 let mut targets = Vec::with_capacity(options.len() + 1);
                 let mut chosen: Vec<OptionId> = Vec::with_capacity(options.len() + 1);
                 for option in options {
-                    targets.push(known(record, option)?);
+                    targets.push(known(option)?);
                     chosen.push(*option);
                 }
+                let mut written = None;
                 if let Some(text) = write_in {
-                    let target = self.write_in_target(record, text).await?;
+                    let (target, new) = self.write_in_target(record, pending, text).await?;
                     chosen.push(match &target {
                         VoteTarget::Existing(option) => *option,
                         VoteTarget::WriteIn(option) => option.id,
                     });
                     targets.push(target);
+                    written = new;
                 }
                 chosen.sort_unstable();
                 chosen.dedup();
@@ -355,17 +366,18 @@ impl BallotService {
                 if count > max_choices {
                     return Err(CastVoteError::TooManyChoices { max: max_choices });
                 }
-                Ok(targets)
+                (targets, written)
             }
             BallotMethod::Ranked => {
-                let ranking: &[OptionId] = match choice {
-                    VoteChoice::Option(option) => std::slice::from_ref(option),
+                let ranking = match choice {
+                    VoteChoice::Ranking(ranking) => ranking,
                     VoteChoice::WriteIn(_)
                     | VoteChoice::Options {
                         write_in: Some(_), ..
                     } => return Err(CastVoteError::WriteInsNotAllowed),
-                    VoteChoice::Options { options, .. } => options,
-                    VoteChoice::Ranking(ranking) => ranking,
+                    VoteChoice::Option(_) | VoteChoice::Options { .. } => {
+                        return Err(wrong_shape());
+                    }
                 };
                 if ranking.is_empty() {
                     return Err(CastVoteError::NothingRanked);
@@ -376,20 +388,24 @@ impl BallotService {
                     if !seen.insert(*option) {
                         return Err(CastVoteError::RankedTwice);
                     }
-                    targets.push(known(record, option)?);
+                    targets.push(known(option)?);
                 }
-                Ok(targets)
+                (targets, None)
             }
-        }
+        };
+        pending.extend(written);
+        Ok(targets)
     }
 
-    /// The option a write-in counts toward: an equal existing option, or
-    /// a new one added to `record`.
+    /// The option a write-in counts toward: an equal stored option, an
+    /// equal write-in of this batch, or a new option (also returned, for
+    /// the caller to add to `pending` once the vote passes its checks).
     async fn write_in_target(
         &self,
-        record: &mut BallotRecord,
+        record: &BallotRecord,
+        pending: &[OptionRecord],
         text: &str,
-    ) -> Result<VoteTarget, CastVoteError> {
+    ) -> Result<(VoteTarget, Option<OptionRecord>), CastVoteError> {
         if !record.allow_write_in {
             return Err(CastVoteError::WriteInsNotAllowed);
         }
@@ -397,17 +413,19 @@ impl BallotService {
         let key = self.data_key(record).await.map_err(Unavailable::from)?;
         let label_key = key.label_key(&record.id, &write_in.comparison_key());
         if let Some(existing) = record.options.iter().find(|o| o.label_key == label_key) {
-            return Ok(VoteTarget::Existing(existing.id));
+            return Ok((VoteTarget::Existing(existing.id), None));
         }
-        let written_in = record.options.iter().filter(|o| o.write_in).count();
+        if let Some(written) = pending.iter().find(|o| o.label_key == label_key) {
+            return Ok((VoteTarget::WriteIn(written.clone()), None));
+        }
+        let all = || record.options.iter().chain(pending);
+        let written_in = all().filter(|o| o.write_in).count();
         if written_in >= self.max_write_in_options {
             return Err(CastVoteError::WriteInLimitReached {
                 limit: self.max_write_in_options,
             });
         }
-        let next = record
-            .options
-            .iter()
+        let next = all()
             .map(|o| o.id.get())
             .max()
             .unwrap_or(0)
@@ -417,7 +435,6 @@ impl BallotService {
             })?;
         let option = BallotOption::new(OptionId::new(next), write_in.into_label(), true);
         let sealed = seal_option(&key, &record.id, &option);
-        record.options.push(sealed.clone());
-        Ok(VoteTarget::WriteIn(sealed))
+        Ok((VoteTarget::WriteIn(sealed.clone()), Some(sealed)))
     }
 }

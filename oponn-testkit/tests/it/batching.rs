@@ -171,3 +171,81 @@ fn a_cancelled_commit_strands_no_one_queued_behind_it() {
         );
     });
 }
+
+#[test]
+fn a_refused_vote_leaves_no_phantom_write_in_for_its_batch() {
+    block_on(async {
+        let storage = slow(0);
+        let oponn = TestOponn::with_repository(Arc::clone(&storage) as _);
+        let mut approval = request(&["a", "b", "c"]);
+        approval.allow_write_in = true;
+        approval.method = oponn_core::domain::MethodRequest::Approval {
+            min_choices: None,
+            max_choices: Some(2),
+        };
+        let ballot = oponn.create(approval).await;
+        let id = ballot.id();
+        let cast = |name: &'static str, options: Vec<u32>, write_in: &'static str| {
+            let service = Arc::clone(oponn.service());
+            tokio::spawn(async move {
+                service
+                    .cast_vote(
+                        &id,
+                        &voter(name),
+                        VoteChoice::Options {
+                            options: options.into_iter().map(OptionId::new).collect(),
+                            write_in: Some(write_in.to_owned()),
+                        },
+                    )
+                    .await
+            })
+        };
+        // The first voter takes the turn and is held inside the write...
+        let first = cast("first", vec![1], "tea");
+        while storage.batches.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // ...while the next batch queues: a vote refused for too many
+        // choices writes in "cake", then a valid vote writes in "cake";
+        // "first" tries again, refused by storage, writing in "pie",
+        // then another voter writes in "pie".
+        let too_many = cast("greedy", vec![1, 2], "cake");
+        let valid = cast("fair", vec![3], "cake");
+        let again = cast("first", vec![2], "pie");
+        let pie = cast("late", vec![], "pie");
+        for _ in 0..200 {
+            tokio::task::yield_now().await;
+        }
+        storage.gate.add_permits(1_000);
+        first.await.unwrap().unwrap();
+        assert!(matches!(
+            too_many.await.unwrap(),
+            Err(oponn_core::CastVoteError::TooManyChoices { max: 2 })
+        ));
+        let valid = valid.await.unwrap().expect("the valid write-in counts");
+        assert!(matches!(
+            again.await.unwrap(),
+            Err(oponn_core::CastVoteError::AlreadyVoted)
+        ));
+        let pie = pie
+            .await
+            .unwrap()
+            .expect("a write-in refused in storage strands no one");
+        let tally = oponn.service().tally(&id).await.unwrap();
+        assert_eq!(tally.total(), 3);
+        let results = oponn.service().results(&id).await.unwrap().1;
+        let count = |label: &str| {
+            results
+                .rows
+                .iter()
+                .find(|row| row.label == label)
+                .map(|row| row.count)
+        };
+        assert_eq!(
+            (count("cake"), count("pie"), count("tea")),
+            (Some(1), Some(1), Some(1))
+        );
+        assert_eq!(valid.choice.len(), 2);
+        assert_eq!(pie.choice.len(), 1);
+    });
+}

@@ -137,8 +137,14 @@ impl ApiError {
         }
     }
 
-    /// The answer to a refused vote on `ballot`, by the rule it broke.
-    pub(super) fn from_vote(ballot: BallotId, error: CastVoteError) -> Self {
+    /// The answer to a refused vote on `ballot`, by the rule it broke;
+    /// `choice_field` is the request field that carried the choice
+    /// (`option_id`, `option_ids` or `ranking`).
+    pub(super) fn from_vote(
+        ballot: BallotId,
+        choice_field: &'static str,
+        error: CastVoteError,
+    ) -> Self {
         let message = error
             .user_message()
             .unwrap_or(std::borrow::Cow::Borrowed("invalid vote"));
@@ -154,13 +160,7 @@ impl ApiError {
             CastVoteError::WriteInsNotAllowed
             | CastVoteError::InvalidWriteIn(_)
             | CastVoteError::WriteInLimitReached { .. } => Self::invalid("write_in", &message),
-            CastVoteError::TooFewChoices { .. } | CastVoteError::TooManyChoices { .. } => {
-                Self::invalid("option_ids", &message)
-            }
-            CastVoteError::NothingRanked
-            | CastVoteError::RankedTwice
-            | CastVoteError::RankGivenTwice => Self::invalid("ranking", &message),
-            _ => Self::invalid("option_id", &message),
+            _ => Self::invalid(choice_field, &message),
         }
     }
 }

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt as _;
-use oponn_core::ResultsAccess;
 use oponn_core::domain::{Ballot, BallotId, Results};
+use oponn_core::{ResultsAccess, VoteChoice};
 use poem::web::Data;
 use poem::web::cookie::CookieJar;
 use poem_openapi::param::{Header, Path, Query};
@@ -130,6 +130,11 @@ impl VotesApi {
             .into_inner()
             .choice()
             .map_err(|message| ApiError::invalid("option_id", message))?;
+        let choice_field = match choice {
+            VoteChoice::Option(_) | VoteChoice::WriteIn(_) => "option_id",
+            VoteChoice::Options { .. } => "option_ids",
+            VoteChoice::Ranking(_) => "ranking",
+        };
         if choice.has_write_in()
             && let Err(wait) = state.rates.check(Rate::WriteIns, client.0.0)
         {
@@ -143,7 +148,7 @@ impl VotesApi {
             Ok(receipt) => receipt,
             Err(error) => {
                 state.metrics.count_vote_refusal(&error);
-                return Err(ApiError::from_vote(id, error));
+                return Err(ApiError::from_vote(id, choice_field, error));
             }
         };
         state.metrics.votes_cast.inc();

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use oponn_core::domain::{Ballot, BallotId, OptionId};
+use oponn_core::domain::{Ballot, BallotId, BallotMethod, OptionId};
 use oponn_core::{BallotError, CastVoteError, VoteChoice};
 use poem::http::HeaderMap;
 use poem::web::cookie::CookieJar;
@@ -23,10 +23,6 @@ use crate::views::BallotView;
 #[derive(Debug, Default)]
 pub(crate) struct VoteForm {
     csrf_token: Option<String>,
-    /// The ballot's method as the form was drawn for (a hidden field):
-    /// which fields to read. The core checks the choice against the
-    /// ballot's real method.
-    method: Option<String>,
     option_id: Option<String>,
     option_ids: Vec<String>,
     write_in_value: Option<String>,
@@ -41,7 +37,6 @@ impl VoteForm {
         for (name, value) in fields {
             match name.as_str() {
                 "X-CSRF-Token" => form.csrf_token = Some(value),
-                "method" => form.method = Some(value),
                 "option_id" => form.option_id = Some(value),
                 "option_ids" => form.option_ids.push(value),
                 "write_in_value" => form.write_in_value = Some(value),
@@ -55,15 +50,16 @@ impl VoteForm {
         form
     }
 
-    /// The typed choice the form makes, read as its method says.
+    /// The typed choice the form makes, read as the ballot's `method`
+    /// asks (its form offers ranks 1 to `options`).
     ///
     /// # Errors
     /// [`CastVoteError::InvalidOption`] for a field that names no option
-    /// or no rank; the ranking's own refusals
+    /// or no rank on offer; the ranking's own refusals
     /// ([`VoteChoice::ranking_by_rank`]).
-    fn choice(&self) -> Result<VoteChoice, CastVoteError> {
-        match self.method.as_deref() {
-            Some("approval") => {
+    fn choice(&self, method: BallotMethod, options: usize) -> Result<VoteChoice, CastVoteError> {
+        match method {
+            BallotMethod::Approval { .. } => {
                 let options = self
                     .option_ids
                     .iter()
@@ -75,7 +71,7 @@ impl VoteForm {
                     .filter(|text| !text.trim().is_empty());
                 Ok(VoteChoice::Options { options, write_in })
             }
-            Some("ranked") => {
+            BallotMethod::Ranked => {
                 let mut ranks = Vec::with_capacity(self.ranks.len());
                 for (option, rank) in &self.ranks {
                     if rank.trim().is_empty() {
@@ -84,13 +80,16 @@ impl VoteForm {
                     let option = OptionId::parse(option).ok_or(CastVoteError::InvalidOption)?;
                     let rank = rank
                         .trim()
-                        .parse::<u32>()
-                        .map_err(|_| CastVoteError::InvalidOption)?;
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|rank| (1..=options).contains(rank))
+                        .and_then(|rank| u32::try_from(rank).ok())
+                        .ok_or(CastVoteError::InvalidOption)?;
                     ranks.push((option, rank));
                 }
                 VoteChoice::ranking_by_rank(&ranks)
             }
-            _ => choice_from_form(
+            BallotMethod::Single => choice_from_form(
                 self.option_id.as_deref().unwrap_or(""),
                 self.write_in_value.as_deref(),
             ),
@@ -270,7 +269,13 @@ pub(crate) async fn cast_vote(
         return not_found(&state);
     };
     let viewer = viewer(&state, jar).await;
-    let choice = form.choice();
+    // The ballot says which fields its form has (usually from the cache).
+    let ballot = match state.service.ballot(&id).await {
+        Ok(ballot) => ballot,
+        Err(BallotError::NotFound) => return not_found(&state),
+        Err(error) => return unavailable(&state, &error),
+    };
+    let choice = form.choice(ballot.method(), ballot.options().len());
     if choice.as_ref().is_ok_and(VoteChoice::has_write_in)
         && let Err(wait) = state.rates.check(Rate::WriteIns, client.0)
     {
@@ -320,7 +325,12 @@ mod tests {
     use oponn_core::VoteChoice;
     use oponn_core::domain::{OptionId, messages};
 
-    use super::{VoteForm, WRITE_IN_FORM_VALUE, choice_from_form};
+    use super::{BallotMethod, VoteForm, WRITE_IN_FORM_VALUE, choice_from_form};
+
+    const APPROVAL: BallotMethod = BallotMethod::Approval {
+        min_choices: 1,
+        max_choices: 3,
+    };
 
     #[test]
     fn the_form_names_an_option_by_number_or_asks_for_a_write_in() {
@@ -355,12 +365,11 @@ mod tests {
     #[test]
     fn an_approval_form_sends_every_checked_option_and_a_written_one() {
         let choice = form(&[
-            ("method", "approval"),
             ("option_ids", "3"),
             ("option_ids", "1"),
             ("write_in_value", " sushi "),
         ])
-        .choice()
+        .choice(APPROVAL, 3)
         .unwrap();
         assert_eq!(
             choice,
@@ -369,7 +378,7 @@ mod tests {
                 write_in: Some(" sushi ".to_owned())
             }
         );
-        let blank = form(&[("method", "approval"), ("write_in_value", "  ")]).choice();
+        let blank = form(&[("write_in_value", "  ")]).choice(APPROVAL, 3);
         assert_eq!(
             blank.unwrap(),
             VoteChoice::Options {
@@ -377,46 +386,41 @@ mod tests {
                 write_in: None
             }
         );
-        assert!(
-            form(&[("method", "approval"), ("option_ids", "x")])
-                .choice()
-                .is_err()
-        );
+        assert!(form(&[("option_ids", "x")]).choice(APPROVAL, 3).is_err());
     }
 
     #[test]
     fn a_ranked_form_orders_options_by_their_rank_and_skips_blanks() {
-        let choice = form(&[
-            ("method", "ranked"),
-            ("rank_1", "2"),
-            ("rank_2", ""),
-            ("rank_3", "1"),
-        ])
-        .choice()
-        .unwrap();
+        let ranked = |fields: &[(&str, &str)]| form(fields).choice(BallotMethod::Ranked, 3);
         assert_eq!(
-            choice,
+            ranked(&[("rank_1", "2"), ("rank_2", ""), ("rank_3", "1")]).unwrap(),
             VoteChoice::Ranking(vec![OptionId::new(3), OptionId::new(1)])
         );
-        let twice = form(&[("method", "ranked"), ("rank_1", "1"), ("rank_2", "1")]);
+        let message = |fields: &[(&str, &str)]| {
+            ranked(fields)
+                .unwrap_err()
+                .user_message()
+                .map(|message| message.into_owned())
+        };
         assert_eq!(
-            twice.choice().unwrap_err().user_message().as_deref(),
+            message(&[("rank_1", "1"), ("rank_2", "1")]).as_deref(),
             Some(messages::RANK_GIVEN_TWICE)
         );
-        let none = form(&[("method", "ranked"), ("rank_1", ""), ("rank_2", " ")]);
         assert_eq!(
-            none.choice().unwrap_err().user_message().as_deref(),
+            message(&[("rank_1", ""), ("rank_2", " ")]).as_deref(),
             Some(messages::RANK_AT_LEAST_ONE)
         );
-        assert!(
-            form(&[("method", "ranked"), ("rank_1", "first")])
-                .choice()
-                .is_err()
-        );
-        assert!(
-            form(&[("method", "ranked"), ("rank_x", "1")])
-                .choice()
-                .is_err()
-        );
+        for fields in [
+            [("rank_1", "first")],
+            [("rank_x", "1")],
+            [("rank_1", "0")],
+            [("rank_1", "4")],
+        ] {
+            assert_eq!(
+                message(&fields).as_deref(),
+                Some(messages::INVALID_OPTION),
+                "{fields:?}"
+            );
+        }
     }
 }

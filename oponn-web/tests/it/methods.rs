@@ -106,8 +106,23 @@ async fn an_approval_ballot_counts_voters_per_option() {
         (status, &refused["message"]),
         (422, &json!("Select at least 1 option"))
     );
-    let (status, _) = vote(&app, id, json!({ "ranking": [1, 2] })).await;
-    assert_eq!(status, 201, "a ranking's options are a set of them");
+    for (body, field) in [
+        (json!({ "ranking": [1, 2] }), "ranking"),
+        (json!({ "option_id": 1 }), "option_id"),
+    ] {
+        let (status, refused) = vote(&app, id, body.clone()).await;
+        assert_eq!(
+            (status, &refused["message"]),
+            (
+                422,
+                &json!("This ballot takes a set of options (option_ids)")
+            ),
+            "{body}"
+        );
+        assert_eq!(refused["errors"][0]["field"], field);
+    }
+    let (status, _) = vote(&app, id, json!({ "option_ids": [2, 1] })).await;
+    assert_eq!(status, 201);
 
     let tally = get_json(&browser(), &app.url(&format!("/api/v1/ballots/{id}/tally"))).await;
     assert_eq!(tally["total"], 3, "voters, not marks: {tally}");
@@ -149,6 +164,14 @@ async fn a_ranked_ballot_shows_its_rounds_and_its_condorcet_check() {
             "Write-in votes are not allowed for this ballot",
         ),
         (json!({ "ranking": [9] }), "Invalid option for this ballot"),
+        (
+            json!({ "option_id": 1 }),
+            "This ballot takes a ranking (ranking)",
+        ),
+        (
+            json!({ "option_ids": [1] }),
+            "This ballot takes a ranking (ranking)",
+        ),
     ] {
         let (status, refused) = vote(&app, id, body.clone()).await;
         assert_eq!(
@@ -157,6 +180,20 @@ async fn a_ranked_ballot_shows_its_rounds_and_its_condorcet_check() {
             "{body}"
         );
     }
+    let single = create(&app, json!({ "measure": "single", "options": ["a", "b"] })).await;
+    let (status, refused) = vote(
+        &app,
+        single["id"].as_str().unwrap(),
+        json!({ "option_ids": [1] }),
+    )
+    .await;
+    assert_eq!(
+        (status, &refused["message"]),
+        (
+            422,
+            &json!("This ballot takes one option (option_id or write_in)")
+        )
+    );
     let tally = get_json(&browser(), &app.url(&format!("/api/v1/ballots/{id}/tally"))).await;
     assert_eq!(tally["total"], 11);
     let runoff = &tally["instant_runoff"];
@@ -195,6 +232,26 @@ async fn a_ranked_ballot_shows_its_rounds_and_its_condorcet_check() {
     assert_eq!(ballots.len(), 11);
     assert_eq!(ballots[0]["option_ids"], json!([1, 2, 3]));
     assert_eq!(ballots[0]["labels"], json!(["A", "B", "C"]));
+    // The results export carries the rounds and the pairs.
+    let export = get_text(&browser(), &app.url(&format!("/results/{id}/export.csv"))).await;
+    assert!(
+        export.starts_with("option,count,percentage\nA,4,36.4\n"),
+        "{export}"
+    );
+    assert!(export.contains("round,option,votes\n1,A,4\n"), "{export}");
+    assert!(export.contains("1,B (eliminated),3\n"), "{export}");
+    assert!(
+        export.contains("option_a,option_b,a_over_b,b_over_a\nA,B,4,7\n"),
+        "{export}"
+    );
+    let api_export = get_json(
+        &browser(),
+        &app.url(&format!("/api/v1/ballots/{id}/results")),
+    )
+    .await;
+    assert_eq!(api_export["instant_runoff"]["winner"], 1);
+    assert_eq!(api_export["ballot"]["method"], "ranked");
+
     let csv = get_text(&browser(), &app.url(&format!("/results/{id}/ballots.csv"))).await;
     let mut lines = csv.lines();
     assert_eq!(lines.next(), Some("option_ids,choice_1,choice_2,choice_3"));
@@ -221,13 +278,7 @@ async fn the_pages_create_and_take_every_method() {
     let form = get_text(&owner, &app.url(&format!("/vote/{approval}"))).await;
     assert!(form.contains(r#"<input type="checkbox" name="option_ids" value="3""#));
     let voter = browser();
-    let refused = app
-        .vote(
-            &voter,
-            &approval,
-            &[("method", "approval"), ("option_ids", "1")],
-        )
-        .await;
+    let refused = app.vote(&voter, &approval, &[("option_ids", "1")]).await;
     assert_eq!(refused.status(), 200);
     assert!(
         refused
@@ -240,11 +291,7 @@ async fn the_pages_create_and_take_every_method() {
         .vote(
             &voter,
             &approval,
-            &[
-                ("method", "approval"),
-                ("option_ids", "1"),
-                ("option_ids", "3"),
-            ],
+            &[("option_ids", "1"), ("option_ids", "3")],
         )
         .await;
     assert_eq!(accepted.status(), 303);
@@ -266,12 +313,7 @@ async fn the_pages_create_and_take_every_method() {
         .vote(
             &voter,
             &ranked,
-            &[
-                ("method", "ranked"),
-                ("rank_1", "1"),
-                ("rank_2", "1"),
-                ("rank_3", ""),
-            ],
+            &[("rank_1", "1"), ("rank_2", "1"), ("rank_3", "")],
         )
         .await;
     assert!(
@@ -285,12 +327,7 @@ async fn the_pages_create_and_take_every_method() {
         .vote(
             &voter,
             &ranked,
-            &[
-                ("method", "ranked"),
-                ("rank_1", "2"),
-                ("rank_2", ""),
-                ("rank_3", "1"),
-            ],
+            &[("rank_1", "2"), ("rank_2", ""), ("rank_3", "1")],
         )
         .await;
     assert_eq!(accepted.status(), 303);
