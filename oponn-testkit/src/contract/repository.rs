@@ -632,12 +632,7 @@ pub async fn a_batch_matches_its_votes_one_by_one(repository: Arc<dyn BallotRepo
     for ballot in [&batched, &one_by_one] {
         repository.record_vote(&change(ballot, a, 1)).await.unwrap();
     }
-    let outcomes = repository.record_votes(&mixed_batch(&batched)).await;
-    let mut expected = Vec::new();
-    for vote in mixed_batch(&one_by_one) {
-        expected.push(repository.record_vote(&vote).await);
-    }
-    assert_eq!(format!("{outcomes:?}"), format!("{expected:?}"));
+    let outcomes = batch_equals_one_by_one(&repository, &batched, &one_by_one, mixed_batch).await;
 
     let seqs: Vec<Option<u64>> = outcomes
         .iter()
@@ -1006,12 +1001,8 @@ pub async fn a_batch_of_identities_matches_its_votes_one_by_one(
     repository: Arc<dyn BallotRepository>,
 ) {
     let (batched, one_by_one) = (stored(&repository).await, stored(&repository).await);
-    let outcomes = repository.record_votes(&identity_batch(&batched)).await;
-    let mut expected = Vec::new();
-    for vote in identity_batch(&one_by_one) {
-        expected.push(repository.record_vote(&vote).await);
-    }
-    assert_eq!(format!("{outcomes:?}"), format!("{expected:?}"));
+    let outcomes =
+        batch_equals_one_by_one(&repository, &batched, &one_by_one, identity_batch).await;
     let accepted: Vec<bool> = outcomes.iter().map(Result::is_ok).collect();
     assert_eq!(
         accepted,
@@ -1044,6 +1035,28 @@ pub async fn a_batch_of_identities_matches_its_votes_one_by_one(
             None
         );
     }
+}
+
+/// Records `votes` for `batched` as one batch and for `one_by_one` vote by
+/// vote, checks that both gave the same outcomes, and returns the batch's.
+async fn batch_equals_one_by_one(
+    repository: &Arc<dyn BallotRepository>,
+    batched: &BallotRecord,
+    one_by_one: &BallotRecord,
+    votes: impl Fn(&BallotRecord) -> Vec<NewVote>,
+) -> Vec<Result<RecordedVote, RecordVoteError>> {
+    let outcomes = repository.record_votes(&votes(batched)).await;
+    let mut expected = Vec::new();
+    for vote in votes(one_by_one) {
+        expected.push(repository.record_vote(&vote).await);
+    }
+    assert_eq!(format!("{outcomes:?}"), format!("{expected:?}"));
+    outcomes
+}
+
+/// Option ids from their numbers.
+fn ids(options: &[u32]) -> Vec<OptionId> {
+    options.iter().map(|&n| OptionId::new(n)).collect()
 }
 
 /// A stored ballot with options 1 to 3, voted by `method`.
@@ -1125,18 +1138,7 @@ fn ranked_batch(ballot: &BallotRecord) -> Vec<NewVote> {
 pub async fn a_ranked_batch_matches_its_votes_one_by_one(repository: Arc<dyn BallotRepository>) {
     let batched = stored_with(&repository, BallotMethod::Ranked).await;
     let one_by_one = stored_with(&repository, BallotMethod::Ranked).await;
-    let outcomes = repository.record_votes(&ranked_batch(&batched)).await;
-    let mut expected = Vec::new();
-    for vote in ranked_batch(&one_by_one) {
-        expected.push(repository.record_vote(&vote).await);
-    }
-    assert_eq!(format!("{outcomes:?}"), format!("{expected:?}"));
-    let ids = |options: &[u32]| {
-        options
-            .iter()
-            .map(|&n| OptionId::new(n))
-            .collect::<Vec<_>>()
-    };
+    let outcomes = batch_equals_one_by_one(&repository, &batched, &one_by_one, ranked_batch).await;
     let receipt = |index: usize| outcomes[index].as_ref().unwrap();
     assert_eq!(receipt(0).choice, ids(&[2, 1, 3]));
     assert_eq!(
@@ -1198,18 +1200,7 @@ pub async fn an_approval_batch_matches_its_votes_one_by_one(repository: Arc<dyn 
     };
     let batched = stored_with(&repository, APPROVAL).await;
     let one_by_one = stored_with(&repository, APPROVAL).await;
-    let outcomes = repository.record_votes(&batch(&batched)).await;
-    let mut expected = Vec::new();
-    for vote in batch(&one_by_one) {
-        expected.push(repository.record_vote(&vote).await);
-    }
-    assert_eq!(format!("{outcomes:?}"), format!("{expected:?}"));
-    let ids = |options: &[u32]| {
-        options
-            .iter()
-            .map(|&n| OptionId::new(n))
-            .collect::<Vec<_>>()
-    };
+    let outcomes = batch_equals_one_by_one(&repository, &batched, &one_by_one, batch).await;
     assert_eq!(outcomes[0].as_ref().unwrap().choice, ids(&[1, 3]));
     assert_eq!(outcomes[2].as_ref().unwrap().choice, ids(&[1, 4]));
     for ballot in [&batched, &one_by_one] {
