@@ -3,15 +3,25 @@
 
 use std::sync::Arc;
 
-use oponn_adapters::postgres::PostgresRepository;
+use oponn_adapters::postgres::{PostgresRepository, PostgresSettings};
 use oponn_core::ports::{AccountRepository, BallotRepository};
 use oponn_testkit::block_on;
 use oponn_testkit::services::postgres::TestPostgres;
 
-/// A migrated repository on a fresh database of the shared server.
+/// A migrated repository on a fresh database of the shared server. The
+/// contract checks correctness, not speed: a connection is waited for as
+/// long as a case may take, so a loaded machine (200 votes queue on one
+/// ballot row) slows a case down instead of failing it. The service keeps
+/// the production default (3 s, so an outage answers 503 quickly).
 async fn connect_fresh() -> PostgresRepository {
     let url = TestPostgres::shared().fresh_database();
-    let repository = PostgresRepository::connect(&url).await.unwrap();
+    let settings = PostgresSettings {
+        acquire_timeout: oponn_testkit::contract::DEADLINE,
+        ..PostgresSettings::default()
+    };
+    let repository = PostgresRepository::connect_with(&url, &settings)
+        .await
+        .unwrap();
     repository.migrate().await.unwrap();
     repository
 }
