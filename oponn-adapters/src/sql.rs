@@ -497,6 +497,8 @@ mod tests {
             choice: vec![VoteTarget::Existing(OptionId::new(option))],
             cast_at: OffsetDateTime::UNIX_EPOCH,
             allow_change: false,
+            receipt: oponn_core::domain::ReceiptCode::generate(),
+            invitation: None,
         }
     }
 

@@ -33,8 +33,8 @@ pub mod recording;
 pub mod service;
 
 pub use service::{
-    AccountService, BallotError, BallotService, CastVoteError, CreateBallotError,
-    DEFAULT_MAX_WRITE_IN_OPTIONS, Dependency, HiddenUntil, OwnerActionError, Ports, PruneReport,
-    ResultsAccess, SESSION_LENGTH, ServiceSettings, SignInError, SignedIn, Unavailable, VoteChoice,
-    VoteReceipt,
+    AccountService, BallotError, BallotService, BulletinAccess, CastVoteError, CreateBallotError,
+    DEFAULT_MAX_WRITE_IN_OPTIONS, Dependency, HiddenUntil, InvitationError, OpenInvitationError,
+    OpenedInvitation, OwnerActionError, Ports, PruneReport, PublishedBulletin, ResultsAccess,
+    SESSION_LENGTH, ServiceSettings, SignInError, SignedIn, Unavailable, VoteChoice, VoteReceipt,
 };

@@ -14,12 +14,12 @@
 //! adapter: read rows ──▶ StoredVotes ──decide_batch(votes)──▶ outcomes + BatchWrites ──▶ adapter: write rows, commit
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use time::OffsetDateTime;
 
 use crate::crypto::LabelKey;
-use crate::domain::{BallotMethod, OptionId, Tally, VoterHash};
+use crate::domain::{BallotMethod, InvitationId, OptionId, ReceiptCode, Tally, VoterHash};
 use crate::ports::{NewVote, OptionRecord, RecordVoteError, RecordedVote, VoteTarget};
 
 /// What storage holds that deciding a batch of one ballot's votes needs,
@@ -39,12 +39,25 @@ pub struct StoredVotes {
     choices: BTreeMap<Vec<OptionId>, u64>,
     /// Each option's id by label key: where an equal write-in merges.
     by_label: HashMap<LabelKey, OptionId>,
-    /// The choice of each stored vote the batch's voters hold or are
-    /// aliases of, by the identity holding it.
-    votes: HashMap<VoterHash, Vec<OptionId>>,
+    /// Each stored vote the batch's voters hold or are aliases of, by the
+    /// identity holding it.
+    votes: HashMap<VoterHash, StandingVote>,
     /// Each of the batch's identities that is an alias, to the identity
     /// holding its vote.
     aliases: HashMap<VoterHash, VoterHash>,
+    /// The batch's receipts that the ballot has already given (and, as the
+    /// batch is decided, the ones it gives).
+    taken_receipts: HashSet<ReceiptCode>,
+    /// The batch's invitations that were revoked.
+    revoked_invitations: HashSet<InvitationId>,
+}
+
+/// A vote as it stands: its choice and its receipt (none for a vote
+/// stored before receipts existed).
+#[derive(Debug, Clone)]
+struct StandingVote {
+    choice: Vec<OptionId>,
+    receipt: Option<ReceiptCode>,
 }
 
 impl StoredVotes {
@@ -61,6 +74,8 @@ impl StoredVotes {
             by_label: HashMap::new(),
             votes: HashMap::new(),
             aliases: HashMap::new(),
+            taken_receipts: HashSet::new(),
+            revoked_invitations: HashSet::new(),
         }
     }
 
@@ -79,9 +94,29 @@ impl StoredVotes {
     }
 
     /// Adds a stored vote that one of the batch's identities holds, or that
-    /// one of them is an alias of.
-    pub fn add_vote(&mut self, holder: VoterHash, choice: Vec<OptionId>) {
-        self.votes.insert(holder, choice);
+    /// one of them is an alias of, with its receipt (none for a vote stored
+    /// before receipts existed).
+    pub fn add_vote(
+        &mut self,
+        holder: VoterHash,
+        choice: Vec<OptionId>,
+        receipt: Option<ReceiptCode>,
+    ) {
+        self.votes.insert(holder, StandingVote { choice, receipt });
+    }
+
+    /// Adds a receipt of the batch's votes that the ballot has already
+    /// given (to a counted or a replaced vote): a vote carrying it is
+    /// refused with [`RecordVoteError::ReceiptTaken`], to be retried with
+    /// another.
+    pub fn add_taken_receipt(&mut self, receipt: ReceiptCode) {
+        self.taken_receipts.insert(receipt);
+    }
+
+    /// Adds an invitation of the batch's votes that its owner revoked: a
+    /// vote cast by it is refused with [`RecordVoteError::InvitationRevoked`].
+    pub fn add_revoked_invitation(&mut self, invitation: InvitationId) {
+        self.revoked_invitations.insert(invitation);
     }
 
     /// Adds a stored alias: `alias`, one of the batch's identities, leads
@@ -134,6 +169,15 @@ impl StoredVotes {
     ) -> Result<Decision<'a>, RecordVoteError> {
         if self.closed_at.is_some_and(|closed| closed <= vote.cast_at) {
             return Err(RecordVoteError::BallotClosed);
+        }
+        if vote
+            .invitation
+            .is_some_and(|invitation| self.revoked_invitations.contains(&invitation))
+        {
+            return Err(RecordVoteError::InvitationRevoked);
+        }
+        if self.taken_receipts.contains(&vote.receipt) {
+            return Err(RecordVoteError::ReceiptTaken);
         }
         // The voter's vote is the one the first identity with a vote holds.
         let holder = identities(vote)
@@ -251,8 +295,8 @@ struct Decision<'a> {
     /// The options the vote counts toward: a ranking in order, else in
     /// id order, each once.
     choice: Vec<OptionId>,
-    /// The voter's choice now, if they have one.
-    previous: Option<Vec<OptionId>>,
+    /// The voter's vote now, if they have one.
+    previous: Option<StandingVote>,
     /// The write-ins the vote adds as new options.
     added: Vec<&'a OptionRecord>,
     /// The identity holding the voter's vote (`vote.voter` for a new one).
@@ -274,6 +318,8 @@ pub struct VoteRow {
     pub choice: Vec<OptionId>,
     /// When the vote that put it there was cast.
     pub cast_at: OffsetDateTime,
+    /// The receipt the vote now has.
+    pub receipt: ReceiptCode,
 }
 
 impl VoteRow {
@@ -299,6 +345,13 @@ pub struct BatchWrites<'a> {
     pub count_changes: Vec<(OptionId, i64)>,
     /// `(choice, net change)` for every distinct choice whose voters moved.
     pub choice_changes: Vec<(Vec<OptionId>, i64)>,
+    /// Receipts of stored votes the batch replaced: they now read as
+    /// replaced by a later vote. (Receipts the batch gave and replaced
+    /// itself are here too: their voters were told them.)
+    pub retired_receipts: Vec<ReceiptCode>,
+    /// `(invitation, when)`: invitations a vote was recorded with, to mark
+    /// used unless they already are.
+    pub used_invitations: Vec<(InvitationId, OffsetDateTime)>,
     /// How many votes were recorded: how far the sequence advances.
     pub recorded: u64,
     /// The ballot's sequence after the batch, to check the write against.
@@ -339,6 +392,8 @@ pub fn decide_batch<'a>(
     let mut new_aliases = Vec::new();
     let mut changes = Changes::default();
     let mut recorded_votes: u64 = 0;
+    let mut retired_receipts = Vec::new();
+    let mut used_invitations = Vec::new();
     for vote in votes {
         let Decision {
             choice,
@@ -364,25 +419,51 @@ pub fn decide_batch<'a>(
             stored.by_label.insert(option.label_key, option.id);
             new_options.push(option);
         }
-        if previous.as_ref() == Some(&choice) {
-            // The same choice again: nothing moves.
+        let had_vote = previous.is_some();
+        let (previous_choice, previous_receipt) = match previous {
+            Some(StandingVote { choice, receipt }) => (Some(choice), receipt),
+            None => (None, None),
+        };
+        let same_again = previous_choice.as_ref() == Some(&choice);
+        if let (true, Some(receipt)) = (same_again, &previous_receipt) {
+            // The same choice again: nothing moves, the receipt stands.
             outcomes.push(Ok(RecordedVote {
                 choice,
                 tally: stored.tally(),
                 changed_from: None,
+                receipt: receipt.clone(),
             }));
             continue;
         }
-        // The old choice loses the vote as the new one gains it, in one
-        // step of the sequence: no reader sees both or neither.
-        stored.move_vote(previous.as_deref(), &choice, &mut changes);
-        stored.votes.insert(holder, choice.clone());
-        stored.tally_seq = stored.tally_seq.saturating_add(1);
-        recorded_votes = recorded_votes.saturating_add(1);
+        // A new or changed vote gets the vote's receipt, and the one it
+        // replaces is retired: it now reads as replaced by a later vote.
+        // (The same choice again on a vote stored before receipts existed
+        // gets one too, and moves nothing else.)
+        let receipt = vote.receipt.clone();
+        stored.taken_receipts.insert(receipt.clone());
+        retired_receipts.extend(previous_receipt);
+        if !same_again {
+            // The old choice loses the vote as the new one gains it, in one
+            // step of the sequence: no reader sees both or neither.
+            stored.move_vote(previous_choice.as_deref(), &choice, &mut changes);
+            stored.tally_seq = stored.tally_seq.saturating_add(1);
+            recorded_votes = recorded_votes.saturating_add(1);
+        }
+        stored.votes.insert(
+            holder,
+            StandingVote {
+                choice: choice.clone(),
+                receipt: Some(receipt.clone()),
+            },
+        );
+        if let Some(invitation) = vote.invitation {
+            used_invitations.push((invitation, vote.cast_at));
+        }
         match row_of.get(&holder).and_then(|&row| rows.get_mut(row)) {
             Some((row, _)) => {
                 row.choice.clone_from(&choice);
                 row.cast_at = vote.cast_at;
+                row.receipt = receipt.clone();
             }
             None => {
                 // The voter's first move in the batch: `previous` is still
@@ -392,14 +473,16 @@ pub fn decide_batch<'a>(
                     voter: holder,
                     choice: choice.clone(),
                     cast_at: vote.cast_at,
+                    receipt: receipt.clone(),
                 };
-                rows.push((row, previous.is_some()));
+                rows.push((row, had_vote));
             }
         }
         outcomes.push(Ok(RecordedVote {
             choice,
             tally: stored.tally(),
-            changed_from: previous,
+            changed_from: previous_choice.filter(|_| !same_again),
+            receipt,
         }));
     }
     let (changed_votes, new_votes): (Vec<_>, Vec<_>) =
@@ -421,6 +504,8 @@ pub fn decide_batch<'a>(
                 .into_iter()
                 .filter(|(_, by)| *by != 0)
                 .collect(),
+            retired_receipts,
+            used_invitations,
             recorded: recorded_votes,
             tally_seq: stored.tally_seq,
         },
@@ -436,7 +521,7 @@ mod tests {
 
     use super::{StoredVotes, decide_batch};
     use crate::crypto::{LabelKey, Sealed};
-    use crate::domain::{BallotId, BallotMethod, OptionId, VoterHash};
+    use crate::domain::{BallotId, BallotMethod, InvitationId, OptionId, ReceiptCode, VoterHash};
     use crate::ports::{NewVote, OptionRecord, RecordVoteError, VoteTarget};
 
     const NO_LIMIT: OptionId = OptionId::new(u32::MAX);
@@ -461,6 +546,8 @@ mod tests {
             choice: vec![target],
             cast_at: OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(i64::from(voter_n)),
             allow_change,
+            receipt: crate::domain::ReceiptCode::generate(),
+            invitation: None,
         }
     }
 
@@ -485,7 +572,7 @@ mod tests {
         state.add_option(option(2), LabelKey::from_bytes([2; 32]), 1);
         state.add_choice(vec![option(1)], 3);
         state.add_choice(vec![option(2)], 1);
-        state.add_vote(voter(9), vec![option(2)]);
+        state.add_vote(voter(9), vec![option(2)], None);
         state
     }
 
@@ -548,6 +635,99 @@ mod tests {
         assert!(writes.new_options.is_empty() && writes.new_votes.is_empty());
         assert!(writes.count_changes.is_empty());
         assert_eq!((writes.recorded, writes.tally_seq), (0, 4));
+    }
+
+    fn code(text: &str) -> ReceiptCode {
+        ReceiptCode::parse(text).unwrap()
+    }
+
+    #[test]
+    fn a_change_gives_a_new_receipt_and_retires_every_one_it_replaces() {
+        let mut state = state();
+        state.add_vote(voter(9), vec![option(2)], Some(code("STORED0000")));
+        let mut first = to(1, true)(9);
+        first.receipt = code("FRST000000");
+        let mut again = to(1, true)(9);
+        again.receipt = code("AGAIN00000");
+        let mut back = to(2, true)(9);
+        back.receipt = code("BACK000000");
+        let votes = [first, again, back];
+        let decided = decide_batch(state, &votes, NO_LIMIT);
+        let receipts: Vec<&str> = decided
+            .outcomes
+            .iter()
+            .map(|outcome| outcome.as_ref().unwrap().receipt.as_str())
+            .collect();
+        // The same choice again keeps the receipt that stands.
+        assert_eq!(receipts, ["FRST000000", "FRST000000", "BACK000000"]);
+        let writes = decided.writes;
+        assert_eq!(
+            writes.retired_receipts,
+            [code("STORED0000"), code("FRST000000")]
+        );
+        assert_eq!(writes.changed_votes.len(), 1);
+        assert_eq!(writes.changed_votes[0].receipt, code("BACK000000"));
+    }
+
+    #[test]
+    fn a_receipt_the_ballot_gave_is_refused_for_a_retry() {
+        let mut state = state();
+        state.add_taken_receipt(code("TAKEN00000"));
+        let mut taken = to(1, false)(1);
+        taken.receipt = code("TAKEN00000");
+        let mut fresh = to(1, false)(2);
+        fresh.receipt = code("FRESH00000");
+        let mut twice = to(1, false)(3);
+        twice.receipt = code("FRESH00000");
+        let votes = [taken, fresh, twice];
+        let decided = decide_batch(state, &votes, NO_LIMIT);
+        assert!(matches!(
+            decided.outcomes.as_slice(),
+            [
+                Err(RecordVoteError::ReceiptTaken),
+                Ok(_),
+                Err(RecordVoteError::ReceiptTaken)
+            ]
+        ));
+        assert_eq!(decided.writes.new_votes.len(), 1);
+    }
+
+    #[test]
+    fn a_vote_stored_before_receipts_gets_one_when_made_again() {
+        let mut again = to(2, true)(9);
+        again.receipt = code("LATE000000");
+        let votes = [again];
+        let decided = decide_batch(state(), &votes, NO_LIMIT);
+        let recorded = decided.outcomes[0].as_ref().unwrap();
+        assert_eq!(recorded.receipt, code("LATE000000"));
+        assert_eq!(recorded.changed_from, None);
+        let writes = decided.writes;
+        assert_eq!(writes.changed_votes[0].receipt, code("LATE000000"));
+        assert!(writes.count_changes.is_empty() && writes.retired_receipts.is_empty());
+        assert_eq!((writes.recorded, writes.tally_seq), (0, 4));
+    }
+
+    #[test]
+    fn a_revoked_invitation_votes_no_more_and_a_used_one_is_marked() {
+        let mut state = state();
+        state.add_revoked_invitation(InvitationId::new(1));
+        let mut revoked = to(1, false)(1);
+        revoked.invitation = Some(InvitationId::new(1));
+        let mut live = to(1, false)(2);
+        live.invitation = Some(InvitationId::new(2));
+        let votes = [revoked, live];
+        let decided = decide_batch(state, &votes, NO_LIMIT);
+        assert!(matches!(
+            decided.outcomes.as_slice(),
+            [Err(RecordVoteError::InvitationRevoked), Ok(_)]
+        ));
+        let used: Vec<InvitationId> = decided
+            .writes
+            .used_invitations
+            .iter()
+            .map(|&(invitation, _)| invitation)
+            .collect();
+        assert_eq!(used, [InvitationId::new(2)]);
     }
 
     #[test]

@@ -1,12 +1,16 @@
 //! A ballot repository in a map.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
-use oponn_core::domain::{BallotId, OptionId, OwnerId, Tally, VoterHash};
+use oponn_core::domain::{
+    BallotId, BulletinRow, InvitationHash, InvitationId, OptionId, OwnerId, ReceiptCode,
+    ReceiptStatus, Tally, VoterHash,
+};
 use oponn_core::ports::{
-    BallotRecord, BallotRepository, NewVote, Page, RecordVoteError, RecordedVote, RepositoryError,
+    AddInvitationsError, BallotRecord, BallotRepository, Bulletin, InvitationRecord,
+    NewInvitation, NewVote, Page, RecordVoteError, RecordedVote, RepositoryError, Revoked,
 };
 use oponn_core::recording::{BatchDecision, StoredVotes, VoteOutcome, decide_batch, identities};
 use time::OffsetDateTime;
@@ -24,8 +28,14 @@ pub struct MemoryRepository {
 
 struct StoredBallot {
     record: BallotRecord,
-    /// Each vote's choice, by the identity holding it.
-    votes: HashMap<VoterHash, Vec<OptionId>>,
+    /// Each vote's choice and receipt, by the identity holding it.
+    votes: HashMap<VoterHash, (Vec<OptionId>, ReceiptCode)>,
+    /// Receipts of the votes as they stand (an index of `votes`).
+    counted_receipts: HashSet<ReceiptCode>,
+    /// Receipts of votes changed since.
+    retired_receipts: HashSet<ReceiptCode>,
+    /// Voter links, in number order.
+    invitations: Vec<InvitationRecord>,
     /// Other identities of a vote's voter, each to the identity holding it.
     aliases: HashMap<VoterHash, VoterHash>,
     counts: BTreeMap<OptionId, u64>,
@@ -72,8 +82,20 @@ impl StoredBallot {
             if holder != *identity {
                 state.add_alias(*identity, holder);
             }
-            if let Some(choice) = self.votes.get(&holder) {
-                state.add_vote(holder, choice.clone());
+            if let Some((choice, receipt)) = self.votes.get(&holder) {
+                state.add_vote(holder, choice.clone(), Some(receipt.clone()));
+            }
+        }
+        for vote in votes {
+            if self.receipt_status(&vote.receipt) != ReceiptStatus::Unknown {
+                state.add_taken_receipt(vote.receipt.clone());
+            }
+            if let Some(invitation) = vote.invitation
+                && self
+                    .invitation(invitation)
+                    .is_some_and(|stored| stored.revoked_at.is_some())
+            {
+                state.add_revoked_invitation(invitation);
             }
         }
         let BatchDecision { outcomes, writes } =
@@ -82,7 +104,21 @@ impl StoredBallot {
             .options
             .extend(writes.new_options.into_iter().cloned());
         for row in writes.new_votes.into_iter().chain(writes.changed_votes) {
-            self.votes.insert(row.voter, row.choice);
+            self.counted_receipts.insert(row.receipt.clone());
+            self.votes.insert(row.voter, (row.choice, row.receipt));
+        }
+        for retired in writes.retired_receipts {
+            self.counted_receipts.remove(&retired);
+            self.retired_receipts.insert(retired);
+        }
+        for (invitation, at) in writes.used_invitations {
+            if let Some(stored) = self
+                .invitations
+                .iter_mut()
+                .find(|stored| stored.id == invitation)
+            {
+                stored.used_at.get_or_insert(at);
+            }
         }
         self.aliases.extend(writes.new_aliases);
         for (option, by) in writes.count_changes {
@@ -97,6 +133,22 @@ impl StoredBallot {
         self.choices.retain(|_, voters| *voters > 0);
         self.seq = writes.tally_seq;
         outcomes
+    }
+}
+
+impl StoredBallot {
+    fn receipt_status(&self, receipt: &ReceiptCode) -> ReceiptStatus {
+        if self.counted_receipts.contains(receipt) {
+            ReceiptStatus::Counted
+        } else if self.retired_receipts.contains(receipt) {
+            ReceiptStatus::Replaced
+        } else {
+            ReceiptStatus::Unknown
+        }
+    }
+
+    fn invitation(&self, id: InvitationId) -> Option<&InvitationRecord> {
+        self.invitations.iter().find(|stored| stored.id == id)
     }
 }
 
@@ -125,6 +177,9 @@ impl BallotRepository for MemoryRepository {
             StoredBallot {
                 record: ballot.clone(),
                 votes: HashMap::new(),
+                counted_receipts: HashSet::new(),
+                retired_receipts: HashSet::new(),
+                invitations: Vec::new(),
                 aliases: HashMap::new(),
                 counts: BTreeMap::new(),
                 choices: BTreeMap::new(),
@@ -189,7 +244,7 @@ impl BallotRepository for MemoryRepository {
     ) -> Result<Option<Vec<OptionId>>, RepositoryError> {
         Ok(self.ballots().get(ballot).and_then(|stored| {
             let holder = stored.holder(voter)?;
-            stored.votes.get(&holder).cloned()
+            stored.votes.get(&holder).map(|(choice, _)| choice.clone())
         }))
     }
 
@@ -217,5 +272,124 @@ impl BallotRepository for MemoryRepository {
     async fn delete_ballot(&self, id: &BallotId) -> Result<bool, RepositoryError> {
         // Key, rows and votes go in one step under the lock.
         Ok(self.ballots().remove(id).is_some())
+    }
+
+    async fn add_invitations(
+        &self,
+        ballot: &BallotId,
+        invitations: &[NewInvitation],
+        max_per_ballot: u32,
+    ) -> Result<Vec<InvitationId>, AddInvitationsError> {
+        let mut ballots = self.ballots();
+        let Some(stored) = ballots.get_mut(ballot) else {
+            return Err(AddInvitationsError::BallotNotFound);
+        };
+        let total = stored.invitations.len().saturating_add(invitations.len());
+        if total > usize::try_from(max_per_ballot).unwrap_or(usize::MAX) {
+            return Err(AddInvitationsError::LimitReached);
+        }
+        let last = stored.invitations.last().map_or(0, |stored| stored.id.get());
+        let mut ids = Vec::with_capacity(invitations.len());
+        for (number, invitation) in (last.saturating_add(1)..).zip(invitations) {
+            let id = InvitationId::new(number);
+            stored.invitations.push(InvitationRecord {
+                ballot_id: *ballot,
+                id,
+                token_hash: invitation.token_hash,
+                label: invitation.label.clone(),
+                created_at: invitation.created_at,
+                used_at: None,
+                revoked_at: None,
+            });
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    async fn invitations(
+        &self,
+        ballot: &BallotId,
+    ) -> Result<Vec<InvitationRecord>, RepositoryError> {
+        Ok(self
+            .ballots()
+            .get(ballot)
+            .map(|stored| stored.invitations.clone())
+            .unwrap_or_default())
+    }
+
+    async fn invitation(
+        &self,
+        token_hash: &InvitationHash,
+    ) -> Result<Option<InvitationRecord>, RepositoryError> {
+        Ok(self
+            .ballots()
+            .values()
+            .flat_map(|stored| &stored.invitations)
+            .find(|stored| stored.token_hash == *token_hash)
+            .cloned())
+    }
+
+    async fn revoke_invitation(
+        &self,
+        ballot: &BallotId,
+        id: InvitationId,
+        at: OffsetDateTime,
+    ) -> Result<Revoked, RepositoryError> {
+        let mut ballots = self.ballots();
+        let Some(invitation) = ballots
+            .get_mut(ballot)
+            .and_then(|stored| stored.invitations.iter_mut().find(|stored| stored.id == id))
+        else {
+            return Ok(Revoked::NotFound);
+        };
+        if invitation.used_at.is_some() {
+            return Ok(Revoked::Used);
+        }
+        invitation.revoked_at.get_or_insert(at);
+        Ok(Revoked::Revoked)
+    }
+
+    async fn receipt_status(
+        &self,
+        ballot: &BallotId,
+        receipt: &ReceiptCode,
+    ) -> Result<ReceiptStatus, RepositoryError> {
+        Ok(self
+            .ballots()
+            .get(ballot)
+            .map_or(ReceiptStatus::Unknown, |stored| stored.receipt_status(receipt)))
+    }
+
+    async fn bulletin(&self, ballot: &BallotId) -> Result<Option<Bulletin>, RepositoryError> {
+        Ok(self.ballots().get(ballot).map(|stored| {
+            let mut rows: Vec<BulletinRow> = stored
+                .votes
+                .values()
+                .map(|(choice, receipt)| BulletinRow {
+                    receipt: receipt.clone(),
+                    choice: choice.clone(),
+                })
+                .collect();
+            rows.sort_by(|a, b| a.receipt.cmp(&b.receipt));
+            Bulletin {
+                tally_seq: stored.seq,
+                rows,
+            }
+        }))
+    }
+
+    async fn transfer_ballots(
+        &self,
+        from: &OwnerId,
+        to: &OwnerId,
+    ) -> Result<u64, RepositoryError> {
+        let mut moved: u64 = 0;
+        for stored in self.ballots().values_mut() {
+            if stored.record.owner.as_ref() == Some(from) {
+                stored.record.owner = Some(to.clone());
+                moved = moved.saturating_add(1);
+            }
+        }
+        Ok(moved)
     }
 }

@@ -74,6 +74,14 @@ impl<V: Clone> BallotCache<V> {
             .pop(ballot);
     }
 
+    /// Forgets every value, as when many ballots changed at once.
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     /// Drops every entry expired at `now`; returns how many were dropped.
     pub fn prune_expired(&self, now: OffsetDateTime) -> usize {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);

@@ -20,7 +20,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 pub use cache::{BallotCache, KeyCache};
 
-use crate::domain::{BallotId, OptionId};
+use crate::domain::{BallotId, InvitationHash, OptionId};
 
 /// Nonce length of XChaCha20-Poly1305: long enough to pick at random.
 const NONCE_LEN: usize = 24;
@@ -152,6 +152,9 @@ pub enum SealedField {
     Measure,
     /// The label of one option.
     OptionLabel(OptionId),
+    /// The owner's label of one voter link, bound to the link's token
+    /// hash (the row's own key), so it cannot be moved to another link.
+    InvitationLabel(InvitationHash),
 }
 
 impl SealedField {
@@ -164,6 +167,10 @@ impl SealedField {
             SealedField::OptionLabel(id) => {
                 aad.extend_from_slice(b"\0option\0");
                 aad.extend_from_slice(&id.get().to_be_bytes());
+            }
+            SealedField::InvitationLabel(hash) => {
+                aad.extend_from_slice(b"\0invitation\0");
+                aad.extend_from_slice(hash.as_bytes());
             }
         }
         aad

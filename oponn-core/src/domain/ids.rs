@@ -8,6 +8,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use super::{InvitationHash, InvitationId, InvitationToken};
+
 /// Length of a ballot id in its text form: 16 bytes as unpadded base64.
 const BALLOT_ID_TEXT_LEN: usize = 22;
 
@@ -150,6 +152,8 @@ pub struct VoterId {
     account: bool,
     /// The guest id of the browser a signed-in account votes from.
     browser: Option<String>,
+    /// The invitation this voter votes by, on an invite-only ballot.
+    invitation: Option<InvitationId>,
 }
 
 impl VoterId {
@@ -159,6 +163,7 @@ impl VoterId {
             id: id.into(),
             account: false,
             browser: None,
+            invitation: None,
         }
     }
 
@@ -168,7 +173,25 @@ impl VoterId {
             id: account.as_str().to_owned(),
             account: true,
             browser: None,
+            invitation: None,
         }
+    }
+
+    /// The holder of an invitation, on the invite-only ballot it belongs
+    /// to: one voter per invitation, whoever presents it, so it presents
+    /// no other identity.
+    pub fn invited(invitation: InvitationId) -> Self {
+        Self {
+            id: invitation.get().to_string(),
+            account: false,
+            browser: None,
+            invitation: Some(invitation),
+        }
+    }
+
+    /// The invitation this voter votes by, if any.
+    pub fn invitation(&self) -> Option<InvitationId> {
+        self.invitation
     }
 
     /// This account voting from `browser`, a guest voter id, which then
@@ -176,7 +199,7 @@ impl VoterId {
     /// for a guest (or when `browser` is not a guest) this changes nothing.
     #[must_use]
     pub fn from_browser(mut self, browser: &VoterId) -> Self {
-        if self.account && !browser.account && *browser != self {
+        if self.account && !browser.account && browser.invitation.is_none() && *browser != self {
             self.browser = Some(browser.id.clone());
         }
         self
@@ -274,14 +297,26 @@ impl VoterHasher {
             .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
         mac.update(b"oponn/v1/voter\0");
         mac.update(ballot.as_bytes());
-        // The kind is hashed too: a guest id can never pass for an account.
-        mac.update(if voter.is_account() {
-            b"account\0"
-        } else {
-            b"guest\0"
+        // The kind is hashed too: a guest id can never pass for an account
+        // or an invitation.
+        mac.update(match (voter.is_account(), voter.invitation()) {
+            (true, _) => b"account\0".as_slice(),
+            (false, Some(_)) => b"invitation\0".as_slice(),
+            (false, None) => b"guest\0".as_slice(),
         });
         mac.update(voter.as_str().as_bytes());
         VoterHash(mac.finalize().into_bytes().into())
+    }
+
+    /// The keyed hash storage finds an invitation by: bound to nothing
+    /// but the token (which is random and unique), so a link opens
+    /// without knowing its ballot first.
+    pub fn invitation(&self, token: &InvitationToken) -> InvitationHash {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        mac.update(b"oponn/v1/invitation\0");
+        mac.update(token.as_str().as_bytes());
+        InvitationHash::from_bytes(mac.finalize().into_bytes().into())
     }
 
     /// The hashes of the other identities `voter` presents on `ballot`

@@ -7,7 +7,9 @@
 mod account;
 mod ballot;
 mod ids;
+mod invitation;
 mod ranked;
+mod receipt;
 mod schedule;
 mod settings;
 mod tally;
@@ -20,9 +22,15 @@ pub use ballot::{Ballot, BallotDraft, BallotOption, BallotRequest, MethodRequest
 pub use ids::{
     AccountId, BallotId, InvalidBallotId, OptionId, OwnerId, VoterHash, VoterHasher, VoterId,
 };
+pub use invitation::{
+    INVITATION_LABEL_MAX_CHARS, Invitation, InvitationHash, InvitationId, InvitationLabel,
+    InvitationToken, IssuedInvitation, MAX_INVITATIONS_PER_BALLOT, MAX_INVITATIONS_PER_REQUEST,
+    parse_invitation_labels,
+};
 pub use ranked::{
     Condorcet, InstantRunoff, Pairwise, RankingCount, RunoffRound, condorcet, instant_runoff,
 };
+pub use receipt::{BulletinRow, RECEIPT_CODE_CHARS, ReceiptCode, ReceiptStatus};
 pub use schedule::{
     MAX_SCHEDULE_AHEAD, MAX_WINDOW_MINUTES, Schedule, StartRequest, Status, WindowRequest,
     parse_window_minutes,

@@ -12,6 +12,9 @@ pub enum Eligibility {
     Anyone,
     /// Signed-in accounts only: one vote per account, whatever the browser.
     SignedInOnly,
+    /// Holders of the owner's personal voting links only: one vote per
+    /// link, whatever the browser or account that casts it.
+    Invited,
 }
 
 /// How a ballot is voted and counted. Chosen at creation, fixed afterwards.
@@ -107,6 +110,10 @@ pub struct BallotSettings {
     pub allow_vote_change: bool,
     /// When results may be seen.
     pub results_visibility: ResultsVisibility,
+    /// Whether every counted vote is published as (receipt, choice) on the
+    /// ballot's bulletin, under the same rules as the results: anyone can
+    /// then recount, and a voter can show others how they voted.
+    pub publish_bulletin: bool,
 }
 
 impl Eligibility {
@@ -115,6 +122,7 @@ impl Eligibility {
         match self {
             Eligibility::Anyone => "anyone",
             Eligibility::SignedInOnly => "signed_in",
+            Eligibility::Invited => "invited",
         }
     }
 
@@ -124,6 +132,7 @@ impl Eligibility {
         match self {
             Eligibility::Anyone => true,
             Eligibility::SignedInOnly => voter.is_account(),
+            Eligibility::Invited => voter.invitation().is_some(),
         }
     }
 
@@ -132,6 +141,7 @@ impl Eligibility {
         match name.trim() {
             "anyone" => Some(Eligibility::Anyone),
             "signed_in" => Some(Eligibility::SignedInOnly),
+            "invited" => Some(Eligibility::Invited),
             _ => None,
         }
     }
@@ -171,7 +181,7 @@ impl ResultsVisibility {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::AccountId;
+    use crate::domain::{AccountId, InvitationId};
 
     #[test]
     fn signed_in_only_admits_accounts_and_not_browsers() {
@@ -181,6 +191,17 @@ mod tests {
         assert!(Eligibility::Anyone.admits(&account));
         assert!(!Eligibility::SignedInOnly.admits(&browser));
         assert!(Eligibility::SignedInOnly.admits(&account));
+    }
+
+    #[test]
+    fn invited_admits_invitations_alone() {
+        let browser = VoterId::new("browser");
+        let account = VoterId::account(&AccountId::new("a"));
+        let invited = VoterId::invited(InvitationId::new(3));
+        assert!(!Eligibility::Invited.admits(&browser));
+        assert!(!Eligibility::Invited.admits(&account));
+        assert!(Eligibility::Invited.admits(&invited));
+        assert!(!Eligibility::SignedInOnly.admits(&invited));
     }
 
     #[test]
@@ -208,7 +229,11 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for eligibility in [Eligibility::Anyone, Eligibility::SignedInOnly] {
+        for eligibility in [
+            Eligibility::Anyone,
+            Eligibility::SignedInOnly,
+            Eligibility::Invited,
+        ] {
             assert_eq!(Eligibility::parse(eligibility.as_str()), Some(eligibility));
         }
         for visibility in [

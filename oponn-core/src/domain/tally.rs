@@ -45,6 +45,36 @@ impl Tally {
         self
     }
 
+    /// The tally that `votes` make at sequence `seq`, each vote a whole
+    /// choice, counted as `method` counts: every option of a set, the first
+    /// of a ranking. This is how anyone recounts a published bulletin.
+    pub fn recount<'v>(
+        seq: u64,
+        method: BallotMethod,
+        votes: impl IntoIterator<Item = &'v [OptionId]>,
+    ) -> Self {
+        let mut counts: BTreeMap<OptionId, u64> = BTreeMap::new();
+        let mut choices: BTreeMap<Vec<OptionId>, u64> = BTreeMap::new();
+        for choice in votes {
+            let counted = if method.is_ranked() {
+                choice.get(..1).unwrap_or_default()
+            } else {
+                choice
+            };
+            for option in counted {
+                let count = counts.entry(*option).or_insert(0);
+                *count = count.saturating_add(1);
+            }
+            let voters = choices.entry(choice.to_vec()).or_insert(0);
+            *voters = voters.saturating_add(1);
+        }
+        Self {
+            seq,
+            counts,
+            choices,
+        }
+    }
+
     /// The same counts under sequence number `seq`: how a close or a
     /// delete is announced to watchers.
     #[must_use]

@@ -25,6 +25,8 @@ pub enum Field {
     MaxChoices,
     /// A vote's choice of options (several, or a ranking).
     Choice,
+    /// The voter links an owner asks for: their count and labels.
+    Invitations,
 }
 
 impl Field {
@@ -39,6 +41,7 @@ impl Field {
             Field::MinChoices => "min_choices",
             Field::MaxChoices => "max_choices",
             Field::Choice => "choice",
+            Field::Invitations => "invitations",
         }
     }
 }
@@ -210,6 +213,30 @@ pub mod messages {
     pub const RANK_AT_LEAST_ONE: &str = "Rank at least one option";
     /// A ranked vote that ranks an option twice.
     pub const RANKED_TWICE: &str = "Each option can be ranked only once";
+    /// Voter links asked for at once: too few or too many.
+    pub const INVITATION_COUNT: &str = "between 1 and 500 voter links at a time";
+    /// Labels given for voter links, but not one per link.
+    pub const INVITATION_LABELS_PER_LINK: &str = "give one label per link, or none";
+    /// A voter link's label is too long.
+    pub const INVITATION_LABEL_TOO_LONG: &str = "labels are at most 100 characters";
+    /// A voter link's label hides characters.
+    pub const INVITATION_LABEL_HIDDEN_CHARACTERS: &str =
+        "labels must not contain control or invisible characters";
+    /// A ballot already has as many voter links as it may.
+    pub const INVITATIONS_LIMIT_REACHED: &str = "a ballot has at most 10000 voter links";
+    /// Voter links asked for on a ballot anyone may vote on.
+    pub const NOT_INVITE_ONLY: &str =
+        "Voter links are for invite-only ballots; anyone with this ballot's link can vote.";
+    /// Someone without an invitation tried to vote on an invite-only ballot.
+    pub const INVITED_ONLY: &str = "This ballot is open to invited voters only.";
+    /// A voting link that is unknown, revoked or malformed.
+    pub const LINK_NOT_VALID: &str = "This voting link is not valid";
+    /// A voting link whose vote was cast, opened in another browser.
+    pub const LINK_USED: &str = "This voting link has already been used";
+    /// A used voter link cannot be revoked.
+    pub const INVITATION_USED: &str = "This voter link was already used to vote; it cannot be revoked.";
+    /// The owner's view of voter links, for someone else.
+    pub const NOT_OWNER_OF_LINKS: &str = "Only the person who created this ballot may manage its voter links.";
     /// A ranked form that gives one rank to two options.
     pub const RANK_GIVEN_TWICE: &str = "Each rank can be given to one option only";
 

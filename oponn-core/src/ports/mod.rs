@@ -21,8 +21,9 @@ pub use clock::{Clock, SystemClock};
 pub use key_wrapper::{KeyWrapError, KeyWrapper};
 pub use lock::{LockError, LockGuard, VoteLock};
 pub use repository::{
-    BallotRecord, BallotRepository, NewVote, OptionRecord, Page, RecordVoteError, RecordedVote,
-    RepositoryError, VoteTarget,
+    AddInvitationsError, BallotRecord, BallotRepository, Bulletin, InvitationRecord, NewInvitation,
+    NewVote, OptionRecord, Page, RecordVoteError, RecordedVote, RepositoryError, Revoked,
+    VoteTarget,
 };
 
 /// The cause of a dependency failure, kept for logs and never shown to users.

@@ -5,7 +5,10 @@ use time::OffsetDateTime;
 
 use super::BoxError;
 use crate::crypto::{LabelKey, Sealed, WrappedKey};
-use crate::domain::{BallotId, BallotMethod, BallotSettings, OptionId, OwnerId, Tally, VoterHash};
+use crate::domain::{
+    BallotId, BallotMethod, BallotSettings, BulletinRow, InvitationHash, InvitationId, OptionId,
+    OwnerId, ReceiptCode, ReceiptStatus, Tally, VoterHash,
+};
 
 /// A ballot as storage holds it: its text sealed, its data key wrapped.
 ///
@@ -94,6 +97,13 @@ pub struct NewVote {
     /// Whether a voter who already voted may move their vote to this choice
     /// (the ballot allows vote changes).
     pub allow_change: bool,
+    /// The receipt this vote gets if it is recorded as new or changed;
+    /// storage refuses one its ballot has already given
+    /// ([`RecordVoteError::ReceiptTaken`]).
+    pub receipt: ReceiptCode,
+    /// The invitation the vote is cast by, on an invite-only ballot:
+    /// refused once revoked, marked used once a vote is recorded.
+    pub invitation: Option<InvitationId>,
 }
 
 /// An option a vote counts toward.
@@ -118,6 +128,61 @@ pub struct RecordedVote {
     /// The choice the voter's vote was moved from, when this changed an
     /// earlier vote.
     pub changed_from: Option<Vec<OptionId>>,
+    /// The receipt of the voter's vote as it now stands: the new one for a
+    /// new or changed vote (or one stored before receipts existed), the
+    /// standing one when the same choice was made again.
+    pub receipt: ReceiptCode,
+}
+
+/// A voter link as storage holds it: its token hashed, its label sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitationRecord {
+    /// The ballot it lets one person vote on.
+    pub ballot_id: BallotId,
+    /// Its number within the ballot.
+    pub id: InvitationId,
+    /// The keyed hash of its token.
+    pub token_hash: InvitationHash,
+    /// The owner's label, sealed under the ballot's data key.
+    pub label: Option<Sealed>,
+    /// When it was issued.
+    pub created_at: OffsetDateTime,
+    /// When a vote was first recorded with it.
+    pub used_at: Option<OffsetDateTime>,
+    /// When the owner revoked it.
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A voter link to store: storage numbers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInvitation {
+    /// The keyed hash of its token.
+    pub token_hash: InvitationHash,
+    /// The owner's label, sealed under the ballot's data key.
+    pub label: Option<Sealed>,
+    /// When it is issued.
+    pub created_at: OffsetDateTime,
+}
+
+/// What revoking a voter link did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// It is revoked (now, or it already was).
+    Revoked,
+    /// A vote was cast with it: it stays valid.
+    Used,
+    /// The ballot has no such link.
+    NotFound,
+}
+
+/// Every counted vote of a ballot with its receipt, and the sequence of
+/// the tally they make, read at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bulletin {
+    /// The sequence number of the tally these rows make.
+    pub tally_seq: u64,
+    /// The counted votes, sorted by receipt.
+    pub rows: Vec<BulletinRow>,
 }
 
 /// Durable storage of sealed ballots, votes and tallies.
@@ -249,6 +314,77 @@ pub trait BallotRepository: Send + Sync + 'static {
     /// [`RepositoryError::Unavailable`] when storage cannot be reached.
     async fn delete_ballot(&self, id: &BallotId) -> Result<bool, RepositoryError>;
 
+    /// Stores `invitations` as the ballot's next voter links, numbered on
+    /// from its last, and returns their numbers in order; all or none.
+    ///
+    /// # Errors
+    /// [`AddInvitationsError::BallotNotFound`] when there is no such
+    /// ballot; [`AddInvitationsError::LimitReached`] when the ballot would
+    /// then have more than `max_per_ballot` links;
+    /// [`AddInvitationsError::Unavailable`] when storage cannot be reached.
+    async fn add_invitations(
+        &self,
+        ballot: &BallotId,
+        invitations: &[NewInvitation],
+        max_per_ballot: u32,
+    ) -> Result<Vec<InvitationId>, AddInvitationsError>;
+
+    /// The ballot's voter links, in number order.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when storage cannot be reached.
+    async fn invitations(&self, ballot: &BallotId)
+    -> Result<Vec<InvitationRecord>, RepositoryError>;
+
+    /// The voter link whose token hashes to `token_hash`, if any (on any ballot).
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when storage cannot be reached.
+    async fn invitation(
+        &self,
+        token_hash: &InvitationHash,
+    ) -> Result<Option<InvitationRecord>, RepositoryError>;
+
+    /// Revokes the ballot's link `id` at `at` unless a vote was cast with
+    /// it: atomically with recording, so a link is never both revoked and used.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when storage cannot be reached.
+    async fn revoke_invitation(
+        &self,
+        ballot: &BallotId,
+        id: InvitationId,
+        at: OffsetDateTime,
+    ) -> Result<Revoked, RepositoryError>;
+
+    /// Whether `receipt` is a counted vote's on `ballot`, a replaced one's,
+    /// or neither.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when storage cannot be reached.
+    async fn receipt_status(
+        &self,
+        ballot: &BallotId,
+        receipt: &ReceiptCode,
+    ) -> Result<ReceiptStatus, RepositoryError>;
+
+    /// Every counted vote of `ballot` as (receipt, choice), sorted by
+    /// receipt, with the sequence of the tally they make, read at one
+    /// instant; `None` when there is no such ballot. A vote stored before
+    /// receipts existed has none and is left out.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when storage cannot be reached.
+    async fn bulletin(&self, ballot: &BallotId) -> Result<Option<Bulletin>, RepositoryError>;
+
+    /// Makes every ballot `from` owns `to`'s (a guest's ballots, when they
+    /// sign in), and returns how many moved.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when storage cannot be reached.
+    async fn transfer_ballots(&self, from: &OwnerId, to: &OwnerId)
+    -> Result<u64, RepositoryError>;
+
     /// Checks storage is reachable and accepts writes, for readiness probes:
     /// storage that would refuse a vote (a full disk, a read-only server)
     /// is not ready.
@@ -292,6 +428,27 @@ pub enum RecordVoteError {
     /// A new write-in's id is taken by a different option.
     #[error("the write-in's option id is taken")]
     OptionIdTaken,
+    /// The vote's receipt was already given on this ballot.
+    #[error("the receipt was already given on this ballot")]
+    ReceiptTaken,
+    /// The invitation the vote is cast by was revoked.
+    #[error("the invitation was revoked")]
+    InvitationRevoked,
+    /// Storage cannot be reached.
+    #[error("storage is unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Why voter links were not stored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddInvitationsError {
+    /// There is no such ballot.
+    #[error("no such ballot")]
+    BallotNotFound,
+    /// The ballot would have more links than it may.
+    #[error("the ballot has as many voter links as it may")]
+    LimitReached,
     /// Storage cannot be reached.
     #[error("storage is unavailable")]
     Unavailable(#[source] BoxError),

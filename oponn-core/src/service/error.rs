@@ -178,6 +178,13 @@ pub enum CastVoteError {
     /// The ballot takes votes from signed-in accounts only.
     #[error("{}", messages::SIGN_IN_REQUIRED)]
     SignInRequired,
+    /// The ballot takes votes from holders of its voter links only.
+    #[error("{}", messages::INVITED_ONLY)]
+    InvitationRequired,
+    /// The voter link the vote is cast by was revoked (or is not this
+    /// ballot's).
+    #[error("{}", messages::LINK_NOT_VALID)]
+    InvitationNotValid,
     /// A dependency failed; nothing was recorded.
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
@@ -206,6 +213,8 @@ impl CastVoteError {
             CastVoteError::RankGivenTwice => messages::RANK_GIVEN_TWICE,
             CastVoteError::AlreadyVoted => messages::ALREADY_VOTED,
             CastVoteError::SignInRequired => messages::SIGN_IN_REQUIRED,
+            CastVoteError::InvitationRequired => messages::INVITED_ONLY,
+            CastVoteError::InvitationNotValid => messages::LINK_NOT_VALID,
             CastVoteError::NotFound | CastVoteError::Unavailable(_) => return None,
         };
         Some(Cow::Borrowed(message))
@@ -230,6 +239,7 @@ impl From<RecordVoteError> for CastVoteError {
             RecordVoteError::BallotClosed => CastVoteError::Ended,
             RecordVoteError::AlreadyVoted => CastVoteError::AlreadyVoted,
             RecordVoteError::UnknownOption => CastVoteError::InvalidOption,
+            RecordVoteError::InvitationRevoked => CastVoteError::InvitationNotValid,
             other => CastVoteError::Unavailable(Unavailable::new(Dependency::Storage, other)),
         }
     }

@@ -12,14 +12,19 @@
 //!   behind it (`batch.rs` queues the votes; the vote checks live here;
 //!   storage executes [`crate::recording::decide_batch`]).
 //! - `owner.rs`: closing and deleting, and announcing either to watchers.
+//! - `invitations.rs`: voter links of invite-only ballots, and guest
+//!   ballots following their owner when they sign in.
+//! - `receipts.rs`: checking a receipt, and the public bulletin.
 //! - `accounts.rs`: [`AccountService`]. `error.rs`: one error enum per operation.
 
 mod accounts;
 mod batch;
 mod create;
 mod error;
+mod invitations;
 mod owner;
 mod read;
+mod receipts;
 mod vote;
 
 use std::num::NonZeroUsize;
@@ -31,7 +36,9 @@ pub use accounts::{AccountService, SESSION_LENGTH, SignInError, SignedIn};
 pub use error::{
     BallotError, CastVoteError, CreateBallotError, Dependency, OwnerActionError, Unavailable,
 };
+pub use invitations::{InvitationError, OpenInvitationError, OpenedInvitation};
 pub use read::{HiddenUntil, ResultsAccess};
+pub use receipts::{BulletinAccess, PublishedBulletin};
 pub use vote::{VoteChoice, VoteReceipt};
 
 use crate::crypto::{BallotCache, KeyCache, SealedField, SymmetricKey};

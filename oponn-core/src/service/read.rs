@@ -255,7 +255,7 @@ impl BallotService {
     }
 
     /// `results`, shown to `viewer` or hidden, by the ballot's visibility.
-    async fn access(
+    pub(super) async fn access(
         &self,
         ballot: Ballot,
         results: Results,

@@ -16,8 +16,8 @@ use super::{
     BallotError, BallotService, CastVoteError, Dependency, Unavailable, seal_option, unlock,
 };
 use crate::domain::{
-    BallotId, BallotMethod, BallotOption, OptionId, Schedule, Status, Tally, TallyEvent, VoterId,
-    WriteIn,
+    BallotId, BallotMethod, BallotOption, Eligibility, OptionId, ReceiptCode, Schedule, Status,
+    Tally, TallyEvent, VoterId, WriteIn,
 };
 use crate::ports::{BallotRecord, NewVote, OptionRecord, RecordVoteError, VoteTarget};
 
@@ -99,6 +99,9 @@ pub struct VoteReceipt {
     /// The choice the voter's earlier vote was moved from, when this was a
     /// change.
     pub changed_from: Option<Vec<OptionId>>,
+    /// The vote's receipt: the code by which the voter checks that their
+    /// vote is in the count. A change gives a new one and retires the old.
+    pub receipt: ReceiptCode,
 }
 
 impl VoteReceipt {
@@ -112,7 +115,8 @@ impl VoteReceipt {
 enum BatchRefusal {
     /// A rule refused it, or a dependency failed.
     Refused(CastVoteError),
-    /// Its new write-in's option id was taken by another instance: retry.
+    /// Its new write-in's option id was taken by another instance, or its
+    /// receipt was given before: retry (with a new receipt).
     Retry,
 }
 
@@ -189,7 +193,8 @@ impl BallotService {
         for (mut pending, outcome) in votes.into_iter().zip(outcomes) {
             let answer = match outcome {
                 // Another instance added a different write-in under the
-                // same id in the same instant: retry in a later batch.
+                // same id in the same instant, or the receipt drawn was
+                // given before: retry in a later batch, with a new receipt.
                 Err(Retry) if pending.attempts + 1 < WRITE_IN_ATTEMPTS => {
                     pending.attempts += 1;
                     queue.push(pending);
@@ -197,7 +202,7 @@ impl BallotService {
                 }
                 Err(Retry) => Err(CastVoteError::Unavailable(Unavailable::new(
                     Dependency::Storage,
-                    "write-in option id kept colliding",
+                    "a write-in's option id or a receipt kept colliding",
                 ))),
                 Err(Refused(error)) => Err(error),
                 Ok(receipt) => Ok(receipt),
@@ -251,7 +256,11 @@ impl BallotService {
         let mut written_in: Vec<OptionRecord> = Vec::new();
         for pending in votes {
             if !record.settings.eligibility.admits(&pending.voter) {
-                outcomes.push(Some(Err(Refused(CastVoteError::SignInRequired))));
+                let refusal = match record.settings.eligibility {
+                    Eligibility::Invited => CastVoteError::InvitationRequired,
+                    _ => CastVoteError::SignInRequired,
+                };
+                outcomes.push(Some(Err(Refused(refusal))));
                 continue;
             }
             match self
@@ -266,6 +275,8 @@ impl BallotService {
                         choice,
                         cast_at: now,
                         allow_change: record.settings.allow_vote_change,
+                        receipt: ReceiptCode::generate(),
+                        invitation: pending.voter.invitation(),
                     });
                     outcomes.push(None);
                 }
@@ -286,8 +297,11 @@ impl BallotService {
                         choice: recorded.choice,
                         tally: recorded.tally,
                         changed_from: recorded.changed_from,
+                        receipt: recorded.receipt,
                     }),
-                    Some(Err(RecordVoteError::OptionIdTaken)) => Err(Retry),
+                    Some(Err(RecordVoteError::OptionIdTaken | RecordVoteError::ReceiptTaken)) => {
+                        Err(Retry)
+                    }
                     Some(Err(error)) => Err(Refused(error.into())),
                     None => Err(Refused(CastVoteError::Unavailable(Unavailable::new(
                         Dependency::Storage,

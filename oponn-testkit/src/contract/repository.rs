@@ -64,12 +64,16 @@ fn vote(ballot: &BallotRecord, voter: VoterHash, target: VoteTarget) -> NewVote 
         choice: vec![target],
         cast_at: T0,
         allow_change: false,
+        receipt: oponn_core::domain::ReceiptCode::generate(),
+        invitation: None,
     }
 }
 
 fn change(ballot: &BallotRecord, voter: VoterHash, option: u32) -> NewVote {
     NewVote {
         allow_change: true,
+        receipt: oponn_core::domain::ReceiptCode::generate(),
+        invitation: None,
         ..vote(ballot, voter, VoteTarget::Existing(OptionId::new(option)))
     }
 }
@@ -863,10 +867,14 @@ fn presenting(
     aliases: &[VoterHash],
     option: u32,
     allow_change: bool,
+    receipt: oponn_core::domain::ReceiptCode::generate(),
+    invitation: None,
 ) -> NewVote {
     NewVote {
         aliases: aliases.to_vec(),
         allow_change,
+        receipt: oponn_core::domain::ReceiptCode::generate(),
+        invitation: None,
         ..vote(ballot, voter, VoteTarget::Existing(OptionId::new(option)))
     }
 }
@@ -1086,6 +1094,8 @@ fn choosing(ballot: &BallotRecord, voter: VoterHash, options: &[u32]) -> NewVote
             .map(|&option| VoteTarget::Existing(OptionId::new(option)))
             .collect(),
         allow_change: true,
+        receipt: oponn_core::domain::ReceiptCode::generate(),
+        invitation: None,
         ..vote(ballot, voter, VoteTarget::Existing(OptionId::new(1)))
     }
 }
