@@ -5,11 +5,12 @@
 
 use oponn_core::crypto::{LabelKey, Sealed, WrappedKey};
 use oponn_core::domain::{
-    BallotId, BallotMethod, BallotSettings, Eligibility, OptionId, OwnerId, ResultsVisibility,
-    Tally, VoterHash,
+    BallotId, BallotMethod, BallotSettings, BulletinRow, Eligibility, InvitationHash, InvitationId,
+    OptionId, OwnerId, ReceiptCode, ResultsVisibility, Tally, VoterHash,
 };
 use oponn_core::ports::{
-    BallotRecord, BoxError, NewVote, OptionRecord, RecordVoteError, RepositoryError,
+    BallotRecord, BoxError, Bulletin, InvitationRecord, NewVote, OptionRecord, RecordVoteError,
+    RepositoryError,
 };
 use oponn_core::recording::{BatchWrites, StoredVotes, VoteOutcome, decide_batch};
 use time::OffsetDateTime;
@@ -28,6 +29,7 @@ pub(crate) struct BallotRow {
     pub(crate) eligibility: String,
     pub(crate) allow_vote_change: bool,
     pub(crate) results_visibility: String,
+    pub(crate) publish_bulletin: bool,
     pub(crate) method: String,
     pub(crate) min_choices: Option<i64>,
     pub(crate) max_choices: Option<i64>,
@@ -104,6 +106,7 @@ pub(crate) fn ballot_record(
             allow_vote_change: row.allow_vote_change,
             results_visibility: ResultsVisibility::parse(&row.results_visibility)
                 .ok_or_else(|| corrupt("results visibility"))?,
+            publish_bulletin: row.publish_bulletin,
         },
         method: method(&row.method, row.min_choices, row.max_choices)?,
         wrapped_key: WrappedKey::from_bytes(row.wrapped_key),
@@ -281,24 +284,154 @@ pub(crate) fn read_option(
 }
 
 /// Adds a stored vote one of the batch's voters holds or is an alias of,
-/// with the alias that led to it, if any, as read.
+/// with its receipt (none for a vote cast before receipts) and the alias
+/// that led to it, if any, as read.
 ///
 /// # Errors
-/// A corrupt-row outage when a hash or the option id cannot be one.
+/// A corrupt-row outage when a hash, the option id or the receipt cannot
+/// be one.
 pub(crate) fn read_vote(
     state: &mut StoredVotes,
     voter_hash: &[u8],
     option: i64,
     choice: Option<&str>,
+    receipt: Option<&str>,
     alias: Option<&[u8]>,
 ) -> Result<(), RepositoryError> {
     let holder = voter_hash_of(voter_hash)?;
     let choice = parse_choice(choice, option)?;
+    let receipt = receipt.map(receipt_code).transpose()?;
     if let Some(alias) = alias {
         state.add_alias(voter_hash_of(alias)?, holder);
     }
-    state.add_vote(holder, choice);
+    state.add_vote(holder, choice, receipt);
     Ok(())
+}
+
+/// Adds a receipt of the batch's votes that the ballot already gave (to a
+/// counted or a replaced vote), as read.
+///
+/// # Errors
+/// A corrupt-row outage when the text is not a receipt code.
+pub(crate) fn read_taken_receipt(
+    state: &mut StoredVotes,
+    receipt: &str,
+) -> Result<(), RepositoryError> {
+    state.add_taken_receipt(receipt_code(receipt)?);
+    Ok(())
+}
+
+/// Adds an invitation of the batch's votes that its owner revoked, as read.
+///
+/// # Errors
+/// A corrupt-row outage when the number cannot be an invitation's.
+pub(crate) fn read_revoked_invitation(
+    state: &mut StoredVotes,
+    invitation: i64,
+) -> Result<(), RepositoryError> {
+    state.add_revoked_invitation(invitation_id(invitation)?);
+    Ok(())
+}
+
+/// A stored receipt code.
+///
+/// # Errors
+/// A corrupt-row outage for text that is not a code as the core writes it.
+pub(crate) fn receipt_code(text: &str) -> Result<ReceiptCode, RepositoryError> {
+    ReceiptCode::parse(text)
+        .filter(|code| code.as_str() == text)
+        .ok_or_else(|| corrupt("receipt"))
+}
+
+/// A stored invitation number.
+///
+/// # Errors
+/// A corrupt-row outage for a number no invitation has.
+pub(crate) fn invitation_id(number: i64) -> Result<InvitationId, RepositoryError> {
+    u32::try_from(number)
+        .ok()
+        .filter(|&number| number > 0)
+        .map(InvitationId::new)
+        .ok_or_else(|| corrupt("invitation id"))
+}
+
+/// The invitations a decided batch marks used, each once with the time of
+/// the first vote cast with it (later ones leave `used_at` as it is).
+pub(crate) fn first_uses(
+    used: &[(InvitationId, OffsetDateTime)],
+) -> Vec<(InvitationId, OffsetDateTime)> {
+    let mut seen = std::collections::HashSet::with_capacity(used.len());
+    used.iter()
+        .copied()
+        .filter(|(invitation, _)| seen.insert(*invitation))
+        .collect()
+}
+
+/// An invitation row as both dialects read it, times converted.
+pub(crate) struct InvitationRow {
+    pub(crate) ballot_id: Vec<u8>,
+    pub(crate) invitation_id: i64,
+    pub(crate) token_hash: Vec<u8>,
+    pub(crate) label: Option<Vec<u8>>,
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) used_at: Option<OffsetDateTime>,
+    pub(crate) revoked_at: Option<OffsetDateTime>,
+}
+
+/// An invitation row as the port's record.
+///
+/// # Errors
+/// A corrupt-row outage when the ballot id, the number or the token hash
+/// cannot be one.
+pub(crate) fn invitation_record(row: InvitationRow) -> Result<InvitationRecord, RepositoryError> {
+    let token_hash: [u8; 32] = row
+        .token_hash
+        .as_slice()
+        .try_into()
+        .map_err(|_| corrupt("invitation token hash"))?;
+    Ok(InvitationRecord {
+        ballot_id: ballot_id(&row.ballot_id)?,
+        id: invitation_id(row.invitation_id)?,
+        token_hash: InvitationHash::from_bytes(token_hash),
+        label: row.label.map(Sealed::from_bytes),
+        created_at: row.created_at,
+        used_at: row.used_at,
+        revoked_at: row.revoked_at,
+    })
+}
+
+/// A row of a bulletin's one read: `(tally_seq, receipt, option_id,
+/// choice)`, as [`bulletin_of_rows`] reads it.
+pub(crate) type BulletinReadRow = (Option<i64>, Option<String>, Option<i64>, Option<String>);
+
+/// A bulletin from the rows of one read (one snapshot): the ballot's row
+/// carries its sequence (`tally_seq`), each other row one counted vote
+/// with a receipt (`receipt`, its first option and whole choice); `None`
+/// when there is no ballot row. The rows come out sorted by receipt, as
+/// the core orders codes.
+///
+/// # Errors
+/// A corrupt-row outage for a value that cannot be what it stands for.
+pub(crate) fn bulletin_of_rows(
+    rows: Vec<BulletinReadRow>,
+) -> Result<Option<Bulletin>, RepositoryError> {
+    let mut tally_seq = None;
+    let mut votes = Vec::with_capacity(rows.len());
+    for row in rows {
+        match row {
+            (Some(ballot_seq), None, None, None) => tally_seq = Some(seq(ballot_seq)?),
+            (None, Some(receipt), Some(option), choice) => votes.push(BulletinRow {
+                receipt: receipt_code(&receipt)?,
+                choice: parse_choice(choice.as_deref(), option)?,
+            }),
+            _ => return Err(corrupt("bulletin row")),
+        }
+    }
+    votes.sort_by(|a, b| a.receipt.cmp(&b.receipt));
+    Ok(tally_seq.map(|tally_seq| Bulletin {
+        tally_seq,
+        rows: votes,
+    }))
 }
 
 /// A stored voter or alias hash.
@@ -476,12 +609,13 @@ mod tests {
     // A test fails by panicking.
     #![allow(clippy::unwrap_used)]
 
-    use oponn_core::domain::{BallotId, OptionId, VoterHash};
+    use oponn_core::domain::{BallotId, InvitationId, OptionId, VoterHash};
     use oponn_core::ports::{NewVote, VoteTarget};
     use time::OffsetDateTime;
 
     use super::{
-        choice_text, one_ballot, parse_choice, read_choice, read_option, read_vote, stored_votes,
+        bulletin_of_rows, choice_text, first_uses, one_ballot, parse_choice, read_choice,
+        read_option, read_revoked_invitation, read_taken_receipt, read_vote, stored_votes,
     };
     use oponn_core::domain::BallotMethod;
 
@@ -510,12 +644,21 @@ mod tests {
         assert!(read_option(&mut state, 3, &[3; 32], -1).is_err());
         assert!(read_option(&mut state, i64::from(u32::MAX) + 1, &[3; 32], 0).is_err());
         assert!(read_option(&mut state, 3, &[3; 31], 0).is_err());
-        assert!(read_vote(&mut state, &[1; 32], -2, None, None).is_err());
-        assert!(read_vote(&mut state, &[1; 31], 1, None, None).is_err());
-        assert!(read_vote(&mut state, &[2; 33], 1, None, Some(&[1; 32])).is_err());
-        assert!(read_vote(&mut state, &[2; 32], 1, None, Some(&[1; 31])).is_err());
-        assert!(read_vote(&mut state, &[2; 32], 1, Some("1,x"), None).is_err());
-        assert!(read_vote(&mut state, &[2; 32], 1, Some("2,1"), None).is_ok());
+        assert!(read_vote(&mut state, &[1; 32], -2, None, None, None).is_err());
+        assert!(read_vote(&mut state, &[1; 31], 1, None, None, None).is_err());
+        assert!(read_vote(&mut state, &[2; 33], 1, None, None, Some(&[1; 32])).is_err());
+        assert!(read_vote(&mut state, &[2; 32], 1, None, None, Some(&[1; 31])).is_err());
+        assert!(read_vote(&mut state, &[2; 32], 1, Some("1,x"), None, None).is_err());
+        assert!(read_vote(&mut state, &[2; 32], 1, None, Some("0123"), None).is_err());
+        assert!(read_vote(&mut state, &[2; 32], 1, Some("2,1"), None, None).is_ok());
+        assert!(read_vote(&mut state, &[3; 32], 1, None, Some("0123456789"), None).is_ok());
+        // A code as a person might type it is not how the core stores one.
+        assert!(read_taken_receipt(&mut state, "0123-45678").is_err());
+        assert!(read_taken_receipt(&mut state, "o123456789").is_err());
+        assert!(read_taken_receipt(&mut state, "ABCDEFGHJK").is_ok());
+        assert!(read_revoked_invitation(&mut state, 0).is_err());
+        assert!(read_revoked_invitation(&mut state, i64::from(u32::MAX) + 1).is_err());
+        assert!(read_revoked_invitation(&mut state, 3).is_ok());
         assert!(read_choice(&mut state, "1,2", -1).is_err());
         assert!(read_choice(&mut state, "", 1).is_err());
         assert!(read_choice(&mut state, "3,1", 1).is_ok());
@@ -527,6 +670,52 @@ mod tests {
         assert_eq!(choice_text(&choice), "3,1,20");
         assert_eq!(parse_choice(Some("3,1,20"), 0).unwrap(), choice);
         assert_eq!(parse_choice(None, 7).unwrap(), [OptionId::new(7)]);
+    }
+
+    #[test]
+    fn a_bulletin_is_sorted_by_receipt_and_refuses_corrupt_rows() {
+        let vote = |receipt: &str, option: i64, choice: Option<&str>| {
+            (
+                None,
+                Some(receipt.to_owned()),
+                Some(option),
+                choice.map(str::to_owned),
+            )
+        };
+        let bulletin = bulletin_of_rows(vec![
+            vote("Z000000000", 2, Some("2,1")),
+            (Some(7), None, None, None),
+            vote("0000000001", 1, None),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(bulletin.tally_seq, 7);
+        let rows: Vec<(&str, Vec<OptionId>)> = bulletin
+            .rows
+            .iter()
+            .map(|row| (row.receipt.as_str(), row.choice.clone()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("0000000001", vec![OptionId::new(1)]),
+                ("Z000000000", vec![OptionId::new(2), OptionId::new(1)]),
+            ]
+        );
+        assert_eq!(bulletin_of_rows(Vec::new()).unwrap(), None);
+        assert!(bulletin_of_rows(vec![vote("short", 1, None)]).is_err());
+        assert!(bulletin_of_rows(vec![(Some(-1), None, None, None)]).is_err());
+        assert!(bulletin_of_rows(vec![(None, None, Some(1), None)]).is_err());
+    }
+
+    #[test]
+    fn an_invitation_is_marked_used_by_its_first_vote() {
+        let at = |seconds| OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(seconds);
+        let (one, two) = (InvitationId::new(1), InvitationId::new(2));
+        assert_eq!(
+            first_uses(&[(one, at(1)), (two, at(2)), (one, at(3))]),
+            [(one, at(1)), (two, at(2))]
+        );
     }
 
     #[test]

@@ -10,8 +10,14 @@
 //! one transaction, and a tally is read from the counters without scanning
 //! votes. The schema's keys back the invariants up: the votes table's
 //! primary key `votes_one_per_voter` keeps one vote per voter per ballot,
-//! and `ballot_options_one_per_label` one option per label; a batch that
-//! somehow broke one fails as a whole, recording nothing.
+//! `ballot_options_one_per_label` one option per label and
+//! `votes_one_per_receipt` one vote per receipt; a batch that somehow
+//! broke one fails as a whole, recording nothing.
+//!
+//! Issuing and revoking voter links lock the same ballot row, so they take
+//! turns with vote batches: a link's limit and numbering hold under
+//! concurrent requests, and a link is never both used and revoked
+//! (`invitations_used_or_revoked` backs that up).
 //!
 //! # Layout
 //!
@@ -24,9 +30,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oponn_core::domain::{BallotId, OptionId, OwnerId, Tally, VoterHash};
+use oponn_core::domain::{
+    BallotId, InvitationHash, InvitationId, OptionId, OwnerId, ReceiptCode, ReceiptStatus, Tally,
+    VoterHash,
+};
 use oponn_core::ports::{
-    BallotRecord, BallotRepository, NewVote, Page, RecordVoteError, RecordedVote, RepositoryError,
+    AddInvitationsError, BallotRecord, BallotRepository, BoxError, Bulletin, InvitationRecord,
+    NewInvitation, NewVote, Page, RecordVoteError, RecordedVote, RepositoryError, Revoked,
 };
 use oponn_core::recording::VoteOutcome;
 use sqlx::Row as _;
@@ -39,8 +49,9 @@ mod votes;
 
 use crate::probe::{WRITE_PROBE_BYTES, WriteProbe};
 use crate::sql::{
-    BallotRow, OptionRow, SqlSetupError, TallyRow, ballot_record, corrupt, parse_choice, pending,
-    record_many, record_one, tally_of_rows, unavailable,
+    BallotRow, BulletinReadRow, InvitationRow, OptionRow, SqlSetupError, TallyRow, ballot_record,
+    bulletin_of_rows, corrupt, invitation_record, parse_choice, pending, record_many, record_one,
+    tally_of_rows, unavailable,
 };
 
 /// The schema's migrations, compiled in.
@@ -165,9 +176,12 @@ fn int_bound(bound: Option<u32>) -> Result<Option<i32>, RepositoryError> {
 
 const BALLOT_COLUMNS: &str = "b.id, b.owner_id, b.created_at, b.starts_at, b.ends_at, \
      b.closed_at, b.allow_write_in, b.measure, k.wrapped_key, \
-     b.eligibility, b.allow_vote_change, b.results_visibility, \
+     b.eligibility, b.allow_vote_change, b.results_visibility, b.publish_bulletin, \
      b.method, b.min_choices, b.max_choices \
      from ballots b join ballot_keys k on k.ballot_id = b.id";
+
+const INVITATION_COLUMNS: &str = "ballot_id, invitation_id::int8 as invitation_id, token_hash, \
+     label, created_at, used_at, revoked_at from invitations";
 
 fn ballot_row(row: &sqlx::postgres::PgRow) -> Result<BallotRow, RepositoryError> {
     Ok(BallotRow {
@@ -183,6 +197,7 @@ fn ballot_row(row: &sqlx::postgres::PgRow) -> Result<BallotRow, RepositoryError>
         eligibility: row.try_get("eligibility").map_err(unavailable)?,
         allow_vote_change: row.try_get("allow_vote_change").map_err(unavailable)?,
         results_visibility: row.try_get("results_visibility").map_err(unavailable)?,
+        publish_bulletin: row.try_get("publish_bulletin").map_err(unavailable)?,
         method: row.try_get("method").map_err(unavailable)?,
         min_choices: row
             .try_get::<Option<i32>, _>("min_choices")
@@ -195,6 +210,46 @@ fn ballot_row(row: &sqlx::postgres::PgRow) -> Result<BallotRow, RepositoryError>
     })
 }
 
+fn invitation_row(row: &sqlx::postgres::PgRow) -> Result<InvitationRow, RepositoryError> {
+    Ok(InvitationRow {
+        ballot_id: row.try_get("ballot_id").map_err(unavailable)?,
+        invitation_id: row.try_get("invitation_id").map_err(unavailable)?,
+        token_hash: row.try_get("token_hash").map_err(unavailable)?,
+        label: row.try_get("label").map_err(unavailable)?,
+        created_at: row.try_get("created_at").map_err(unavailable)?,
+        used_at: row.try_get("used_at").map_err(unavailable)?,
+        revoked_at: row.try_get("revoked_at").map_err(unavailable)?,
+    })
+}
+
+/// An invitation's number as the `integer` column holds it; `None` past
+/// it, where no stored invitation can be.
+fn invitation_number(id: InvitationId) -> Option<i32> {
+    i32::try_from(id.get()).ok()
+}
+
+/// An outage while storing invitations.
+fn invitations_unavailable(error: impl Into<BoxError>) -> AddInvitationsError {
+    AddInvitationsError::Unavailable(error.into())
+}
+
+/// Locks ballot `id`'s row inside `tx` until it ends; `false` when there
+/// is no such ballot. Every writer of a ballot's invitations takes it (a
+/// vote batch, an issue of links, a revocation), so they take turns: a
+/// link is never revoked after a vote that used it was decided, nor used
+/// by a vote decided before its revocation, and links are numbered and
+/// counted against the limit one request at a time.
+async fn lock_ballot(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: &[u8],
+) -> Result<bool, sqlx::Error> {
+    let locked: Option<i32> = sqlx::query_scalar("select 1 from ballots where id = $1 for update")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(locked.is_some())
+}
+
 #[async_trait]
 impl BallotRepository for PostgresRepository {
     async fn insert_ballot(&self, ballot: &BallotRecord) -> Result<(), RepositoryError> {
@@ -203,8 +258,8 @@ impl BallotRepository for PostgresRepository {
         let inserted = sqlx::query(
             "insert into ballots (id, owner_id, created_at, starts_at, ends_at, closed_at, \
              allow_write_in, measure, eligibility, allow_vote_change, results_visibility, \
-             method, min_choices, max_choices) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             publish_bulletin, method, min_choices, max_choices) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              on conflict (id) do nothing",
         )
         .bind(id)
@@ -218,6 +273,7 @@ impl BallotRepository for PostgresRepository {
         .bind(ballot.settings.eligibility.as_str())
         .bind(ballot.settings.allow_vote_change)
         .bind(ballot.settings.results_visibility.as_str())
+        .bind(ballot.settings.publish_bulletin)
         .bind(ballot.method.as_str())
         .bind(int_bound(ballot.method.min_choices())?)
         .bind(int_bound(ballot.method.max_choices())?)
@@ -367,6 +423,8 @@ impl BallotRepository for PostgresRepository {
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
+        // Options, choices, retired receipts and invitations go with the
+        // ballot's row (`on delete cascade`); the votes took their receipts.
         let deleted = sqlx::query("delete from ballots where id = $1")
             .bind(ballot)
             .execute(&mut *tx)
@@ -374,6 +432,199 @@ impl BallotRepository for PostgresRepository {
             .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
         Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn add_invitations(
+        &self,
+        ballot: &BallotId,
+        invitations: &[NewInvitation],
+        max_per_ballot: u32,
+    ) -> Result<Vec<InvitationId>, AddInvitationsError> {
+        let id = ballot.as_bytes().as_slice();
+        let mut tx = self.pool.begin().await.map_err(invitations_unavailable)?;
+        if !lock_ballot(&mut tx, id)
+            .await
+            .map_err(invitations_unavailable)?
+        {
+            return Err(AddInvitationsError::BallotNotFound);
+        }
+        // A statement of its own after the lock, so it sees every link
+        // committed before: the count and the last number stay true
+        // until this transaction ends.
+        let (count, last): (i64, i64) = sqlx::query_as(
+            "select count(*), coalesce(max(invitation_id), 0)::int8 \
+             from invitations where ballot_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(invitations_unavailable)?;
+        let (count, last) = u64::try_from(count)
+            .ok()
+            .zip(i32::try_from(last).ok())
+            .ok_or_else(|| invitations_unavailable(corrupt("invitation count")))?;
+        let adding = u64::try_from(invitations.len()).unwrap_or(u64::MAX);
+        if count.saturating_add(adding) > u64::from(max_per_ballot) {
+            return Err(AddInvitationsError::LimitReached);
+        }
+        let numbers: Vec<i32> = (1..=invitations.len())
+            .map(|offset| {
+                i32::try_from(offset)
+                    .ok()
+                    .and_then(|offset| last.checked_add(offset))
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| invitations_unavailable("an invitation number past the largest"))?;
+        sqlx::query(
+            "insert into invitations (ballot_id, invitation_id, token_hash, label, created_at) \
+             select $1, i.invitation_id, i.token_hash, i.label, i.created_at \
+             from unnest($2::int[], $3::bytea[], $4::bytea[], $5::timestamptz[]) \
+             as i(invitation_id, token_hash, label, created_at)",
+        )
+        .bind(id)
+        .bind(&numbers)
+        .bind(
+            invitations
+                .iter()
+                .map(|invitation| invitation.token_hash.as_bytes().as_slice())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            invitations
+                .iter()
+                .map(|invitation| invitation.label.as_ref().map(|label| label.as_bytes()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            invitations
+                .iter()
+                .map(|invitation| invitation.created_at)
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(invitations_unavailable)?;
+        tx.commit().await.map_err(invitations_unavailable)?;
+        Ok(numbers
+            .into_iter()
+            .map(|number| InvitationId::new(number.unsigned_abs()))
+            .collect())
+    }
+
+    async fn invitations(
+        &self,
+        ballot: &BallotId,
+    ) -> Result<Vec<InvitationRecord>, RepositoryError> {
+        let rows = sqlx::query(&format!(
+            "select {INVITATION_COLUMNS} where ballot_id = $1 order by invitation_id"
+        ))
+        .bind(ballot.as_bytes().as_slice())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| invitation_record(invitation_row(row)?))
+            .collect()
+    }
+
+    async fn invitation(
+        &self,
+        token_hash: &InvitationHash,
+    ) -> Result<Option<InvitationRecord>, RepositoryError> {
+        let row = sqlx::query(&format!(
+            "select {INVITATION_COLUMNS} where token_hash = $1"
+        ))
+        .bind(token_hash.as_bytes().as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        row.map(|row| invitation_record(invitation_row(&row)?))
+            .transpose()
+    }
+
+    async fn revoke_invitation(
+        &self,
+        ballot: &BallotId,
+        id: InvitationId,
+        at: OffsetDateTime,
+    ) -> Result<Revoked, RepositoryError> {
+        let Some(number) = invitation_number(id) else {
+            return Ok(Revoked::NotFound);
+        };
+        let ballot = ballot.as_bytes().as_slice();
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        // Behind any vote batch on the ballot: a vote it recorded with the
+        // link is committed (and seen below) before this decides.
+        if !lock_ballot(&mut tx, ballot).await.map_err(unavailable)? {
+            return Ok(Revoked::NotFound);
+        }
+        let (revoked, exists): (bool, bool) = sqlx::query_as(
+            "with revoked as ( \
+                 update invitations set revoked_at = coalesce(revoked_at, $3) \
+                 where ballot_id = $1 and invitation_id = $2 and used_at is null \
+                 returning 1) \
+             select exists (select 1 from revoked), \
+             exists (select 1 from invitations where ballot_id = $1 and invitation_id = $2)",
+        )
+        .bind(ballot)
+        .bind(number)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(match (revoked, exists) {
+            (true, _) => Revoked::Revoked,
+            (false, true) => Revoked::Used,
+            (false, false) => Revoked::NotFound,
+        })
+    }
+
+    async fn receipt_status(
+        &self,
+        ballot: &BallotId,
+        receipt: &ReceiptCode,
+    ) -> Result<ReceiptStatus, RepositoryError> {
+        let (counted, replaced): (bool, bool) = sqlx::query_as(
+            "select exists (select 1 from votes where ballot_id = $1 and receipt = $2), \
+             exists (select 1 from retired_receipts where ballot_id = $1 and receipt = $2)",
+        )
+        .bind(ballot.as_bytes().as_slice())
+        .bind(receipt.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(match (counted, replaced) {
+            (true, _) => ReceiptStatus::Counted,
+            (false, true) => ReceiptStatus::Replaced,
+            (false, false) => ReceiptStatus::Unknown,
+        })
+    }
+
+    async fn bulletin(&self, ballot: &BallotId) -> Result<Option<Bulletin>, RepositoryError> {
+        // One statement, so one snapshot: the rows make the tally whose
+        // sequence they carry.
+        let rows: Vec<BulletinReadRow> = sqlx::query_as(
+            "select tally_seq, null::text, null::int8, null::text from ballots where id = $1 \
+             union all \
+             select null, receipt, option_id::int8, choice from votes \
+             where ballot_id = $1 and receipt is not null",
+        )
+        .bind(ballot.as_bytes().as_slice())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        bulletin_of_rows(rows)
+    }
+
+    async fn transfer_ballots(&self, from: &OwnerId, to: &OwnerId) -> Result<u64, RepositoryError> {
+        let moved = sqlx::query("update ballots set owner_id = $1 where owner_id = $2")
+            .bind(to.as_str())
+            .bind(from.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(moved.rows_affected())
     }
 
     /// Proves the database accepts writes: a row inserted and deleted in

@@ -34,9 +34,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oponn_core::domain::{BallotId, OptionId, OwnerId, Tally, VoterHash};
+use oponn_core::domain::{
+    BallotId, InvitationHash, InvitationId, OptionId, OwnerId, ReceiptCode, ReceiptStatus, Tally,
+    VoterHash,
+};
 use oponn_core::ports::{
-    BallotRecord, BallotRepository, NewVote, Page, RecordVoteError, RecordedVote, RepositoryError,
+    AddInvitationsError, BallotRecord, BallotRepository, Bulletin, InvitationRecord, NewInvitation,
+    NewVote, Page, RecordVoteError, RecordedVote, RepositoryError, Revoked,
 };
 use oponn_core::recording::VoteOutcome;
 use sqlx::migrate::Migrator;
@@ -54,9 +58,11 @@ mod votes;
 
 use crate::probe::{WRITE_PROBE_BYTES, WriteProbe};
 use crate::sql::{
-    BallotRow, OptionRow, SqlSetupError, TallyRow, ballot_record, corrupt, method_bounds,
-    parse_choice, pending, record_many, record_one, tally_of_rows, unavailable,
+    BallotRow, BulletinReadRow, InvitationRow, OptionRow, SqlSetupError, TallyRow, ballot_record,
+    bulletin_of_rows, corrupt, invitation_record, method_bounds, parse_choice, pending,
+    record_many, record_one, tally_of_rows, unavailable,
 };
+use votes::{Arg, MAX_PARAMS, WriteScript};
 
 /// The schema's migrations, compiled in.
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -205,9 +211,12 @@ impl SqliteRepository {
 
 const BALLOT_COLUMNS: &str = "b.id, b.owner_id, b.created_at, b.starts_at, b.ends_at, \
      b.closed_at, b.allow_write_in, b.measure, k.wrapped_key, \
-     b.eligibility, b.allow_vote_change, b.results_visibility, \
+     b.eligibility, b.allow_vote_change, b.results_visibility, b.publish_bulletin, \
      b.method, b.min_choices, b.max_choices \
      from ballots b join ballot_keys k on k.ballot_id = b.id";
+
+const INVITATION_COLUMNS: &str = "ballot_id, invitation_id, token_hash, label, \
+     created_at, used_at, revoked_at from invitations";
 
 /// Microseconds since the Unix epoch: how this schema stores time.
 fn micros(at: OffsetDateTime) -> i64 {
@@ -237,10 +246,33 @@ fn ballot_row(row: &SqliteRow) -> Result<BallotRow, RepositoryError> {
         eligibility: row.try_get("eligibility").map_err(unavailable)?,
         allow_vote_change: row.try_get("allow_vote_change").map_err(unavailable)?,
         results_visibility: row.try_get("results_visibility").map_err(unavailable)?,
+        publish_bulletin: row.try_get("publish_bulletin").map_err(unavailable)?,
         method: row.try_get("method").map_err(unavailable)?,
         min_choices: row.try_get("min_choices").map_err(unavailable)?,
         max_choices: row.try_get("max_choices").map_err(unavailable)?,
     })
+}
+
+fn invitation_row(row: &SqliteRow) -> Result<InvitationRow, RepositoryError> {
+    Ok(InvitationRow {
+        ballot_id: row.try_get("ballot_id").map_err(unavailable)?,
+        invitation_id: row.try_get("invitation_id").map_err(unavailable)?,
+        token_hash: row.try_get("token_hash").map_err(unavailable)?,
+        label: row.try_get("label").map_err(unavailable)?,
+        created_at: from_micros(row.try_get("created_at").map_err(unavailable)?)?,
+        used_at: optional_time(row.try_get("used_at").map_err(unavailable)?)?,
+        revoked_at: optional_time(row.try_get("revoked_at").map_err(unavailable)?)?,
+    })
+}
+
+/// An invitation's number as the `integer` column holds it.
+fn invitation_number(id: InvitationId) -> i64 {
+    i64::from(id.get())
+}
+
+/// An outage while storing invitations.
+fn invitations_unavailable(error: impl Into<oponn_core::ports::BoxError>) -> AddInvitationsError {
+    AddInvitationsError::Unavailable(error.into())
 }
 
 #[async_trait]
@@ -255,8 +287,8 @@ impl BallotRepository for SqliteRepository {
         let inserted = sqlx::query(
             "insert into ballots (id, owner_id, created_at, starts_at, ends_at, closed_at, \
              allow_write_in, measure, eligibility, allow_vote_change, results_visibility, \
-             method, min_choices, max_choices) \
-             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (id) do nothing",
+             publish_bulletin, method, min_choices, max_choices) \
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (id) do nothing",
         )
         .bind(id)
         .bind(ballot.owner.as_ref().map(OwnerId::as_str))
@@ -269,6 +301,7 @@ impl BallotRepository for SqliteRepository {
         .bind(ballot.settings.eligibility.as_str())
         .bind(ballot.settings.allow_vote_change)
         .bind(ballot.settings.results_visibility.as_str())
+        .bind(ballot.settings.publish_bulletin)
         .bind(ballot.method.as_str())
         .bind(method_bounds(ballot.method).0)
         .bind(method_bounds(ballot.method).1)
@@ -408,11 +441,14 @@ impl BallotRepository for SqliteRepository {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unavailable)?;
-        // The key first: from here on the rows are unreadable.
+        // The key first: from here on the rows are unreadable. Votes take
+        // their receipts along; the invitations' labels are sealed.
         for statement in [
             "delete from ballot_keys where ballot_id = ?",
             "delete from vote_aliases where ballot_id = ?",
             "delete from votes where ballot_id = ?",
+            "delete from retired_receipts where ballot_id = ?",
+            "delete from invitations where ballot_id = ?",
             "delete from ballot_options where ballot_id = ?",
             "delete from ballot_choices where ballot_id = ?",
         ] {
@@ -433,6 +469,188 @@ impl BallotRepository for SqliteRepository {
             self.scrub().await;
         }
         Ok(deleted)
+    }
+
+    async fn add_invitations(
+        &self,
+        ballot: &BallotId,
+        invitations: &[NewInvitation],
+        max_per_ballot: u32,
+    ) -> Result<Vec<InvitationId>, AddInvitationsError> {
+        let id = ballot.as_bytes().as_slice();
+        // The write lock up front: the count and the last number read stay
+        // true until the new links are committed.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(invitations_unavailable)?;
+        let existing: Option<(i64, i64)> = sqlx::query_as(
+            "select (select count(*) from invitations where ballot_id = ?1), \
+             (select coalesce(max(invitation_id), 0) from invitations where ballot_id = ?1) \
+             from ballots where id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(invitations_unavailable)?;
+        let Some((count, last)) = existing else {
+            return Err(AddInvitationsError::BallotNotFound);
+        };
+        let (count, last) = u64::try_from(count)
+            .ok()
+            .zip(u32::try_from(last).ok())
+            .ok_or_else(|| invitations_unavailable(corrupt("invitation count")))?;
+        let adding = u64::try_from(invitations.len()).unwrap_or(u64::MAX);
+        if count.saturating_add(adding) > u64::from(max_per_ballot) {
+            return Err(AddInvitationsError::LimitReached);
+        }
+        let ids: Vec<InvitationId> = (1..=invitations.len())
+            .map(|offset| {
+                u32::try_from(offset)
+                    .ok()
+                    .and_then(|offset| last.checked_add(offset))
+                    .map(InvitationId::new)
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| invitations_unavailable("an invitation number past the largest"))?;
+        let rows: Vec<(InvitationId, &NewInvitation)> =
+            ids.iter().copied().zip(invitations).collect();
+        let mut script = WriteScript::default();
+        for chunk in rows.chunks(MAX_PARAMS / 5) {
+            let values = script.rows(chunk.iter().map(|(number, invitation)| {
+                [
+                    Arg::Bytes(id),
+                    Arg::Int(invitation_number(*number)),
+                    Arg::Bytes(invitation.token_hash.as_bytes().as_slice()),
+                    Arg::OptionalBytes(invitation.label.as_ref().map(|label| label.as_bytes())),
+                    Arg::Int(micros(invitation.created_at)),
+                ]
+            }));
+            script.push(format!(
+                "insert into invitations \
+                 (ballot_id, invitation_id, token_hash, label, created_at) values {values}"
+            ));
+        }
+        script.run(&mut tx).await.map_err(invitations_unavailable)?;
+        tx.commit().await.map_err(invitations_unavailable)?;
+        Ok(ids)
+    }
+
+    async fn invitations(
+        &self,
+        ballot: &BallotId,
+    ) -> Result<Vec<InvitationRecord>, RepositoryError> {
+        let rows = sqlx::query(&format!(
+            "select {INVITATION_COLUMNS} where ballot_id = ? order by invitation_id"
+        ))
+        .bind(ballot.as_bytes().as_slice())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| invitation_record(invitation_row(row)?))
+            .collect()
+    }
+
+    async fn invitation(
+        &self,
+        token_hash: &InvitationHash,
+    ) -> Result<Option<InvitationRecord>, RepositoryError> {
+        let row = sqlx::query(&format!("select {INVITATION_COLUMNS} where token_hash = ?"))
+            .bind(token_hash.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|row| invitation_record(invitation_row(&row)?))
+            .transpose()
+    }
+
+    async fn revoke_invitation(
+        &self,
+        ballot: &BallotId,
+        id: InvitationId,
+        at: OffsetDateTime,
+    ) -> Result<Revoked, RepositoryError> {
+        let (ballot, number) = (ballot.as_bytes().as_slice(), invitation_number(id));
+        // One statement, so atomic with any vote batch (which holds the
+        // write lock from its read to its commit): a link a committed vote
+        // used is left as it is.
+        let revoked = sqlx::query(
+            "update invitations set revoked_at = coalesce(revoked_at, ?) \
+             where ballot_id = ? and invitation_id = ? and used_at is null",
+        )
+        .bind(micros(at))
+        .bind(ballot)
+        .bind(number)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        if revoked.rows_affected() > 0 {
+            return Ok(Revoked::Revoked);
+        }
+        // Used, or no such link: a used link stays used, and a link only
+        // goes with its ballot, so this read tells which.
+        let exists: Option<i64> = sqlx::query_scalar(
+            "select 1 from invitations where ballot_id = ? and invitation_id = ?",
+        )
+        .bind(ballot)
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(if exists.is_some() {
+            Revoked::Used
+        } else {
+            Revoked::NotFound
+        })
+    }
+
+    async fn receipt_status(
+        &self,
+        ballot: &BallotId,
+        receipt: &ReceiptCode,
+    ) -> Result<ReceiptStatus, RepositoryError> {
+        let (counted, replaced): (bool, bool) = sqlx::query_as(
+            "select exists (select 1 from votes where ballot_id = ?1 and receipt = ?2), \
+             exists (select 1 from retired_receipts where ballot_id = ?1 and receipt = ?2)",
+        )
+        .bind(ballot.as_bytes().as_slice())
+        .bind(receipt.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(match (counted, replaced) {
+            (true, _) => ReceiptStatus::Counted,
+            (false, true) => ReceiptStatus::Replaced,
+            (false, false) => ReceiptStatus::Unknown,
+        })
+    }
+
+    async fn bulletin(&self, ballot: &BallotId) -> Result<Option<Bulletin>, RepositoryError> {
+        // One statement, so one snapshot: the rows make the tally whose
+        // sequence they carry.
+        let rows: Vec<BulletinReadRow> = sqlx::query_as(
+            "select tally_seq, null, null, null from ballots where id = ?1 \
+             union all \
+             select null, receipt, option_id, choice from votes \
+             where ballot_id = ?1 and receipt is not null",
+        )
+        .bind(ballot.as_bytes().as_slice())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        bulletin_of_rows(rows)
+    }
+
+    async fn transfer_ballots(&self, from: &OwnerId, to: &OwnerId) -> Result<u64, RepositoryError> {
+        let moved = sqlx::query("update ballots set owner_id = ? where owner_id = ?")
+            .bind(to.as_str())
+            .bind(from.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(moved.rows_affected())
     }
 
     /// Proves the file accepts writes: a row of a few pages inserted and

@@ -1,20 +1,22 @@
 //! A vote batch on SQLite: under `BEGIN IMMEDIATE`, one union read of the
-//! ballot, its options and the stored votes of the batch's identities;
+//! ballot, its options, the stored votes of the batch's identities, the
+//! batch's receipts the ballot already gave and its revoked invitations;
 //! the core's [`decide_batch`](oponn_core::recording::decide_batch); then
-//! one script of multi-row inserts and counter and sequence updates.
+//! one script of multi-row inserts and counter, receipt, invitation and
+//! sequence updates.
 
 use std::collections::BTreeSet;
 
 use oponn_core::domain::OptionId;
 use oponn_core::ports::{BoxError, NewVote, RepositoryError};
 use oponn_core::recording::{BatchWrites, StoredVotes, identities};
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Row as _, Sqlite, Transaction};
 
-use super::{SqliteRepository, micros, optional_time};
+use super::{SqliteRepository, invitation_number, micros, optional_time};
 use crate::sql::{
-    BatchDialect, choice_text, method, option_number, read_choice, read_option, read_vote,
-    sql_count, stored_votes,
+    BatchDialect, choice_text, first_uses, method, option_number, read_choice, read_option,
+    read_revoked_invitation, read_taken_receipt, read_vote, sql_count, stored_votes,
 };
 
 impl BatchDialect for SqliteRepository {
@@ -27,43 +29,66 @@ impl BatchDialect for SqliteRepository {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
-    /// The ballot's sequence, its options and the stored votes of the
-    /// batch's voters, or `None` when there is no such ballot.
+    /// The ballot's sequence, its options, the stored votes of the batch's
+    /// voters, which of its receipts the ballot already gave and which of
+    /// its invitations were revoked; `None` when there is no such ballot.
     async fn batch_state(
         tx: &mut Transaction<'_, Sqlite>,
         ballot: &[u8],
         votes: &[NewVote],
     ) -> Result<Option<StoredVotes>, BoxError> {
-        // Every identity of every voter: each may hold a vote or lead to one.
+        // Every identity of every voter (each may hold a vote or lead to
+        // one), every receipt, every invitation: what the read looks up.
         let voters: BTreeSet<&[u8]> = votes
             .iter()
             .flat_map(identities)
             .map(|identity| identity.as_bytes().as_slice())
             .collect();
-        let voters: Vec<&[u8]> = voters.into_iter().collect();
-        let mut chunks = voters.chunks(MAX_PARAMS - 1);
-        let first_voters = chunks.next().unwrap_or_default();
+        let receipts: BTreeSet<&str> = votes.iter().map(|vote| vote.receipt.as_str()).collect();
+        let invitations: BTreeSet<i64> = votes
+            .iter()
+            .filter_map(|vote| vote.invitation)
+            .map(invitation_number)
+            .collect();
+        let lookups: Vec<Lookup<'_>> = voters
+            .into_iter()
+            .map(Lookup::Identity)
+            .chain(receipts.into_iter().map(Lookup::Receipt))
+            .chain(invitations.into_iter().map(Lookup::Invitation))
+            .collect();
+        let mut chunks = lookups.chunks(MAX_PARAMS - 1);
+        let first_lookups = chunks.next().unwrap_or_default();
         // Under the write lock one statement reads the ballot, its options
-        // and the stored votes (first few hundred of) the identities hold
-        // or are aliases of.
-        let sql = format!(
-            "select b.tally_seq, b.closed_at, b.method, b.min_choices, b.max_choices, \
-             o.option_id, o.label_key, o.vote_count, null as choice, \
-             null as voter_hash, null as alias_hash \
-             from ballots b left join ballot_options o on o.ballot_id = b.id where b.id = ?1 \
-             union all \
-             select null, null, null, null, null, null, null, vote_count, choice, null, null \
-             from ballot_choices where ballot_id = ?1 and vote_count > 0 \
-             union all {}",
-            votes_of(first_voters.len())
-        );
-        let mut query = sqlx::query_as::<_, BallotStateRow>(&sql)
-            .persistent(false)
-            .bind(ballot);
-        for voter in first_voters {
-            query = query.bind(*voter);
-        }
-        let rows = query.fetch_all(&mut **tx).await?;
+        // and choices, and what (the first few hundred of) the lookups find.
+        let mut selects = vec![
+            state_select(
+                &[
+                    ("tally_seq", "b.tally_seq"),
+                    ("closed_at", "b.closed_at"),
+                    ("method", "b.method"),
+                    ("min_choices", "b.min_choices"),
+                    ("max_choices", "b.max_choices"),
+                    ("option_id", "o.option_id"),
+                    ("label_key", "o.label_key"),
+                    ("vote_count", "o.vote_count"),
+                ],
+                "from ballots b left join ballot_options o on o.ballot_id = b.id where b.id = ?1",
+            ),
+            state_select(
+                &[("vote_count", "vote_count"), ("choice", "choice")],
+                "from ballot_choices where ballot_id = ?1 and vote_count > 0",
+            ),
+        ];
+        selects.extend(lookup_selects(first_lookups));
+        let sql = selects.join(" union all ");
+        let rows = bind_lookups(
+            sqlx::query_as::<_, BallotStateRow>(&sql)
+                .persistent(false)
+                .bind(ballot),
+            first_lookups,
+        )
+        .fetch_all(&mut **tx)
+        .await?;
         let Some(ballot_row) = rows.iter().find(|row| row.tally_seq.is_some()) else {
             return Ok(None);
         };
@@ -80,14 +105,11 @@ impl BatchDialect for SqliteRepository {
             row.read_into(&mut state)?;
         }
         for chunk in chunks {
-            let sql = votes_of(chunk.len());
-            let mut query = sqlx::query_as::<_, BallotStateRow>(&sql)
+            let sql = lookup_selects(chunk).join(" union all ");
+            let query = sqlx::query_as::<_, BallotStateRow>(&sql)
                 .persistent(false)
                 .bind(ballot);
-            for voter in chunk {
-                query = query.bind(*voter);
-            }
-            for row in query.fetch_all(&mut **tx).await? {
+            for row in bind_lookups(query, chunk).fetch_all(&mut **tx).await? {
                 row.read_into(&mut state)?;
             }
         }
@@ -138,7 +160,7 @@ impl BatchDialect for SqliteRepository {
             ));
         }
         let new_votes: Vec<_> = writes.new_votes.iter().zip(&new_choices).collect();
-        for chunk in new_votes.chunks(MAX_PARAMS / 5) {
+        for chunk in new_votes.chunks(MAX_PARAMS / 6) {
             let rows = script.rows(chunk.iter().map(|(vote, choice)| {
                 [
                     id,
@@ -146,10 +168,11 @@ impl BatchDialect for SqliteRepository {
                     Arg::Int(option_number(vote.first_option())),
                     Arg::Text(choice),
                     Arg::Int(micros(vote.cast_at)),
+                    Arg::Text(vote.receipt.as_str()),
                 ]
             }));
             script.push(format!(
-                "insert into votes (ballot_id, voter_hash, option_id, choice, cast_at) \
+                "insert into votes (ballot_id, voter_hash, option_id, choice, cast_at, receipt) \
                  values {rows}"
             ));
         }
@@ -171,14 +194,50 @@ impl BatchDialect for SqliteRepository {
                 Arg::Int(option_number(vote.first_option())),
                 Arg::Text(choice),
                 Arg::Int(micros(vote.cast_at)),
+                Arg::Text(vote.receipt.as_str()),
                 id,
                 Arg::Bytes(vote.voter.as_bytes().as_slice()),
             ]);
             script.push(
-                "update votes set option_id = ?, choice = ?, cast_at = ? \
+                "update votes set option_id = ?, choice = ?, cast_at = ?, receipt = ? \
                  where ballot_id = ? and voter_hash = ?"
                     .to_owned(),
             );
+        }
+        // The receipts the changes replaced now read as replaced, and are
+        // never given again on this ballot.
+        for chunk in writes.retired_receipts.chunks(MAX_PARAMS / 2) {
+            let rows = script.rows(
+                chunk
+                    .iter()
+                    .map(|receipt| [id, Arg::Text(receipt.as_str())]),
+            );
+            script.push(format!(
+                "insert into retired_receipts (ballot_id, receipt) values {rows}"
+            ));
+        }
+        // `case invitation_id when ? then ? … end where … invitation_id in (?, …)`:
+        // a link is marked used once, by the first vote cast with it.
+        let used_invitations = first_uses(&writes.used_invitations);
+        for chunk in used_invitations.chunks((MAX_PARAMS - 1) / 3) {
+            script.bind(chunk.iter().flat_map(|&(invitation, at)| {
+                [
+                    Arg::Int(invitation_number(invitation)),
+                    Arg::Int(micros(at)),
+                ]
+            }));
+            script.bind([id]);
+            script.bind(
+                chunk
+                    .iter()
+                    .map(|&(invitation, _)| Arg::Int(invitation_number(invitation))),
+            );
+            script.push(format!(
+                "update invitations set used_at = case invitation_id{} end \
+                 where ballot_id = ? and used_at is null and invitation_id in ({})",
+                " when ? then ?".repeat(chunk.len()),
+                vec!["?"; chunk.len()].join(", ")
+            ));
         }
         for chunk in choice_changes.chunks(MAX_PARAMS / 3) {
             let rows = script.rows(
@@ -234,8 +293,10 @@ impl BatchDialect for SqliteRepository {
 
 /// A value bound to a [`WriteScript`] parameter.
 #[derive(Clone, Copy)]
-enum Arg<'a> {
+pub(super) enum Arg<'a> {
     Bytes(&'a [u8]),
+    /// Bytes, or null.
+    OptionalBytes(Option<&'a [u8]>),
     Text(&'a str),
     Int(i64),
     Bool(bool),
@@ -246,19 +307,22 @@ enum Arg<'a> {
 /// the values after the previous one's (each statement stays under
 /// SQLite's per-statement limit of [`MAX_PARAMS`]).
 #[derive(Default)]
-struct WriteScript<'a> {
+pub(super) struct WriteScript<'a> {
     sql: String,
     args: Vec<Arg<'a>>,
 }
 
 impl<'a> WriteScript<'a> {
     /// Binds the next parameters of the statement being built.
-    fn bind(&mut self, values: impl IntoIterator<Item = Arg<'a>>) {
+    pub(super) fn bind(&mut self, values: impl IntoIterator<Item = Arg<'a>>) {
         self.args.extend(values);
     }
 
     /// `(?, ?, …), …`: one values row per item, its values bound in order.
-    fn rows<const N: usize>(&mut self, items: impl Iterator<Item = [Arg<'a>; N]>) -> String {
+    pub(super) fn rows<const N: usize>(
+        &mut self,
+        items: impl Iterator<Item = [Arg<'a>; N]>,
+    ) -> String {
         let row = format!("({})", vec!["?"; N].join(", "));
         let mut rows = Vec::new();
         for item in items {
@@ -269,13 +333,16 @@ impl<'a> WriteScript<'a> {
     }
 
     /// Appends a statement whose parameters were just bound.
-    fn push(&mut self, statement: String) {
+    pub(super) fn push(&mut self, statement: String) {
         self.sql.push_str(&statement);
         self.sql.push_str(";\n");
     }
 
     /// Runs the statements, returning the rows they produce.
-    async fn run(self, tx: &mut Transaction<'_, Sqlite>) -> Result<Vec<SqliteRow>, sqlx::Error> {
+    pub(super) async fn run(
+        self,
+        tx: &mut Transaction<'_, Sqlite>,
+    ) -> Result<Vec<SqliteRow>, sqlx::Error> {
         if self.sql.is_empty() {
             return Ok(Vec::new());
         }
@@ -283,6 +350,7 @@ impl<'a> WriteScript<'a> {
         for value in self.args {
             query = match value {
                 Arg::Bytes(bytes) => query.bind(bytes),
+                Arg::OptionalBytes(bytes) => query.bind(bytes),
                 Arg::Text(text) => query.bind(text),
                 Arg::Int(number) => query.bind(number),
                 Arg::Bool(flag) => query.bind(flag),
@@ -292,10 +360,12 @@ impl<'a> WriteScript<'a> {
     }
 }
 
-/// A row of a batch's one read: the ballot's sequence, close time and
-/// method with one of its options (none for a ballot without options), a
-/// distinct choice with its voters (`choice` and `vote_count` set), or one
-/// of the batch's voters' stored votes (`voter_hash` set).
+/// A row of a batch's read: the ballot's sequence, close time and method
+/// with one of its options (none for a ballot without options), a
+/// distinct choice with its voters (`choice` and `vote_count` set), one of
+/// the batch's voters' stored votes (`voter_hash` set), a receipt of the
+/// batch the ballot already gave (`receipt` alone set), or an invitation
+/// of the batch that was revoked (`invitation_id` set).
 #[derive(sqlx::FromRow)]
 struct BallotStateRow {
     /// The ballot's sequence, on its rows.
@@ -320,13 +390,61 @@ struct BallotStateRow {
     voter_hash: Option<Vec<u8>>,
     /// The identity read, when it is an alias of `voter_hash`.
     alias_hash: Option<Vec<u8>>,
+    /// A stored vote's receipt (none before receipts), or a taken receipt.
+    receipt: Option<String>,
+    /// A revoked invitation's number.
+    invitation_id: Option<i64>,
+}
+
+/// The columns of [`BallotStateRow`], in the order every select of a
+/// batch's read names them.
+const STATE_COLUMNS: [&str; 13] = [
+    "tally_seq",
+    "closed_at",
+    "method",
+    "min_choices",
+    "max_choices",
+    "option_id",
+    "label_key",
+    "vote_count",
+    "choice",
+    "voter_hash",
+    "alias_hash",
+    "receipt",
+    "invitation_id",
+];
+
+/// `select … {from}` naming every column of a batch's read: the
+/// expression `values` gives for it, else null. Every select of the union
+/// names them all, so any of them may come first.
+fn state_select(values: &[(&str, &str)], from: &str) -> String {
+    debug_assert!(
+        values
+            .iter()
+            .all(|(column, _)| STATE_COLUMNS.contains(column)),
+        "a value for a column the read does not have"
+    );
+    let columns: Vec<String> = STATE_COLUMNS
+        .iter()
+        .map(|column| {
+            let value = values
+                .iter()
+                .find(|(name, _)| name == column)
+                .map_or("null", |(_, value)| value);
+            format!("{value} as {column}")
+        })
+        .collect();
+    format!("select {} {from}", columns.join(", "))
 }
 
 impl BallotStateRow {
     /// Adds what this row holds (an option, a distinct choice, a stored
-    /// vote) to `state`; the ballot's own row without an option adds
-    /// nothing.
+    /// vote, a taken receipt, a revoked invitation) to `state`; the
+    /// ballot's own row without an option adds nothing.
     fn read_into(self, state: &mut StoredVotes) -> Result<(), RepositoryError> {
+        if let Some(invitation) = self.invitation_id {
+            return read_revoked_invitation(state, invitation);
+        }
         match (
             self.voter_hash,
             self.option_id,
@@ -338,6 +456,7 @@ impl BallotStateRow {
                 &voter_hash,
                 option_id,
                 self.choice.as_deref(),
+                self.receipt.as_deref(),
                 self.alias_hash.as_deref(),
             ),
             (None, Some(option_id), Some(label_key), Some(vote_count)) => {
@@ -346,26 +465,106 @@ impl BallotStateRow {
             (None, None, None, Some(voters)) => {
                 read_choice(state, self.choice.as_deref().unwrap_or_default(), voters)
             }
+            (None, None, None, None) => match self.receipt {
+                Some(receipt) => read_taken_receipt(state, &receipt),
+                None => Ok(()),
+            },
             _ => Ok(()),
         }
     }
 }
 
-/// The rows of a batch's read for `count` identities (`?2`, `?3`, …): the
-/// votes they hold, then the votes they are aliases of, with the alias.
-fn votes_of(count: usize) -> String {
-    let identities = numbered(2, count);
-    format!(
-        "select null as tally_seq, null as closed_at, null as method, null as min_choices, \
-         null as max_choices, option_id, null as label_key, null as vote_count, choice, \
-         voter_hash, null as alias_hash from votes \
-         where ballot_id = ?1 and voter_hash in ({identities}) \
-         union all \
-         select null, null, null, null, null, v.option_id, null, null, v.choice, v.voter_hash, \
-         a.alias_hash from vote_aliases a join votes v \
-         on v.ballot_id = a.ballot_id and v.voter_hash = a.voter_hash \
-         where a.ballot_id = ?1 and a.alias_hash in ({identities})"
-    )
+/// One value a batch's read looks up, besides the ballot's own rows.
+#[derive(Clone, Copy)]
+enum Lookup<'a> {
+    /// An identity of a voter: the vote it holds or is an alias of.
+    Identity(&'a [u8]),
+    /// A receipt of the batch: whether the ballot already gave it.
+    Receipt(&'a str),
+    /// An invitation of the batch: whether it was revoked.
+    Invitation(i64),
+}
+
+/// The selects of a batch's read for `lookups` (bound as `?2`, `?3`, … in
+/// their order, identities first, then receipts, then invitations): the
+/// votes the identities hold, the votes they are aliases of (with the
+/// alias), the receipts a counted or a replaced vote has, and the revoked
+/// invitations.
+fn lookup_selects(lookups: &[Lookup<'_>]) -> Vec<String> {
+    let mut identities = 0;
+    let mut receipts = 0;
+    let mut invitations = 0;
+    for lookup in lookups {
+        match lookup {
+            Lookup::Identity(_) => identities += 1,
+            Lookup::Receipt(_) => receipts += 1,
+            Lookup::Invitation(_) => invitations += 1,
+        }
+    }
+    let mut selects = Vec::new();
+    if identities > 0 {
+        let identities = numbered(2, identities);
+        selects.push(state_select(
+            &[
+                ("option_id", "option_id"),
+                ("choice", "choice"),
+                ("voter_hash", "voter_hash"),
+                ("receipt", "receipt"),
+            ],
+            &format!("from votes where ballot_id = ?1 and voter_hash in ({identities})"),
+        ));
+        selects.push(state_select(
+            &[
+                ("option_id", "v.option_id"),
+                ("choice", "v.choice"),
+                ("voter_hash", "v.voter_hash"),
+                ("alias_hash", "a.alias_hash"),
+                ("receipt", "v.receipt"),
+            ],
+            &format!(
+                "from vote_aliases a join votes v \
+                 on v.ballot_id = a.ballot_id and v.voter_hash = a.voter_hash \
+                 where a.ballot_id = ?1 and a.alias_hash in ({identities})"
+            ),
+        ));
+    }
+    if receipts > 0 {
+        let receipts = numbered(2 + identities, receipts);
+        selects.push(state_select(
+            &[("receipt", "receipt")],
+            &format!("from votes where ballot_id = ?1 and receipt in ({receipts})"),
+        ));
+        selects.push(state_select(
+            &[("receipt", "receipt")],
+            &format!("from retired_receipts where ballot_id = ?1 and receipt in ({receipts})"),
+        ));
+    }
+    if invitations > 0 {
+        let invitations = numbered(2 + identities + receipts, invitations);
+        selects.push(state_select(
+            &[("invitation_id", "invitation_id")],
+            &format!(
+                "from invitations where ballot_id = ?1 and revoked_at is not null \
+                 and invitation_id in ({invitations})"
+            ),
+        ));
+    }
+    selects
+}
+
+/// Binds `lookups` to `query`, in order, after the ballot's id.
+fn bind_lookups<'q, O>(
+    mut query: sqlx::query::QueryAs<'q, Sqlite, O, SqliteArguments<'q>>,
+    lookups: &[Lookup<'q>],
+) -> sqlx::query::QueryAs<'q, Sqlite, O, SqliteArguments<'q>> {
+    for lookup in lookups {
+        query = match *lookup {
+            Lookup::Identity(identity) => query.bind(identity),
+            Lookup::Receipt(receipt) => query.bind(receipt),
+            Lookup::Invitation(invitation) => query.bind(invitation),
+        };
+    }
+    query
 }
 
 /// Most bind parameters one statement takes: SQLite's limit before 3.32,
@@ -375,7 +574,7 @@ fn votes_of(count: usize) -> String {
 /// Statements whose text grows with the batch are run `persistent(false)`:
 /// cached, their many shapes would evict the fixed statements from sqlx's
 /// per-connection statement cache.
-const MAX_PARAMS: usize = 999;
+pub(super) const MAX_PARAMS: usize = 999;
 
 /// `?first, ?first+1, …`: `count` numbered parameters.
 fn numbered(first: usize, count: usize) -> String {

@@ -3,6 +3,8 @@
 // A test fails by panicking; unwrap is how these tests say "this must work".
 #![allow(clippy::unwrap_used)]
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod before_receipts;
 #[cfg(feature = "kms")]
 mod kms;
 mod local_key;

@@ -60,7 +60,8 @@ fn migrations_report_what_is_pending() {
                 "20261130000001 vote aliases",
                 "20261130000002 sessions",
                 "20261130000003 write probes",
-                "20261130000004 ballot methods"
+                "20261130000004 ballot methods",
+                "20261130000005 receipts and invitations"
             ]
         );
         repository.migrate().await.unwrap();
@@ -91,5 +92,96 @@ fn readiness_fails_when_the_database_refuses_writes() {
         // As after a failover to a standby: reachable, and refusing writes.
         let read_only = PostgresRepository::connect(&url).await.unwrap();
         assert!(read_only.ping().await.is_err());
+    });
+}
+
+/// A database at schema version 6, with a ballot and two votes as that
+/// schema held them, migrated: see [`crate::before_receipts`].
+#[test]
+fn a_database_from_before_receipts_migrates_with_its_votes() {
+    use crate::before_receipts::{
+        ADA, BALLOT, BOB, CREATED, check_votes_from_before_receipts, migrator_before_receipts,
+    };
+    block_on(async {
+        let url = TestPostgres::shared().fresh_database();
+        let (_migrations, before) = migrator_before_receipts("postgres").await;
+        let old = sqlx::PgPool::connect(&url).await.unwrap();
+        before.run(&old).await.unwrap();
+        let mut tx = old.begin().await.unwrap();
+        sqlx::query(
+            "insert into ballots (id, owner_id, created_at, starts_at, allow_write_in, measure, \
+             tally_seq, eligibility, allow_vote_change, results_visibility, method) \
+             values ($1, 'owner-before', $2, $2, true, decode(repeat('00', 40), 'hex'), 2, \
+             'signed_in', true, 'after_close', 'single')",
+        )
+        .bind(BALLOT.as_slice())
+        .bind(CREATED)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query(
+            "insert into ballot_keys (ballot_id, wrapped_key) \
+             values ($1, decode(repeat('00', 60), 'hex'))",
+        )
+        .bind(BALLOT.as_slice())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query(
+            "insert into ballot_options (ballot_id, option_id, label, label_key, write_in, \
+             vote_count) values ($1, 1, decode(repeat('01', 41), 'hex'), $2, false, 1), \
+             ($1, 2, decode(repeat('02', 42), 'hex'), $3, false, 1)",
+        )
+        .bind(BALLOT.as_slice())
+        .bind([1u8; 32].as_slice())
+        .bind([2u8; 32].as_slice())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query(
+            "insert into votes (ballot_id, voter_hash, option_id, choice, cast_at) \
+             values ($1, $2, 1, '1', $4), ($1, $3, 2, null, $4)",
+        )
+        .bind(BALLOT.as_slice())
+        .bind(ADA.as_slice())
+        .bind(BOB.as_slice())
+        .bind(CREATED)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query(
+            "insert into ballot_choices (ballot_id, choice, vote_count) \
+             values ($1, '1', 1), ($1, '2', 1)",
+        )
+        .bind(BALLOT.as_slice())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+
+        let repository = PostgresRepository::connect(&url).await.unwrap();
+        assert_eq!(
+            repository.pending_migrations().await.unwrap(),
+            ["20261130000005 receipts and invitations"]
+        );
+        repository.migrate().await.unwrap();
+        // The widened check replaced the old one under its name.
+        let eligibility_checks: Vec<(String, String)> = sqlx::query_as(
+            "select conname::text, pg_get_constraintdef(oid) from pg_constraint \
+             where conrelid = 'ballots'::regclass \
+             and pg_get_constraintdef(oid) like '%eligibility%'",
+        )
+        .fetch_all(&old)
+        .await
+        .unwrap();
+        assert!(
+            matches!(
+                eligibility_checks.as_slice(),
+                [(name, check)] if name == "ballots_eligibility_check" && check.contains("invited")
+            ),
+            "{eligibility_checks:?}"
+        );
+        old.close().await;
+        check_votes_from_before_receipts(Arc::new(repository)).await;
     });
 }

@@ -7,8 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use oponn_adapters::sqlite::SqliteRepository;
-use oponn_core::domain::{Ballot, BallotId, VoterId};
-use oponn_core::ports::{AccountRepository, BallotRepository};
+use oponn_core::crypto::Sealed;
+use oponn_core::domain::{Ballot, BallotId, InvitationHash, VoterId};
+use oponn_core::ports::{AccountRepository, BallotRepository, NewInvitation};
 use oponn_core::{BallotService, VoteChoice};
 use oponn_testkit::{TestOponn, block_on};
 use sqlx::sqlite::SqliteConnectOptions;
@@ -95,7 +96,8 @@ fn a_new_file_reports_its_pending_migrations() {
                 "20261130000001 vote aliases",
                 "20261130000002 sessions",
                 "20261130000003 write probes",
-                "20261130000004 ballot methods"
+                "20261130000004 ballot methods",
+                "20261130000005 receipts and invitations"
             ]
         );
         repository.migrate().await.unwrap();
@@ -169,6 +171,24 @@ fn a_deleted_ballot_leaves_no_ciphertext_in_any_database_file() {
             record.wrapped_key.as_bytes().to_vec(),
         ];
         secrets.extend(record.options.iter().map(|o| o.label.as_bytes().to_vec()));
+        // A voter link with a sealed label, and its token hash.
+        let random = || {
+            let mut bytes = [0u8; 32];
+            bytes[..16].copy_from_slice(BallotId::generate().as_bytes());
+            bytes[16..].copy_from_slice(BallotId::generate().as_bytes());
+            bytes
+        };
+        let link = NewInvitation {
+            token_hash: InvitationHash::from_bytes(random()),
+            label: Some(Sealed::from_bytes(random().to_vec())),
+            created_at: time::OffsetDateTime::now_utc(),
+        };
+        repository
+            .add_invitations(&doomed.id(), std::slice::from_ref(&link), 10)
+            .await
+            .unwrap();
+        secrets.push(link.token_hash.as_bytes().to_vec());
+        secrets.extend(link.label.iter().map(|label| label.as_bytes().to_vec()));
         assert!(secrets.iter().all(|secret| secret.len() > WINDOW));
         assert_eq!(
             secrets_in_files(dir.path(), &secrets),
@@ -181,8 +201,8 @@ fn a_deleted_ballot_leaves_no_ciphertext_in_any_database_file() {
         assert_eq!(
             secrets_in_files(dir.path(), &secrets),
             Vec::<usize>::new(),
-            "ciphertext of the deleted ballot (0: measure, 1: wrapped key, 2..: options) \
-             is still in the database files"
+            "ciphertext of the deleted ballot (0: measure, 1: wrapped key, then its \
+             options, the link's token hash and its label) is still in the database files"
         );
         let wal = std::fs::metadata(dir.path().join("oponn.db-wal")).unwrap();
         assert_eq!(
@@ -344,5 +364,59 @@ fn votes_count_again_as_soon_as_the_disk_has_room() {
         assert!(concurrent.iter().all(|counted| *counted));
         let tally = disk.full.tally(&disk.ballot.id()).await.unwrap().unwrap();
         assert_eq!(tally.total(), u64::try_from(before + 24 + 16).unwrap());
+    });
+}
+
+/// A file at schema version 6, with a ballot and two votes as that schema
+/// held them, migrated: see [`crate::before_receipts`].
+#[test]
+fn a_file_from_before_receipts_migrates_with_its_votes() {
+    use crate::before_receipts::{
+        ADA, BALLOT, BOB, CREATED, check_votes_from_before_receipts, migrator_before_receipts,
+    };
+    block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oponn.db");
+        let (_migrations, before) = migrator_before_receipts("sqlite").await;
+        let mut old = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .connect()
+            .await
+            .unwrap();
+        before.run(&mut old).await.unwrap();
+        let created = CREATED.unix_timestamp() * 1_000_000;
+        sqlx::query(
+            "insert into ballots (id, owner_id, created_at, starts_at, allow_write_in, measure, \
+             tally_seq, eligibility, allow_vote_change, results_visibility, method) \
+             values (?1, 'owner-before', ?2, ?2, 1, zeroblob(40), 2, 'signed_in', 1, \
+             'after_close', 'single'); \
+             insert into ballot_keys (ballot_id, wrapped_key) values (?1, zeroblob(60)); \
+             insert into ballot_options (ballot_id, option_id, label, label_key, write_in, \
+             vote_count) values (?1, 1, zeroblob(41), ?3, 0, 1), (?1, 2, zeroblob(42), ?4, 0, 1); \
+             insert into votes (ballot_id, voter_hash, option_id, choice, cast_at) \
+             values (?1, ?5, 1, '1', ?2), (?1, ?6, 2, null, ?2); \
+             insert into ballot_choices (ballot_id, choice, vote_count) \
+             values (?1, '1', 1), (?1, '2', 1);",
+        )
+        .bind(BALLOT.as_slice())
+        .bind(created)
+        .bind([1u8; 32].as_slice())
+        .bind([2u8; 32].as_slice())
+        .bind(ADA.as_slice())
+        .bind(BOB.as_slice())
+        .execute(&mut old)
+        .await
+        .unwrap();
+        old.close().await.unwrap();
+
+        let repository = SqliteRepository::open(&path).await.unwrap();
+        assert_eq!(
+            repository.pending_migrations().await.unwrap(),
+            ["20261130000005 receipts and invitations"]
+        );
+        repository.migrate().await.unwrap();
+        check_votes_from_before_receipts(Arc::new(repository)).await;
     });
 }

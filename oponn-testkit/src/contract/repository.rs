@@ -41,6 +41,7 @@ fn record(owner: Option<&OwnerId>, created_at: OffsetDateTime) -> BallotRecord {
             eligibility: Eligibility::SignedInOnly,
             allow_vote_change: false,
             results_visibility: ResultsVisibility::AfterClose,
+            publish_bulletin: true,
         },
         wrapped_key: WrappedKey::from_bytes((0..73).collect()),
         measure: Sealed::from_bytes((0..60).rev().collect()),
@@ -867,8 +868,6 @@ fn presenting(
     aliases: &[VoterHash],
     option: u32,
     allow_change: bool,
-    receipt: oponn_core::domain::ReceiptCode::generate(),
-    invitation: None,
 ) -> NewVote {
     NewVote {
         aliases: aliases.to_vec(),
@@ -1046,16 +1045,22 @@ pub async fn a_batch_of_identities_matches_its_votes_one_by_one(
 }
 
 /// Records `votes` for `batched` as one batch and for `one_by_one` vote by
-/// vote, checks that both gave the same outcomes, and returns the batch's.
+/// vote (each vote with the same receipt on both), checks that both gave
+/// the same outcomes, and returns the batch's.
 async fn batch_equals_one_by_one(
     repository: &Arc<dyn BallotRepository>,
     batched: &BallotRecord,
     one_by_one: &BallotRecord,
     votes: impl Fn(&BallotRecord) -> Vec<NewVote>,
 ) -> Vec<Result<RecordedVote, RecordVoteError>> {
-    let outcomes = repository.record_votes(&votes(batched)).await;
+    let batch = votes(batched);
+    let outcomes = repository.record_votes(&batch).await;
     let mut expected = Vec::new();
-    for vote in votes(one_by_one) {
+    for (vote, twin) in votes(one_by_one).into_iter().zip(&batch) {
+        let vote = NewVote {
+            receipt: twin.receipt.clone(),
+            ..vote
+        };
         expected.push(repository.record_vote(&vote).await);
     }
     assert_eq!(format!("{outcomes:?}"), format!("{expected:?}"));
@@ -1297,3 +1302,4 @@ pub async fn a_ranking_on_a_closed_ballot_is_refused(repository: Arc<dyn BallotR
     let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
     assert_eq!((tally.seq(), tally.total()), (0, 0));
 }
+

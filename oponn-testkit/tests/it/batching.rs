@@ -8,9 +8,12 @@ use async_trait::async_trait;
 use oponn_adapters::memory::MemoryRepository;
 use oponn_core::VoteChoice;
 use oponn_core::domain::VoterHash;
-use oponn_core::domain::{BallotId, OptionId, OwnerId, Tally};
+use oponn_core::domain::{
+    BallotId, InvitationHash, InvitationId, OptionId, OwnerId, ReceiptCode, ReceiptStatus, Tally,
+};
 use oponn_core::ports::{
-    BallotRecord, BallotRepository, NewVote, Page, RecordVoteError, RecordedVote, RepositoryError,
+    AddInvitationsError, BallotRecord, BallotRepository, Bulletin, InvitationRecord, NewInvitation,
+    NewVote, Page, RecordVoteError, RecordedVote, RepositoryError, Revoked,
 };
 use oponn_testkit::{TestOponn, block_on};
 use time::OffsetDateTime;
@@ -69,6 +72,49 @@ impl BallotRepository for SlowStorage {
     }
     async fn delete_ballot(&self, id: &BallotId) -> Result<bool, RepositoryError> {
         self.inner.delete_ballot(id).await
+    }
+    async fn add_invitations(
+        &self,
+        ballot: &BallotId,
+        invitations: &[NewInvitation],
+        max_per_ballot: u32,
+    ) -> Result<Vec<InvitationId>, AddInvitationsError> {
+        self.inner
+            .add_invitations(ballot, invitations, max_per_ballot)
+            .await
+    }
+    async fn invitations(
+        &self,
+        ballot: &BallotId,
+    ) -> Result<Vec<InvitationRecord>, RepositoryError> {
+        self.inner.invitations(ballot).await
+    }
+    async fn invitation(
+        &self,
+        token_hash: &InvitationHash,
+    ) -> Result<Option<InvitationRecord>, RepositoryError> {
+        self.inner.invitation(token_hash).await
+    }
+    async fn revoke_invitation(
+        &self,
+        ballot: &BallotId,
+        id: InvitationId,
+        at: OffsetDateTime,
+    ) -> Result<Revoked, RepositoryError> {
+        self.inner.revoke_invitation(ballot, id, at).await
+    }
+    async fn receipt_status(
+        &self,
+        ballot: &BallotId,
+        receipt: &ReceiptCode,
+    ) -> Result<ReceiptStatus, RepositoryError> {
+        self.inner.receipt_status(ballot, receipt).await
+    }
+    async fn bulletin(&self, ballot: &BallotId) -> Result<Option<Bulletin>, RepositoryError> {
+        self.inner.bulletin(ballot).await
+    }
+    async fn transfer_ballots(&self, from: &OwnerId, to: &OwnerId) -> Result<u64, RepositoryError> {
+        self.inner.transfer_ballots(from, to).await
     }
 }
 
