@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use oponn_core::crypto::{LabelKey, Sealed, WrappedKey};
 use oponn_core::domain::{
-    BallotId, BallotMethod, BallotSettings, Eligibility, OptionId, OwnerId, ResultsVisibility,
-    VoterHash,
+    BallotId, BallotMethod, BallotSettings, Eligibility, InvitationHash, InvitationId, OptionId,
+    OwnerId, ReceiptCode, ReceiptStatus, ResultsVisibility, Tally, VoterHash,
 };
 use oponn_core::ports::{
-    BallotRecord, BallotRepository, NewVote, OptionRecord, Page, RecordVoteError, RecordedVote,
-    RepositoryError, VoteTarget,
+    AddInvitationsError, BallotRecord, BallotRepository, InvitationRecord, NewInvitation, NewVote,
+    OptionRecord, Page, RecordVoteError, RecordedVote, RepositoryError, Revoked, VoteTarget,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -1303,3 +1303,585 @@ pub async fn a_ranking_on_a_closed_ballot_is_refused(repository: Arc<dyn BallotR
     assert_eq!((tally.seq(), tally.total()), (0, 0));
 }
 
+/// A vote by `voter` for existing option `option`, changes allowed, with
+/// receipt `receipt`.
+fn receipted(ballot: &BallotRecord, voter: VoterHash, option: u32, receipt: &str) -> NewVote {
+    NewVote {
+        receipt: code(receipt),
+        ..change(ballot, voter, option)
+    }
+}
+
+/// The receipt code `text`, which must be one.
+fn code(text: &str) -> ReceiptCode {
+    ReceiptCode::parse(text).expect("a receipt code")
+}
+
+/// Every vote gets back the receipt it carried; a receipt is given once
+/// per ballot: a vote carrying one the ballot already gave, to a counted
+/// vote or a replaced one, alone or earlier in its batch, is refused and
+/// records nothing. Another ballot may give the same code.
+pub async fn receipts_are_given_back_and_never_twice_on_a_ballot(
+    repository: Arc<dyn BallotRepository>,
+) {
+    let ballot = stored(&repository).await;
+    let (ada, stranger, cy) = (voter(1), voter(2), voter(3));
+    let first = repository
+        .record_vote(&receipted(&ballot, ada, 1, "AAAAAAAAA1"))
+        .await
+        .unwrap();
+    assert_eq!(first.receipt, code("AAAAAAAAA1"));
+    let taken = repository
+        .record_vote(&receipted(&ballot, stranger, 2, "AAAAAAAAA1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(taken, RecordVoteError::ReceiptTaken), "{taken:?}");
+    assert_eq!(
+        repository.vote_of(&ballot.id, &stranger).await.unwrap(),
+        None
+    );
+
+    // Ada's change replaces her receipt: it stays given.
+    let changed = repository
+        .record_vote(&receipted(&ballot, ada, 2, "AAAAAAAAA2"))
+        .await
+        .unwrap();
+    assert_eq!(changed.receipt, code("AAAAAAAAA2"));
+    let outcomes = repository
+        .record_votes(&[
+            receipted(&ballot, stranger, 1, "AAAAAAAAA1"),
+            receipted(&ballot, stranger, 1, "AAAAAAAAA3"),
+            receipted(&ballot, cy, 1, "AAAAAAAAA3"),
+        ])
+        .await;
+    assert!(
+        matches!(
+            outcomes.as_slice(),
+            [
+                Err(RecordVoteError::ReceiptTaken),
+                Ok(_),
+                Err(RecordVoteError::ReceiptTaken)
+            ]
+        ),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[1].as_ref().unwrap().receipt, code("AAAAAAAAA3"));
+    let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+    assert_eq!((tally.seq(), tally.total()), (3, 2));
+    assert_eq!(repository.vote_of(&ballot.id, &cy).await.unwrap(), None);
+
+    // Receipts are unique within a ballot, not across ballots.
+    let other = stored(&repository).await;
+    let elsewhere = repository
+        .record_vote(&receipted(&other, voter(4), 1, "AAAAAAAAA1"))
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.receipt, code("AAAAAAAAA1"));
+}
+
+/// A change replaces the vote's receipt: the old one reads as replaced,
+/// the new one as counted; the same choice again keeps the standing
+/// receipt. A code no vote of the ballot had is unknown, even when another
+/// ballot gave it.
+pub async fn a_change_retires_the_old_receipt(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let ada = voter(1);
+    let status = |ballot: BallotId, receipt: &'static str| {
+        let repository = Arc::clone(&repository);
+        async move {
+            repository
+                .receipt_status(&ballot, &code(receipt))
+                .await
+                .unwrap()
+        }
+    };
+    repository
+        .record_vote(&receipted(&ballot, ada, 1, "BBBBBBBBB1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        status(ballot.id, "BBBBBBBBB1").await,
+        ReceiptStatus::Counted
+    );
+    let moved = repository
+        .record_vote(&receipted(&ballot, ada, 2, "BBBBBBBBB2"))
+        .await
+        .unwrap();
+    assert_eq!(moved.changed_from, Some(vec![OptionId::new(1)]));
+    assert_eq!(moved.receipt, code("BBBBBBBBB2"));
+    assert_eq!(
+        status(ballot.id, "BBBBBBBBB1").await,
+        ReceiptStatus::Replaced
+    );
+    assert_eq!(
+        status(ballot.id, "BBBBBBBBB2").await,
+        ReceiptStatus::Counted
+    );
+
+    // The same choice again: nothing moves, the receipt stands.
+    let same = repository
+        .record_vote(&receipted(&ballot, ada, 2, "BBBBBBBBB3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (same.changed_from, same.receipt),
+        (None, code("BBBBBBBBB2"))
+    );
+    assert_eq!(
+        status(ballot.id, "BBBBBBBBB3").await,
+        ReceiptStatus::Unknown
+    );
+    assert_eq!(
+        status(ballot.id, "BBBBBBBBB2").await,
+        ReceiptStatus::Counted
+    );
+
+    // A change and a change back within one batch retires both earlier
+    // receipts: their voter was told each.
+    let outcomes = repository
+        .record_votes(&[
+            receipted(&ballot, ada, 1, "BBBBBBBBB4"),
+            receipted(&ballot, ada, 2, "BBBBBBBBB5"),
+        ])
+        .await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    for (receipt, expected) in [
+        ("BBBBBBBBB2", ReceiptStatus::Replaced),
+        ("BBBBBBBBB4", ReceiptStatus::Replaced),
+        ("BBBBBBBBB5", ReceiptStatus::Counted),
+    ] {
+        assert_eq!(status(ballot.id, receipt).await, expected, "{receipt}");
+    }
+
+    let other = stored(&repository).await;
+    assert_eq!(status(other.id, "BBBBBBBBB5").await, ReceiptStatus::Unknown);
+    assert_eq!(status(other.id, "BBBBBBBBB1").await, ReceiptStatus::Unknown);
+    assert_eq!(
+        status(BallotId::generate(), "BBBBBBBBB5").await,
+        ReceiptStatus::Unknown
+    );
+}
+
+/// The bulletin lists every counted vote as (receipt, whole choice),
+/// sorted by receipt, with the sequence of the tally they make: recounting
+/// its rows gives the stored tally. Replaced votes are not on it.
+pub async fn the_bulletin_lists_every_counted_vote(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored_with(&repository, BallotMethod::Ranked).await;
+    let empty = repository.bulletin(&ballot.id).await.unwrap().unwrap();
+    assert_eq!((empty.tally_seq, empty.rows.len()), (0, 0));
+    let ranking = |n: u32, ranking: &[u32], receipt: &str| NewVote {
+        receipt: code(receipt),
+        ..choosing(&ballot, fixed_voter(n), ranking)
+    };
+    let outcomes = repository
+        .record_votes(&[
+            ranking(1, &[2, 1, 3], "ZZZZZZZZZ1"),
+            ranking(2, &[3], "0000000002"),
+            ranking(3, &[1, 3], "MMMMMMMMM3"),
+        ])
+        .await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    // Voter 2 changes: the old receipt leaves the bulletin.
+    repository
+        .record_vote(&ranking(2, &[2, 3], "5555555552"))
+        .await
+        .unwrap();
+    let bulletin = repository.bulletin(&ballot.id).await.unwrap().unwrap();
+    let rows: Vec<(&str, Vec<OptionId>)> = bulletin
+        .rows
+        .iter()
+        .map(|row| (row.receipt.as_str(), row.choice.clone()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("5555555552", ids(&[2, 3])),
+            ("MMMMMMMMM3", ids(&[1, 3])),
+            ("ZZZZZZZZZ1", ids(&[2, 1, 3])),
+        ]
+    );
+    let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+    assert_eq!(bulletin.tally_seq, tally.seq());
+    assert_eq!(bulletin.tally_seq, 4);
+    let recounted = Tally::recount(
+        bulletin.tally_seq,
+        ballot.method,
+        bulletin.rows.iter().map(|row| row.choice.as_slice()),
+    );
+    assert_eq!(recounted, tally);
+    assert_eq!(
+        repository.bulletin(&BallotId::generate()).await.unwrap(),
+        None
+    );
+}
+
+/// A voter link to store, its token hash made of `n` and a random part.
+fn new_invitation(n: u8, label: Option<&[u8]>) -> NewInvitation {
+    let mut hash = [n; 32];
+    hash[..16].copy_from_slice(BallotId::generate().as_bytes());
+    NewInvitation {
+        token_hash: InvitationHash::from_bytes(hash),
+        label: label.map(|label| Sealed::from_bytes(label.to_vec())),
+        created_at: T0 + Duration::seconds(i64::from(n)),
+    }
+}
+
+/// Invitation numbers from theirs.
+fn numbers(ids: &[InvitationId]) -> Vec<u32> {
+    ids.iter().map(|id| id.get()).collect()
+}
+
+/// Links are numbered from 1 across requests; the limit counts every link
+/// a ballot has and holds at its boundary (exactly the most is fine, one
+/// more is refused with nothing stored); a link is found by its token hash
+/// with its ballot, and an unknown hash finds nothing.
+pub async fn invitations_are_numbered_and_limited(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let first = [
+        new_invitation(1, Some(b"sealed label one")),
+        new_invitation(2, None),
+    ];
+    let ids = repository
+        .add_invitations(&ballot.id, &first, 5)
+        .await
+        .unwrap();
+    assert_eq!(numbers(&ids), [1, 2]);
+    let second: Vec<NewInvitation> = (3..=5).map(|n| new_invitation(n, None)).collect();
+    let ids = repository
+        .add_invitations(&ballot.id, &second, 5)
+        .await
+        .unwrap();
+    assert_eq!(numbers(&ids), [3, 4, 5], "exactly the limit is fine");
+    let refused = repository
+        .add_invitations(&ballot.id, &[new_invitation(6, None)], 5)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, AddInvitationsError::LimitReached),
+        "{refused:?}"
+    );
+    let stored_links = repository.invitations(&ballot.id).await.unwrap();
+    let stored_numbers: Vec<u32> = stored_links.iter().map(|link| link.id.get()).collect();
+    assert_eq!(stored_numbers, [1, 2, 3, 4, 5]);
+
+    let found = repository
+        .invitation(&first[0].token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        found,
+        InvitationRecord {
+            ballot_id: ballot.id,
+            id: InvitationId::new(1),
+            token_hash: first[0].token_hash,
+            label: first[0].label.clone(),
+            created_at: first[0].created_at,
+            used_at: None,
+            revoked_at: None,
+        }
+    );
+    assert_eq!(stored_links[0], found);
+    assert_eq!(stored_links[1].label, None);
+    assert_eq!(
+        repository
+            .invitation(&new_invitation(9, None).token_hash)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // One more than the limit in one request stores none of them.
+    let fresh = stored(&repository).await;
+    let too_many: Vec<NewInvitation> = (1..=4).map(|n| new_invitation(n, None)).collect();
+    let refused = repository
+        .add_invitations(&fresh.id, &too_many, 3)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, AddInvitationsError::LimitReached),
+        "{refused:?}"
+    );
+    assert!(repository.invitations(&fresh.id).await.unwrap().is_empty());
+    assert_eq!(
+        repository
+            .invitation(&too_many[0].token_hash)
+            .await
+            .unwrap(),
+        None
+    );
+    // Numbers are per ballot.
+    let ids = repository
+        .add_invitations(&fresh.id, &too_many[..3], 3)
+        .await
+        .unwrap();
+    assert_eq!(numbers(&ids), [1, 2, 3]);
+
+    let missing = repository
+        .add_invitations(&BallotId::generate(), &[new_invitation(7, None)], 5)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, AddInvitationsError::BallotNotFound),
+        "{missing:?}"
+    );
+    assert!(
+        repository
+            .invitations(&BallotId::generate())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A stored invite-only ballot with two voter links, and their records.
+async fn invite_only(repository: &Arc<dyn BallotRepository>) -> (BallotRecord, Vec<NewInvitation>) {
+    let mut ballot = record(None, T0);
+    ballot.settings.eligibility = Eligibility::Invited;
+    repository.insert_ballot(&ballot).await.unwrap();
+    let links = vec![new_invitation(1, Some(b"for ada")), new_invitation(2, None)];
+    repository
+        .add_invitations(&ballot.id, &links, 10)
+        .await
+        .unwrap();
+    (ballot, links)
+}
+
+/// A vote by the holder of invitation `number` (voting as its own
+/// identity, as the service has it) for option `option`.
+fn invited(ballot: &BallotRecord, number: u32, option: u32) -> NewVote {
+    let mut identity = [0xEE; 32];
+    identity[..4].copy_from_slice(&number.to_be_bytes());
+    NewVote {
+        invitation: Some(InvitationId::new(number)),
+        ..change(ballot, VoterHash::from_bytes(identity), option)
+    }
+}
+
+/// A revoked link votes no more; a link a vote was cast with is marked
+/// used (by its first vote) and can no longer be revoked; revoking twice
+/// keeps the first time; a link the ballot lacks is not found.
+pub async fn revoked_links_cannot_vote_and_used_links_stay(repository: Arc<dyn BallotRepository>) {
+    let (ballot, links) = invite_only(&repository).await;
+    assert_eq!(
+        repository
+            .ballot(&ballot.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .settings
+            .eligibility,
+        Eligibility::Invited
+    );
+    let link = |n: usize| {
+        let repository = Arc::clone(&repository);
+        let hash = links[n].token_hash;
+        async move { repository.invitation(&hash).await.unwrap().unwrap() }
+    };
+    let (first, second) = (InvitationId::new(1), InvitationId::new(2));
+    let revoked_at = T0 + Duration::minutes(1);
+    let revoke = |id: InvitationId, at: OffsetDateTime| {
+        let repository = Arc::clone(&repository);
+        async move {
+            repository
+                .revoke_invitation(&ballot.id, id, at)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(revoke(first, revoked_at).await, Revoked::Revoked);
+    assert_eq!(
+        revoke(first, revoked_at + Duration::minutes(1)).await,
+        Revoked::Revoked
+    );
+    assert_eq!(link(0).await.revoked_at, Some(revoked_at));
+    let refused = repository
+        .record_vote(&invited(&ballot, 1, 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, RecordVoteError::InvitationRevoked),
+        "{refused:?}"
+    );
+    assert_eq!(
+        repository.tally(&ballot.id).await.unwrap().unwrap().seq(),
+        0
+    );
+    assert_eq!(link(0).await.used_at, None);
+
+    // The second link votes, then changes its vote a minute later.
+    let vote = invited(&ballot, 2, 1);
+    repository.record_vote(&vote).await.unwrap();
+    assert_eq!(link(1).await.used_at, Some(vote.cast_at));
+    let later = NewVote {
+        cast_at: vote.cast_at + Duration::minutes(1),
+        ..invited(&ballot, 2, 2)
+    };
+    repository.record_vote(&later).await.unwrap();
+    assert_eq!(link(1).await.used_at, Some(vote.cast_at), "the first use");
+    assert_eq!(revoke(second, revoked_at).await, Revoked::Used);
+    let used = link(1).await;
+    assert_eq!((used.used_at, used.revoked_at), (Some(vote.cast_at), None));
+
+    assert_eq!(
+        revoke(InvitationId::new(9), revoked_at).await,
+        Revoked::NotFound
+    );
+    let other = stored(&repository).await;
+    assert_eq!(
+        repository
+            .revoke_invitation(&other.id, second, revoked_at)
+            .await
+            .unwrap(),
+        Revoked::NotFound
+    );
+}
+
+/// Votes and revocations of the same links at once, with no lock held:
+/// each link ends either used by its counted vote (the revocation told
+/// it was used) or revoked (its vote refused), never both or neither.
+pub async fn revoking_while_voting_never_revokes_a_used_link(
+    repository: Arc<dyn BallotRepository>,
+) {
+    let mut ballot = record(None, T0);
+    ballot.settings.eligibility = Eligibility::Invited;
+    repository.insert_ballot(&ballot).await.unwrap();
+    let links: Vec<NewInvitation> = (1..=20).map(|n| new_invitation(n, None)).collect();
+    let ids = repository
+        .add_invitations(&ballot.id, &links, 20)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = ids
+        .iter()
+        .map(|&id| {
+            let (repository, ballot) = (Arc::clone(&repository), ballot.clone());
+            tokio::spawn(async move {
+                let vote = invited(&ballot, id.get(), 1 + id.get() % 2);
+                let (voted, revoked) = futures_util::join!(
+                    repository.record_vote(&vote),
+                    repository.revoke_invitation(&ballot.id, id, T0)
+                );
+                (voted, revoked.unwrap())
+            })
+        })
+        .collect();
+    let mut counted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            (Ok(_), Revoked::Used) => counted += 1,
+            (Err(RecordVoteError::InvitationRevoked), Revoked::Revoked) => {}
+            other => panic!("a link both voted and revoked, or neither: {other:?}"),
+        }
+    }
+    let tally = repository.tally(&ballot.id).await.unwrap().unwrap();
+    assert_eq!(tally.total(), counted);
+    for link in repository.invitations(&ballot.id).await.unwrap() {
+        assert!(
+            link.used_at.is_some() != link.revoked_at.is_some(),
+            "link {}: {link:?}",
+            link.id
+        );
+    }
+}
+
+/// Concurrent requests for links, with no lock held, never take a ballot
+/// past its limit nor give a number twice.
+pub async fn concurrent_requests_for_links_keep_the_limit(repository: Arc<dyn BallotRepository>) {
+    let ballot = stored(&repository).await;
+    let tasks: Vec<_> = (0..10u8)
+        .map(|request| {
+            let (repository, id) = (Arc::clone(&repository), ballot.id);
+            tokio::spawn(async move {
+                let links: Vec<NewInvitation> = (0..3)
+                    .map(|n| new_invitation(request * 3 + n, None))
+                    .collect();
+                repository.add_invitations(&id, &links, 10).await
+            })
+        })
+        .collect();
+    let mut given = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(ids) => given.extend(numbers(&ids)),
+            Err(AddInvitationsError::LimitReached) => {}
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    given.sort_unstable();
+    assert_eq!(given, (1..=9).collect::<Vec<u32>>());
+    assert_eq!(repository.invitations(&ballot.id).await.unwrap().len(), 9);
+}
+
+/// Deleting a ballot takes its links and its receipts with it.
+pub async fn deleting_a_ballot_removes_its_links_and_receipts(
+    repository: Arc<dyn BallotRepository>,
+) {
+    let (ballot, links) = invite_only(&repository).await;
+    repository
+        .record_vote(&NewVote {
+            receipt: code("CCCCCCCCC1"),
+            ..invited(&ballot, 1, 1)
+        })
+        .await
+        .unwrap();
+    repository
+        .record_vote(&NewVote {
+            receipt: code("CCCCCCCCC2"),
+            ..invited(&ballot, 1, 2)
+        })
+        .await
+        .unwrap();
+    assert!(repository.delete_ballot(&ballot.id).await.unwrap());
+    for link in &links {
+        assert_eq!(repository.invitation(&link.token_hash).await.unwrap(), None);
+    }
+    assert!(repository.invitations(&ballot.id).await.unwrap().is_empty());
+    for receipt in ["CCCCCCCCC1", "CCCCCCCCC2"] {
+        assert_eq!(
+            repository
+                .receipt_status(&ballot.id, &code(receipt))
+                .await
+                .unwrap(),
+            ReceiptStatus::Unknown
+        );
+    }
+    assert_eq!(repository.bulletin(&ballot.id).await.unwrap(), None);
+}
+
+/// Moving a guest's ballots to their account moves exactly theirs, and
+/// says how many.
+pub async fn transferring_ballots_moves_exactly_the_owners(repository: Arc<dyn BallotRepository>) {
+    let owner = |name: &str| OwnerId::new(format!("{name}-{}", BallotId::generate()));
+    let (guest, account, bystander) = (owner("guest"), owner("account"), owner("bystander"));
+    let mut guests = Vec::new();
+    for minutes in [0, 5] {
+        let ballot = record(Some(&guest), T0 + Duration::minutes(minutes));
+        repository.insert_ballot(&ballot).await.unwrap();
+        guests.push(ballot.id);
+    }
+    let theirs = record(Some(&bystander), T0);
+    repository.insert_ballot(&theirs).await.unwrap();
+    let owned = |owner: OwnerId| {
+        let repository = Arc::clone(&repository);
+        async move {
+            repository
+                .ballots_owned_by(&owner, Page::numbered(1, 10).unwrap())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|ballot| ballot.id)
+                .collect::<Vec<BallotId>>()
+        }
+    };
+    assert_eq!(
+        repository.transfer_ballots(&guest, &account).await.unwrap(),
+        2
+    );
+    assert!(owned(guest.clone()).await.is_empty());
+    assert_eq!(owned(account.clone()).await, [guests[1], guests[0]]);
+    assert_eq!(owned(bystander).await, [theirs.id]);
+    assert_eq!(
+        repository.transfer_ballots(&guest, &account).await.unwrap(),
+        0
+    );
+}
