@@ -214,6 +214,18 @@ fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/results/:id/ballots.json", get(pages::ballots_json))
         .at("/ballots/:id/close", post(pages::close_ballot))
         .at("/ballots/:id/delete", post(pages::delete_ballot))
+        .at(
+            "/ballots/:id/invitations",
+            get(pages::invitations_page).post(pages::issue_invitations),
+        )
+        .at(
+            "/ballots/:id/invitations/:invitation/revoke",
+            post(pages::revoke_invitation),
+        )
+        .at("/ballots/:id/receipts", get(pages::receipt_search))
+        .at("/ballots/:id/receipts/:code", get(pages::receipt_check))
+        .at("/ballots/:id/bulletin", get(pages::bulletin_page))
+        .at("/i/:token", get(pages::open_voting_link))
         .at("/login", get(crate::auth::login_page))
         .nest("/auth", crate::auth::routes())
         .with(csrf);

@@ -8,7 +8,9 @@
 //! keeps (or is given) the browser's voter cookie too, and votes as both:
 //! see [`VoterId::from_browser`].
 
-use oponn_core::domain::{AccountId, OwnerId, SessionToken, VoterId};
+use oponn_core::domain::{
+    AccountId, BallotId, InvitationId, OwnerId, ReceiptCode, SessionToken, VoterId,
+};
 use oponn_core::{SESSION_LENGTH, SignedIn, Unavailable};
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
 use time::Duration;
@@ -116,6 +118,48 @@ pub(crate) fn start_session(state: &AppState, jar: &CookieJar, signed_in: &Signe
     ));
 }
 
+/// The signed cookie carrying how many guest ballots signing in moved to
+/// the account, for the dashboard to say so once.
+const ADOPTED_COOKIE: &str = "oponn_adopted";
+
+/// Starts the session `signed_in` began in this browser, and makes the
+/// ballots this browser created as a guest the account's, so signing in
+/// never hides a ballot or its owner's controls; the dashboard says how
+/// many moved. A failure to move them is logged: the sign-in stands, and
+/// the next sign-in from this browser moves them.
+pub(crate) async fn begin_session(state: &AppState, jar: &CookieJar, signed_in: &SignedIn) {
+    start_session(state, jar, signed_in);
+    let (browser, new_browser) = guest_voter(state, jar);
+    if new_browser {
+        return;
+    }
+    match state
+        .service
+        .adopt_guest_ballots(&browser, signed_in.account.id())
+        .await
+    {
+        Ok(0) => {}
+        Ok(moved) => jar.signed_with_key(&state.cookie_key).add(cookie(
+            state,
+            ADOPTED_COOKIE,
+            moved.to_string(),
+            Duration::minutes(10),
+        )),
+        Err(error) => {
+            tracing::warn!(error = %Causes(&error), "moving a guest's ballots to their account failed");
+        }
+    }
+}
+
+/// How many guest ballots the last sign-in moved to the account, once:
+/// the cookie is cleared as it is read.
+pub(crate) fn take_adopted_count(state: &AppState, jar: &CookieJar) -> Option<u64> {
+    let signed = jar.signed_with_key(&state.cookie_key);
+    let moved = signed.get(ADOPTED_COOKIE)?.value_str().parse().ok();
+    signed.add(cookie(state, ADOPTED_COOKIE, String::new(), Duration::ZERO));
+    moved
+}
+
 /// Signs this browser out: ends its session in storage, for every copy of
 /// the cookie, then clears the cookie.
 ///
@@ -160,6 +204,93 @@ fn guest_voter(state: &AppState, jar: &CookieJar) -> (VoterId, bool) {
     (id, true)
 }
 
+/// The prefix of the signed cookie naming the invitation a browser votes
+/// by on one invite-only ballot: `oponn_invite_{ballot id}`, one per ballot.
+const INVITATION_COOKIE_PREFIX: &str = "oponn_invite_";
+
+/// How long a browser keeps an opened voting link: long enough to come
+/// back and change the vote on a ballot that runs for weeks.
+const INVITATION_COOKIE_AGE: Duration = Duration::days(90);
+
+/// The prefix of the signed cookie holding the receipt of this browser's
+/// last vote on one ballot, `oponn_receipt_{ballot id}`: the results page
+/// shows it after the redirect that follows a vote.
+const RECEIPT_COOKIE_PREFIX: &str = "oponn_receipt_";
+
+/// How long the results page keeps showing a vote's receipt.
+const RECEIPT_COOKIE_AGE: Duration = Duration::hours(1);
+
+/// The invitation this browser votes by on `ballot`, from its signed
+/// cookie (which names the ballot too, so it cannot be moved to another).
+pub(crate) fn invitation_of(
+    state: &AppState,
+    jar: &CookieJar,
+    ballot: &BallotId,
+) -> Option<InvitationId> {
+    let cookie = jar
+        .signed_with_key(&state.cookie_key)
+        .get(&format!("{INVITATION_COOKIE_PREFIX}{ballot}"))?;
+    let (named, invitation) = cookie.value_str().split_once('.')?;
+    if named != ballot.to_string() {
+        return None;
+    }
+    InvitationId::parse(invitation)
+}
+
+/// Makes this browser the holder of `invitation` on `ballot`.
+pub(crate) fn hold_invitation(
+    state: &AppState,
+    jar: &CookieJar,
+    ballot: &BallotId,
+    invitation: InvitationId,
+) {
+    jar.signed_with_key(&state.cookie_key).add(cookie(
+        state,
+        &format!("{INVITATION_COOKIE_PREFIX}{ballot}"),
+        format!("{ballot}.{invitation}"),
+        INVITATION_COOKIE_AGE,
+    ));
+}
+
+/// Who votes on `ballot` from this browser: the invitation it holds for
+/// that ballot, if any, else the viewer's own voter.
+pub(crate) fn voter_on(
+    state: &AppState,
+    jar: &CookieJar,
+    viewer: &Viewer,
+    ballot: &BallotId,
+) -> VoterId {
+    invitation_of(state, jar, ballot).map_or_else(|| viewer.voter.clone(), VoterId::invited)
+}
+
+/// Keeps the receipt of the vote just cast on `ballot`, for the page the
+/// voter lands on next.
+pub(crate) fn keep_receipt(
+    state: &AppState,
+    jar: &CookieJar,
+    ballot: &BallotId,
+    receipt: &ReceiptCode,
+) {
+    jar.signed_with_key(&state.cookie_key).add(cookie(
+        state,
+        &format!("{RECEIPT_COOKIE_PREFIX}{ballot}"),
+        receipt.as_str().to_owned(),
+        RECEIPT_COOKIE_AGE,
+    ));
+}
+
+/// The receipt of this browser's last vote on `ballot`, while it is kept.
+pub(crate) fn kept_receipt(
+    state: &AppState,
+    jar: &CookieJar,
+    ballot: &BallotId,
+) -> Option<ReceiptCode> {
+    let cookie = jar
+        .signed_with_key(&state.cookie_key)
+        .get(&format!("{RECEIPT_COOKIE_PREFIX}{ballot}"))?;
+    ReceiptCode::parse(cookie.value_str())
+}
+
 /// A cookie with the house attributes: `HttpOnly`, `SameSite=Lax`, path
 /// `/`, and `Secure` in staging and production.
 fn cookie(state: &AppState, name: &str, value: String, max_age: Duration) -> Cookie {
@@ -172,4 +303,51 @@ fn cookie(state: &AppState, name: &str, value: String, max_age: Duration) -> Coo
         max_age.whole_seconds().max(0).unsigned_abs(),
     ));
     cookie
+}
+
+/// Why a voting link (or a bearer token) opened nothing.
+#[derive(Debug)]
+pub(crate) enum LinkRefusal {
+    /// It is not a live link (malformed, unknown, revoked, another
+    /// ballot's): one answer for all, so a guess learns nothing.
+    NotValid,
+    /// This client presented too many links that were not valid; it may
+    /// present one again after this long.
+    TooMany(std::time::Duration),
+    /// Storage could not answer.
+    Unavailable(Unavailable),
+}
+
+/// Opens the voting link `token` for `client`, on `ballot` when one is
+/// named (a bearer token on a vote): counts every link that is not valid
+/// against the client's link-guess limit, and refuses every link while it
+/// is over it.
+pub(crate) async fn open_link(
+    state: &AppState,
+    client: std::net::IpAddr,
+    token: &str,
+    ballot: Option<&BallotId>,
+) -> Result<oponn_core::OpenedInvitation, LinkRefusal> {
+    if let Some(wait) = state.rates.link_guesses_blocked(client) {
+        return Err(LinkRefusal::TooMany(wait));
+    }
+    match state.service.open_invitation(token).await {
+        Ok(opened) if ballot.is_none_or(|ballot| *ballot == opened.ballot_id) => {
+            return Ok(opened);
+        }
+        Ok(_) | Err(oponn_core::OpenInvitationError::NotValid) => {}
+        Err(oponn_core::OpenInvitationError::Unavailable(error)) => {
+            return Err(LinkRefusal::Unavailable(error));
+        }
+        Err(other) => {
+            return Err(LinkRefusal::Unavailable(Unavailable::new(
+                oponn_core::Dependency::Storage,
+                other,
+            )));
+        }
+    }
+    match state.rates.count_link_guess(client) {
+        Some(wait) => Err(LinkRefusal::TooMany(wait)),
+        None => Err(LinkRefusal::NotValid),
+    }
 }

@@ -39,6 +39,9 @@ pub const DEFAULT_WRITE_INS_PER_MINUTE: u32 = 20;
 /// Default for [`Limits::streams_per_minute`].
 pub const DEFAULT_STREAMS_PER_MINUTE: u32 = 120;
 
+/// Default for [`Limits::link_guesses_per_minute`].
+pub const DEFAULT_LINK_GUESSES_PER_MINUTE: u32 = 20;
+
 /// How the server bounds what one client, and all clients together, may
 /// cost it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +68,12 @@ pub struct Limits {
     /// `OPONN_STREAMS_PER_MINUTE`: live-result streams one client may open
     /// per minute; 0 turns the limit off. Default 120.
     pub streams_per_minute: u32,
+    /// `OPONN_LINK_GUESSES_PER_MINUTE`: voting links and bearer tokens
+    /// that are not valid one client may present per minute; past it,
+    /// every link it presents (a valid one too) is refused with `429`
+    /// until the limit refills, so guessing tokens goes nowhere fast.
+    /// 0 turns the limit off. Default 20.
+    pub link_guesses_per_minute: u32,
     /// `OPONN_MAX_WRITE_IN_OPTIONS`: options voters may add to one ballot
     /// by writing them in; a write-in matching an existing option still
     /// counts past it. Default 100.
@@ -84,6 +93,7 @@ impl Default for Limits {
             ballots_per_minute: DEFAULT_BALLOTS_PER_MINUTE,
             write_ins_per_minute: DEFAULT_WRITE_INS_PER_MINUTE,
             streams_per_minute: DEFAULT_STREAMS_PER_MINUTE,
+            link_guesses_per_minute: DEFAULT_LINK_GUESSES_PER_MINUTE,
             max_write_in_options: DEFAULT_MAX_WRITE_IN_OPTIONS,
             trusted_proxies: Vec::new(),
         }
@@ -98,6 +108,7 @@ impl Limits {
             ballots_per_minute: 0,
             write_ins_per_minute: 0,
             streams_per_minute: 0,
+            link_guesses_per_minute: 0,
             ..self
         }
     }
@@ -161,6 +172,10 @@ impl Limits {
                 defaults.write_ins_per_minute,
             )?,
             streams_per_minute: rate("OPONN_STREAMS_PER_MINUTE", defaults.streams_per_minute)?,
+            link_guesses_per_minute: rate(
+                "OPONN_LINK_GUESSES_PER_MINUTE",
+                defaults.link_guesses_per_minute,
+            )?,
             max_write_in_options: get("OPONN_MAX_WRITE_IN_OPTIONS")
                 .map_or(Ok(defaults.max_write_in_options), |value| {
                     parse_number("OPONN_MAX_WRITE_IN_OPTIONS", &value)

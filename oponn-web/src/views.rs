@@ -66,6 +66,8 @@ pub(crate) struct BallotView {
     pub(crate) eligibility: &'static str,
     pub(crate) allow_vote_change: bool,
     pub(crate) results_visibility: &'static str,
+    /// Whether the owner publishes the ballot's bulletin.
+    pub(crate) publish_bulletin: bool,
     /// `single`, `approval` or `ranked`.
     pub(crate) method: &'static str,
     /// An approval ballot's bounds.
@@ -98,6 +100,7 @@ impl BallotView {
             eligibility: ballot.settings().eligibility.as_str(),
             allow_vote_change: ballot.settings().allow_vote_change,
             results_visibility: ballot.settings().results_visibility.as_str(),
+            publish_bulletin: ballot.settings().publish_bulletin,
             method: ballot.method().as_str(),
             min_choices: ballot.method().min_choices(),
             max_choices: ballot.method().max_choices(),
@@ -254,4 +257,51 @@ pub(crate) struct DashboardEntry {
     pub(crate) total_votes: Option<u64>,
     pub(crate) vote_url: String,
     pub(crate) results_url: String,
+}
+
+/// The address of this instance as the request reached it, for links the
+/// owner copies elsewhere: `https` when cookies are `Secure` (staging and
+/// production), `http` otherwise, and the request's `Host`. A `Host` that
+/// is not a plain host name (or is missing) gives a path alone.
+pub(crate) fn origin(secure: bool, headers: &poem::http::HeaderMap) -> String {
+    let host = headers
+        .get(poem::http::header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .filter(|host| {
+            !host.is_empty()
+                && host.len() <= 255
+                && host
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || b".-:[]".contains(&byte))
+        });
+    match host {
+        Some(host) => format!("{}://{host}", if secure { "https" } else { "http" }),
+        None => String::new(),
+    }
+}
+
+/// The voting link of `token`: `{origin}/i/{token}`.
+pub(crate) fn invitation_link(origin: &str, token: &oponn_core::domain::InvitationToken) -> String {
+    format!("{origin}/i/{}", token.as_str())
+}
+
+/// A ballot's bulletin rows as JSON: each counted vote's receipt and its
+/// choice, as the cast-vote record writes a choice (ids, then labels).
+pub(crate) fn bulletin_rows(bulletin: &oponn_core::PublishedBulletin) -> Vec<serde_json::Value> {
+    bulletin
+        .rows
+        .iter()
+        .map(|row| {
+            serde_json::json!({
+                "receipt": row.receipt.as_str(),
+                "option_ids": row.choice.iter().map(|option| option.get()).collect::<Vec<_>>(),
+                "labels": row.choice.iter().map(|option| {
+                    bulletin
+                        .ballot
+                        .option(*option)
+                        .map_or_else(|| format!("option {option}"), |found| found.label().to_owned())
+                }).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
 }

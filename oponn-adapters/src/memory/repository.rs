@@ -9,8 +9,8 @@ use oponn_core::domain::{
     ReceiptStatus, Tally, VoterHash,
 };
 use oponn_core::ports::{
-    AddInvitationsError, BallotRecord, BallotRepository, Bulletin, InvitationRecord,
-    NewInvitation, NewVote, Page, RecordVoteError, RecordedVote, RepositoryError, Revoked,
+    AddInvitationsError, BallotRecord, BallotRepository, Bulletin, InvitationRecord, NewInvitation,
+    NewVote, Page, RecordVoteError, RecordedVote, RepositoryError, Revoked,
 };
 use oponn_core::recording::{BatchDecision, StoredVotes, VoteOutcome, decide_batch, identities};
 use time::OffsetDateTime;
@@ -288,7 +288,10 @@ impl BallotRepository for MemoryRepository {
         if total > usize::try_from(max_per_ballot).unwrap_or(usize::MAX) {
             return Err(AddInvitationsError::LimitReached);
         }
-        let last = stored.invitations.last().map_or(0, |stored| stored.id.get());
+        let last = stored
+            .invitations
+            .last()
+            .map_or(0, |stored| stored.id.get());
         let mut ids = Vec::with_capacity(invitations.len());
         for (number, invitation) in (last.saturating_add(1)..).zip(invitations) {
             let id = InvitationId::new(number);
@@ -357,7 +360,9 @@ impl BallotRepository for MemoryRepository {
         Ok(self
             .ballots()
             .get(ballot)
-            .map_or(ReceiptStatus::Unknown, |stored| stored.receipt_status(receipt)))
+            .map_or(ReceiptStatus::Unknown, |stored| {
+                stored.receipt_status(receipt)
+            }))
     }
 
     async fn bulletin(&self, ballot: &BallotId) -> Result<Option<Bulletin>, RepositoryError> {
@@ -378,11 +383,7 @@ impl BallotRepository for MemoryRepository {
         }))
     }
 
-    async fn transfer_ballots(
-        &self,
-        from: &OwnerId,
-        to: &OwnerId,
-    ) -> Result<u64, RepositoryError> {
+    async fn transfer_ballots(&self, from: &OwnerId, to: &OwnerId) -> Result<u64, RepositoryError> {
         let mut moved: u64 = 0;
         for stored in self.ballots().values_mut() {
             if stored.record.owner.as_ref() == Some(from) {

@@ -92,8 +92,14 @@ impl fmt::Debug for InvitationToken {
 }
 
 /// A keyed hash of an [`InvitationToken`]: how storage finds a link.
-#[derive(Debug, Clone, Copy, Hash)]
+#[derive(Debug, Clone, Copy)]
 pub struct InvitationHash([u8; 32]);
+
+impl std::hash::Hash for InvitationHash {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl InvitationHash {
     /// Wraps hash bytes (computed, or read back from storage).

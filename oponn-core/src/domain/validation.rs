@@ -234,9 +234,13 @@ pub mod messages {
     /// A voting link whose vote was cast, opened in another browser.
     pub const LINK_USED: &str = "This voting link has already been used";
     /// A used voter link cannot be revoked.
-    pub const INVITATION_USED: &str = "This voter link was already used to vote; it cannot be revoked.";
+    pub const INVITATION_USED: &str =
+        "This voter link was already used to vote; it cannot be revoked.";
     /// The owner's view of voter links, for someone else.
-    pub const NOT_OWNER_OF_LINKS: &str = "Only the person who created this ballot may manage its voter links.";
+    pub const NOT_OWNER_OF_LINKS: &str =
+        "Only the person who created this ballot may manage its voter links.";
+    /// A ballot whose owner did not publish a bulletin.
+    pub const NO_BULLETIN: &str = "This ballot's owner did not publish a bulletin of its votes.";
     /// A ranked form that gives one rank to two options.
     pub const RANK_GIVEN_TWICE: &str = "Each rank can be given to one option only";
 

@@ -333,8 +333,10 @@ pub trait BallotRepository: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`] when storage cannot be reached.
-    async fn invitations(&self, ballot: &BallotId)
-    -> Result<Vec<InvitationRecord>, RepositoryError>;
+    async fn invitations(
+        &self,
+        ballot: &BallotId,
+    ) -> Result<Vec<InvitationRecord>, RepositoryError>;
 
     /// The voter link whose token hashes to `token_hash`, if any (on any ballot).
     ///
@@ -382,8 +384,7 @@ pub trait BallotRepository: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`] when storage cannot be reached.
-    async fn transfer_ballots(&self, from: &OwnerId, to: &OwnerId)
-    -> Result<u64, RepositoryError>;
+    async fn transfer_ballots(&self, from: &OwnerId, to: &OwnerId) -> Result<u64, RepositoryError>;
 
     /// Checks storage is reachable and accepts writes, for readiness probes:
     /// storage that would refuse a vote (a full disk, a read-only server)

@@ -107,10 +107,8 @@ impl BallotService {
         let labels = parse_invitation_labels(count, labels).map_err(InvitationError::Invalid)?;
         let key = self.data_key(&record).await.map_err(Unavailable::from)?;
         let now = self.now();
-        let tokens: Vec<InvitationToken> = labels
-            .iter()
-            .map(|_| InvitationToken::generate())
-            .collect();
+        let tokens: Vec<InvitationToken> =
+            labels.iter().map(|_| InvitationToken::generate()).collect();
         let new: Vec<NewInvitation> = tokens
             .iter()
             .zip(&labels)

@@ -94,13 +94,11 @@ impl BallotService {
         let ballot = self.ballot_for_tally(id, &tally).await?;
         let results = Results::new(&ballot, &tally);
         Ok(match self.access(ballot, results, viewer).await? {
-            ResultsAccess::Shown { ballot, results } => {
-                BulletinAccess::Shown(PublishedBulletin {
-                    ballot,
-                    rows: bulletin.rows,
-                    results,
-                })
-            }
+            ResultsAccess::Shown { ballot, results } => BulletinAccess::Shown(PublishedBulletin {
+                ballot,
+                rows: bulletin.rows,
+                results,
+            }),
             ResultsAccess::Hidden {
                 ballot,
                 reason,

@@ -70,6 +70,7 @@ impl BallotsApi {
                 eligibility: body.eligibility.into(),
                 allow_vote_change: body.allow_vote_change,
                 results_visibility: body.results_visibility.into(),
+                publish_bulletin: body.publish_bulletin,
             },
             method,
         };

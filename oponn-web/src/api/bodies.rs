@@ -49,6 +49,11 @@ pub(crate) struct CreateBallotBody {
     /// When results may be seen (default `always`).
     #[oai(default)]
     pub(super) results_visibility: VisibilityBody,
+    /// Publish every counted vote as (receipt, choice) on the ballot's
+    /// bulletin, under the same rules as the results (default false):
+    /// anyone can then recount, and a voter can show others how they voted.
+    #[oai(default)]
+    pub(super) publish_bulletin: bool,
     /// How voters choose (default `single`).
     #[oai(default)]
     pub(super) method: MethodBody,
@@ -109,6 +114,9 @@ pub(crate) enum EligibilityBody {
     Anyone,
     /// Signed-in accounts only: one vote per account.
     SignedIn,
+    /// Holders of the owner's personal voting links only (`POST
+    /// /ballots/{id}/invitations`): one vote per link.
+    Invited,
 }
 
 /// When a ballot's results may be seen.
@@ -129,6 +137,7 @@ impl From<EligibilityBody> for Eligibility {
         match body {
             EligibilityBody::Anyone => Eligibility::Anyone,
             EligibilityBody::SignedIn => Eligibility::SignedInOnly,
+            EligibilityBody::Invited => Eligibility::Invited,
         }
     }
 }
@@ -138,6 +147,7 @@ impl From<Eligibility> for EligibilityBody {
         match eligibility {
             Eligibility::Anyone => EligibilityBody::Anyone,
             Eligibility::SignedInOnly => EligibilityBody::SignedIn,
+            Eligibility::Invited => EligibilityBody::Invited,
         }
     }
 }
@@ -191,6 +201,8 @@ pub(crate) struct BallotBody {
     pub(super) allow_vote_change: bool,
     /// When results may be seen.
     pub(super) results_visibility: VisibilityBody,
+    /// Whether the ballot's bulletin (`GET /ballots/{id}/bulletin`) is published.
+    pub(super) publish_bulletin: bool,
     /// How voters choose.
     pub(super) method: MethodBody,
     /// For `approval`: the fewest options a voter must choose.
@@ -225,6 +237,7 @@ impl BallotBody {
                 .collect(),
             eligibility: ballot.settings().eligibility.into(),
             allow_vote_change: ballot.settings().allow_vote_change,
+            publish_bulletin: ballot.settings().publish_bulletin,
             results_visibility: ballot.settings().results_visibility.into(),
             method: ballot.method().into(),
             min_choices: ballot.method().min_choices(),
@@ -297,6 +310,13 @@ pub(crate) struct VoteAccepted {
     /// are hidden from this voter.
     #[oai(nullable)]
     pub(super) tally: Option<TallyBody>,
+    /// The vote's receipt: keep it to check later that the vote is in the
+    /// count. A change of vote gives a new one and retires the old.
+    pub(super) receipt: String,
+    /// Where to check the receipt: `GET` it for `counted`, `replaced` or
+    /// `unknown` (the API's `GET /api/v1/ballots/{id}/receipts/{receipt}`
+    /// answers the same in JSON).
+    pub(super) receipt_url: String,
 }
 
 /// Export formats.

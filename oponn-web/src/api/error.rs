@@ -150,7 +150,9 @@ impl ApiError {
             .unwrap_or(std::borrow::Cow::Borrowed("invalid vote"));
         match error {
             CastVoteError::NotFound => Self::not_found(),
-            CastVoteError::SignInRequired => Self::Forbidden(Problem::new(message)),
+            CastVoteError::SignInRequired
+            | CastVoteError::InvitationRequired
+            | CastVoteError::InvitationNotValid => Self::Forbidden(Problem::new(message)),
             CastVoteError::AlreadyVoted | CastVoteError::NotOpenYet | CastVoteError::Ended => {
                 Self::Conflict(Problem::new(message))
             }

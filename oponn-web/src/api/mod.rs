@@ -10,6 +10,8 @@
 //! - `ballots`: create, read, close, delete ([`BallotsApi`]).
 //! - `votes`: casting votes, the tally, its live stream, the export
 //!   ([`VotesApi`]).
+//! - `trust`: voting links of invite-only ballots, receipts, the
+//!   bulletin ([`TrustApi`]).
 //! - `bodies`: request and response bodies. `schema`: the documented
 //!   rules of bodies and parameters. `error`: [`ApiError`], the one
 //!   refusal type every operation returns, and the wrapper that answers
@@ -19,6 +21,7 @@ mod ballots;
 mod bodies;
 mod error;
 mod schema;
+mod trust;
 mod votes;
 
 use oponn_core::domain::BallotId;
@@ -26,14 +29,15 @@ use poem_openapi::Tags;
 
 pub(crate) use self::ballots::BallotsApi;
 pub(crate) use self::error::{ApiError, with_problem_refusals};
+pub(crate) use self::trust::TrustApi;
 pub(crate) use self::votes::VotesApi;
 
 /// The whole API: every operation, by resource.
-pub(crate) type Api = (BallotsApi, VotesApi);
+pub(crate) type Api = (BallotsApi, VotesApi, TrustApi);
 
 /// The API, as the router mounts it.
 pub(crate) fn api() -> Api {
-    (BallotsApi, VotesApi)
+    (BallotsApi, VotesApi, TrustApi)
 }
 
 #[derive(Tags)]
@@ -42,6 +46,8 @@ enum ApiTags {
     Ballots,
     /// Votes and tallies.
     Votes,
+    /// Voting links of invite-only ballots, vote receipts and the public bulletin.
+    Invitations,
 }
 
 /// The ballot a path's id names; `404` for text that cannot be one.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt as _;
-use oponn_core::domain::{Ballot, BallotId, Results};
+use oponn_core::domain::{Ballot, BallotId, Results, VoterId, messages};
 use oponn_core::{ResultsAccess, VoteChoice};
 use poem::web::Data;
 use poem::web::cookie::CookieJar;
@@ -19,7 +19,7 @@ use super::error::{ApiError, Problem};
 use super::schema::{BallotIdParam, Documented, VoteRules};
 use crate::export::{attachment, ballots_document, export_csv_text, export_document};
 use crate::guard::ClientAddr;
-use crate::identity::viewer;
+use crate::identity::{LinkRefusal, open_link, viewer, voter_on};
 use crate::live::{KEEP_ALIVE, Unwatched, live_updates};
 use crate::logging::Causes;
 use crate::metrics::SseClientGuard;
@@ -85,9 +85,10 @@ async fn results_access(
     let read = |error| ApiError::from_read("reading results", id, error);
     state.service.ballot(&id).await.map_err(read)?;
     let viewer = viewer(state, jar).await;
+    let voter = voter_on(state, jar, &viewer, &id);
     state
         .service
-        .results_for(&id, Some(&viewer.voter))
+        .results_for(&id, Some(&voter))
         .await
         .map_err(read)
 }
@@ -114,7 +115,13 @@ impl VotesApi {
     /// it gets one in this response's `Set-Cookie` and must send it back
     /// (keep a cookie jar). A browser that voted on the page is therefore
     /// the same voter here and cannot vote again through the API.
-    /// The vote is acknowledged only once durable.
+    /// The vote is acknowledged only once durable, with its receipt.
+    ///
+    /// On an invite-only ballot, vote with a voting link's token as
+    /// `Authorization: Bearer {token}` (the part of the link after `/i/`):
+    /// one vote per link, whoever sends it. A token that is not a live
+    /// link of this ballot is refused with `403`; too many such tokens
+    /// from one client are refused with `429` for a while.
     #[oai(path = "/ballots/:id/votes", method = "post", tag = "ApiTags::Votes")]
     async fn cast_vote(
         &self,
@@ -122,6 +129,9 @@ impl VotesApi {
         jar: &CookieJar,
         id: Path<BallotIdParam>,
         client: Data<&ClientAddr>,
+        /// `Bearer {token}`: vote by a voting link of an invite-only ballot.
+        #[oai(name = "Authorization")]
+        authorization: Header<Option<String>>,
         body: Json<Documented<VoteBody, VoteRules>>,
     ) -> Result<VoteRecorded, ApiError> {
         let id = super::ballot_id(&id)?;
@@ -143,7 +153,10 @@ impl VotesApi {
                 wait.as_secs().saturating_add(1),
             ));
         }
-        let voter = viewer(&state, jar).await.voter;
+        let voter = match authorization.0.as_deref() {
+            Some(value) => invited_voter(&state, client.0.0, &id, value).await?,
+            None => voter_on(&state, jar, &viewer(&state, jar).await, &id),
+        };
         let receipt = match state.cast_vote(id, voter.clone(), choice).await {
             Ok(receipt) => receipt,
             Err(error) => {
@@ -172,6 +185,8 @@ impl VotesApi {
                 .and_then(|choice| choice.first())
                 .map(|option| option.get()),
             tally,
+            receipt: receipt.receipt.to_string(),
+            receipt_url: format!("/ballots/{id}/receipts/{}", receipt.receipt),
         })))
     }
 
@@ -280,5 +295,40 @@ impl VotesApi {
                         .id(tally.seq.to_string())
                 }),
         )))
+    }
+}
+
+/// The voter a bearer token votes as on ballot `id`: `404` for no such
+/// ballot, `403` for a token that is not one of its live links, `429` for
+/// a client that sent too many such tokens.
+async fn invited_voter(
+    state: &AppState,
+    client: std::net::IpAddr,
+    id: &BallotId,
+    authorization: &str,
+) -> Result<VoterId, ApiError> {
+    state
+        .service
+        .ballot(id)
+        .await
+        .map_err(|error| ApiError::from_read("reading a ballot", *id, error))?;
+    let token = authorization
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim());
+    match open_link(state, client, token, Some(id)).await {
+        Ok(opened) => Ok(VoterId::invited(opened.invitation)),
+        Err(LinkRefusal::NotValid) => {
+            Err(ApiError::Forbidden(Problem::new(messages::LINK_NOT_VALID)))
+        }
+        Err(LinkRefusal::TooMany(wait)) => Err(ApiError::TooManyRequests(
+            Problem::new(Rate::LinkGuesses.message()),
+            wait.as_secs().saturating_add(1),
+        )),
+        Err(LinkRefusal::Unavailable(error)) => Err(ApiError::unavailable(
+            "opening a voting link",
+            Some(*id),
+            &error,
+        )),
     }
 }

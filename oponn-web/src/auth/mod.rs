@@ -43,7 +43,7 @@ use time::OffsetDateTime;
 
 use self::flow::{PendingSignIn, local_path};
 use crate::html::{csrf_refusal, not_found, render};
-use crate::identity::{end_session, start_session, viewer};
+use crate::identity::{begin_session, end_session, viewer};
 use crate::logging::Causes;
 use crate::providers::{Provider, ProviderError};
 use crate::state::AppState;
@@ -187,7 +187,7 @@ async fn mock_sign_in(
     let identity = Identity::new(MOCK_PROVIDER, email.to_lowercase());
     match state.accounts.sign_in(&identity, email).await {
         Ok(signed_in) => {
-            start_session(&state, jar, &signed_in);
+            begin_session(&state, jar, &signed_in).await;
             tracing::info!(provider = MOCK_PROVIDER, "signed in");
             Redirect::see_other(next).into_response()
         }
@@ -386,7 +386,7 @@ async fn provider_callback(
     let identity_key = Identity::new(slug, identity.subject);
     match state.accounts.sign_in(&identity_key, &identity.email).await {
         Ok(signed_in) => {
-            start_session(&state, jar, &signed_in);
+            begin_session(&state, jar, &signed_in).await;
             tracing::info!(provider = slug, "signed in");
             Redirect::see_other(pending.next).into_response()
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use oponn_core::CreateBallotError;
 use oponn_core::domain::{
     BallotRequest, BallotSettings, Eligibility, Field, MethodRequest, ResultsVisibility,
-    StartRequest, ValidationErrors, WindowRequest,
+    StartRequest, ValidationErrors, WindowRequest, parse_invitation_labels,
 };
 use poem::http::HeaderMap;
 use poem::web::cookie::CookieJar;
@@ -48,6 +48,11 @@ pub(crate) struct CreateForm {
     method: Option<String>,
     min_choices: Option<String>,
     max_choices: Option<String>,
+    publish_bulletin: Option<String>,
+    /// How many voter links to issue with an invite-only ballot.
+    voter_links: Option<String>,
+    /// Their labels, one per line (or none).
+    voter_labels: Option<String>,
 }
 
 impl CreateForm {
@@ -73,6 +78,7 @@ impl CreateForm {
                 .as_deref()
                 .and_then(ResultsVisibility::parse)
                 .unwrap_or_default(),
+            publish_bulletin: checked(self.publish_bulletin.as_deref()),
         }
     }
 
@@ -115,6 +121,9 @@ impl CreateForm {
             "duration_mins": duration,
             "eligibility": self.settings().eligibility.as_str(),
             "allow_vote_change": self.settings().allow_vote_change,
+            "publish_bulletin": self.settings().publish_bulletin,
+            "voter_links": self.voter_links.clone().unwrap_or_default(),
+            "voter_labels": self.voter_labels.clone().unwrap_or_default(),
             "results_visibility": self.settings().results_visibility.as_str(),
             "method": match self.method() {
                 MethodRequest::Approval { .. } => "approval",
@@ -233,6 +242,24 @@ pub(crate) async fn create_ballot(
         return refusal;
     }
     let viewer = viewer(&state, jar).await;
+    // Voting links asked for with an invite-only ballot are checked
+    // first, so a ballot is never created without the links it asked for.
+    let invited = form.settings().eligibility == Eligibility::Invited;
+    let (link_count, link_labels) =
+        super::trust::links_asked(form.voter_links.as_deref(), form.voter_labels.as_deref());
+    if invited
+        && link_count > 0
+        && let Err(error) = parse_invitation_labels(link_count, &link_labels)
+    {
+        return create_page(
+            &state,
+            headers,
+            csrf,
+            &viewer,
+            form.view(),
+            json!({ "voter_links": error.message() }),
+        );
+    }
     let request = BallotRequest {
         measure: form.measure.clone().unwrap_or_default(),
         options: oponn_core::domain::split_option_text(form.options_raw.as_deref().unwrap_or("")),
@@ -256,6 +283,27 @@ pub(crate) async fn create_ballot(
         .create_ballot(&request, Some(viewer.owner.clone()))
         .await
     {
+        Ok(ballot) if invited && link_count > 0 => {
+            state.metrics.ballots_created.inc();
+            match state
+                .service
+                .issue_invitations(&ballot.id(), &viewer.owner, link_count, &link_labels)
+                .await
+            {
+                Ok(issued) => {
+                    super::trust::links_created(&state, headers, csrf, &viewer, &ballot, &issued)
+                }
+                // The ballot stands; its owner issues links from its page.
+                Err(error) => {
+                    tracing::warn!(ballot = %ballot.id(), %error, "issuing voting links with a new ballot failed");
+                    success_redirect(headers, &format!("/ballots/{}/invitations", ballot.id()))
+                }
+            }
+        }
+        Ok(ballot) if invited => {
+            state.metrics.ballots_created.inc();
+            success_redirect(headers, &format!("/ballots/{}/invitations", ballot.id()))
+        }
         Ok(ballot) => {
             state.metrics.ballots_created.inc();
             success_redirect(headers, &format!("/vote/{}", ballot.id()))

@@ -9,12 +9,14 @@
 //! - `create.rs`: the create form and its start-time partial;
 //! - `vote.rs`: the vote form and casting votes;
 //! - `results.rs`: results, live results over SSE, exports;
-//! - `owner.rs`: closing and deleting a ballot.
+//! - `owner.rs`: closing and deleting a ballot;
+//! - `trust.rs`: voting links, receipts and the bulletin.
 
 mod create;
 mod dashboard;
 mod owner;
 mod results;
+mod trust;
 mod vote;
 
 pub(crate) use create::{create_ballot, create_form, start_time_input};
@@ -22,5 +24,9 @@ pub(crate) use dashboard::dashboard_page;
 pub(crate) use owner::{close_ballot, delete_ballot};
 pub(crate) use results::{
     ballots_csv, ballots_json, export_csv, export_json, live_results, results_page,
+};
+pub(crate) use trust::{
+    bulletin_page, invitations_page, issue_invitations, open_voting_link, receipt_check,
+    receipt_search, revoke_invitation,
 };
 pub(crate) use vote::{cast_vote, vote_form};

@@ -21,7 +21,7 @@ use crate::export::{
     export_document,
 };
 use crate::html::{error_page, not_found, render, unavailable};
-use crate::identity::{Viewer, viewer};
+use crate::identity::{Viewer, kept_receipt, viewer, voter_on};
 use crate::live::{KEEP_ALIVE, Unwatched, live_updates};
 use crate::metrics::SseClientGuard;
 use crate::state::AppState;
@@ -40,13 +40,15 @@ enum Refusal {
 /// What `viewer` may see of ballot `id`'s results, as the core decides it.
 async fn results_access(
     state: &AppState,
+    jar: &CookieJar,
     viewer: &Viewer,
     id: &str,
 ) -> Result<ResultsAccess, Refusal> {
     let id = BallotId::parse(id).map_err(|_| Refusal::NotFound)?;
+    let voter = voter_on(state, jar, viewer, &id);
     state
         .service
-        .results_for(&id, Some(&viewer.voter))
+        .results_for(&id, Some(&voter))
         .await
         .map_err(|error| match error {
             BallotError::NotFound => Refusal::NotFound,
@@ -57,10 +59,11 @@ async fn results_access(
 /// The ballot and its results, if `viewer` may see them now.
 async fn visible_results(
     state: &AppState,
+    jar: &CookieJar,
     viewer: &Viewer,
     id: &str,
 ) -> Result<(Ballot, Results), Refusal> {
-    match results_access(state, viewer, id).await? {
+    match results_access(state, jar, viewer, id).await? {
         ResultsAccess::Shown { ballot, results } => Ok((ballot, results)),
         ResultsAccess::Hidden { message, .. } => Err(Refusal::Hidden(message)),
     }
@@ -87,7 +90,7 @@ pub(crate) async fn results_page(
 ) -> Response {
     let viewer = viewer(&state, jar).await;
     let now = state.service.now();
-    let (ballot, results, hidden) = match results_access(&state, &viewer, &id).await {
+    let (ballot, results, hidden) = match results_access(&state, jar, &viewer, &id).await {
         Ok(ResultsAccess::Shown { ballot, results }) => (ballot, Some(results), None),
         Ok(ResultsAccess::Hidden {
             ballot, message, ..
@@ -104,6 +107,7 @@ pub(crate) async fn results_page(
             "results": results.as_ref().map(ResultsView::from),
             "results_hidden": hidden,
             "is_owner": ballot.is_owned_by(&viewer.owner),
+            "receipt": kept_receipt(&state, jar, &ballot.id()).map(|receipt| receipt.to_string()),
         }),
     )
 }
@@ -118,7 +122,7 @@ pub(crate) async fn live_results(
     Path(id): Path<String>,
 ) -> Response {
     let viewer = viewer(&state, jar).await;
-    let access = match results_access(&state, &viewer, &id).await {
+    let access = match results_access(&state, jar, &viewer, &id).await {
         Ok(access) => access,
         Err(refusal) => return refused(&state, refusal),
     };
@@ -178,7 +182,7 @@ const JSON_MEDIA_TYPE: &str = "application/json; charset=utf-8";
 /// attachment (a file to save, never a page to render).
 async fn download(state: &AppState, jar: &CookieJar, id: &str, what: Download) -> Response {
     let viewer = viewer(state, jar).await;
-    let (ballot, results) = match visible_results(state, &viewer, id).await {
+    let (ballot, results) = match visible_results(state, jar, &viewer, id).await {
         Ok(visible) => visible,
         Err(refusal) => return refused(state, refusal),
     };

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use oponn_core::domain::{Ballot, BallotId, BallotMethod, OptionId};
+use oponn_core::domain::{Ballot, BallotId, BallotMethod, Eligibility, OptionId, VoterId};
 use oponn_core::{BallotError, CastVoteError, VoteChoice};
 use poem::http::HeaderMap;
 use poem::web::cookie::CookieJar;
@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::guard::{ClientAddr, too_many_requests};
 use crate::html::{csrf_refusal, is_htmx, not_found, render, success_redirect, unavailable};
-use crate::identity::{Viewer, viewer};
+use crate::identity::{Viewer, keep_receipt, viewer, voter_on};
 use crate::rates::Rate;
 use crate::state::AppState;
 use crate::views::BallotView;
@@ -127,6 +127,8 @@ struct VoteView<'a> {
     error: Option<&'a str>,
     /// The viewer's current vote, when they have one.
     current: Option<Vec<OptionId>>,
+    /// Who votes from this browser on this ballot.
+    voter: &'a VoterId,
 }
 
 fn vote_page(
@@ -143,7 +145,9 @@ fn vote_page(
         "vote.html"
     };
     let settings = ballot.settings();
-    let sign_in_required = !settings.eligibility.admits(&viewer.voter);
+    let admitted = settings.eligibility.admits(view.voter);
+    let sign_in_required = !admitted && settings.eligibility == Eligibility::SignedInOnly;
+    let invited_only = !admitted && settings.eligibility == Eligibility::Invited;
     let current = view.current.clone().unwrap_or_default();
     let resubmitted = view.form.csrf_token.is_some();
     // What the form shows as chosen: what was just submitted, else the
@@ -199,6 +203,9 @@ fn vote_page(
             "can_change_vote": settings.allow_vote_change,
             "write_in_option": WRITE_IN_FORM_VALUE,
             "sign_in_required": sign_in_required,
+            "invited_only": invited_only,
+            "invited_voter": view.voter.invitation().is_some(),
+            "invited_only_message": oponn_core::domain::messages::INVITED_ONLY,
             "login_url": format!("/login?next=/vote/{}", ballot.id()),
         }),
     )
@@ -218,15 +225,16 @@ pub(crate) async fn vote_form(
     };
     // Settles the voter cookie now, so the vote posts with it.
     let viewer = viewer(&state, jar).await;
+    let voter = voter_on(&state, jar, &viewer, &id);
     let ballot = match state.service.ballot(&id).await {
         Ok(ballot) => ballot,
         Err(BallotError::NotFound) => return not_found(&state),
         Err(error) => return unavailable(&state, &error),
     };
-    let current = if viewer.new_voter {
+    let current = if viewer.new_voter && voter.invitation().is_none() {
         None
     } else {
-        match state.service.vote_of(&id, &viewer.voter).await {
+        match state.service.vote_of(&id, &voter).await {
             Ok(current) => current,
             Err(error) => return unavailable(&state, &error),
         }
@@ -236,6 +244,7 @@ pub(crate) async fn vote_form(
         form: &form,
         error: None,
         current,
+        voter: &voter,
     };
     vote_page(&state, headers, csrf, &viewer, &ballot, view)
 }
@@ -269,6 +278,7 @@ pub(crate) async fn cast_vote(
         return not_found(&state);
     };
     let viewer = viewer(&state, jar).await;
+    let voter = voter_on(&state, jar, &viewer, &id);
     // The ballot says which fields its form has (usually from the cache).
     let ballot = match state.service.ballot(&id).await {
         Ok(ballot) => ballot,
@@ -282,12 +292,13 @@ pub(crate) async fn cast_vote(
         return too_many_requests(&state, &format!("/vote/{id}"), Rate::WriteIns, wait);
     }
     let outcome = match choice {
-        Ok(choice) => state.cast_vote(id, viewer.voter.clone(), choice).await,
+        Ok(choice) => state.cast_vote(id, voter.clone(), choice).await,
         Err(refusal) => Err(refusal),
     };
     let refusal = match outcome {
-        Ok(_) => {
+        Ok(receipt) => {
             state.metrics.votes_cast.inc();
+            keep_receipt(&state, jar, &id, &receipt.receipt);
             return success_redirect(headers, &format!("/results/{id}"));
         }
         Err(refusal) => refusal,
@@ -304,15 +315,12 @@ pub(crate) async fn cast_vote(
         Err(BallotError::NotFound) => return not_found(&state),
         Err(error) => return unavailable(&state, &error),
     };
-    let current = state
-        .service
-        .vote_of(&id, &viewer.voter)
-        .await
-        .unwrap_or_default();
+    let current = state.service.vote_of(&id, &voter).await.unwrap_or_default();
     let view = VoteView {
         form: &form,
         error: Some(&message),
         current,
+        voter: &voter,
     };
     vote_page(&state, headers, csrf, &viewer, &ballot, view)
 }

@@ -434,3 +434,136 @@ async fn an_approval_ballot_takes_several_checked_options() {
     screenshot(&owner, "results-approval-phone").await;
     owner.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_invited_voter_votes_by_their_link_and_checks_the_receipt() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let owner = driver.browser().await;
+    let voter = driver.browser().await;
+    let stranger = driver.browser().await;
+
+    // The owner creates an invite-only ballot with two labelled links
+    // through the htmx form, and sees the links in its place.
+    owner.goto(&app.url("/create")).await.unwrap();
+    type_into(&owner, "measure", "Which day for the offsite?").await;
+    type_into(&owner, "options_raw", "Monday\nFriday").await;
+    owner
+        .find(Locator::Css("#eligibility option[value='invited']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    type_into(&owner, "voter_links", "2").await;
+    type_into(&owner, "voter_labels", "Ana\nBo").await;
+    click(&owner, "#publish_bulletin").await;
+    click(&owner, "button[type='submit']").await;
+    wait_for(&owner, "#created-heading").await;
+    screenshot(&owner, "links-created").await;
+    let links: Vec<String> = {
+        let mut links = Vec::new();
+        for cell in owner
+            .find_all(Locator::Css("code.voting-link"))
+            .await
+            .unwrap()
+        {
+            links.push(cell.text().await.unwrap());
+        }
+        links
+    };
+    assert_eq!(links.len(), 2);
+    owner.set_window_size(390, 844).await.unwrap();
+    screenshot(&owner, "links-created-phone").await;
+
+    // The voter opens their link and lands on the vote page.
+    voter.goto(&links[0]).await.unwrap();
+    wait_for(&voter, "#vote-section").await;
+    let id = voter
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .trim_start_matches("/vote/")
+        .to_owned();
+    screenshot(&voter, "vote-invited").await;
+    vote_for(&voter, "2").await;
+    let receipt = wait_for(&voter, ".receipt-code")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(receipt.len(), 10, "{receipt}");
+    screenshot(&voter, "results-receipt").await;
+    voter.set_window_size(390, 844).await.unwrap();
+    screenshot(&voter, "results-receipt-phone").await;
+
+    // The receipt checks as counted; the bulletin lists it.
+    voter
+        .goto(&app.url(&format!("/ballots/{id}/receipts/{receipt}")))
+        .await
+        .unwrap();
+    let status = wait_for(&voter, "[data-status]").await;
+    assert_eq!(
+        status.attr("data-status").await.unwrap().as_deref(),
+        Some("counted")
+    );
+    voter
+        .goto(&app.url(&format!("/ballots/{id}/bulletin")))
+        .await
+        .unwrap();
+    let bulletin = wait_for(&voter, "table.bulletin")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        bulletin.contains(&receipt) && bulletin.contains("Friday"),
+        "{bulletin}"
+    );
+    screenshot(&voter, "bulletin-phone").await;
+
+    // A stranger sees the ballot, why they cannot vote, and no live button.
+    stranger
+        .goto(&app.url(&format!("/vote/{id}")))
+        .await
+        .unwrap();
+    let note = wait_for(&stranger, "#vote-section")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        note.contains("This ballot is open to invited voters only."),
+        "{note}"
+    );
+    let submit = stranger
+        .find(Locator::Css("button[type='submit']"))
+        .await
+        .unwrap();
+    assert_eq!(
+        submit.attr("disabled").await.unwrap().as_deref(),
+        Some("true")
+    );
+    screenshot(&stranger, "vote-not-invited").await;
+    // The used link, opened by the stranger, is refused.
+    stranger.goto(&links[0]).await.unwrap();
+    let refusal = wait_for(&stranger, ".alert-error")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(refusal, "This voting link has already been used");
+
+    // The owner's list shows use, never the links again.
+    owner.set_window_size(1280, 900).await.unwrap();
+    owner
+        .goto(&app.url(&format!("/ballots/{id}/invitations")))
+        .await
+        .unwrap();
+    let list = wait_for(&owner, "#all-heading").await.text().await.unwrap();
+    assert!(list.contains("2 issued, 1 used"), "{list}");
+    let source = owner.source().await.unwrap();
+    assert!(!source.contains(&links[1][links[1].len() - 32..]));
+    screenshot(&owner, "links-list").await;
+}

@@ -25,4 +25,5 @@ mod security;
 mod settings;
 mod simulate;
 mod storage;
+mod trust;
 mod vote;
