@@ -225,7 +225,10 @@ fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/ballots/:id/receipts", get(pages::receipt_search))
         .at("/ballots/:id/receipts/:code", get(pages::receipt_check))
         .at("/ballots/:id/bulletin", get(pages::bulletin_page))
-        .at("/i/:token", get(pages::open_voting_link))
+        .at(
+            "/i/:token",
+            get(pages::open_voting_link).post(pages::switch_voting_link),
+        )
         .at("/login", get(crate::auth::login_page))
         .nest("/auth", crate::auth::routes())
         .with(csrf);
@@ -275,7 +278,7 @@ async fn finish_response<E: Endpoint>(
                 .map(|text| (*text).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            tracing::error!(%path, %cause, "a request handler panicked");
+            tracing::error!(path = %loggable_path(&path), %cause, "a request handler panicked");
             internal_error(&state, &path)
         }
     };
@@ -289,7 +292,11 @@ async fn finish_response<E: Endpoint>(
         (header::REFERRER_POLICY, "same-origin"),
         (header::X_FRAME_OPTIONS, "DENY"),
     ] {
-        headers.insert(name, HeaderValue::from_static(value));
+        // A page that names a secret sets a stricter policy of its own
+        // (`Referrer-Policy: no-referrer`), which stands.
+        headers
+            .entry(name)
+            .or_insert_with(|| HeaderValue::from_static(value));
     }
     if state.secure_cookies {
         headers.insert(
@@ -441,4 +448,14 @@ pub enum StartupError {
         #[source]
         source: io::Error,
     },
+}
+
+/// `path` as logs may show it: a voting link's token (`/i/{token}`) is a
+/// vote, and stays out of logs.
+fn loggable_path(path: &str) -> &str {
+    if path.starts_with("/i/") {
+        "/i/…"
+    } else {
+        path
+    }
 }

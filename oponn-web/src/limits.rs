@@ -71,7 +71,8 @@ pub struct Limits {
     /// `OPONN_LINK_GUESSES_PER_MINUTE`: voting links and bearer tokens
     /// that are not valid one client may present per minute; past it,
     /// every link it presents (a valid one too) is refused with `429`
-    /// until the limit refills, so guessing tokens goes nowhere fast.
+    /// until its allowance refills (one more every 3 s at the default),
+    /// so guessing tokens goes nowhere fast.
     /// 0 turns the limit off. Default 20.
     pub link_guesses_per_minute: u32,
     /// `OPONN_MAX_WRITE_IN_OPTIONS`: options voters may add to one ballot

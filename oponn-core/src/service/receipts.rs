@@ -78,6 +78,21 @@ impl BallotService {
         if !ballot.settings().publish_bulletin {
             return Ok(BulletinAccess::NotPublished { ballot });
         }
+        // Asked first, on the tally: a hidden bulletin costs no read of
+        // every vote. (Between this answer and the read below, visibility
+        // can only widen: a ballot ends, a viewer votes.)
+        if let ResultsAccess::Hidden {
+            ballot,
+            reason,
+            message,
+        } = self.results_for(id, viewer).await?
+        {
+            return Ok(BulletinAccess::Hidden {
+                ballot,
+                reason,
+                message,
+            });
+        }
         let bulletin = self
             .ports
             .repository

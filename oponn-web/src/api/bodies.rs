@@ -313,10 +313,12 @@ pub(crate) struct VoteAccepted {
     /// The vote's receipt: keep it to check later that the vote is in the
     /// count. A change of vote gives a new one and retires the old.
     pub(super) receipt: String,
-    /// Where to check the receipt: `GET` it for `counted`, `replaced` or
-    /// `unknown` (the API's `GET /api/v1/ballots/{id}/receipts/{receipt}`
-    /// answers the same in JSON).
+    /// The page where a person checks the receipt: `counted`, `replaced
+    /// by a later vote` or `unknown`.
     pub(super) receipt_url: String,
+    /// The same check as JSON: `GET` it for `{"status": "counted" |
+    /// "replaced" | "unknown"}`.
+    pub(super) receipt_api_url: String,
 }
 
 /// Export formats.

@@ -18,7 +18,8 @@ use time::OffsetDateTime;
 use super::ApiTags;
 use super::error::{ApiError, Problem};
 use super::schema::BallotIdParam;
-use crate::identity::{viewer, voter_on};
+use crate::guard::ClientAddr;
+use crate::identity::viewer;
 use crate::state::AppState;
 use crate::views::{bulletin_rows, invitation_link, origin};
 use crate::wire::TallyBody;
@@ -39,15 +40,16 @@ pub(crate) struct InvitationsRequest {
     labels: Vec<String>,
 }
 
-/// Links just issued: the only time their tokens are shown.
-#[derive(Debug, Object)]
+/// Links just issued: the only time their tokens are shown (no `Debug`:
+/// tokens stay out of logs).
+#[derive(Object)]
 pub(crate) struct IssuedInvitations {
     /// One entry per link, in the order asked.
     invitations: Vec<IssuedInvitationBody>,
 }
 
-/// One link just issued.
-#[derive(Debug, Object)]
+/// One link just issued (no `Debug`: its token stays out of logs).
+#[derive(Object)]
 pub(crate) struct IssuedInvitationBody {
     /// Its number within the ballot (for revoking it).
     id: u32,
@@ -98,9 +100,12 @@ pub(crate) struct ReceiptBody {
 /// Answers about voter links.
 #[derive(ApiResponse)]
 enum InvitationsReply {
-    /// The links were issued.
+    /// The links were issued (`Cache-Control: no-store`: they are secrets).
     #[oai(status = 201)]
-    Issued(Json<IssuedInvitations>),
+    Issued(
+        Json<IssuedInvitations>,
+        #[oai(header = "Cache-Control")] String,
+    ),
     /// The ballot's links.
     #[oai(status = 200)]
     Listed(Json<InvitationList>),
@@ -144,7 +149,7 @@ impl ApiError {
             InvitationError::Ended => Self::Conflict(Problem::new(messages::ENDED)),
             InvitationError::Used => Self::Conflict(Problem::new(messages::INVITATION_USED)),
             InvitationError::LimitReached => {
-                Self::invalid("count", messages::INVITATIONS_LIMIT_REACHED)
+                Self::Conflict(Problem::new(messages::INVITATIONS_LIMIT_REACHED))
             }
             InvitationError::Invalid(error) => {
                 let field = match error.message() {
@@ -190,17 +195,20 @@ impl TrustApi {
             .await
             .map_err(|error| ApiError::from_invitations("issuing voter links", id, error))?;
         let origin = origin(state.secure_cookies, headers);
-        Ok(InvitationsReply::Issued(Json(IssuedInvitations {
-            invitations: issued
-                .into_iter()
-                .map(|invitation| IssuedInvitationBody {
-                    id: invitation.id.get(),
-                    label: invitation.label.map(|label| label.as_str().to_owned()),
-                    link: invitation_link(&origin, &invitation.token),
-                    token: invitation.token.as_str().to_owned(),
-                })
-                .collect(),
-        })))
+        Ok(InvitationsReply::Issued(
+            Json(IssuedInvitations {
+                invitations: issued
+                    .into_iter()
+                    .map(|invitation| IssuedInvitationBody {
+                        id: invitation.id.get(),
+                        label: invitation.label.map(|label| label.as_str().to_owned()),
+                        link: invitation_link(&origin, &invitation.token),
+                        token: invitation.token.as_str().to_owned(),
+                    })
+                    .collect(),
+            }),
+            "no-store".to_owned(),
+        ))
     }
 
     /// List an invite-only ballot's voting links (its owner only): labels,
@@ -307,13 +315,14 @@ impl TrustApi {
         &self,
         state: Data<&Arc<AppState>>,
         jar: &CookieJar,
+        headers: &HeaderMap,
+        client: Data<&ClientAddr>,
         id: Path<BallotIdParam>,
     ) -> Result<BulletinReply, ApiError> {
         let id = super::ballot_id(&id)?;
         let read = |error| ApiError::from_read("reading a bulletin", id, error);
         state.service.ballot(&id).await.map_err(read)?;
-        let viewer = viewer(&state, jar).await;
-        let voter = voter_on(&state, jar, &viewer, &id);
+        let voter = super::api_voter(&state, jar, headers, client.0.0, &id, false).await?;
         match state
             .service
             .bulletin_for(&id, Some(&voter))

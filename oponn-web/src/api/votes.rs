@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt as _;
-use oponn_core::domain::{Ballot, BallotId, Results, VoterId, messages};
+use oponn_core::domain::{Ballot, BallotId, Results};
 use oponn_core::{ResultsAccess, VoteChoice};
+use poem::http::HeaderMap;
 use poem::web::Data;
 use poem::web::cookie::CookieJar;
 use poem_openapi::param::{Header, Path, Query};
@@ -19,7 +20,7 @@ use super::error::{ApiError, Problem};
 use super::schema::{BallotIdParam, Documented, VoteRules};
 use crate::export::{attachment, ballots_document, export_csv_text, export_document};
 use crate::guard::ClientAddr;
-use crate::identity::{LinkRefusal, open_link, viewer, voter_on};
+
 use crate::live::{KEEP_ALIVE, Unwatched, live_updates};
 use crate::logging::Causes;
 use crate::metrics::SseClientGuard;
@@ -73,19 +74,21 @@ enum ExportReply {
     Ok(ExportBody),
 }
 
-/// What the cookie's viewer may see of the results of the ballot `id`
-/// names. An unknown ballot is a `404` before the viewer is identified, so
+/// What the viewer may see of the results of the ballot `id` names: the
+/// voting link an `Authorization: Bearer` header names, else the cookies'
+/// voter. An unknown ballot is a `404` before the viewer is identified, so
 /// it gets no voter cookie.
 async fn results_access(
     state: &AppState,
     jar: &CookieJar,
+    headers: &HeaderMap,
+    client: &ClientAddr,
     id: &str,
 ) -> Result<ResultsAccess, ApiError> {
     let id = super::ballot_id(id)?;
     let read = |error| ApiError::from_read("reading results", id, error);
     state.service.ballot(&id).await.map_err(read)?;
-    let viewer = viewer(state, jar).await;
-    let voter = voter_on(state, jar, &viewer, &id);
+    let voter = super::api_voter(state, jar, headers, client.0, &id, false).await?;
     state
         .service
         .results_for(&id, Some(&voter))
@@ -98,9 +101,11 @@ async fn results_access(
 async fn visible(
     state: &AppState,
     jar: &CookieJar,
+    headers: &HeaderMap,
+    client: &ClientAddr,
     id: &str,
 ) -> Result<(Ballot, Results), ApiError> {
-    match results_access(state, jar, id).await? {
+    match results_access(state, jar, headers, client, id).await? {
         ResultsAccess::Shown { ballot, results } => Ok((ballot, results)),
         ResultsAccess::Hidden { message, .. } => Err(ApiError::Forbidden(Problem::new(message))),
     }
@@ -129,9 +134,7 @@ impl VotesApi {
         jar: &CookieJar,
         id: Path<BallotIdParam>,
         client: Data<&ClientAddr>,
-        /// `Bearer {token}`: vote by a voting link of an invite-only ballot.
-        #[oai(name = "Authorization")]
-        authorization: Header<Option<String>>,
+        headers: &HeaderMap,
         body: Json<Documented<VoteBody, VoteRules>>,
     ) -> Result<VoteRecorded, ApiError> {
         let id = super::ballot_id(&id)?;
@@ -153,10 +156,12 @@ impl VotesApi {
                 wait.as_secs().saturating_add(1),
             ));
         }
-        let voter = match authorization.0.as_deref() {
-            Some(value) => invited_voter(&state, client.0.0, &id, value).await?,
-            None => voter_on(&state, jar, &viewer(&state, jar).await, &id),
-        };
+        state
+            .service
+            .ballot(&id)
+            .await
+            .map_err(|error| ApiError::from_read("reading a ballot", id, error))?;
+        let voter = super::api_voter(&state, jar, headers, client.0.0, &id, true).await?;
         let receipt = match state.cast_vote(id, voter.clone(), choice).await {
             Ok(receipt) => receipt,
             Err(error) => {
@@ -187,6 +192,7 @@ impl VotesApi {
             tally,
             receipt: receipt.receipt.to_string(),
             receipt_url: format!("/ballots/{id}/receipts/{}", receipt.receipt),
+            receipt_api_url: format!("/api/v1/ballots/{id}/receipts/{}", receipt.receipt),
         })))
     }
 
@@ -197,10 +203,12 @@ impl VotesApi {
         &self,
         state: Data<&Arc<AppState>>,
         jar: &CookieJar,
+        headers: &HeaderMap,
+        client: Data<&ClientAddr>,
         id: Path<BallotIdParam>,
         #[oai(default)] format: Query<ExportFormat>,
     ) -> Result<ExportReply, ApiError> {
-        let (ballot, results) = visible(&state, jar, &id).await?;
+        let (ballot, results) = visible(&state, jar, headers, &client, &id).await?;
         let body = match format.0 {
             ExportFormat::Json => {
                 ExportBody::Json(export_document(&ballot, &results, state.service.now()))
@@ -224,9 +232,11 @@ impl VotesApi {
         &self,
         state: Data<&Arc<AppState>>,
         jar: &CookieJar,
+        headers: &HeaderMap,
+        client: Data<&ClientAddr>,
         id: Path<BallotIdParam>,
     ) -> Result<BallotsReply, ApiError> {
-        let (ballot, results) = visible(&state, jar, &id).await?;
+        let (ballot, results) = visible(&state, jar, headers, &client, &id).await?;
         Ok(BallotsReply::Ok(Json(ballots_document(&ballot, &results))))
     }
 
@@ -239,9 +249,11 @@ impl VotesApi {
         &self,
         state: Data<&Arc<AppState>>,
         jar: &CookieJar,
+        headers: &HeaderMap,
+        client: Data<&ClientAddr>,
         id: Path<BallotIdParam>,
     ) -> Result<TallyReply, ApiError> {
-        let (ballot, results) = visible(&state, jar, &id).await?;
+        let (ballot, results) = visible(&state, jar, headers, &client, &id).await?;
         Ok(TallyReply::Ok(Json(TallyBody::new(&ballot, &results))))
     }
 
@@ -261,9 +273,11 @@ impl VotesApi {
         state: Data<&Arc<AppState>>,
         id: Path<BallotIdParam>,
         jar: &CookieJar,
+        headers: &HeaderMap,
+        client: Data<&ClientAddr>,
         #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
     ) -> Result<TallyStreamReply, ApiError> {
-        let access = results_access(&state, jar, &id).await?;
+        let access = results_access(&state, jar, headers, &client, &id).await?;
         let id: BallotId = access.ballot().id();
         let feed = state
             .hub
@@ -295,40 +309,5 @@ impl VotesApi {
                         .id(tally.seq.to_string())
                 }),
         )))
-    }
-}
-
-/// The voter a bearer token votes as on ballot `id`: `404` for no such
-/// ballot, `403` for a token that is not one of its live links, `429` for
-/// a client that sent too many such tokens.
-async fn invited_voter(
-    state: &AppState,
-    client: std::net::IpAddr,
-    id: &BallotId,
-    authorization: &str,
-) -> Result<VoterId, ApiError> {
-    state
-        .service
-        .ballot(id)
-        .await
-        .map_err(|error| ApiError::from_read("reading a ballot", *id, error))?;
-    let token = authorization
-        .split_once(' ')
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map_or("", |(_, token)| token.trim());
-    match open_link(state, client, token, Some(id)).await {
-        Ok(opened) => Ok(VoterId::invited(opened.invitation)),
-        Err(LinkRefusal::NotValid) => {
-            Err(ApiError::Forbidden(Problem::new(messages::LINK_NOT_VALID)))
-        }
-        Err(LinkRefusal::TooMany(wait)) => Err(ApiError::TooManyRequests(
-            Problem::new(Rate::LinkGuesses.message()),
-            wait.as_secs().saturating_add(1),
-        )),
-        Err(LinkRefusal::Unavailable(error)) => Err(ApiError::unavailable(
-            "opening a voting link",
-            Some(*id),
-            &error,
-        )),
     }
 }

@@ -247,8 +247,13 @@ pub(crate) async fn create_ballot(
     let invited = form.settings().eligibility == Eligibility::Invited;
     let (link_count, link_labels) =
         super::trust::links_asked(form.voter_links.as_deref(), form.voter_labels.as_deref());
+    // Links are asked for when either field says anything; then they must
+    // be a valid request, so typing `abc` or `-1` is an error, not none.
+    let links_asked = [&form.voter_links, &form.voter_labels]
+        .into_iter()
+        .any(|field| field.as_deref().is_some_and(|text| !text.trim().is_empty()));
     if invited
-        && link_count > 0
+        && links_asked
         && let Err(error) = parse_invitation_labels(link_count, &link_labels)
     {
         return create_page(
@@ -283,7 +288,7 @@ pub(crate) async fn create_ballot(
         .create_ballot(&request, Some(viewer.owner.clone()))
         .await
     {
-        Ok(ballot) if invited && link_count > 0 => {
+        Ok(ballot) if invited && links_asked => {
             state.metrics.ballots_created.inc();
             match state
                 .service

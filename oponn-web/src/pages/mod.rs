@@ -27,6 +27,6 @@ pub(crate) use results::{
 };
 pub(crate) use trust::{
     bulletin_page, invitations_page, issue_invitations, open_voting_link, receipt_check,
-    receipt_search, revoke_invitation,
+    receipt_search, revoke_invitation, switch_voting_link,
 };
 pub(crate) use vote::{cast_vote, vote_form};

@@ -35,39 +35,92 @@ use crate::views::{BallotView, ResultsView, bulletin_rows, invitation_link, orig
 /// `GET /i/{token}`: makes this browser the holder of the voting link and
 /// shows the vote page. A link that is not valid (one page for malformed,
 /// unknown and revoked) is `404`; a link used to vote, opened by another
-/// browser than the one holding it, is `410`.
+/// browser than the one holding it, is `410`. A browser that holds
+/// another link of the ballot is asked first (a page with a form), so no
+/// other site can swap the link a voter holds by sending them to one.
 #[handler]
 pub(crate) async fn open_voting_link(
     state: Data<&Arc<AppState>>,
     jar: &CookieJar,
+    csrf: &CsrfToken,
     Data(client): Data<&ClientAddr>,
     Path(token): Path<String>,
 ) -> Response {
-    let opened = match open_link(&state, client.0, &token, None).await {
+    hold_voting_link(&state, jar, Some(csrf), client, &token).await
+}
+
+/// The form that confirms holding another voting link.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct SwitchForm {
+    #[serde(rename = "X-CSRF-Token")]
+    csrf_token: Option<String>,
+}
+
+/// `POST /i/{token}`: this browser holds this voting link from now on,
+/// in place of the other link of the same ballot it held.
+#[handler]
+pub(crate) async fn switch_voting_link(
+    state: Data<&Arc<AppState>>,
+    headers: &HeaderMap,
+    jar: &CookieJar,
+    verifier: &CsrfVerifier,
+    Data(client): Data<&ClientAddr>,
+    Path(token): Path<String>,
+    form: Option<Form<SwitchForm>>,
+) -> Response {
+    let form = form.map(|Form(form)| form).unwrap_or_default();
+    if let Some(refusal) = csrf_refusal(&state, verifier, headers, form.csrf_token.as_deref()) {
+        return refusal;
+    }
+    hold_voting_link(&state, jar, None, client, &token).await
+}
+
+/// Opens `token` and makes this browser its holder; when `ask` carries
+/// the page's CSRF token and the browser holds another link of the
+/// ballot, asks first instead.
+async fn hold_voting_link(
+    state: &AppState,
+    jar: &CookieJar,
+    ask: Option<&CsrfToken>,
+    client: &ClientAddr,
+    token: &str,
+) -> Response {
+    let opened = match open_link(state, client.0, token, None).await {
         Ok(opened) => opened,
         Err(LinkRefusal::NotValid) => {
             return private(error_page(
-                &state,
+                state,
                 StatusCode::NOT_FOUND,
                 "link_not_valid",
                 messages::LINK_NOT_VALID,
             ));
         }
         Err(LinkRefusal::TooMany(wait)) => {
-            return private(too_many_requests(&state, "/i", Rate::LinkGuesses, wait));
+            return private(too_many_requests(state, "/i", Rate::LinkGuesses, wait));
         }
-        Err(LinkRefusal::Unavailable(error)) => return private(unavailable(&state, &error)),
+        Err(LinkRefusal::Unavailable(error)) => return private(unavailable(state, &error)),
     };
-    let held = invitation_of(&state, jar, &opened.ballot_id) == Some(opened.invitation);
-    if opened.used && !held {
+    let held = invitation_of(state, jar, &opened.ballot_id);
+    if opened.used && held != Some(opened.invitation) {
         return private(error_page(
-            &state,
+            state,
             StatusCode::GONE,
             "link_used",
             messages::LINK_USED,
         ));
     }
-    hold_invitation(&state, jar, &opened.ballot_id, opened.invitation);
+    if let (Some(csrf), Some(other)) = (ask, held)
+        && other != opened.invitation
+    {
+        return private(render(
+            state,
+            "link_switch.html",
+            csrf,
+            None,
+            json!({ "token": token, "ballot_id": opened.ballot_id.to_string() }),
+        ));
+    }
+    hold_invitation(state, jar, &opened.ballot_id, opened.invitation);
     // The token leaves the address bar at once.
     private(Redirect::see_other(format!("/vote/{}", opened.ballot_id)).into_response())
 }
@@ -502,11 +555,17 @@ async fn receipt_page(
     )
 }
 
-/// The bulletin's search box.
+/// Rows on one page of the bulletin: a page costs what it shows; the
+/// JSON bulletin has every row.
+pub(crate) const BULLETIN_PAGE_ROWS: usize = 500;
+
+/// The bulletin's search box, and its page.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct BulletinQuery {
     /// A receipt to find.
     receipt: Option<String>,
+    /// The page of rows, from 1.
+    page: Option<String>,
 }
 
 /// `GET /ballots/{id}/bulletin`: every counted vote as (receipt, choice)
@@ -546,14 +605,39 @@ pub(crate) async fn bulletin_page(
         .map(str::trim)
         .filter(|text| !text.is_empty());
     let wanted = searched.and_then(ReceiptCode::parse);
-    let mut rows = bulletin_rows(&bulletin);
-    if searched.is_some() {
-        rows.retain(|row| {
-            wanted
-                .as_ref()
-                .is_some_and(|wanted| row["receipt"] == wanted.as_str())
-        });
-    }
+    let page = query
+        .page
+        .as_deref()
+        .and_then(|page| page.trim().parse::<usize>().ok())
+        .filter(|page| *page >= 1)
+        .unwrap_or(1);
+    let pages = bulletin.rows.len().div_ceil(BULLETIN_PAGE_ROWS).max(1);
+    let selected = if searched.is_some() {
+        // Rows are sorted by receipt: one binary search finds it.
+        wanted
+            .and_then(|wanted| {
+                bulletin
+                    .rows
+                    .binary_search_by(|row| row.receipt.cmp(&wanted))
+                    .ok()
+            })
+            .and_then(|at| bulletin.rows.get(at).cloned())
+            .into_iter()
+            .collect()
+    } else {
+        bulletin
+            .rows
+            .iter()
+            .skip(page.saturating_sub(1).saturating_mul(BULLETIN_PAGE_ROWS))
+            .take(BULLETIN_PAGE_ROWS)
+            .cloned()
+            .collect()
+    };
+    let rows = bulletin_rows(&oponn_core::PublishedBulletin {
+        ballot: bulletin.ballot.clone(),
+        rows: selected,
+        results: bulletin.results.clone(),
+    });
     let mine = kept_receipt(&state, jar, &id).map(|receipt| receipt.to_string());
     render(
         &state,
@@ -567,6 +651,9 @@ pub(crate) async fn bulletin_page(
             "counted": bulletin.rows.len(),
             "searched": searched,
             "mine": mine,
+            "page": page,
+            "previous_page": page.checked_sub(1).filter(|page| *page >= 1),
+            "next_page": (page < pages && searched.is_none()).then_some(page + 1),
         }),
     )
 }

@@ -556,3 +556,267 @@ async fn a_guests_ballots_become_theirs_when_they_sign_in() {
         .unwrap();
     assert!(get_text(&phone, &app.url("/")).await.contains("Guest one"));
 }
+
+#[tokio::test]
+async fn a_used_link_casts_no_other_vote_through_the_api_even_where_votes_may_change() {
+    let app = spawn_app().await;
+    let owner = browser();
+    let id = invite_only(
+        &app,
+        &owner,
+        json!({ "allow_vote_change": true, "results_visibility": "after_voting" }),
+    )
+    .await;
+    let (_, issued) = issue(&app, &owner, &id, json!({ "count": 1 })).await;
+    let token = tokens(&issued).remove(0);
+    let tally_url = app.url(&format!("/api/v1/ballots/{id}/tally"));
+    // Results after voting: hidden from the link before it votes...
+    let hidden = browser()
+        .get(&tally_url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hidden.status(), 403);
+    let (status, body) = vote_by_token(&app, &id, &token, json!({ "option_id": 1 })).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        body["receipt_api_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("/api/v1/")
+    );
+    // ...shown to it after, by its bearer token alone (no cookie).
+    let shown = browser()
+        .get(&tally_url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shown.status(), 200);
+    let bulletin = browser()
+        .get(app.url(&format!("/api/v1/ballots/{id}/bulletin")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bulletin.status(), 200);
+    // Whoever else gets the link later cannot move its vote.
+    let (status, body) = vote_by_token(&app, &id, &token, json!({ "option_id": 2 })).await;
+    assert_eq!((status, body["message"].as_str()), (409, Some(LINK_USED)));
+    let visible = browser()
+        .get(&tally_url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let tally: Value = visible.json().await.unwrap();
+    assert_eq!(tally["options"][0]["count"], 1);
+    // The bulletin stays hidden from anyone who has not voted.
+    let stranger = browser()
+        .get(app.url(&format!("/api/v1/ballots/{id}/bulletin")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), 403);
+    let page = browser()
+        .get(app.url(&format!("/ballots/{id}/bulletin")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 403);
+}
+
+#[tokio::test]
+async fn pages_and_replies_naming_a_link_are_neither_cached_nor_referred() {
+    let app = spawn_app().await;
+    let owner = browser();
+    let id = invite_only(&app, &owner, json!({})).await;
+    let response = post_json(
+        &owner,
+        &app.url(&format!("/api/v1/ballots/{id}/invitations")),
+        &json!({ "count": 1 }),
+    )
+    .await;
+    assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
+    let issued: Value = response.json().await.unwrap();
+    let token = tokens(&issued).remove(0);
+    for path in [format!("/i/{token}"), "/i/not-a-link".to_owned()] {
+        let response = browser().get(app.url(&path)).send().await.unwrap();
+        assert_eq!(
+            response.headers().get("referrer-policy").unwrap(),
+            "no-referrer",
+            "{path}"
+        );
+        assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
+    }
+    let form = app
+        .form_post(
+            &owner,
+            &format!("/ballots/{id}/invitations"),
+            &[("voter_links", "1")],
+        )
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 200);
+    assert_eq!(
+        form.headers().get("referrer-policy").unwrap(),
+        "no-referrer"
+    );
+    assert_eq!(form.headers().get("cache-control").unwrap(), "no-store");
+}
+
+#[tokio::test]
+async fn a_browser_holding_a_link_is_asked_before_it_holds_another() {
+    let app = spawn_app().await;
+    let owner = browser();
+    let id = invite_only(&app, &owner, json!({})).await;
+    let (_, issued) = issue(&app, &owner, &id, json!({ "count": 2 })).await;
+    let links = tokens(&issued);
+    let voter = browser();
+    assert_eq!(open(&app, &voter, &links[0]).await.0, 303);
+    // Sent to another link (by another site, say): asked, nothing changes.
+    let (status, _, page) = open(&app, &voter, &links[1]).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("use_this_link"), "{page}");
+    assert_eq!(vote_on_page(&app, &voter, &id, "1").await, 303);
+    let listed = get_json(
+        &owner,
+        &app.url(&format!("/api/v1/ballots/{id}/invitations")),
+    )
+    .await;
+    assert_eq!(listed["invitations"][0]["used"], true);
+    assert_eq!(listed["invitations"][1]["used"], false);
+    // Confirming with the form switches.
+    let switched = app
+        .form_post(&voter, &format!("/i/{}", links[1]), &[])
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), 303);
+    assert_eq!(vote_on_page(&app, &voter, &id, "2").await, 303);
+    let listed = get_json(
+        &owner,
+        &app.url(&format!("/api/v1/ballots/{id}/invitations")),
+    )
+    .await;
+    assert_eq!(listed["invitations"][1]["used"], true);
+}
+
+#[tokio::test]
+async fn another_authorization_scheme_is_not_a_voting_link() {
+    let app = spawn_app().await;
+    let voter = browser();
+    let ballot: Value = post_json(
+        &voter,
+        &app.url("/api/v1/ballots"),
+        &json!({ "measure": "Behind a proxy", "options": ["a", "b"] }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = ballot["id"].as_str().unwrap();
+    let response = voter
+        .post(app.url(&format!("/api/v1/ballots/{id}/votes")))
+        .basic_auth("staging", Some("gate"))
+        .json(&json!({ "option_id": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn the_create_form_refuses_voter_links_it_cannot_issue() {
+    let app = spawn_app().await;
+    let owner = browser();
+    for links in ["abc", "-1", "0", "501"] {
+        let response = app
+            .form_post(
+                &owner,
+                "/create",
+                &[
+                    ("measure", "Refused links"),
+                    ("options_raw", "a\nb"),
+                    ("eligibility", "invited"),
+                    ("voter_links", links),
+                ],
+            )
+            .await
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{links}");
+        let page = response.text().await.unwrap();
+        assert!(
+            page.contains("between 1 and 500 voter links at a time"),
+            "{links}: {page}"
+        );
+    }
+    assert!(
+        !get_text(&owner, &app.url("/"))
+            .await
+            .contains("Refused links")
+    );
+}
+
+#[tokio::test]
+async fn a_ballot_takes_links_up_to_its_limit_and_the_bulletin_pages_its_rows() {
+    let app = spawn_app().await;
+    let owner = browser();
+    let id = invite_only(&app, &owner, json!({})).await;
+    for _ in 0..20 {
+        let (status, _) = issue(&app, &owner, &id, json!({ "count": 500 })).await;
+        assert_eq!(status, 201);
+    }
+    // 10,000 links: not one more.
+    let (status, problem) = issue(&app, &owner, &id, json!({ "count": 1 })).await;
+    assert_eq!(
+        (status, problem["message"].as_str()),
+        (409, Some("a ballot has at most 10000 voter links"))
+    );
+
+    // 501 votes: the bulletin page shows 500, then the last one.
+    let open_ballot: Value = post_json(
+        &owner,
+        &app.url("/api/v1/ballots"),
+        &json!({ "measure": "Many voters", "options": ["a", "b"], "publish_bulletin": true }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let ballot = oponn_core::domain::BallotId::parse(open_ballot["id"].as_str().unwrap()).unwrap();
+    for voter in 0..501 {
+        app.oponn
+            .service()
+            .cast_vote(
+                &ballot,
+                &oponn_core::domain::VoterId::new(format!("voter-{voter}")),
+                oponn_core::VoteChoice::Option(oponn_core::domain::OptionId::new(1)),
+            )
+            .await
+            .unwrap();
+    }
+    let rows_on = |page: u32| {
+        let url = app.url(&format!("/ballots/{ballot}/bulletin?page={page}"));
+        async move {
+            get_text(&browser(), &url)
+                .await
+                .matches("<tr><td><code>")
+                .count()
+        }
+    };
+    assert_eq!(rows_on(1).await, 500);
+    assert_eq!(rows_on(2).await, 1);
+    let all = get_json(
+        &browser(),
+        &app.url(&format!("/api/v1/ballots/{ballot}/bulletin")),
+    )
+    .await;
+    assert_eq!(all["rows"].as_array().unwrap().len(), 501);
+}
