@@ -244,23 +244,8 @@ async fn links_page(
         .filter(|invitation| invitation.is_revoked())
         .count();
     let origin = view.origin.as_str();
-    let issued: Vec<serde_json::Value> = view
-        .issued
-        .iter()
-        .map(|invitation| {
-            json!({
-                "id": invitation.id.get(),
-                "label": invitation.label.as_ref().map(|label| label.as_str()),
-                "link": invitation_link(origin, &invitation.token),
-            })
-        })
-        .collect();
-    let csv = (!view.issued.is_empty()).then(|| {
-        format!(
-            "data:text/csv;charset=utf-8;base64,{}",
-            STANDARD.encode(links_csv(origin, &view.issued))
-        )
-    });
+    let (issued, csv) = issued_view(origin, &view.issued);
+    let csv = (!view.issued.is_empty()).then_some(csv);
     let response = render(
         state,
         "invitations.html",
@@ -313,6 +298,7 @@ pub(crate) fn links_created(
     } else {
         "links_created.html"
     };
+    let (links, csv) = issued_view(&origin, issued);
     private(render(
         state,
         template,
@@ -320,17 +306,30 @@ pub(crate) fn links_created(
         Some(viewer),
         json!({
             "ballot": BallotView::new(ballot, state.service.now()),
-            "issued": issued.iter().map(|invitation| json!({
-                "id": invitation.id.get(),
-                "label": invitation.label.as_ref().map(|label| label.as_str()),
-                "link": invitation_link(&origin, &invitation.token),
-            })).collect::<Vec<_>>(),
-            "issued_csv": format!(
-                "data:text/csv;charset=utf-8;base64,{}",
-                STANDARD.encode(links_csv(&origin, issued))
-            ),
+            "issued": links,
+            "issued_csv": csv,
         }),
     ))
+}
+
+/// Links just issued as the pages show them (number, label, whole link),
+/// and as a CSV to save, in a `data:` URL: nothing is kept to serve later.
+fn issued_view(origin: &str, issued: &[IssuedInvitation]) -> (Vec<serde_json::Value>, String) {
+    let links = issued
+        .iter()
+        .map(|invitation| {
+            json!({
+                "id": invitation.id.get(),
+                "label": invitation.label.as_ref().map(|label| label.as_str()),
+                "link": invitation_link(origin, &invitation.token),
+            })
+        })
+        .collect();
+    let csv = format!(
+        "data:text/csv;charset=utf-8;base64,{}",
+        STANDARD.encode(links_csv(origin, issued))
+    );
+    (links, csv)
 }
 
 /// The links just issued as CSV (`label,link`), for the owner to save:
