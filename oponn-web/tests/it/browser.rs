@@ -20,7 +20,9 @@ use crate::helpers::{DEADLINE, spawn_app};
 const INSTALL_HINT: &str = "the browser test needs Chromium and ChromeDriver: \
      apt-get install chromium chromium-driver (or set CHROME_BIN and CHROMEDRIVER)";
 
-/// A chromedriver process on a free loopback port, killed on drop.
+/// A chromedriver process on a free loopback port, killed on drop with
+/// every Chromium it started (which would otherwise outlive it, each
+/// still polling its page's live stream).
 pub(crate) struct Driver {
     process: Child,
     url: String,
@@ -92,8 +94,56 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        if let Some(pid) = self.process.id() {
+            // Children first, while chromedriver still holds them.
+            let tree = descendants(pid);
+            if !tree.is_empty() {
+                let _ = std::process::Command::new("kill")
+                    .arg("-KILL")
+                    .args(tree.iter().map(u32::to_string))
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
         let _ = self.process.start_kill();
     }
+}
+
+/// Every process descended from `root`, read from `/proc`.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parents = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // `pid (name) state ppid ...`: the name may hold spaces, so read
+        // after its closing parenthesis.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|ppid| ppid.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parents.push((pid, ppid));
+        }
+    }
+    let mut found = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid) in &parents {
+            if ppid == parent && !found.contains(&pid) {
+                found.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    found
 }
 
 fn screenshot_dir() -> PathBuf {
