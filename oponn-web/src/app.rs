@@ -55,9 +55,12 @@ impl App {
     /// # Errors
     /// [`StartupError`] naming what could not be set up.
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
+        // The address first: when it is taken, nothing is created on disk
+        // (no secret, key or database file).
+        let listener = bind(config).await?;
         let secrets = load_secrets(config)?;
         let (services, wiring) = build_services(config, &secrets).await?;
-        Self::with_services(config, &secrets, services, wiring).await
+        Self::on_listener(config, &secrets, services, wiring, listener)
     }
 
     /// Builds the web service around already-built services; for tests
@@ -70,6 +73,18 @@ impl App {
         secrets: &Secrets,
         services: Services,
         wiring: Wiring,
+    ) -> Result<Self, StartupError> {
+        let listener = bind(config).await?;
+        Self::on_listener(config, secrets, services, wiring, listener)
+    }
+
+    /// The web service around `services`, serving on `listener`.
+    fn on_listener(
+        config: &Config,
+        secrets: &Secrets,
+        services: Services,
+        wiring: Wiring,
+        listener: tokio::net::TcpListener,
     ) -> Result<Self, StartupError> {
         let service = services.ballots;
         let templates = Arc::new(Templates::load().map_err(StartupError::Templates)?);
@@ -94,12 +109,6 @@ impl App {
             rates: RateLimits::new(&config.limits),
             shutdown,
         });
-        let listener = tokio::net::TcpListener::bind(&config.bind)
-            .await
-            .map_err(|source| StartupError::Bind {
-                address: config.bind.clone(),
-                source,
-            })?;
         Ok(Self {
             listener,
             state,
@@ -145,11 +154,22 @@ impl App {
     }
 }
 
+/// Binds the address `config` names.
+async fn bind(config: &Config) -> Result<tokio::net::TcpListener, StartupError> {
+    tokio::net::TcpListener::bind(&config.bind)
+        .await
+        .map_err(|source| StartupError::Bind {
+            address: config.bind.clone(),
+            source,
+        })
+}
+
 fn load_secrets(config: &Config) -> Result<Secrets, StartupError> {
     match &config.secret_key {
         Some(secret) => Ok(Secrets::derive(secret)?),
         None => {
             let (secrets, path) = Secrets::from_data_dir(&config.data_dir)?;
+            let path = std::path::absolute(&path).unwrap_or(path);
             tracing::info!(path = %path.display(), "cookie secret kept in a local file");
             Ok(secrets)
         }
@@ -243,6 +263,7 @@ fn routes(state: Arc<AppState>) -> impl Endpoint {
         )
         .at("/api/docs", get(api_docs))
         .at("/ballots/:id/live-results", get(pages::live_results))
+        .at("/favicon.ico", get(favicon))
         .at("/livez", get(livez))
         .at("/readyz", get(readyz))
         .at("/metrics", get(metrics))
@@ -270,7 +291,7 @@ async fn finish_response<E: Endpoint>(
         .await;
     let mut response = match outcome {
         Ok(Ok(response)) => response,
-        Ok(Err(error)) if error.status() == StatusCode::NOT_FOUND => html::not_found(&state),
+        Ok(Err(error)) if error.status() == StatusCode::NOT_FOUND => html::page_not_found(&state),
         Ok(Err(error)) => error.into_response(),
         Err(panic) => {
             let cause = panic
@@ -457,5 +478,18 @@ fn loggable_path(path: &str) -> &str {
         "/i/…"
     } else {
         path
+    }
+}
+
+/// `GET /favicon.ico`: the icon, for browsers that ask before reading a
+/// page's `<link rel="icon">`.
+#[handler]
+fn favicon() -> Response {
+    match StaticFiles::get("img/favicon.svg") {
+        Some(file) => Response::builder()
+            .content_type("image/svg+xml")
+            .header(header::CACHE_CONTROL, "public, max-age=86400")
+            .body(file.data.into_owned()),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }

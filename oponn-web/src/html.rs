@@ -54,17 +54,28 @@ pub(crate) fn render(
     }
 }
 
-/// The 404 page.
+/// The 404 page for a ballot that does not exist (or an id that cannot
+/// be one): `404 :: ballot_not_found`.
 pub(crate) fn not_found(state: &AppState) -> Response {
     render(
         state,
         "not_found.html",
         "",
         None,
-        json!({ "message": "No ballot lives at this address. Check the link, or create a new ballot." }),
+        json!({
+            "heading": "ballot_not_found",
+            "message": "No ballot lives at this address. It may have been deleted, or the link may be mistyped. Check the link, or create a new ballot.",
+        }),
     )
     .with_status(StatusCode::NOT_FOUND)
     .into_response()
+}
+
+/// The 404 page for an address no route serves: `404 :: page_not_found`.
+pub(crate) fn page_not_found(state: &AppState) -> Response {
+    render(state, "not_found.html", "", None, json!({}))
+        .with_status(StatusCode::NOT_FOUND)
+        .into_response()
 }
 
 /// An error page with `status`.

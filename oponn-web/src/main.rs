@@ -24,7 +24,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// for sign-in OPONN_GITHUB_* and OPONN_GOOGLE_* (CLIENT_ID, CLIENT_SECRET,
 /// REDIRECT_URL). The README lists them all.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "oponn", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -34,7 +34,12 @@ struct Cli {
 enum Command {
     /// Serve the web pages, live results and API (the default). Outside
     /// production, pending database migrations are applied first.
-    Serve,
+    Serve {
+        /// The address to listen on, such as `127.0.0.1:8000` or
+        /// `0.0.0.0:80` (default: `OPONN_BIND`, else `127.0.0.1:8000`).
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+    },
     /// Apply pending database migrations, then exit.
     Migrate,
     /// Load a running Oponn like many browsers at once: voters, watchers,
@@ -49,9 +54,14 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => match configure() {
-            Ok(config) => serve(config).await,
+    match cli.command.unwrap_or(Command::Serve { bind: None }) {
+        Command::Serve { bind } => match configure() {
+            Ok(mut config) => {
+                if let Some(bind) = bind {
+                    config.bind = bind;
+                }
+                serve(config).await
+            }
             Err(code) => code,
         },
         Command::Migrate => match configure() {
@@ -125,6 +135,13 @@ async fn serve(config: Config) -> ExitCode {
         "oponn {} listening on http://{address}",
         env!("CARGO_PKG_VERSION"),
     );
+    tracing::info!("API docs at http://{address}/api/docs");
+    if matches!(
+        config.environment,
+        Environment::Development | Environment::Testing
+    ) {
+        tracing::info!("mock sign-in (development only) at http://{address}/login");
+    }
     match app.run(shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -136,7 +153,11 @@ async fn serve(config: Config) -> ExitCode {
 
 fn init_logging(environment: Environment) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour only for a person at a terminal: piped or redirected logs
+    // carry no escape codes.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     if environment == Environment::Production {
         builder.json().init();
     } else {

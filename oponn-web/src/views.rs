@@ -121,6 +121,9 @@ pub(crate) struct OptionView {
 #[derive(Debug, Serialize)]
 pub(crate) struct ResultsView {
     pub(crate) rows: Vec<RowView>,
+    /// The labels of the options tied for the most votes (empty when one
+    /// leads, or none has a vote).
+    pub(crate) tied: Vec<String>,
     pub(crate) total: u64,
     pub(crate) seq: u64,
     /// `single`, `approval` or `ranked`.
@@ -177,6 +180,8 @@ pub(crate) struct RowView {
     /// One decimal, as text: `<progress value>` and the label show the same figure.
     pub(crate) percent: String,
     pub(crate) leading: bool,
+    /// Shares the most votes with another option.
+    pub(crate) tied: bool,
 }
 
 impl From<&Results> for ResultsView {
@@ -191,7 +196,14 @@ impl From<&Results> for ResultsView {
                     count: row.count,
                     percent: format!("{:.1}", row.percent),
                     leading: row.leading,
+                    tied: row.tied,
                 })
+                .collect(),
+            tied: results
+                .rows
+                .iter()
+                .filter(|row| row.tied)
+                .map(|row| row.label.clone())
                 .collect(),
             total: results.total,
             seq: results.seq,

@@ -41,6 +41,7 @@ impl TallyBody {
                     count: row.count,
                     percent: row.percent,
                     leading: row.leading,
+                    tied: row.tied,
                 })
                 .collect(),
             instant_runoff: results
@@ -67,8 +68,11 @@ pub(crate) struct TallyRow {
     count: u64,
     /// Its share of all voters, 0 to 100 (approval shares add up to more).
     percent: f64,
-    /// True when no option has more votes (and it has at least one).
+    /// True when it alone has the most votes (at least one).
     leading: bool,
+    /// True when it shares the most votes (at least one) with another
+    /// option: a tie, with no option leading.
+    tied: bool,
 }
 
 /// An instant-runoff count.

@@ -1,6 +1,6 @@
 //! Ballots: the validated draft a person submits, and the ballot voters see.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use time::OffsetDateTime;
 
@@ -198,18 +198,16 @@ fn parse_options(raw: &[String], allow_write_in: bool) -> Result<Vec<OptionLabel
         .iter()
         .map(|text| OptionLabel::parse(text))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut seen = HashSet::with_capacity(labels.len());
-    if labels
-        .iter()
-        .all(|label| seen.insert(label.comparison_key()))
-    {
-        Ok(labels)
-    } else {
-        Err(FieldError::new(
-            Field::Options,
-            messages::OPTIONS_NOT_UNIQUE,
-        ))
+    let mut seen: HashMap<String, &OptionLabel> = HashMap::with_capacity(labels.len());
+    for label in &labels {
+        if let Some(earlier) = seen.insert(label.comparison_key(), label) {
+            return Err(FieldError::naming(
+                Field::Options,
+                messages::options_repeat(label.as_str(), earlier.as_str()),
+            ));
+        }
     }
+    Ok(labels)
 }
 
 /// One option of a stored ballot.
@@ -389,11 +387,11 @@ mod tests {
         }
     }
 
-    fn options_message(options: &[&str], allow_write_in: bool) -> Option<&'static str> {
+    fn options_message(options: &[&str], allow_write_in: bool) -> Option<String> {
         let options = options.iter().map(|o| (*o).to_owned()).collect();
         BallotDraft::parse(&request(options, allow_write_in), NOW)
             .err()
-            .and_then(|errors| errors.get(Field::Options))
+            .and_then(|errors| errors.get(Field::Options).map(str::to_owned))
     }
 
     #[test]
@@ -455,7 +453,12 @@ mod tests {
         let errors = |min, max| {
             BallotDraft::parse(&with_method(approval(min, max), false), NOW)
                 .err()
-                .map(|errors| (errors.get(Field::MinChoices), errors.get(Field::MaxChoices)))
+                .map(|errors| {
+                    (
+                        errors.rule(Field::MinChoices),
+                        errors.rule(Field::MaxChoices),
+                    )
+                })
         };
         assert_eq!(errors(Some(1), Some(3)), None);
         assert_eq!(
@@ -497,12 +500,12 @@ mod tests {
     #[test]
     fn option_count_rules_depend_on_write_ins() {
         assert_eq!(
-            options_message(&["pizza"], false),
+            options_message(&["pizza"], false).as_deref(),
             Some(messages::TOO_FEW_OPTIONS)
         );
-        assert_eq!(options_message(&["pizza"], true), None);
+        assert_eq!(options_message(&["pizza"], true).as_deref(), None);
         assert_eq!(
-            options_message(&[], true),
+            options_message(&[], true).as_deref(),
             Some(messages::TOO_FEW_OPTIONS_WITH_WRITE_INS)
         );
     }
@@ -510,27 +513,27 @@ mod tests {
     #[test]
     fn options_must_be_unique_ignoring_case_and_normalization() {
         assert_eq!(
-            options_message(&["Pizza", "pIZZA"], false),
-            Some(messages::OPTIONS_NOT_UNIQUE)
+            options_message(&["Pizza", "pIZZA"], false).as_deref(),
+            Some(r#"options must be unique: "pIZZA" is the same option as "Pizza""#)
         );
         assert_eq!(
-            options_message(&["café", "cafe\u{301}"], false),
-            Some(messages::OPTIONS_NOT_UNIQUE)
+            options_message(&["café", "cafe\u{301}"], false).as_deref(),
+            Some(messages::options_repeat("cafe\u{301}", "café").as_str())
         );
-        assert_eq!(options_message(&["pizza", "pasta"], false), None);
+        assert_eq!(options_message(&["pizza", "pasta"], false).as_deref(), None);
     }
 
     #[test]
     fn look_alike_options_are_not_unique() {
         for look_alike in ["pizz\u{430}", "P\u{456}zza", "Ｐｉｚｚａ"] {
             assert_eq!(
-                options_message(&["Pizza", look_alike], false),
-                Some(messages::OPTIONS_NOT_UNIQUE),
+                options_message(&["Pizza", look_alike], false).as_deref(),
+                Some(messages::options_repeat(look_alike, "Pizza").as_str()),
                 "{look_alike}"
             );
         }
         assert_eq!(
-            options_message(&["Pizza", "piz\u{200b}za"], false),
+            options_message(&["Pizza", "piz\u{200b}za"], false).as_deref(),
             Some(messages::OPTION_HIDDEN_CHARACTERS)
         );
     }
@@ -593,7 +596,7 @@ mod tests {
             let options = vec!["a".repeat(len), "other".to_owned()];
             let message = BallotDraft::parse(&request(options, false), NOW)
                 .err()
-                .and_then(|errors| errors.get(Field::Options));
+                .and_then(|errors| errors.rule(Field::Options));
             if (1..=64).contains(&len) {
                 prop_assert_eq!(message, None);
             } else {

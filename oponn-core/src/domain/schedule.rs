@@ -283,7 +283,7 @@ mod tests {
     }
 
     fn message_of(result: Result<Schedule, Vec<FieldError>>) -> &'static str {
-        result.unwrap_err()[0].message()
+        result.unwrap_err()[0].rule()
     }
 
     #[test]

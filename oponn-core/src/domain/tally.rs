@@ -141,8 +141,11 @@ pub struct ResultRow {
     /// Its share of all voters, 0.0 to 100.0 (for approval ballots the
     /// shares add up to more than 100).
     pub percent: f64,
-    /// True when no option has more votes (and it has at least one).
+    /// True when it alone has the most votes (at least one).
     pub leading: bool,
+    /// True when it shares the most votes (at least one) with another
+    /// option: a tie, shown as one, with no option leading.
+    pub tied: bool,
 }
 
 /// A ballot's results: its options with their counts, shares and leaders,
@@ -184,6 +187,11 @@ impl Results {
     pub fn new(ballot: &Ballot, tally: &Tally) -> Self {
         let total = tally.total();
         let top = tally.iter().map(|(_, count)| count).max().unwrap_or(0);
+        let at_top = ballot
+            .options()
+            .iter()
+            .filter(|option| top > 0 && tally.count(option.id()) == top)
+            .count();
         let rows = ballot
             .options()
             .iter()
@@ -198,7 +206,8 @@ impl Results {
                     } else {
                         count as f64 * 100.0 / total as f64
                     },
-                    leading: count > 0 && count == top,
+                    leading: count > 0 && count == top && at_top == 1,
+                    tied: count > 0 && count == top && at_top > 1,
                 }
             })
             .collect();

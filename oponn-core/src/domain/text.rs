@@ -149,12 +149,20 @@ impl WriteIn {
     }
 }
 
-/// Splits the create form's option text on commas and newlines.
+/// Splits the create form's option text into options: one per line when
+/// the text has line breaks (so `Yes, definitely` stays one option), else
+/// on commas (a one-line list such as `pizza, ramen, tacos`).
 ///
 /// Each piece is trimmed and blank pieces are dropped, so a trailing comma or
 /// an empty line is not an error.
 pub fn split_option_text(raw: &str) -> Vec<String> {
-    raw.split([',', '\n', '\r'])
+    let pieces: Vec<&str> = if raw.contains(['\n', '\r']) {
+        raw.split(['\n', '\r']).collect()
+    } else {
+        raw.split(',').collect()
+    };
+    pieces
+        .into_iter()
         .map(str::trim)
         .filter(|piece| !piece.is_empty())
         .map(str::to_owned)
@@ -491,7 +499,7 @@ mod tests {
     ];
 
     fn label_error(raw: &str) -> Option<&'static str> {
-        OptionLabel::parse(raw).err().map(|error| error.message())
+        OptionLabel::parse(raw).err().map(|error| error.rule())
     }
 
     #[test]
@@ -705,11 +713,18 @@ mod tests {
     }
 
     #[test]
-    fn option_text_splits_on_commas_and_newlines() {
+    fn option_text_splits_on_line_breaks_when_it_has_them_else_on_commas() {
         assert_eq!(
-            split_option_text("aye, nay\nabstain,\r\n ,"),
+            split_option_text("Yes, definitely\r\nNo, never\n\n Maybe \n"),
+            vec!["Yes, definitely", "No, never", "Maybe"]
+        );
+        assert_eq!(
+            split_option_text("aye, nay,, abstain ,"),
             vec!["aye", "nay", "abstain"]
         );
+        assert_eq!(split_option_text("one\rtwo"), vec!["one", "two"]);
+        assert!(split_option_text(" \n \r\n ").is_empty());
+        assert!(split_option_text(" , ,").is_empty());
     }
 
     proptest! {

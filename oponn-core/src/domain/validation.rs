@@ -1,5 +1,6 @@
 //! Validation failures, keyed by the input field they belong to.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The input a validation message belongs to.
@@ -57,12 +58,24 @@ impl fmt::Display for Field {
 #[error("{field}: {message}")]
 pub struct FieldError {
     field: Field,
-    message: &'static str,
+    message: Cow<'static, str>,
 }
 
 impl FieldError {
     pub(crate) const fn new(field: Field, message: &'static str) -> Self {
-        Self { field, message }
+        Self {
+            field,
+            message: Cow::Borrowed(message),
+        }
+    }
+
+    /// A rule broken by `field` whose message names what broke it (the
+    /// option that repeats another).
+    pub(crate) fn naming(field: Field, message: String) -> Self {
+        Self {
+            field,
+            message: Cow::Owned(message),
+        }
     }
 
     /// The field that broke the rule.
@@ -71,8 +84,20 @@ impl FieldError {
     }
 
     /// The user-facing message, exactly as DESIGN.md words it.
-    pub fn message(&self) -> &'static str {
-        self.message
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+#[cfg(test)]
+impl FieldError {
+    /// The message of a rule that names nothing, as the constant it is
+    /// (for tests comparing with `messages`).
+    pub(crate) fn rule(&self) -> &'static str {
+        match &self.message {
+            Cow::Borrowed(message) => message,
+            Cow::Owned(_) => "(a message naming the input)",
+        }
     }
 }
 
@@ -109,11 +134,20 @@ impl ValidationErrors {
     }
 
     /// The message for `field`, if it broke a rule.
-    pub fn get(&self, field: Field) -> Option<&'static str> {
+    pub fn get(&self, field: Field) -> Option<&str> {
         self.errors
             .iter()
             .find(|error| error.field == field)
             .map(FieldError::message)
+    }
+
+    /// [`FieldError::rule`] of `field`'s error, if it broke a rule.
+    #[cfg(test)]
+    pub(crate) fn rule(&self, field: Field) -> Option<&'static str> {
+        self.errors
+            .iter()
+            .find(|error| error.field == field)
+            .map(FieldError::rule)
     }
 
     /// All field errors, in the order the fields were checked.
@@ -158,6 +192,16 @@ pub mod messages {
     pub const TOO_MANY_OPTIONS: &str = "at most 64 options";
     /// Two options equal ignoring case and Unicode normalization.
     pub const OPTIONS_NOT_UNIQUE: &str = "options must be unique";
+
+    /// [`OPTIONS_NOT_UNIQUE`], naming the option that repeats an earlier
+    /// one (as typed; they may differ in case, width or look-alikes).
+    pub fn options_repeat(repeat: &str, earlier: &str) -> String {
+        if repeat == earlier {
+            format!("{OPTIONS_NOT_UNIQUE}: \"{repeat}\" is listed twice")
+        } else {
+            format!("{OPTIONS_NOT_UNIQUE}: \"{repeat}\" is the same option as \"{earlier}\"")
+        }
+    }
     /// `scheduled` chosen with no time given.
     pub const SCHEDULED_START_REQUIRED: &str =
         "Scheduled start time is required when 'scheduled' is selected";

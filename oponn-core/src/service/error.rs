@@ -199,7 +199,9 @@ impl CastVoteError {
             CastVoteError::Ended => messages::ENDED,
             CastVoteError::InvalidOption => messages::INVALID_OPTION,
             CastVoteError::WriteInsNotAllowed => messages::WRITE_INS_NOT_ALLOWED,
-            CastVoteError::InvalidWriteIn(error) => error.message(),
+            CastVoteError::InvalidWriteIn(error) => {
+                return Some(Cow::Owned(error.message().to_owned()));
+            }
             CastVoteError::WriteInLimitReached { .. } => messages::WRITE_IN_LIMIT_REACHED,
             CastVoteError::TooFewChoices { min } => {
                 return Some(Cow::Owned(messages::select_at_least(*min)));

@@ -177,6 +177,10 @@ impl From<ResultsVisibility> for VisibilityBody {
 pub(crate) struct BallotBody {
     /// The ballot's id: 22 URL-safe characters.
     pub(super) id: String,
+    /// The page where people vote: the link to share.
+    pub(super) vote_url: String,
+    /// The page of the results, live.
+    pub(super) results_url: String,
     /// The question.
     pub(super) measure: String,
     /// `pending`, `active` or `ended`.
@@ -219,6 +223,8 @@ impl BallotBody {
         let status = ballot.status_at(now);
         Self {
             id: ballot.id().to_string(),
+            vote_url: format!("/vote/{}", ballot.id()),
+            results_url: format!("/results/{}", ballot.id()),
             measure: ballot.measure().to_owned(),
             status: status.as_str().to_owned(),
             status_label: status.label(),

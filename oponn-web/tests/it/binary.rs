@@ -143,3 +143,73 @@ async fn production_refuses_a_database_that_is_behind() {
     assert!(stderr.contains("oponn migrate"), "{stderr}");
     assert!(stderr.contains("20261122000001 ballots"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_version_is_the_binarys_own_name_and_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = oponn_command(dir.path())
+        .arg("--version")
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("oponn {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test]
+async fn a_taken_address_stops_the_server_before_it_creates_any_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = oponn_command(dir.path())
+        .args(["serve", "--bind", &address])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&address), "{stderr}");
+    let created: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert!(created.is_empty(), "{created:?}");
+}
+
+#[tokio::test]
+async fn the_startup_log_names_where_to_go_without_colour_codes_when_piped() {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = oponn_command(dir.path())
+        .env_remove("NO_COLOR")
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut log = Vec::new();
+    tokio::time::timeout(crate::helpers::DEADLINE, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let done = line.contains("mock sign-in");
+            log.push(line);
+            if done {
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no startup log: {log:?}"));
+    let log = log.join("\n");
+    assert!(!log.contains('\u{1b}'), "{log}");
+    assert!(log.contains("listening on http://127.0.0.1:"), "{log}");
+    assert!(log.contains("/api/docs"), "{log}");
+    assert!(log.contains("/login"), "{log}");
+    let secret = dir.path().canonicalize().unwrap().join("oponn.secret");
+    assert!(log.contains(&secret.display().to_string()), "{log}");
+    child.kill().await.unwrap();
+}

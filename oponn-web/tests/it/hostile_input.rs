@@ -195,7 +195,10 @@ async fn look_alike_options_are_not_unique() {
         .await;
         assert_eq!(
             errors,
-            vec![json!({ "field": "options", "message": messages::OPTIONS_NOT_UNIQUE })]
+            vec![json!({
+                "field": "options",
+                "message": messages::options_repeat(look_alike, "Pizza"),
+            })]
         );
         let page = create_form(
             &app,

@@ -15,6 +15,7 @@ mod hardening;
 mod helpers;
 mod hostile_input;
 mod identity;
+mod journey;
 mod live;
 mod methods;
 mod openapi;
