@@ -233,7 +233,10 @@ fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/results/:id/ballots.csv", get(pages::ballots_csv))
         .at("/results/:id/ballots.json", get(pages::ballots_json))
         .at("/ballots/:id/close", post(pages::close_ballot))
-        .at("/ballots/:id/delete", post(pages::delete_ballot))
+        .at(
+            "/ballots/:id/delete",
+            get(pages::confirm_delete).post(pages::delete_ballot),
+        )
         .at(
             "/ballots/:id/invitations",
             get(pages::invitations_page).post(pages::issue_invitations),

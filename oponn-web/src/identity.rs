@@ -160,6 +160,63 @@ pub(crate) fn take_adopted_count(state: &AppState, jar: &CookieJar) -> Option<u6
     moved
 }
 
+/// The signed cookie carrying what the next page should confirm to the
+/// person who acted (a ballot closed, a ballot deleted).
+const NOTICE_COOKIE: &str = "oponn_notice";
+
+/// What an owner's action did, said once on the page that follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Notice {
+    /// The owner closed their ballot.
+    Closed,
+    /// The owner deleted their ballot.
+    Deleted,
+}
+
+impl Notice {
+    /// The cookie's value.
+    fn as_str(self) -> &'static str {
+        match self {
+            Notice::Closed => "closed",
+            Notice::Deleted => "deleted",
+        }
+    }
+
+    /// What the page says.
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            Notice::Closed => {
+                "Voting is closed: no more votes are taken, and the results are final."
+            }
+            Notice::Deleted => {
+                "The ballot was deleted: its key first, then its votes. Its links now answer 404."
+            }
+        }
+    }
+}
+
+/// Keeps `notice` for the next page this browser loads.
+pub(crate) fn keep_notice(state: &AppState, jar: &CookieJar, notice: Notice) {
+    jar.signed_with_key(&state.cookie_key).add(cookie(
+        state,
+        NOTICE_COOKIE,
+        notice.as_str().to_owned(),
+        Duration::minutes(1),
+    ));
+}
+
+/// The notice kept for this page, once: the cookie is cleared as it is read.
+pub(crate) fn take_notice(state: &AppState, jar: &CookieJar) -> Option<Notice> {
+    let signed = jar.signed_with_key(&state.cookie_key);
+    let notice = match signed.get(NOTICE_COOKIE)?.value_str() {
+        "closed" => Some(Notice::Closed),
+        "deleted" => Some(Notice::Deleted),
+        _ => None,
+    };
+    signed.add(cookie(state, NOTICE_COOKIE, String::new(), Duration::ZERO));
+    notice
+}
+
 /// Signs this browser out: ends its session in storage, for every copy of
 /// the cookie, then clears the cookie.
 ///

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::html::{render, unavailable};
-use crate::identity::{take_adopted_count, viewer};
+use crate::identity::{Notice, take_adopted_count, take_notice, viewer};
 use crate::state::AppState;
 use crate::views::{BallotView, DashboardEntry};
 
@@ -91,6 +91,7 @@ pub(crate) async fn dashboard_page(
             "previous_page": number.checked_sub(1).filter(|page| *page >= 1),
             "next_page": if has_next { number.checked_add(1) } else { None },
             "adopted": take_adopted_count(&state, jar),
+            "notice": take_notice(&state, jar).map(Notice::message),
         }),
     )
 }

@@ -21,7 +21,7 @@ mod vote;
 
 pub(crate) use create::{create_ballot, create_form, start_time_input};
 pub(crate) use dashboard::dashboard_page;
-pub(crate) use owner::{close_ballot, delete_ballot};
+pub(crate) use owner::{close_ballot, confirm_delete, delete_ballot};
 pub(crate) use results::{
     ballots_csv, ballots_json, export_csv, export_json, live_results, results_page,
 };

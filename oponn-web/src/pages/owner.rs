@@ -1,18 +1,22 @@
-//! The owner's controls: close a ballot early, delete it.
+//! The owner's controls: close a ballot early, delete it (after a
+//! confirmation page that works without JavaScript), each confirmed on
+//! the page that follows.
 
 use std::sync::Arc;
 
-use oponn_core::OwnerActionError;
 use oponn_core::domain::{BallotId, messages};
+use oponn_core::{BallotError, OwnerActionError};
 use poem::http::{HeaderMap, StatusCode};
 use poem::web::cookie::CookieJar;
-use poem::web::{CsrfVerifier, Data, Form, Path};
+use poem::web::{CsrfToken, CsrfVerifier, Data, Form, Path};
 use poem::{Response, handler};
 use serde::Deserialize;
+use serde_json::json;
 
-use crate::html::{csrf_refusal, error_page, not_found, success_redirect, unavailable};
-use crate::identity::{Viewer, viewer};
+use crate::html::{csrf_refusal, error_page, not_found, render, success_redirect, unavailable};
+use crate::identity::{Notice, Viewer, keep_notice, viewer};
 use crate::state::AppState;
+use crate::views::BallotView;
 
 /// An owner's form: only the CSRF token.
 #[derive(Debug, Default, Deserialize)]
@@ -70,7 +74,10 @@ pub(crate) async fn close_ballot(
         Err(refusal) => return *refusal,
     };
     match state.service.close_ballot(&id, &viewer.owner).await {
-        Ok(_) => success_redirect(headers, &format!("/results/{id}")),
+        Ok(_) => {
+            keep_notice(&state, jar, Notice::Closed);
+            success_redirect(headers, &format!("/results/{id}"))
+        }
         Err(error) => owner_action_refused(&state, error),
     }
 }
@@ -91,7 +98,40 @@ pub(crate) async fn delete_ballot(
         Err(refusal) => return *refusal,
     };
     match state.service.delete_ballot(&id, &viewer.owner).await {
-        Ok(()) => success_redirect(headers, "/"),
+        Ok(()) => {
+            keep_notice(&state, jar, Notice::Deleted);
+            success_redirect(headers, "/")
+        }
         Err(error) => owner_action_refused(&state, error),
     }
+}
+
+/// `GET /ballots/{id}/delete`: asks the owner to confirm, with a form that
+/// posts the deletion: a step that needs no JavaScript.
+#[handler]
+pub(crate) async fn confirm_delete(
+    state: Data<&Arc<AppState>>,
+    jar: &CookieJar,
+    csrf: &CsrfToken,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = BallotId::parse(&id) else {
+        return not_found(&state);
+    };
+    let viewer = viewer(&state, jar).await;
+    let ballot = match state.service.ballot(&id).await {
+        Ok(ballot) => ballot,
+        Err(BallotError::NotFound) => return not_found(&state),
+        Err(error) => return unavailable(&state, &error),
+    };
+    if !ballot.is_owned_by(&viewer.owner) {
+        return owner_action_refused(&state, OwnerActionError::Forbidden);
+    }
+    render(
+        &state,
+        "delete.html",
+        csrf,
+        Some(&viewer),
+        json!({ "ballot": BallotView::new(&ballot, state.service.now()) }),
+    )
 }

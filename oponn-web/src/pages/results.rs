@@ -21,7 +21,7 @@ use crate::export::{
     export_document,
 };
 use crate::html::{error_page, not_found, render, unavailable};
-use crate::identity::{Viewer, kept_receipt, viewer, voter_on};
+use crate::identity::{Notice, Viewer, kept_receipt, take_notice, viewer, voter_on};
 use crate::live::{KEEP_ALIVE, Unwatched, live_updates};
 use crate::metrics::SseClientGuard;
 use crate::state::AppState;
@@ -108,6 +108,7 @@ pub(crate) async fn results_page(
             "results_hidden": hidden,
             "is_owner": ballot.is_owned_by(&viewer.owner),
             "receipt": kept_receipt(&state, jar, &ballot.id()).map(|receipt| receipt.to_string()),
+            "notice": take_notice(&state, jar).map(Notice::message),
         }),
     )
 }

@@ -44,7 +44,55 @@
     }
   }
 
+  // What to do next after a refusal, by status, when the page did not say.
+  var NEXT_STEP = {
+    403: "Reload the page and try again.",
+    404: "This ballot was deleted, or the page no longer exists. Go back to the dashboard.",
+    409: "Reload the page to see the ballot as it is now.",
+    429: "Wait a moment, then try again.",
+    503: "Nothing was changed. Try again in a moment."
+  };
+
+  // htmx swaps only successful answers: show every refusal (a lost CSRF
+  // cookie, a ballot deleted meanwhile, an outage) where the user acted,
+  // in the server's own words, with a next step.
+  function showRequestError(event, offline) {
+    var source = event.detail && event.detail.elt;
+    var anchor = source && source.closest ? (source.closest("form") || source) : null;
+    if (!anchor || !anchor.parentNode) return;
+    var status = offline ? 0 : (event.detail.xhr ? event.detail.xhr.status : 0);
+    var message = "";
+    if (!offline && event.detail.xhr && event.detail.xhr.responseText) {
+      var page = new DOMParser().parseFromString(event.detail.xhr.responseText, "text/html");
+      var said = page.querySelector(".alert-error, .error-message");
+      if (said) message = said.textContent.trim();
+    }
+    if (!message) {
+      // The server's own page says what to do; without one, say it here.
+      message = offline
+        ? "Could not reach Oponn. Check your connection, then try again."
+        : "Something went wrong (" + status + ").";
+      var next = NEXT_STEP[status] || (status >= 500 ? NEXT_STEP[503] : "");
+      if (next) message += " " + next;
+    }
+    // Beside the button that was pressed, where the eye already is.
+    var place = (anchor.querySelector && anchor.querySelector(".form-actions")) || anchor;
+    var region = place.previousElementSibling;
+    if (!region || !region.classList.contains("request-error")) {
+      region = document.createElement("div");
+      region.className = "alert-error request-error";
+      region.setAttribute("role", "alert");
+      place.parentNode.insertBefore(region, place);
+    }
+    region.textContent = message;
+    if (typeof region.scrollIntoView === "function") {
+      region.scrollIntoView({ block: "nearest" });
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", fillTimezoneOffset);
+  document.addEventListener("htmx:responseError", function (event) { showRequestError(event, false); });
+  document.addEventListener("htmx:sendError", function (event) { showRequestError(event, true); });
   document.addEventListener("htmx:afterSwap", function (event) {
     fillTimezoneOffset();
     // htmx fires afterSwap on the newly swapped-in element(s); live results

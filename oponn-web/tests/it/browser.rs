@@ -265,13 +265,23 @@ async fn a_vote_in_one_browser_moves_the_results_in_another() {
     assert!(leading.text().await.unwrap().contains("helix"));
     screenshot(&owner, "results-live").await;
 
-    // Voting again from the same browser is refused on the form.
+    // Back on the vote page, the form says the vote stands and takes no
+    // other: its button is disabled (the server refuses one anyway).
     voter.goto(&app.url(&format!("/vote/{id}"))).await.unwrap();
-    vote_for(&voter, "1").await;
-    let alert = wait_for(&voter, ".alert-error").await;
+    let note = wait_for(&voter, "#vote-section")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(note.contains("your_vote: helix"), "{note}");
+    assert!(note.contains("does not take changes of vote"), "{note}");
+    let submit = voter
+        .find(Locator::Css("button[type='submit']"))
+        .await
+        .unwrap();
     assert_eq!(
-        alert.text().await.unwrap().trim(),
-        "You have already voted on this ballot."
+        submit.attr("disabled").await.unwrap().as_deref(),
+        Some("true")
     );
     screenshot(&voter, "already-voted").await;
 
@@ -616,4 +626,68 @@ async fn an_invited_voter_votes_by_their_link_and_checks_the_receipt() {
     let source = owner.source().await.unwrap();
     assert!(!source.contains(&links[1][links[1].len() - 32..]));
     screenshot(&owner, "links-list").await;
+}
+
+#[tokio::test]
+async fn refusals_show_where_the_user_acted_and_owner_actions_are_confirmed() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let owner = driver.browser().await;
+    let voter = driver.browser().await;
+
+    // A lost CSRF cookie: the htmx form says so in place, with what to do.
+    owner.goto(&app.url("/create")).await.unwrap();
+    type_into(&owner, "measure", "Lost cookie?").await;
+    type_into(&owner, "options_raw", "yes, no").await;
+    owner.delete_cookie("oponn_csrf").await.unwrap();
+    click(&owner, "button[type='submit']").await;
+    let refusal = wait_for(&owner, ".request-error")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(refusal.contains("Reload the page"), "{refusal}");
+    screenshot(&owner, "create-lost-cookie").await;
+
+    // After a reload the ballot is created.
+    owner.goto(&app.url("/create")).await.unwrap();
+    type_into(&owner, "measure", "Delete me?").await;
+    type_into(&owner, "options_raw", "yes, no").await;
+    click(&owner, "button[type='submit']").await;
+    wait_for(&owner, "#vote-section").await;
+    let id = owner
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .trim_start_matches("/vote/")
+        .to_owned();
+    voter.goto(&app.url(&format!("/vote/{id}"))).await.unwrap();
+    wait_for(&voter, "#vote-section").await;
+
+    // Deleting asks first, then says it is done.
+    owner
+        .goto(&app.url(&format!("/results/{id}")))
+        .await
+        .unwrap();
+    click(&owner, "a.btn-danger").await;
+    wait_for(&owner, "#delete-heading").await;
+    screenshot(&owner, "delete-confirm").await;
+    click(&owner, "button.btn-danger").await;
+    let notice = wait_for(&owner, "[role='status']")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(notice.contains("The ballot was deleted"), "{notice}");
+
+    // The voter, whose page still shows the ballot, is told what happened.
+    vote_for(&voter, "1").await;
+    let refusal = wait_for(&voter, ".request-error")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(refusal.contains("deleted"), "{refusal}");
+    screenshot(&voter, "vote-deleted-meanwhile").await;
 }

@@ -164,3 +164,46 @@ async fn the_apis_new_ballot_names_its_vote_and_results_pages() {
         .unwrap();
     assert_eq!(page.status(), 200);
 }
+
+#[tokio::test]
+async fn closing_and_deleting_are_confirmed_and_deleting_asks_first() {
+    let app = spawn_app().await;
+    let owner = browser();
+    let id = app.simple_ballot(&owner, "Owner actions").await;
+    // The results page offers deletion as a page to confirm on.
+    let results = get_text(&owner, &app.url(&format!("/results/{id}"))).await;
+    assert!(unescape(&results).contains(&format!(r#"href="/ballots/{id}/delete""#)));
+    let confirm = get_text(&owner, &app.url(&format!("/ballots/{id}/delete"))).await;
+    assert!(confirm.contains("yes_delete_ballot"), "{confirm}");
+    assert_eq!(
+        browser()
+            .get(app.url(&format!("/ballots/{id}/delete")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    // Closing: the results page says so, once.
+    let closed = app
+        .form_post(&owner, &format!("/ballots/{id}/close"), &[])
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 303);
+    let results = get_text(&owner, &app.url(&format!("/results/{id}"))).await;
+    assert!(results.contains("Voting is closed"), "{results}");
+    let again = get_text(&owner, &app.url(&format!("/results/{id}"))).await;
+    assert!(!again.contains("Voting is closed:"), "{again}");
+    // Deleting: the dashboard says so.
+    let deleted = app
+        .form_post(&owner, &format!("/ballots/{id}/delete"), &[])
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 303);
+    let dashboard = get_text(&owner, &app.url("/")).await;
+    assert!(dashboard.contains("The ballot was deleted"), "{dashboard}");
+}
