@@ -33,15 +33,37 @@
     }
   }
 
-  // Reflect the state of the SSE connection in the live indicator.
-  function setLive(isLive) {
+  // Reflect the state of the SSE connection in the live indicator: shown
+  // only with JavaScript (without it, a <noscript> note says so), as
+  // connecting until the stream opens, active while it is, reconnecting
+  // after it drops.
+  function setLive(state) {
     var indicator = document.getElementById("live-indicator");
     if (!indicator) return;
-    indicator.classList.toggle("is-offline", !isLive);
+    indicator.hidden = false;
+    indicator.classList.toggle("is-offline", state !== "active");
     var text = indicator.querySelector(".live-text");
     if (text) {
-      text.textContent = isLive ? "live_feed_active" : "live_feed_reconnecting";
+      text.textContent = "live_feed_" + state;
     }
+  }
+
+  // Tell screen readers what changed in one short sentence (the polite
+  // live region), never the whole table on every update.
+  function announceResults() {
+    var region = document.getElementById("live-summary");
+    var results = document.querySelector("#live-results .results");
+    if (!region || !results) return;
+    var total = results.querySelector(".results-total");
+    var tie = results.querySelector(".results-tie");
+    var leader = results.querySelector(".result-row.leading .result-label");
+    var summary = total ? total.textContent.trim() : "";
+    if (tie) {
+      summary += ". " + tie.textContent.trim();
+    } else if (leader) {
+      summary += ". leading: " + leader.textContent.replace(/^>\s*/, "").trim();
+    }
+    if (region.textContent !== summary) region.textContent = summary;
   }
 
   // What to do next after a refusal, by status, when the page did not say.
@@ -91,6 +113,9 @@
   }
 
   document.addEventListener("DOMContentLoaded", fillTimezoneOffset);
+  document.addEventListener("DOMContentLoaded", function () {
+    if (document.getElementById("live-indicator")) setLive("connecting");
+  });
   document.addEventListener("htmx:responseError", function (event) { showRequestError(event, false); });
   document.addEventListener("htmx:sendError", function (event) { showRequestError(event, true); });
   document.addEventListener("htmx:afterSwap", function (event) {
@@ -98,11 +123,13 @@
     // htmx fires afterSwap on the newly swapped-in element(s); live results
     // updates never move focus.
     var swapped = event.target;
-    if (swapped && swapped.id !== "live-results") {
+    if (swapped && swapped.id === "live-results") {
+      announceResults();
+    } else {
       focusFirstInvalid(swapped);
     }
   });
   document.addEventListener("input", selectWriteIn);
-  document.addEventListener("htmx:sseOpen", function () { setLive(true); });
-  document.addEventListener("htmx:sseError", function () { setLive(false); });
+  document.addEventListener("htmx:sseOpen", function () { setLive("active"); });
+  document.addEventListener("htmx:sseError", function () { setLive("reconnecting"); });
 })();

@@ -263,6 +263,18 @@ async fn a_vote_in_one_browser_moves_the_results_in_another() {
         .await
         .unwrap();
     assert!(leading.text().await.unwrap().contains("helix"));
+    // The indicator says the stream is live; screen readers hear one line.
+    let indicator = wait_for(&owner, "#live-indicator:not([hidden]):not(.is-offline)").await;
+    assert_eq!(indicator.text().await.unwrap(), "live_feed_active");
+    let summary = owner
+        .find(Locator::Id("live-summary"))
+        .await
+        .unwrap()
+        .prop("textContent")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(summary, "total_votes: 1. leading: helix");
     screenshot(&owner, "results-live").await;
 
     // Back on the vote page, the form says the vote stands and takes no

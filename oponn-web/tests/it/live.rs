@@ -81,7 +81,12 @@ async fn the_results_page_connects_to_the_stream_with_htmx() {
     assert!(html.contains("hx-ext=\"sse\""));
     assert!(html.contains(&format!("sse-connect=\"/ballots/{id}/live-results\"")));
     assert!(html.contains("sse-swap=\"results\""));
-    assert!(html.contains("live_feed_active"));
+    // The indicator shows only once the script runs (the stream then
+    // says whether it is live); without JavaScript a note says so.
+    assert!(html.contains(r#"id="live-indicator" hidden"#), "{html}");
+    assert!(html.contains("live_updates_need_javascript"), "{html}");
+    assert!(!html.contains("live_feed_active"), "{html}");
+    assert!(html.contains(r#"aria-live="polite""#), "{html}");
     assert!(html.contains("/static/vendor/htmx-ext-sse/sse.js"));
 }
 
