@@ -78,6 +78,19 @@ pub(crate) fn page_not_found(state: &AppState) -> Response {
         .into_response()
 }
 
+/// The ballot `id` names, or the page that answers for it: `404` when
+/// there is none, `503` when it cannot be read.
+pub(crate) async fn ballot_or_refusal(
+    state: &AppState,
+    id: &oponn_core::domain::BallotId,
+) -> Result<oponn_core::domain::Ballot, Response> {
+    match state.service.ballot(id).await {
+        Ok(ballot) => Ok(ballot),
+        Err(oponn_core::BallotError::NotFound) => Err(not_found(state)),
+        Err(error) => Err(unavailable(state, &error)),
+    }
+}
+
 /// An error page with `status`.
 pub(crate) fn error_page(
     state: &AppState,

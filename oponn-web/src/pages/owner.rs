@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use oponn_core::OwnerActionError;
 use oponn_core::domain::{BallotId, messages};
-use oponn_core::{BallotError, OwnerActionError};
 use poem::http::{HeaderMap, StatusCode};
 use poem::web::cookie::CookieJar;
 use poem::web::{CsrfToken, CsrfVerifier, Data, Form, Path};
@@ -13,7 +13,9 @@ use poem::{Response, handler};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::html::{csrf_refusal, error_page, not_found, render, success_redirect, unavailable};
+use crate::html::{
+    ballot_or_refusal, csrf_refusal, error_page, not_found, render, success_redirect, unavailable,
+};
 use crate::identity::{Notice, Viewer, keep_notice, viewer};
 use crate::state::AppState;
 use crate::views::BallotView;
@@ -119,10 +121,9 @@ pub(crate) async fn confirm_delete(
         return not_found(&state);
     };
     let viewer = viewer(&state, jar).await;
-    let ballot = match state.service.ballot(&id).await {
+    let ballot = match ballot_or_refusal(&state, &id).await {
         Ok(ballot) => ballot,
-        Err(BallotError::NotFound) => return not_found(&state),
-        Err(error) => return unavailable(&state, &error),
+        Err(refusal) => return refusal,
     };
     if !ballot.is_owned_by(&viewer.owner) {
         return owner_action_refused(&state, OwnerActionError::Forbidden);

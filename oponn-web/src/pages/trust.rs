@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::guard::{ClientAddr, too_many_requests};
-use crate::html::{csrf_refusal, error_page, not_found, render, unavailable};
+use crate::html::{ballot_or_refusal, csrf_refusal, error_page, not_found, render, unavailable};
 use crate::identity::{
     LinkRefusal, Viewer, hold_invitation, invitation_of, kept_receipt, open_link, viewer, voter_on,
 };
@@ -226,10 +226,9 @@ async fn links_page(
     view: LinksView<'_>,
     notice: Option<String>,
 ) -> Response {
-    let ballot = match state.service.ballot(id).await {
+    let ballot = match ballot_or_refusal(state, id).await {
         Ok(ballot) => ballot,
-        Err(BallotError::NotFound) => return not_found(state),
-        Err(error) => return unavailable(state, &error),
+        Err(refusal) => return refusal,
     };
     let invitations = match state.service.invitations(id, &viewer.owner).await {
         Ok(invitations) => invitations,
@@ -531,10 +530,9 @@ async fn receipt_page(
         Err(BallotError::NotFound) => return not_found(state),
         Err(error) => return unavailable(state, &error),
     };
-    let ballot = match state.service.ballot(&id).await {
+    let ballot = match ballot_or_refusal(state, &id).await {
         Ok(ballot) => ballot,
-        Err(BallotError::NotFound) => return not_found(state),
-        Err(error) => return unavailable(state, &error),
+        Err(refusal) => return refusal,
     };
     let shown = ReceiptCode::parse(code)
         .map_or_else(|| code.chars().take(40).collect(), |code| code.to_string());

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use oponn_core::domain::{Ballot, BallotId, BallotMethod, Eligibility, OptionId, VoterId};
-use oponn_core::{BallotError, CastVoteError, VoteChoice};
+use oponn_core::{CastVoteError, VoteChoice};
 use poem::http::HeaderMap;
 use poem::web::cookie::CookieJar;
 use poem::web::{CsrfToken, CsrfVerifier, Data, Form, Path};
@@ -11,7 +11,9 @@ use poem::{Response, handler};
 use serde_json::json;
 
 use crate::guard::{ClientAddr, too_many_requests};
-use crate::html::{csrf_refusal, is_htmx, not_found, render, success_redirect, unavailable};
+use crate::html::{
+    ballot_or_refusal, csrf_refusal, is_htmx, not_found, render, success_redirect, unavailable,
+};
 use crate::identity::{Viewer, keep_receipt, viewer, voter_on};
 use crate::rates::Rate;
 use crate::state::AppState;
@@ -226,10 +228,9 @@ pub(crate) async fn vote_form(
     // Settles the voter cookie now, so the vote posts with it.
     let viewer = viewer(&state, jar).await;
     let voter = voter_on(&state, jar, &viewer, &id);
-    let ballot = match state.service.ballot(&id).await {
+    let ballot = match ballot_or_refusal(&state, &id).await {
         Ok(ballot) => ballot,
-        Err(BallotError::NotFound) => return not_found(&state),
-        Err(error) => return unavailable(&state, &error),
+        Err(refusal) => return refusal,
     };
     let current = if viewer.new_voter && voter.invitation().is_none() {
         None
@@ -280,10 +281,9 @@ pub(crate) async fn cast_vote(
     let viewer = viewer(&state, jar).await;
     let voter = voter_on(&state, jar, &viewer, &id);
     // The ballot says which fields its form has (usually from the cache).
-    let ballot = match state.service.ballot(&id).await {
+    let ballot = match ballot_or_refusal(&state, &id).await {
         Ok(ballot) => ballot,
-        Err(BallotError::NotFound) => return not_found(&state),
-        Err(error) => return unavailable(&state, &error),
+        Err(refusal) => return refusal,
     };
     let choice = form.choice(ballot.method(), ballot.options().len());
     if choice.as_ref().is_ok_and(VoteChoice::has_write_in)
@@ -310,10 +310,9 @@ pub(crate) async fn cast_vote(
             other => unavailable(&state, &other),
         };
     };
-    let ballot = match state.service.ballot(&id).await {
+    let ballot = match ballot_or_refusal(&state, &id).await {
         Ok(ballot) => ballot,
-        Err(BallotError::NotFound) => return not_found(&state),
-        Err(error) => return unavailable(&state, &error),
+        Err(refusal) => return refusal,
     };
     let current = state.service.vote_of(&id, &voter).await.unwrap_or_default();
     let view = VoteView {
