@@ -72,7 +72,11 @@ impl BallotDraft {
         // A window that cannot be read is reported beside the start's
         // errors; the start is still checked, with no window.
         let window_minutes = errors.check(request.window.minutes());
-        let schedule = match Schedule::parse(&request.start, window_minutes.unwrap_or(0), now) {
+        let schedule = match &request.window {
+            WindowRequest::Until(end) => Schedule::parse_until(&request.start, end, now),
+            _ => Schedule::parse(&request.start, window_minutes.unwrap_or(0), now),
+        };
+        let schedule = match schedule {
             Ok(schedule) => Some(schedule),
             Err(schedule_errors) => {
                 schedule_errors.into_iter().for_each(|e| errors.push(e));
@@ -344,6 +348,16 @@ impl Ballot {
     /// When the owner closed voting early, if they did.
     pub fn closed_at(&self) -> Option<OffsetDateTime> {
         self.closed_at
+    }
+
+    /// When voting closes or closed: the earlier of its end time and the
+    /// moment its owner closed it; none while it closes only when its
+    /// owner says.
+    pub fn closes_at(&self) -> Option<OffsetDateTime> {
+        match (self.schedule.ends_at(), self.closed_at) {
+            (Some(end), Some(closed)) => Some(end.min(closed)),
+            (end, closed) => end.or(closed),
+        }
     }
 
     /// When the ballot was created.

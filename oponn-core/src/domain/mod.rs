@@ -32,8 +32,8 @@ pub use ranked::{
 };
 pub use receipt::{BulletinRow, RECEIPT_CODE_CHARS, ReceiptCode, ReceiptStatus};
 pub use schedule::{
-    MAX_SCHEDULE_AHEAD, MAX_WINDOW_MINUTES, Schedule, StartRequest, Status, WindowRequest,
-    parse_window_minutes,
+    DEFAULT_WINDOW_MINUTES, MAX_SCHEDULE_AHEAD, MAX_WINDOW_MINUTES, Schedule, StartRequest, Status,
+    WindowRequest, parse_window_minutes,
 };
 pub use settings::{BallotMethod, BallotSettings, Eligibility, ResultsVisibility};
 pub use tally::{RankedResults, ResultRow, Results, Tally, TallyEvent};

@@ -9,6 +9,10 @@ use super::validation::{Field, FieldError, messages};
 /// Longest voting window: one year, in minutes.
 pub const MAX_WINDOW_MINUTES: u32 = 525_600;
 
+/// The voting window a ballot gets when its creator names none, on the
+/// form and through the API alike: one hour.
+pub const DEFAULT_WINDOW_MINUTES: u32 = 60;
+
 /// Furthest ahead a scheduled start may lie: 366 days from now.
 ///
 /// A ballot is for a vote people are waiting for, not for a date years
@@ -33,6 +37,10 @@ pub enum WindowRequest {
     Minutes(u32),
     /// Minutes as typed into a form, read by [`parse_window_minutes`].
     Typed(String),
+    /// Voting closes at a time given as text, read as a scheduled start
+    /// is: RFC 3339, or a `datetime-local` value read as UTC. It must come
+    /// after voting opens and at most [`MAX_WINDOW_MINUTES`] later.
+    Until(String),
 }
 
 impl WindowRequest {
@@ -40,11 +48,14 @@ impl WindowRequest {
     ///
     /// # Errors
     /// A [`Field::VotingWindow`] error for typed text that is not a whole
-    /// number of minutes from 0 to [`MAX_WINDOW_MINUTES`].
+    /// number of minutes from 0 to [`MAX_WINDOW_MINUTES`]. An end time has
+    /// no minutes of its own: it reads as 0 here, and [`Schedule::parse`]
+    /// places it.
     pub fn minutes(&self) -> Result<u32, FieldError> {
         match self {
             Self::Minutes(minutes) => Ok(*minutes),
             Self::Typed(text) => parse_window_minutes(text),
+            Self::Until(_) => Ok(0),
         }
     }
 }
@@ -108,6 +119,51 @@ impl Schedule {
                 Ok(Self { starts_at, ends_at })
             }
             _ => Err(errors),
+        }
+    }
+
+    /// Builds the schedule from a start request and an end time given as
+    /// text ([`WindowRequest::Until`]), checked against `now`.
+    ///
+    /// # Errors
+    /// The start's errors as [`Schedule::parse`] gives them; a
+    /// [`Field::VotingWindow`] error for an end that is missing, malformed,
+    /// not after the start, or more than [`MAX_WINDOW_MINUTES`] after it.
+    pub fn parse_until(
+        start: &StartRequest,
+        end: &str,
+        now: OffsetDateTime,
+    ) -> Result<Self, Vec<FieldError>> {
+        let end = parse_end(end);
+        let schedule = Self::parse(start, 0, now);
+        match (schedule, end) {
+            (Ok(schedule), Ok(end)) => {
+                let window = end - schedule.starts_at;
+                if window <= Duration::ZERO {
+                    Err(vec![FieldError::new(
+                        Field::VotingWindow,
+                        messages::VOTING_END_NOT_AFTER_START,
+                    )])
+                } else if window > Duration::minutes(i64::from(MAX_WINDOW_MINUTES)) {
+                    Err(vec![FieldError::new(
+                        Field::VotingWindow,
+                        messages::VOTING_WINDOW_TOO_LONG,
+                    )])
+                } else {
+                    // Within a year of a start within a year of now: far
+                    // from the date type's limits, so the conversion holds.
+                    let ends_at = end.checked_to_offset(UtcOffset::UTC).unwrap_or(end);
+                    Ok(Self {
+                        starts_at: schedule.starts_at,
+                        ends_at: Some(ends_at),
+                    })
+                }
+            }
+            (Ok(_), Err(error)) => Err(vec![error]),
+            (Err(mut errors), end) => {
+                errors.extend(end.err());
+                Err(errors)
+            }
         }
     }
 
@@ -191,6 +247,20 @@ fn parse_start(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, FieldE
         return Err(too_far());
     }
     Ok(at)
+}
+
+fn parse_end(text: &str) -> Result<OffsetDateTime, FieldError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(FieldError::new(
+            Field::VotingWindow,
+            messages::VOTING_END_REQUIRED,
+        ));
+    }
+    parse_timestamp(text).ok_or(FieldError::new(
+        Field::VotingWindow,
+        messages::VOTING_END_FORMAT,
+    ))
 }
 
 fn too_far() -> FieldError {
@@ -335,6 +405,48 @@ mod tests {
             )),
             messages::VOTING_WINDOW_TOO_LONG
         );
+    }
+
+    #[test]
+    fn an_end_time_closes_voting_then_and_is_checked_against_the_start() {
+        let until = |start: &StartRequest, end: &str| Schedule::parse_until(start, end, NOW);
+        let schedule = until(&StartRequest::Now, "2026-11-22T13:30:00+01:00").unwrap();
+        assert_eq!(schedule.starts_at(), NOW);
+        assert_eq!(schedule.ends_at(), Some(datetime!(2026-11-22 12:30 UTC)));
+        let later = until(&scheduled("2026-11-23T09:00"), "2026-11-23T17:00").unwrap();
+        assert_eq!(later.ends_at(), Some(datetime!(2026-11-23 17:00 UTC)));
+        // At the limits: a year after the start passes, a minute more does not.
+        let year = until(&StartRequest::Now, "2027-11-22T12:00:00Z").unwrap();
+        assert_eq!(
+            year.ends_at(),
+            Some(NOW + Duration::minutes(i64::from(MAX_WINDOW_MINUTES)))
+        );
+        for (end, rule) in [
+            ("", messages::VOTING_END_REQUIRED),
+            ("  ", messages::VOTING_END_REQUIRED),
+            ("tomorrow", messages::VOTING_END_FORMAT),
+            ("2026-11-22T12:00:00Z", messages::VOTING_END_NOT_AFTER_START),
+            ("2026-11-22T11:00", messages::VOTING_END_NOT_AFTER_START),
+            ("2027-11-22T12:01:00Z", messages::VOTING_WINDOW_TOO_LONG),
+            (
+                "9999-12-31T23:59:59-23:59",
+                messages::VOTING_WINDOW_TOO_LONG,
+            ),
+            ("-9999-01-01T00:00:00Z", messages::VOTING_END_FORMAT),
+        ] {
+            let errors = until(&StartRequest::Now, end).unwrap_err();
+            assert_eq!(errors.len(), 1, "{end:?}");
+            assert_eq!(errors[0].field(), Field::VotingWindow, "{end:?}");
+            assert_eq!(errors[0].rule(), rule, "{end:?}");
+        }
+        // An end before a scheduled start is refused against that start.
+        assert_eq!(
+            message_of(until(&scheduled("2026-11-23T09:00"), "2026-11-23T08:59")),
+            messages::VOTING_END_NOT_AFTER_START
+        );
+        // A bad start and a bad end are both reported.
+        let both = until(&scheduled("yesterday"), "soon").unwrap_err();
+        assert_eq!(both.len(), 2);
     }
 
     #[test]
@@ -579,6 +691,15 @@ mod tests {
                 }
             }
             let _ = Schedule::parse(&StartRequest::Now, window, now);
+        }
+
+        #[test]
+        fn end_times_never_panic(raw in prop_oneof![".{0,32}", "[+-]?[0-9]{1,6}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?([+-][0-9]{2}:[0-9]{2}|Z)?"]) {
+            if let Ok(schedule) = Schedule::parse_until(&StartRequest::Now, &raw, NOW) {
+                let ends_at = schedule.ends_at().expect("an end time always ends");
+                prop_assert!(ends_at > NOW);
+                prop_assert!(ends_at - NOW <= Duration::minutes(i64::from(MAX_WINDOW_MINUTES)));
+            }
         }
 
         #[test]

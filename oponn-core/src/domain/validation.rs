@@ -216,6 +216,12 @@ pub mod messages {
     pub const VOTING_WINDOW_FORMAT: &str = "voting window must be a whole number of minutes";
     /// A voting window longer than the longest supported.
     pub const VOTING_WINDOW_TOO_LONG: &str = "at most 525600 minutes (one year)";
+    /// A custom end chosen with no time given.
+    pub const VOTING_END_REQUIRED: &str = "End time is required when 'custom' is selected";
+    /// A custom end that does not parse.
+    pub const VOTING_END_FORMAT: &str = "Invalid end time format";
+    /// A custom end at or before the start.
+    pub const VOTING_END_NOT_AFTER_START: &str = "End time must be after voting starts";
     /// An empty write-in.
     pub const WRITE_IN_REQUIRED: &str = "Write-in value required";
     /// A write-in longer than 64 characters.
