@@ -341,7 +341,9 @@ async fn read(
         if let Some(id) = &block.id {
             *last_event_id = Some(id.clone());
         }
-        if block.data.is_none() {
+        // A block without data is no event; a `state` event (the ballot
+        // opening or closing) carries no tally.
+        if block.data.is_none() || block.event.as_deref() == Some("state") {
             continue;
         }
         record.events += 1;

@@ -104,6 +104,7 @@ impl App {
             cookie_key: CookieKey::from(&secrets.cookie_key[..]),
             csrf_key: secrets.csrf_key,
             secure_cookies: config.secure_cookies(),
+            public_url: config.public_url.clone(),
             skip_csrf: config.skip_csrf,
             limits: config.limits.clone(),
             rates: RateLimits::new(&config.limits),
@@ -228,6 +229,8 @@ fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/partials/start-time-input", get(pages::start_time_input))
         .at("/vote/:id", get(pages::vote_form).post(pages::cast_vote))
         .at("/results/:id", get(pages::results_page))
+        .at("/results/:id/present", get(pages::present_page))
+        .at("/ballots/:id/share", get(pages::share_page))
         .at("/results/:id/export.csv", get(pages::export_csv))
         .at("/results/:id/export.json", get(pages::export_json))
         .at("/results/:id/ballots.csv", get(pages::ballots_csv))
@@ -266,6 +269,8 @@ fn routes(state: Arc<AppState>) -> impl Endpoint {
         )
         .at("/api/docs", get(api_docs))
         .at("/ballots/:id/live-results", get(pages::live_results))
+        .at("/ballots/:id/live-state", get(pages::live_state))
+        .at("/ballots/:id/qr.svg", get(pages::qr_code))
         .at("/favicon.ico", get(favicon))
         .at("/livez", get(livez))
         .at("/readyz", get(readyz))

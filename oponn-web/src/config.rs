@@ -95,6 +95,11 @@ pub struct Config {
     pub google: Option<OAuthProviderConfig>,
     /// Connection, size, time and rate limits; see [`Limits`].
     pub limits: Limits,
+    /// `OPONN_PUBLIC_URL`: the address people reach this service at
+    /// (`https://vote.example.org`), used for the links, QR codes and
+    /// link previews that leave the site. When unset, each page uses the
+    /// `Host` its request named.
+    pub public_url: Option<String>,
 }
 
 /// One OAuth 2.0 sign-in provider: the client Oponn is registered as, and
@@ -296,6 +301,7 @@ impl Config {
             github: None,
             google: None,
             limits: Limits::default(),
+            public_url: None,
         }
     }
 
@@ -346,6 +352,8 @@ impl Config {
             github: GITHUB_VARS.read(&get)?,
             google: GOOGLE_VARS.read(&get)?,
             limits: Limits::read(&get)?,
+            public_url: get("OPONN_PUBLIC_URL")
+                .map(|url| url.trim().trim_end_matches('/').to_owned()),
         };
         config.validate()?;
         Ok(config)
@@ -360,6 +368,15 @@ impl Config {
     /// [`ConfigError::SkipCsrfRefused`], or [`ConfigError::Invalid`] naming
     /// a provider URL that is not one.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.public_url
+            && !is_public_url(url)
+        {
+            return Err(ConfigError::Invalid {
+                name: "OPONN_PUBLIC_URL",
+                reason: "must be an http:// or https:// origin, such as https://vote.example.org"
+                    .to_owned(),
+            });
+        }
         for (vars, provider) in [(&GITHUB_VARS, &self.github), (&GOOGLE_VARS, &self.google)] {
             if let Some(provider) = provider {
                 vars.check(provider)?;
@@ -395,6 +412,24 @@ impl Config {
     pub fn secure_cookies(&self) -> bool {
         self.environment.is_strict()
     }
+}
+
+/// Whether `url` is an `http`/`https` origin (with an optional path) that
+/// can be put into a page and a QR code as it is: no spaces, quotes,
+/// angle brackets, query or fragment.
+fn is_public_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let host = rest.split('/').next().unwrap_or("");
+    !host.is_empty()
+        && rest.bytes().all(|byte| {
+            byte.is_ascii_alphanumeric()
+                || matches!(byte, b'.' | b'-' | b':' | b'/' | b'[' | b']' | b'_' | b'~')
+        })
 }
 
 fn parse_flag(name: &'static str, value: &str) -> Result<bool, ConfigError> {
@@ -467,6 +502,34 @@ mod tests {
         assert_eq!(config.environment, Environment::Development);
         assert_eq!(config.bind, "127.0.0.1:8000");
         assert!(!config.secure_cookies());
+    }
+
+    #[test]
+    fn the_public_url_is_an_http_origin_kept_without_its_last_slash() {
+        let trimmed = config(&[("OPONN_PUBLIC_URL", " https://vote.example.org/ ")]).unwrap();
+        assert_eq!(
+            trimmed.public_url.as_deref(),
+            Some("https://vote.example.org")
+        );
+        let with_path = config(&[("OPONN_PUBLIC_URL", "http://127.0.0.1:8000/polls")]).unwrap();
+        assert_eq!(
+            with_path.public_url.as_deref(),
+            Some("http://127.0.0.1:8000/polls")
+        );
+        for bad in [
+            "vote.example.org",
+            "ftp://vote.example.org",
+            "https://",
+            "https://vote.example.org/?a=1",
+            "https://vote.example.org/#x",
+            "https://vote.example.org/\"><script>",
+            "javascript:alert(1)",
+        ] {
+            let error = config(&[("OPONN_PUBLIC_URL", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with("OPONN_PUBLIC_URL:"), "{bad}: {error}");
+        }
     }
 
     #[test]

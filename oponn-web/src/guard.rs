@@ -34,7 +34,8 @@ pub(crate) const API_REQUEST_HEADER: &str = "X-Requested-With";
 enum RouteKind {
     /// `POST /create`, `POST /api/v1/ballots`.
     CreateBallot,
-    /// `GET /ballots/{id}/live-results`, `GET /api/v1/ballots/{id}/tally/stream`.
+    /// `GET /ballots/{id}/live-results`, `GET /ballots/{id}/live-state`,
+    /// `GET /api/v1/ballots/{id}/tally/stream`.
     OpenStream,
     /// Everything else.
     Other,
@@ -65,7 +66,7 @@ fn route_kind(method: &Method, path: &str) -> RouteKind {
             (&Method::POST, ["", "create"] | ["", "api", "v1", "ballots"]) => {
                 RouteKind::CreateBallot
             }
-            (&Method::GET, ["", "ballots", _, "live-results"])
+            (&Method::GET, ["", "ballots", _, "live-results" | "live-state"])
             | (&Method::GET, ["", "api", "v1", "ballots", _, "tally", "stream"]) => {
                 RouteKind::OpenStream
             }

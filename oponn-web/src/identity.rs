@@ -167,6 +167,9 @@ const NOTICE_COOKIE: &str = "oponn_notice";
 /// What an owner's action did, said once on the page that follows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Notice {
+    /// The owner just created their ballot: its vote page opens with the
+    /// share view.
+    Created,
     /// The owner closed their ballot.
     Closed,
     /// The owner deleted their ballot.
@@ -177,6 +180,7 @@ impl Notice {
     /// The cookie's value.
     fn as_str(self) -> &'static str {
         match self {
+            Notice::Created => "created",
             Notice::Closed => "closed",
             Notice::Deleted => "deleted",
         }
@@ -185,6 +189,9 @@ impl Notice {
     /// What the page says.
     pub(crate) fn message(self) -> &'static str {
         match self {
+            Notice::Created => {
+                "Your ballot is ready. Share its vote link or QR code; the results update live."
+            }
             Notice::Closed => {
                 "Voting is closed: no more votes are taken, and the results are final."
             }
@@ -209,6 +216,7 @@ pub(crate) fn keep_notice(state: &AppState, jar: &CookieJar, notice: Notice) {
 pub(crate) fn take_notice(state: &AppState, jar: &CookieJar) -> Option<Notice> {
     let signed = jar.signed_with_key(&state.cookie_key);
     let notice = match signed.get(NOTICE_COOKIE)?.value_str() {
+        "created" => Some(Notice::Created),
         "closed" => Some(Notice::Closed),
         "deleted" => Some(Notice::Deleted),
         _ => None,

@@ -55,6 +55,7 @@ mod providers;
 mod rates;
 mod secrets;
 mod server;
+mod share;
 mod state;
 mod views;
 mod wire;

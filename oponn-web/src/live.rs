@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
-use oponn_core::domain::{BallotId, Results, Status, Tally};
+use oponn_core::domain::{Ballot, BallotId, Results, Status, Tally};
 use oponn_core::ports::TallyStream;
 use oponn_core::{BallotError, BallotService, ResultsAccess};
 use serde_json::json;
+use time::OffsetDateTime;
 use tokio::sync::{Mutex, watch};
 use tokio::time::Instant;
 use tokio_stream::wrappers::WatchStream;
@@ -76,7 +77,8 @@ pub(crate) enum Unwatched {
     Failed(BallotError),
 }
 
-/// One tally, rendered for every kind of watcher.
+/// One tally, rendered for every kind of watcher; or the news that the
+/// ballot is gone.
 #[derive(Debug)]
 pub(crate) struct LiveUpdate {
     /// The tally's sequence number: the SSE event id.
@@ -84,10 +86,63 @@ pub(crate) struct LiveUpdate {
     /// The results partial as a complete SSE frame (`id`, `event:
     /// results`, `data` lines), encoded once by [`sse_frame`] and
     /// shared by every HTML watcher: a client costs a reference count, not
-    /// a copy.
+    /// a copy. Empty once the ballot is deleted.
     pub(crate) html_frame: Bytes,
-    /// The tally, for the JSON stream.
-    pub(crate) body: Arc<TallyBody>,
+    /// Where the ballot stands, as a complete `event: state` frame whose
+    /// data is [`state_json`] (and no `id`): the same bytes until the state
+    /// changes, so each client sends it only when it differs from the last
+    /// it sent.
+    pub(crate) state_frame: Bytes,
+    /// The tally, for the JSON stream; none once the ballot is deleted.
+    pub(crate) body: Option<Arc<TallyBody>>,
+}
+
+/// The `state` event's data: the ballot's status (`pending`, `active`,
+/// `ended`, or `deleted`) and, in Unix milliseconds, when voting opens
+/// and when it closes (`null`: not by itself). Pages count down to these
+/// and change their status line, form and controls when it arrives. It
+/// holds no clock reading, so it stays byte-for-byte the same until the
+/// ballot's state does.
+pub(crate) fn state_json(ballot: &Ballot, now: OffsetDateTime) -> String {
+    json!({
+        "status": ballot.status_at(now).as_str(),
+        "opens_at": unix_millis(ballot.schedule().starts_at()),
+        "closes_at": ballot.closes_at().map(unix_millis),
+    })
+    .to_string()
+}
+
+/// The `state` event's data for a deleted ballot.
+const DELETED_STATE: &str = r#"{"status":"deleted","opens_at":null,"closes_at":null}"#;
+
+/// `at` in whole milliseconds since the Unix epoch, as JavaScript's `Date`
+/// counts.
+pub(crate) fn unix_millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// How far ahead a feed sets its timer for the next scheduled change of
+/// state: a later change is reached by setting it again, so no deadline is
+/// ever out of the timer's range.
+const MAX_STATE_TIMER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The shortest wait for a scheduled change: a clock a hair behind the
+/// timer sees the old state once more, then waits this long, never
+/// spinning.
+const MIN_STATE_TIMER: Duration = Duration::from_millis(10);
+
+/// When `ballot`'s state next changes by the clock alone (it opens, or its
+/// end time passes), as a wait from `now`; `None` when it never will.
+fn next_change(ballot: &Ballot, now: OffsetDateTime) -> Option<Duration> {
+    let until = match ballot.status_at(now) {
+        Status::Pending { starts_in } => starts_in,
+        Status::Active {
+            ends_in: Some(ends_in),
+        } => ends_in,
+        Status::Active { ends_in: None } | Status::Ended => return None,
+    };
+    let until = Duration::try_from(until).unwrap_or(MIN_STATE_TIMER);
+    Some(until.clamp(MIN_STATE_TIMER, MAX_STATE_TIMER))
 }
 
 /// What a watcher holds: the latest update, replaced as tallies arrive.
@@ -138,6 +193,19 @@ impl LiveHub {
         self.join(id).await.map_err(Unwatched::Failed)
     }
 
+    /// Joins ballot `id`'s feed for its state alone (open, closed,
+    /// deleted), which every viewer may follow, whoever may see results.
+    ///
+    /// # Errors
+    /// [`BallotError::NotFound`] for no such ballot; another error when
+    /// the feed cannot be opened.
+    pub(crate) async fn watch_state(
+        self: &Arc<Self>,
+        id: BallotId,
+    ) -> Result<LiveFeed, BallotError> {
+        self.join(id).await
+    }
+
     /// Joins ballot `id`'s feed, opening it when this is its first watcher.
     async fn join(self: &Arc<Self>, id: BallotId) -> Result<LiveFeed, BallotError> {
         let mut feeds = self.feeds.lock().await;
@@ -168,9 +236,35 @@ impl LiveHub {
         mut tallies: TallyStream,
     ) {
         let mut previous: Option<Tally> = None;
+        // When the ballot next opens or closes by the clock, to tell every
+        // page at that moment; far in the future when it never will.
+        let never = || Instant::now() + MAX_STATE_TIMER;
+        let mut state_due = never();
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
+                () = tokio::time::sleep_until(state_due), if previous.is_some() => {
+                    let Some(tally) = previous.as_ref() else { continue };
+                    match self.render(&id, tally).await {
+                        Ok(rendered) => {
+                            sender.send_replace(Some(Arc::new(rendered.update)));
+                            // Ended by the clock: the final state has gone
+                            // out, and nothing will change again.
+                            if rendered.ended {
+                                break;
+                            }
+                            state_due = rendered.next_change.map_or_else(never, |wait| Instant::now() + wait);
+                        }
+                        Err(BallotError::NotFound) => {
+                            sender.send_replace(Some(Arc::new(deleted(tally.seq()))));
+                            break;
+                        }
+                        Err(error) => {
+                            tracing::warn!(ballot = %id, %error, "live state not rendered");
+                            state_due = Instant::now() + MIN_STATE_TIMER.max(Duration::from_secs(1));
+                        }
+                    }
+                }
                 () = sender.closed() => {
                     // Re-check under the map's lock: a watcher may have
                     // joined between the last one leaving and now.
@@ -195,17 +289,21 @@ impl LiveHub {
                         self.service.refresh(&id);
                     }
                     match self.render(&id, &tally).await {
-                        Ok((update, open)) => {
-                            sender.send_replace(Some(Arc::new(update)));
+                        Ok(rendered) => {
+                            sender.send_replace(Some(Arc::new(rendered.update)));
                             // Closed: the final state has gone out; end
                             // the streams rather than hold them open on a
                             // ballot that will not change again.
-                            if state_changed && !open {
+                            if state_changed && rendered.ended {
                                 break;
                             }
+                            state_due = rendered.next_change.map_or_else(never, |wait| Instant::now() + wait);
                         }
-                        // Deleted: nothing is left to show.
-                        Err(BallotError::NotFound) => break,
+                        // Deleted: say so, then nothing is left to show.
+                        Err(BallotError::NotFound) => {
+                            sender.send_replace(Some(Arc::new(deleted(tally.seq()))));
+                            break;
+                        }
                         Err(error) => tracing::warn!(ballot = %id, %error, "live update not rendered"),
                     }
                     previous = Some(tally);
@@ -219,13 +317,9 @@ impl LiveHub {
         // Dropping the sender ends every watcher's stream; browsers reconnect.
     }
 
-    /// The update for `tally`, and whether the ballot is still open (not
-    /// ended).
-    async fn render(
-        &self,
-        id: &BallotId,
-        tally: &Tally,
-    ) -> Result<(LiveUpdate, bool), BallotError> {
+    /// The update for `tally`, with what the feed needs to know of the
+    /// ballot's state.
+    async fn render(&self, id: &BallotId, tally: &Tally) -> Result<Rendered, BallotError> {
         // The service's cached ballot, reread when the tally counts a
         // write-in it has not seen.
         let ballot = &self.service.ballot_for_tally(id, tally).await?;
@@ -244,14 +338,38 @@ impl LiveHub {
                 tracing::error!(%error, "rendering the results partial failed");
                 String::new()
             });
-        let frame = sse_frame("results", tally.seq(), &html);
-        let open = !matches!(ballot.status_at(self.service.now()), Status::Ended);
+        let frame = sse_frame("results", Some(tally.seq()), &html);
+        let now = self.service.now();
         let update = LiveUpdate {
             seq: tally.seq(),
             html_frame: Bytes::from(frame),
-            body: Arc::new(TallyBody::new(ballot, &results)),
+            state_frame: Bytes::from(sse_frame("state", None, &state_json(ballot, now))),
+            body: Some(Arc::new(TallyBody::new(ballot, &results))),
         };
-        Ok((update, open))
+        Ok(Rendered {
+            update,
+            next_change: next_change(ballot, now),
+            ended: matches!(ballot.status_at(now), Status::Ended),
+        })
+    }
+}
+
+/// A rendered update and the ballot's state behind it.
+struct Rendered {
+    update: LiveUpdate,
+    /// How long until the state next changes by the clock, if it will.
+    next_change: Option<Duration>,
+    /// Whether voting has ended.
+    ended: bool,
+}
+
+/// The last update of a deleted ballot's feed: its state, and no results.
+fn deleted(seq: u64) -> LiveUpdate {
+    LiveUpdate {
+        seq,
+        html_frame: Bytes::new(),
+        state_frame: Bytes::from(sse_frame("state", None, DELETED_STATE)),
+        body: None,
     }
 }
 
@@ -259,11 +377,17 @@ impl LiveHub {
 /// `\r` or `\n`: all three end a line for a browser's `EventSource`)
 /// starts a new `data:` line, so no text in it can end the frame early or
 /// inject a field of its own (`event:`, `id:`, `retry:`).
-pub(crate) fn sse_frame(event: &str, id: u64, data: &str) -> String {
+///
+/// A frame without an `id` leaves the browser's last event id as it was,
+/// so `Last-Event-ID` keeps naming the last tally seen.
+pub(crate) fn sse_frame(event: &str, id: Option<u64>, data: &str) -> String {
     let mut frame = String::with_capacity(data.len() + 64);
-    frame.push_str("id: ");
-    frame.push_str(&id.to_string());
-    frame.push_str("\nevent: ");
+    if let Some(id) = id {
+        frame.push_str("id: ");
+        frame.push_str(&id.to_string());
+        frame.push('\n');
+    }
+    frame.push_str("event: ");
     frame.push_str(event);
     frame.push('\n');
     for line in data.split("\r\n").flat_map(|line| line.split(['\r', '\n'])) {
@@ -273,6 +397,55 @@ pub(crate) fn sse_frame(event: &str, id: u64, data: &str) -> String {
     }
     frame.push('\n');
     frame
+}
+
+/// What an HTML page's event stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PageStream {
+    /// The results partial on every update, and the state when it changes.
+    Results,
+    /// Only the state, when it changes: for pages that show no results.
+    State,
+}
+
+/// The frames one HTML client is sent from `feed`: for each update, its
+/// results frame (unless `kind` is [`PageStream::State`], or the client
+/// already saw it: `resume_after`), then its state frame when that differs
+/// from the last this client was sent. The first update always carries
+/// the state, so a page that reconnects after a change catches up.
+pub(crate) fn page_frames(
+    feed: LiveFeed,
+    kind: PageStream,
+    resume_after: Option<u64>,
+    shutdown: CancellationToken,
+) -> impl Stream<Item = Bytes> + Send + 'static {
+    let mut last_state = Bytes::new();
+    let mut first = true;
+    WatchStream::new(feed)
+        .filter_map(std::future::ready)
+        .take_until(shutdown.cancelled_owned())
+        .filter_map(move |update| {
+            let resumed = first && resume_after == Some(update.seq);
+            first = false;
+            let results = match kind {
+                PageStream::Results if !resumed => Some(update.html_frame.clone()),
+                _ => None,
+            };
+            let state = (update.state_frame != last_state).then(|| {
+                last_state = update.state_frame.clone();
+                update.state_frame.clone()
+            });
+            std::future::ready(match (results, state) {
+                (Some(results), Some(state)) => {
+                    let mut both = Vec::with_capacity(results.len() + state.len());
+                    both.extend_from_slice(&results);
+                    both.extend_from_slice(&state);
+                    Some(Bytes::from(both))
+                }
+                (Some(frame), None) | (None, Some(frame)) if !frame.is_empty() => Some(frame),
+                _ => None,
+            })
+        })
 }
 
 /// The updates of `feed` for one client: the current one at once (unless
@@ -335,7 +508,7 @@ mod tests {
             "Ramen\r\n\r\nid: 99",
             "Ramen\rretry: 1",
         ] {
-            let frame = sse_frame("results", 7, &format!("<td>{hostile}</td>"));
+            let frame = sse_frame("results", Some(7), &format!("<td>{hostile}</td>"));
             let events = parse_events(&frame);
             assert_eq!(events.len(), 1, "{hostile:?} made {events:?}");
             assert_eq!(events[0].0, "results", "{hostile:?}");

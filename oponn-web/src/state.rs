@@ -42,6 +42,9 @@ pub(crate) struct AppState {
     pub(crate) limits: Limits,
     /// Per-client rate limiters, pruned by the reaper.
     pub(crate) rates: RateLimits,
+    /// Where people reach this service (`OPONN_PUBLIC_URL`), for links
+    /// that leave the site; none to take each request's `Host`.
+    pub(crate) public_url: Option<String>,
     /// Cancelled on shutdown: ends SSE streams and the reaper.
     pub(crate) shutdown: CancellationToken,
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::assets::TemplateFiles;
+use crate::live::unix_millis;
 
 /// The compiled templates, with HTML autoescaping for every `.html` file.
 pub(crate) struct Templates {
@@ -75,6 +76,14 @@ pub(crate) struct BallotView {
     pub(crate) max_choices: Option<u32>,
     /// The ranks a ranked ballot's form offers: 1 to the number of options.
     pub(crate) ranks: Vec<u32>,
+    /// When voting opens, in Unix milliseconds: pages count down to it.
+    pub(crate) opens_at_ms: i64,
+    /// When voting closes (by its end time or its owner), in Unix
+    /// milliseconds; none when it closes only when its owner says.
+    pub(crate) closes_at_ms: Option<i64>,
+    /// The server's clock when the page was made, in Unix milliseconds:
+    /// countdowns correct the browser's clock by it.
+    pub(crate) now_ms: i64,
 }
 
 impl BallotView {
@@ -105,6 +114,9 @@ impl BallotView {
             min_choices: ballot.method().min_choices(),
             max_choices: ballot.method().max_choices(),
             ranks: (1..=u32::try_from(ballot.options().len()).unwrap_or(u32::MAX)).collect(),
+            opens_at_ms: unix_millis(ballot.schedule().starts_at()),
+            closes_at_ms: ballot.closes_at().map(unix_millis),
+            now_ms: unix_millis(now),
             id,
         }
     }

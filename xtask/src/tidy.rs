@@ -384,6 +384,7 @@ const WEB_LAYERS: &[(&str, &[&str])] = &[
             "rates",
             "metrics",
             "assets",
+            "share",
         ],
     ),
     ("configuration", &["config", "limits"]),

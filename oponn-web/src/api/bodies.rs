@@ -21,6 +21,11 @@ use super::schema::{inline, object};
 use crate::export::CSV_MEDIA_TYPE;
 use crate::wire::TallyBody;
 
+/// The window of a ballot created without one: the create form's default.
+fn default_window_minutes() -> u32 {
+    oponn_core::domain::DEFAULT_WINDOW_MINUTES
+}
+
 /// A ballot to create.
 #[derive(Debug, Object)]
 pub(crate) struct CreateBallotBody {
@@ -35,9 +40,10 @@ pub(crate) struct CreateBallotBody {
     /// When voting opens (RFC 3339); now when absent or null.
     #[oai(nullable)]
     pub(super) scheduled_start: Option<String>,
-    /// How long voting stays open, in minutes; 0 (the default) means until
-    /// closed; at most 525600 (a year).
-    #[oai(default)]
+    /// How long voting stays open, in minutes: 60 (an hour, as on the
+    /// create form) when absent; 0 means until closed; at most 525600 (a
+    /// year).
+    #[oai(default = "default_window_minutes")]
     pub(super) window_minutes: u32,
     /// Who may vote (default `anyone`).
     #[oai(default)]

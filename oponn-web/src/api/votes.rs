@@ -293,9 +293,11 @@ impl VotesApi {
             .and_then(|id| id.trim().parse().ok());
         let guard = SseClientGuard::new(&state.metrics.sse_clients);
         let updates = live_updates(feed, resume_after, state.shutdown.clone())
-            .map(move |update| {
+            .filter_map(move |update| {
                 let _connected = &guard;
-                Arc::clone(&update.body)
+                // A deleted ballot's last update has no tally: the stream
+                // then ends.
+                std::future::ready(update.body.clone())
             })
             .boxed();
         Ok(TallyStreamReply::Ok(TallyEvents(

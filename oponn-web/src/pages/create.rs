@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use oponn_core::CreateBallotError;
 use oponn_core::domain::{
-    BallotRequest, BallotSettings, Eligibility, Field, MethodRequest, ResultsVisibility,
-    StartRequest, ValidationErrors, WindowRequest, parse_invitation_labels,
+    BallotRequest, BallotSettings, DEFAULT_WINDOW_MINUTES, Eligibility, Field, MethodRequest,
+    ResultsVisibility, StartRequest, ValidationErrors, WindowRequest, parse_invitation_labels,
 };
 use poem::http::HeaderMap;
 use poem::web::cookie::CookieJar;
@@ -15,19 +15,21 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::html::{csrf_refusal, is_htmx, render, success_redirect, unavailable};
-use crate::identity::{Viewer, viewer};
+use crate::identity::{Notice, Viewer, keep_notice, viewer};
 use crate::state::AppState;
 
-/// Voting windows offered on the create form, in minutes (0 = until closed).
-const DURATION_CHOICES: [(u32, &str); 4] = [
-    (10, "10 minutes"),
-    (60, "1 hour"),
-    (1440, "1 day"),
-    (0, "indefinite"),
+/// Voting windows offered on the create form: minutes (0 = until closed),
+/// or [`CUSTOM_END`] for an end date and time of the creator's choosing.
+const DURATION_CHOICES: [(&str, &str); 5] = [
+    ("10", "10 minutes"),
+    ("60", "1 hour"),
+    ("1440", "1 day"),
+    ("0", "indefinite"),
+    (CUSTOM_END, "custom end time"),
 ];
 
-/// The window preselected on an empty create form.
-const DEFAULT_DURATION: u32 = 60;
+/// The window choice that reads the end from `ends_at_time`.
+const CUSTOM_END: &str = "custom";
 
 /// The create form as submitted; every field optional so that a bad value
 /// becomes a message under its field, never a bare 400.
@@ -41,6 +43,9 @@ pub(crate) struct CreateForm {
     start_time_type: Option<String>,
     scheduled_start_time: Option<String>,
     duration_mins: Option<String>,
+    /// The end of voting in the browser's local time, read when
+    /// `duration_mins` is [`CUSTOM_END`].
+    ends_at_time: Option<String>,
     tz_offset_minutes: Option<String>,
     eligibility: Option<String>,
     allow_vote_change: Option<String>,
@@ -110,8 +115,9 @@ impl CreateForm {
         let duration = self
             .duration_mins
             .as_deref()
-            .and_then(|raw| raw.trim().parse::<u32>().ok())
-            .unwrap_or(DEFAULT_DURATION);
+            .map(str::trim)
+            .filter(|raw| *raw == CUSTOM_END || raw.parse::<u32>().is_ok())
+            .map_or_else(|| DEFAULT_WINDOW_MINUTES.to_string(), str::to_owned);
         json!({
             "measure": self.measure.clone().unwrap_or_default(),
             "options_raw": self.options_raw.clone().unwrap_or_default(),
@@ -119,6 +125,7 @@ impl CreateForm {
             "start_time_type": if self.scheduled() { "scheduled" } else { "now" },
             "scheduled_start_time": self.scheduled_start_time.clone().unwrap_or_default(),
             "duration_mins": duration,
+            "ends_at_time": self.ends_at_time.clone().unwrap_or_default(),
             "eligibility": self.settings().eligibility.as_str(),
             "allow_vote_change": self.settings().allow_vote_change,
             "publish_bulletin": self.settings().publish_bulletin,
@@ -138,7 +145,27 @@ impl CreateForm {
     /// The scheduled start as text, with the browser's UTC offset attached
     /// when it sent a bare `datetime-local` value (which has none).
     fn scheduled_start(&self) -> String {
-        let text = self.scheduled_start_time.as_deref().unwrap_or("").trim();
+        self.in_browser_zone(self.scheduled_start_time.as_deref())
+    }
+
+    /// The window asked for: the chosen minutes, a custom end, or the
+    /// default when the form names none.
+    fn window(&self) -> WindowRequest {
+        match self.duration_mins.as_deref().map(str::trim) {
+            None | Some("") => WindowRequest::Minutes(DEFAULT_WINDOW_MINUTES),
+            Some(CUSTOM_END) => {
+                WindowRequest::Until(self.in_browser_zone(self.ends_at_time.as_deref()))
+            }
+            // The window is read by the core, so its error is reported
+            // with every other field's.
+            Some(typed) => WindowRequest::Typed(typed.to_owned()),
+        }
+    }
+
+    /// `text` with the browser's UTC offset attached when it is a bare
+    /// `datetime-local` value (which has none); otherwise as typed.
+    fn in_browser_zone(&self, text: Option<&str>) -> String {
+        let text = text.unwrap_or("").trim();
         let browser_offset = self
             .tz_offset_minutes
             .as_deref()
@@ -274,12 +301,7 @@ pub(crate) async fn create_ballot(
         } else {
             StartRequest::Now
         },
-        // The window is read by the core, so its error is reported with
-        // every other field's.
-        window: match form.duration_mins.as_deref().map(str::trim) {
-            None | Some("") => WindowRequest::Minutes(0),
-            Some(typed) => WindowRequest::Typed(typed.to_owned()),
-        },
+        window: form.window(),
         settings: form.settings(),
         method: form.method(),
     };
@@ -311,6 +333,8 @@ pub(crate) async fn create_ballot(
         }
         Ok(ballot) => {
             state.metrics.ballots_created.inc();
+            // The vote page opens once with the share view.
+            keep_notice(&state, jar, Notice::Created);
             success_redirect(headers, &format!("/vote/{}", ballot.id()))
         }
         Err(CreateBallotError::Invalid(errors)) => create_page(

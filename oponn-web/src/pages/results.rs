@@ -22,10 +22,12 @@ use crate::export::{
 };
 use crate::html::{error_page, not_found, render, unavailable};
 use crate::identity::{Notice, Viewer, kept_receipt, take_notice, viewer, voter_on};
-use crate::live::{KEEP_ALIVE, Unwatched, live_updates};
+use crate::live::{KEEP_ALIVE, LiveFeed, PageStream, Unwatched, page_frames};
 use crate::metrics::SseClientGuard;
 use crate::state::AppState;
 use crate::views::{BallotView, ResultsView};
+
+use super::share::PreviewView;
 
 /// Why a viewer gets no results.
 enum Refusal {
@@ -84,6 +86,7 @@ fn refused(state: &AppState, refusal: Refusal) -> Response {
 #[handler]
 pub(crate) async fn results_page(
     state: Data<&Arc<AppState>>,
+    headers: &HeaderMap,
     jar: &CookieJar,
     csrf: &CsrfToken,
     Path(id): Path<String>,
@@ -109,6 +112,9 @@ pub(crate) async fn results_page(
             "is_owner": ballot.is_owned_by(&viewer.owner),
             "receipt": kept_receipt(&state, jar, &ballot.id()).map(|receipt| receipt.to_string()),
             "notice": take_notice(&state, jar).map(Notice::message),
+            "preview": PreviewView::new(&state, headers, &ballot, &format!("/results/{}", ballot.id())),
+            "share_path": format!("/ballots/{}/share", ballot.id()),
+            "present_path": format!("/results/{}/present", ballot.id()),
         }),
     )
 }
@@ -137,16 +143,41 @@ pub(crate) async fn live_results(
         .get("Last-Event-ID")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse().ok());
+    event_stream(&state, feed, PageStream::Results, resume_after)
+}
+
+/// `GET /ballots/{id}/live-state`: the ballot's state over SSE (`event:
+/// state`, when it opens, closes or is deleted), for every page that
+/// shows the ballot, whether or not its viewer may see results.
+#[handler]
+pub(crate) async fn live_state(state: Data<&Arc<AppState>>, Path(id): Path<String>) -> Response {
+    let Ok(id) = BallotId::parse(&id) else {
+        return not_found(&state);
+    };
+    match state.hub.watch_state(id).await {
+        Ok(feed) => event_stream(&state, feed, PageStream::State, None),
+        Err(BallotError::NotFound) => not_found(&state),
+        Err(error) => unavailable(&state, &error),
+    }
+}
+
+/// An HTML page's event stream of `feed`: as poem's SSE response does, but
+/// with the frames already encoded. The next frame when there is one, else
+/// a keep-alive comment on each tick; the body ends when the updates do
+/// (shutdown, or the feed closing).
+fn event_stream(
+    state: &AppState,
+    feed: LiveFeed,
+    kind: PageStream,
+    resume_after: Option<u64>,
+) -> Response {
     let guard = SseClientGuard::new(&state.metrics.sse_clients);
-    let mut frames = live_updates(feed, resume_after, state.shutdown.clone())
-        .map(move |update| {
+    let mut frames = page_frames(feed, kind, resume_after, state.shutdown.clone())
+        .map(move |frame| {
             let _connected = &guard;
-            Ok::<_, std::io::Error>(update.html_frame.clone())
+            Ok::<_, std::io::Error>(frame)
         })
         .boxed();
-    // As poem's SSE response does, with the frames already encoded: the
-    // next update when there is one, else a keep-alive comment on each tick;
-    // the body ends when the updates do (shutdown, or the feed closing).
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
     let body = futures_util::stream::poll_fn(move |cx| {
         if let Poll::Ready(frame) = frames.poll_next_unpin(cx) {

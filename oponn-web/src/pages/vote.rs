@@ -14,10 +14,12 @@ use crate::guard::{ClientAddr, too_many_requests};
 use crate::html::{
     ballot_or_refusal, csrf_refusal, is_htmx, not_found, render, success_redirect, unavailable,
 };
-use crate::identity::{Viewer, keep_receipt, viewer, voter_on};
+use crate::identity::{Notice, Viewer, keep_receipt, take_notice, viewer, voter_on};
 use crate::rates::Rate;
 use crate::state::AppState;
 use crate::views::BallotView;
+
+use super::share::{PreviewView, ShareView};
 
 /// The vote form as submitted: every field, as the form sends them (an
 /// approval ballot's checkboxes repeat `option_ids`; a ranked ballot
@@ -131,6 +133,9 @@ struct VoteView<'a> {
     current: Option<Vec<OptionId>>,
     /// Who votes from this browser on this ballot.
     voter: &'a VoterId,
+    /// The share view, shown once to the owner who just created the
+    /// ballot.
+    share: Option<ShareView>,
 }
 
 fn vote_page(
@@ -209,6 +214,9 @@ fn vote_page(
             "invited_voter": view.voter.invitation().is_some(),
             "invited_only_message": oponn_core::domain::messages::INVITED_ONLY,
             "login_url": format!("/login?next=/vote/{}", ballot.id()),
+            "share": view.share,
+            "notice": view.share.as_ref().map(|_| Notice::Created.message()),
+            "preview": PreviewView::new(state, headers, ballot, &format!("/vote/{}", ballot.id())),
         }),
     )
 }
@@ -241,11 +249,16 @@ pub(crate) async fn vote_form(
         }
     };
     let form = VoteForm::default();
+    // Just created by this viewer: the page opens with the share view.
+    let just_created = matches!(take_notice(&state, jar), Some(Notice::Created));
+    let share = (just_created && ballot.is_owned_by(&viewer.owner))
+        .then(|| ShareView::new(&state, headers, &id));
     let view = VoteView {
         form: &form,
         error: None,
         current,
         voter: &voter,
+        share,
     };
     vote_page(&state, headers, csrf, &viewer, &ballot, view)
 }
@@ -320,6 +333,7 @@ pub(crate) async fn cast_vote(
         error: Some(&message),
         current,
         voter: &voter,
+        share: None,
     };
     vote_page(&state, headers, csrf, &viewer, &ballot, view)
 }

@@ -12,6 +12,30 @@
     }
   }
 
+  // Date-time pickers for the future (scheduled start, custom end) refuse
+  // past times in the browser too: their minimum is this minute, local.
+  function limitToFuture(root) {
+    var scope = root && root.querySelectorAll ? root : document;
+    var now = new Date();
+    now.setSeconds(0, 0);
+    var local = new Date(now.getTime() - now.getTimezoneOffset() * 60000)
+      .toISOString().slice(0, 16);
+    var fields = scope.querySelectorAll("input.future-time");
+    for (var i = 0; i < fields.length; i++) fields[i].min = local;
+  }
+
+  // The custom end field shows only while "custom end time" is the chosen
+  // window, and is required then. Without JavaScript it always shows.
+  function showCustomEnd() {
+    var choice = document.getElementById("duration_mins");
+    var field = document.getElementById("ends-at-field");
+    if (!choice || !field) return;
+    var custom = choice.value === "custom";
+    field.hidden = !custom;
+    var input = document.getElementById("ends_at_time");
+    if (input) input.required = custom;
+  }
+
   // After a form comes back with errors, move focus to the first invalid
   // field so keyboard and screen-reader users land on the problem.
   function focusFirstInvalid(root) {
@@ -44,9 +68,15 @@
     indicator.classList.toggle("is-offline", state !== "active");
     var text = indicator.querySelector(".live-text");
     if (text) {
-      text.textContent = "live_feed_" + state;
+      text.textContent = LIVE_TEXT[state] || "live_feed_" + state;
     }
   }
+
+  // The indicator's words once the stream has stopped for good.
+  var LIVE_TEXT = {
+    ended: "live_feed_ended: final results",
+    deleted: "live_feed_ended: ballot deleted"
+  };
 
   // Tell screen readers what changed in one short sentence (the polite
   // live region), never the whole table on every update.
@@ -64,6 +94,186 @@
       summary += ". leading: " + leader.textContent.replace(/^>\s*/, "").trim();
     }
     if (region.textContent !== summary) region.textContent = summary;
+  }
+
+  // A span of milliseconds as a countdown reads it: "2d 03h", "1h 05m",
+  // "4m 09s", "9s".
+  function formatSpan(ms) {
+    var seconds = Math.max(0, Math.ceil(ms / 1000));
+    var days = Math.floor(seconds / 86400);
+    var hours = Math.floor((seconds % 86400) / 3600);
+    var minutes = Math.floor((seconds % 3600) / 60);
+    var rest = seconds % 60;
+    var two = function (n) { return (n < 10 ? "0" : "") + n; };
+    if (days > 0) return days + "d " + two(hours) + "h";
+    if (hours > 0) return hours + "h " + two(minutes) + "m";
+    if (minutes > 0) return minutes + "m " + two(rest) + "s";
+    return rest + "s";
+  }
+
+  // The server's clock, as near as the page can tell: the browser's,
+  // corrected by the difference seen when the page arrived.
+  var clockSkew = null;
+  function serverNow() {
+    if (clockSkew === null) {
+      var line = document.querySelector(".ballot-state[data-now]");
+      var then = line ? Number(line.getAttribute("data-now")) : NaN;
+      clockSkew = isFinite(then) && then > 0 ? then - Date.now() : 0;
+    }
+    return Date.now() + clockSkew;
+  }
+
+  // The status line's words for the state it holds, counting down to the
+  // next change. At zero it waits for the server to say the change
+  // happened (the live stream's `state` event).
+  function statusText(line) {
+    var status = line.getAttribute("data-status");
+    var opensAt = Number(line.getAttribute("data-opens-at"));
+    var closesRaw = line.getAttribute("data-closes-at");
+    var closesAt = closesRaw ? Number(closesRaw) : NaN;
+    var now = serverNow();
+    if (status === "pending") {
+      return opensAt > now ? "starts in " + formatSpan(opensAt - now) : "opening…";
+    }
+    if (status === "active") {
+      if (!isFinite(closesAt)) return "voting open";
+      return closesAt > now ? "ends in " + formatSpan(closesAt - now) : "closing…";
+    }
+    if (status === "deleted") return "ballot deleted";
+    return "voting closed";
+  }
+
+  function tickCountdowns() {
+    var lines = document.querySelectorAll(".ballot-state");
+    for (var i = 0; i < lines.length; i++) {
+      var label = lines[i].querySelector(".status-label");
+      var text = statusText(lines[i]);
+      if (label && label.textContent !== text) label.textContent = text;
+    }
+  }
+
+  // What a screen reader hears when the state changes.
+  var STATE_SUMMARY = {
+    active: "Voting is open.",
+    ended: "Voting has closed.",
+    deleted: "This ballot was deleted."
+  };
+
+  // What the vote form says beside itself in each state.
+  var STATE_NOTE = {
+    ended: "voting_closed: this ballot no longer takes votes.",
+    deleted: "This ballot was deleted. Go back to the dashboard to find another."
+  };
+
+  // Applies one `state` event (status, opens_at, closes_at) to the page:
+  // the status line and its countdown, the vote form's controls (enabled
+  // only while open, and only for a viewer the server said may vote), the
+  // owner's close button, and results that were waiting for the close.
+  function applyState(state, source) {
+    if (!state || typeof state.status !== "string") return;
+    var lines = document.querySelectorAll(".ballot-state");
+    var previous = lines.length ? lines[0].getAttribute("data-status") : null;
+    for (var i = 0; i < lines.length; i++) {
+      var line = lines[i];
+      line.setAttribute("data-status", state.status);
+      if (typeof state.opens_at === "number") line.setAttribute("data-opens-at", String(state.opens_at));
+      line.setAttribute("data-closes-at", typeof state.closes_at === "number" ? String(state.closes_at) : "");
+      var dot = line.querySelector(".status-dot");
+      if (dot) dot.className = "status-dot " + (state.status === "deleted" ? "ended" : state.status);
+    }
+    tickCountdowns();
+    var changed = previous !== null && previous !== state.status;
+    var open = state.status === "active";
+    var forms = document.querySelectorAll("form[data-can-vote]");
+    for (var f = 0; f < forms.length; f++) {
+      var options = forms[f].querySelector("fieldset.options");
+      if (options) options.disabled = !open;
+      var button = forms[f].querySelector("button[type='submit']");
+      if (button) button.disabled = !(open && forms[f].getAttribute("data-can-vote") === "true");
+    }
+    var notes = document.querySelectorAll(".state-note");
+    for (var n = 0; n < notes.length; n++) {
+      var note = STATE_NOTE[state.status] || (changed && open ? "voting_open: you can vote now." : "");
+      notes[n].textContent = note;
+      notes[n].hidden = note === "";
+    }
+    var closeForms = document.querySelectorAll(".close-form");
+    for (var c = 0; c < closeForms.length; c++) {
+      closeForms[c].hidden = state.status === "ended" || state.status === "deleted";
+    }
+    if (changed) {
+      var summaries = document.querySelectorAll(".state-summary");
+      for (var s = 0; s < summaries.length; s++) {
+        summaries[s].textContent = STATE_SUMMARY[state.status] || "";
+      }
+    }
+    if (state.status === "ended" || state.status === "deleted") {
+      // Nothing more will come (the server ends the stream): stop it
+      // instead of reconnecting to a ballot that will not change.
+      var holder = source && source.closest ? source.closest("[sse-connect]") : null;
+      var data = holder ? holder["htmx-internal-data"] : null;
+      if (data && data.sseEventSource) data.sseEventSource.close();
+      if (document.getElementById("live-indicator")) setLive(state.status);
+    }
+    if (state.status === "deleted") {
+      var controls = document.querySelectorAll(".owner-controls");
+      for (var o = 0; o < controls.length; o++) controls[o].hidden = true;
+    }
+    if (changed && state.status === "ended" && window.htmx &&
+        document.querySelector("[data-shown-on-close]") && document.getElementById("results-section")) {
+      // The results were waiting for the close: bring them in.
+      window.htmx.ajax("GET", window.location.pathname, {
+        target: "#results-section", select: "#results-section", swap: "outerHTML"
+      });
+    }
+  }
+
+  // A `state` event is data for applyState, never markup to swap in.
+  function takeStateEvent(event) {
+    var message = event.detail;
+    if (!message || message.type !== "state") return;
+    event.preventDefault();
+    var state = null;
+    try { state = JSON.parse(message.data); } catch (ignored) { return; }
+    applyState(state, event.target);
+  }
+
+  // Copy buttons (shown only with JavaScript; without it the link is
+  // selectable text): copy the link, and say so where a screen reader
+  // hears it. Falls back to selecting the text and the older copy command
+  // where the clipboard API is refused (a page over plain http).
+  function showCopyButtons() {
+    var buttons = document.querySelectorAll(".copy-button");
+    for (var i = 0; i < buttons.length; i++) buttons[i].hidden = false;
+  }
+
+  function copyLink(button) {
+    var source = document.getElementById(button.getAttribute("data-copy-from"));
+    if (!source) return;
+    var status = document.querySelector(".copy-status");
+    var done = function (copied) {
+      var label = button.getAttribute("data-label") || button.textContent;
+      button.setAttribute("data-label", label);
+      button.textContent = copied ? "copied" : "press Ctrl+C";
+      if (status) {
+        status.textContent = copied
+          ? "Copied: " + source.value
+          : "Could not copy by itself: the link is selected, press Ctrl+C (or long-press on a phone).";
+      }
+      window.setTimeout(function () { button.textContent = label; }, 2000);
+    };
+    var fallback = function () {
+      source.focus();
+      source.select();
+      var copied = false;
+      try { copied = document.execCommand("copy"); } catch (ignored) { copied = false; }
+      done(copied);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(source.value).then(function () { done(true); }, fallback);
+    } else {
+      fallback();
+    }
   }
 
   // What to do next after a refusal, by status, when the page did not say.
@@ -114,12 +324,21 @@
 
   document.addEventListener("DOMContentLoaded", fillTimezoneOffset);
   document.addEventListener("DOMContentLoaded", function () {
+    limitToFuture(document);
+    showCustomEnd();
+  });
+  document.addEventListener("change", function (event) {
+    if (event.target && event.target.id === "duration_mins") showCustomEnd();
+  });
+  document.addEventListener("DOMContentLoaded", function () {
     if (document.getElementById("live-indicator")) setLive("connecting");
   });
   document.addEventListener("htmx:responseError", function (event) { showRequestError(event, false); });
   document.addEventListener("htmx:sendError", function (event) { showRequestError(event, true); });
   document.addEventListener("htmx:afterSwap", function (event) {
     fillTimezoneOffset();
+    limitToFuture(document);
+    showCustomEnd();
     // htmx fires afterSwap on the newly swapped-in element(s); live results
     // updates never move focus.
     var swapped = event.target;
@@ -130,6 +349,18 @@
     }
   });
   document.addEventListener("input", selectWriteIn);
+  document.addEventListener("htmx:sseBeforeMessage", takeStateEvent);
+  document.addEventListener("DOMContentLoaded", showCopyButtons);
+  document.addEventListener("click", function (event) {
+    var button = event.target && event.target.closest ? event.target.closest(".copy-button") : null;
+    if (button) copyLink(button);
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    if (document.querySelector(".ballot-state")) {
+      tickCountdowns();
+      window.setInterval(tickCountdowns, 1000);
+    }
+  });
   document.addEventListener("htmx:sseOpen", function () { setLive("active"); });
   document.addEventListener("htmx:sseError", function () { setLive("reconnecting"); });
 })();

@@ -693,7 +693,54 @@ async fn refusals_show_where_the_user_acted_and_owner_actions_are_confirmed() {
         .unwrap();
     assert!(notice.contains("The ballot was deleted"), "{notice}");
 
-    // The voter, whose page still shows the ballot, is told what happened.
+    // The voter, whose page still shows the ballot, is told by the live
+    // stream, with nothing to press: the form is disabled.
+    let note = wait_for(&voter, ".state-note:not([hidden])")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(note.contains("This ballot was deleted"), "{note}");
+    let submit = voter
+        .find(Locator::Css("button[type='submit']"))
+        .await
+        .unwrap();
+    assert_eq!(
+        submit.attr("disabled").await.unwrap().as_deref(),
+        Some("true")
+    );
+    screenshot(&voter, "vote-deleted-meanwhile").await;
+
+    // A page that missed the news (its stream stopped) still hears it
+    // from the refusal, in place.
+    voter.goto(&app.url("/create")).await.unwrap();
+    wait_for(&voter, "#create-ballot-section").await;
+    let other = app
+        .simple_ballot(&crate::helpers::browser(), "Deleted while away?")
+        .await;
+    voter
+        .goto(&app.url(&format!("/vote/{other}")))
+        .await
+        .unwrap();
+    wait_for(&voter, "#vote-section").await;
+    voter
+        .execute(
+            "document.querySelector('[sse-connect]')['htmx-internal-data'].sseEventSource.close()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let gone = app
+        .oponn
+        .service()
+        .ballot(&oponn_core::domain::BallotId::parse(&other).unwrap())
+        .await
+        .unwrap();
+    app.oponn
+        .service()
+        .delete_ballot(&gone.id(), gone.owner().unwrap())
+        .await
+        .unwrap();
     vote_for(&voter, "1").await;
     let refusal = wait_for(&voter, ".request-error")
         .await
@@ -701,5 +748,231 @@ async fn refusals_show_where_the_user_acted_and_owner_actions_are_confirmed() {
         .await
         .unwrap();
     assert!(refusal.contains("deleted"), "{refusal}");
-    screenshot(&voter, "vote-deleted-meanwhile").await;
+}
+
+/// The value of `property` of the element `css` finds.
+async fn property(browser: &Client, css: &str, property: &str) -> String {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .prop(property)
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// Waits until the element `css` finds has `expected` as `property`.
+async fn wait_for_property(browser: &Client, css: &str, name: &str, expected: &str) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let now = property(browser, css, name).await;
+        if now == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{css} {name}: {now:?}, not {expected:?}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn a_ballot_is_shared_presented_watched_and_closed_with_every_page_keeping_up() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let owner = driver.browser().await;
+    let voter = driver.browser().await;
+    let waiting = driver.browser().await;
+    let watcher = driver.browser().await;
+
+    // Created: the owner lands on the share view above the vote form.
+    owner.goto(&app.url("/create")).await.unwrap();
+    type_into(&owner, "measure", "Which talk first?").await;
+    type_into(&owner, "options_raw", "Rust in production\nHTMX, honestly\nA very long talk title that goes on and on to test wrapping").await;
+    click(&owner, "button[type='submit']").await;
+    wait_for(&owner, "#share-section").await;
+    let id = owner
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .trim_start_matches("/vote/")
+        .to_owned();
+    let vote_link = property(&owner, "#share-vote-link", "value").await;
+    assert_eq!(vote_link, app.url(&format!("/vote/{id}")));
+    screenshot(&owner, "share").await;
+
+    // Copy: the button says it did, and so does the status line.
+    click(&owner, ".copy-button[data-copy-from='share-vote-link']").await;
+    let copied = wait_for(&owner, ".copy-status:not(:empty)")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        copied == format!("Copied: {vote_link}") || copied.starts_with("Could not copy by itself"),
+        "{copied}"
+    );
+    // The QR code shows, and reads back to the link.
+    let width = owner
+        .execute(
+            "return document.querySelector('img.qr-code').naturalWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        width.as_u64().unwrap_or(0) > 0,
+        "the QR image loaded: {width}"
+    );
+    let svg = crate::helpers::get_text(
+        &crate::helpers::browser(),
+        &app.url(&format!("/ballots/{id}/qr.svg")),
+    )
+    .await;
+    assert_eq!(crate::share::read_qr(&svg), vote_link);
+    owner.set_window_size(390, 844).await.unwrap();
+    screenshot(&owner, "share-phone").await;
+    owner.set_window_size(1280, 900).await.unwrap();
+
+    // The owner presents; a voter votes; the bars move on the projector.
+    owner
+        .goto(&app.url(&format!("/results/{id}/present")))
+        .await
+        .unwrap();
+    wait_for(&owner, ".results[data-seq='0']").await;
+    waiting.goto(&vote_link).await.unwrap();
+    wait_for(&waiting, "#vote-section").await;
+    watcher
+        .goto(&app.url(&format!("/results/{id}")))
+        .await
+        .unwrap();
+    wait_for(&watcher, "#live-indicator:not(.is-offline)").await;
+    voter.goto(&vote_link).await.unwrap();
+    vote_for(&voter, "2").await;
+    wait_for(&owner, ".results[data-seq='1']").await;
+    wait_for(&watcher, ".results[data-seq='1']").await;
+    watcher.set_window_size(390, 844).await.unwrap();
+    screenshot(&watcher, "results-phone").await;
+    watcher.set_window_size(1280, 900).await.unwrap();
+    assert!(live_text(&owner).await.contains("HTMX, honestly"));
+    screenshot(&owner, "present").await;
+    owner.set_window_size(390, 844).await.unwrap();
+    screenshot(&owner, "present-phone").await;
+    owner.set_window_size(1280, 900).await.unwrap();
+
+    // The countdown to the default hour's end ticks on the open pages.
+    let label = property(&waiting, ".ballot-state .status-label", "textContent").await;
+    assert!(label.starts_with("ends in "), "{label}");
+
+    // The owner closes the ballot: every open page changes by itself.
+    owner
+        .goto(&app.url(&format!("/results/{id}")))
+        .await
+        .unwrap();
+    click(&owner, ".close-form button").await;
+    wait_for(&owner, "[role='status']").await;
+    wait_for(&waiting, ".ballot-state[data-status='ended']").await;
+    wait_for_property(
+        &waiting,
+        ".ballot-state .status-label",
+        "textContent",
+        "voting closed",
+    )
+    .await;
+    let note = wait_for(&waiting, ".state-note:not([hidden])")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(note.contains("voting_closed"), "{note}");
+    let submit = waiting
+        .find(Locator::Css("button[type='submit']"))
+        .await
+        .unwrap();
+    assert_eq!(
+        submit.attr("disabled").await.unwrap().as_deref(),
+        Some("true")
+    );
+    let options = waiting
+        .find(Locator::Css("fieldset.options"))
+        .await
+        .unwrap();
+    assert_eq!(
+        options.attr("disabled").await.unwrap().as_deref(),
+        Some("true")
+    );
+    screenshot(&waiting, "vote-closed-live").await;
+    waiting.set_window_size(390, 844).await.unwrap();
+    screenshot(&waiting, "vote-closed-live-phone").await;
+    wait_for(&watcher, ".ballot-state[data-status='ended']").await;
+    wait_for_property(
+        &watcher,
+        "#live-indicator .live-text",
+        "textContent",
+        "live_feed_ended: final results",
+    )
+    .await;
+    let summary = property(&watcher, ".state-summary", "textContent").await;
+    assert_eq!(summary, "Voting has closed.");
+    screenshot(&watcher, "results-closed-live").await;
+
+    for browser in [owner, voter, waiting, watcher] {
+        browser.close().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_scheduled_ballot_counts_down_and_opens_its_form_by_itself() {
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let voter = driver.browser().await;
+    let owner = crate::helpers::browser();
+    // The test clock stands still; the ballot opens 3 seconds after it.
+    let opens = (oponn_core::ports::Clock::now(app.oponn.clock()) + time::Duration::seconds(3))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let id = app
+        .create_ballot(
+            &owner,
+            &[
+                ("measure", "Opens soon?"),
+                ("options_raw", "a, b"),
+                ("start_time_type", "scheduled"),
+                ("scheduled_start_time", &opens),
+            ],
+        )
+        .await;
+    voter.goto(&app.url(&format!("/vote/{id}"))).await.unwrap();
+    wait_for(&voter, ".ballot-state[data-status='pending']").await;
+    let label = property(&voter, ".ballot-state .status-label", "textContent").await;
+    assert!(
+        label.starts_with("starts in ") && label.ends_with('s'),
+        "{label}"
+    );
+    let options = voter.find(Locator::Css("fieldset.options")).await.unwrap();
+    assert_eq!(
+        options.attr("disabled").await.unwrap().as_deref(),
+        Some("true")
+    );
+    screenshot(&voter, "vote-countdown").await;
+    // The server's timer sends the opening when it is due.
+    app.oponn.clock().advance(time::Duration::seconds(3));
+    wait_for(&voter, ".ballot-state[data-status='active']").await;
+    let note = wait_for(&voter, ".state-note:not([hidden])")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(note.contains("you can vote now"), "{note}");
+    let submit = voter
+        .find(Locator::Css("button[type='submit']"))
+        .await
+        .unwrap();
+    assert_eq!(submit.attr("disabled").await.unwrap(), None);
+    vote_for(&voter, "1").await;
+    wait_for(&voter, ".results").await;
+    voter.close().await.unwrap();
 }

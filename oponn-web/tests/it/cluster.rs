@@ -103,7 +103,8 @@ pub(crate) async fn watch_new_ballot(instance: &OponnProcess, id: &str) -> SseRe
             .send()
             .await
             .unwrap(),
-    );
+    )
+    .skipping("state");
     assert_eq!(watcher.next().await.id.as_deref(), Some("0"));
     watcher
 }

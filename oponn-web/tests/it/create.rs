@@ -239,3 +239,120 @@ async fn a_browser_local_start_time_is_read_in_the_browsers_zone() {
     ];
     assert_eq!(post_create(&app, false, &west).await.status(), 303);
 }
+
+#[tokio::test]
+async fn a_custom_end_time_is_read_in_the_browsers_zone_and_checked() {
+    let app = spawn_app().await;
+    // The test clock stands at 2030-01-01 00:00 UTC.
+    let custom = |end: &'static str| {
+        [
+            ("measure", "custom end"),
+            ("options_raw", "a,b"),
+            ("duration_mins", "custom"),
+            ("ends_at_time", end),
+            ("tz_offset_minutes", "300"),
+        ]
+    };
+    // 01:30 in UTC-05:00 is 06:30 UTC.
+    let created = post_create(&app, false, &custom("2030-01-01T01:30")).await;
+    assert_eq!(created.status(), 303);
+    let id = location(&created).trim_start_matches("/vote/").to_owned();
+    let ballot: serde_json::Value = browser()
+        .get(app.url(&format!("/api/v1/ballots/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ballot["ends_at"], "2030-01-01T06:30:00Z", "{ballot}");
+    for (end, message) in [
+        (
+            "",
+            "End time is required when &#x27;custom&#x27; is selected",
+        ),
+        ("someday", "Invalid end time format"),
+        // 18:59 in UTC-05:00 is 23:59 UTC the day before: before voting opens.
+        ("2029-12-31T18:59", "End time must be after voting starts"),
+        ("2031-01-01T00:00", "at most 525600 minutes (one year)"),
+    ] {
+        let html = post_create(&app, true, &custom(end))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains(&format!(
+                r#"<div class="field-error-msg" id="duration_mins-error">{message}</div>"#
+            )),
+            "{end:?}: {html}"
+        );
+        // The choice and the typed end are kept.
+        assert!(
+            html.contains(r#"<option value="custom" selected>"#),
+            "{end:?}"
+        );
+        assert!(html.contains(&format!(r#"value="{end}""#)), "{end:?}");
+    }
+    // Both date pickers carry the class app.js gives a minimum of now.
+    let form = crate::helpers::get_text(&browser(), &app.url("/create")).await;
+    assert!(
+        form.contains(r#"id="ends_at_time" name="ends_at_time" class="future-time""#),
+        "{form}"
+    );
+    let start = crate::helpers::get_text(
+        &browser(),
+        &app.url("/partials/start-time-input?start_time_type=scheduled"),
+    )
+    .await;
+    assert!(start.contains(r#"class="future-time""#), "{start}");
+}
+
+#[tokio::test]
+async fn a_ballot_made_without_a_window_gets_the_forms_default_hour_everywhere() {
+    let app = spawn_app().await;
+    // The form with no window field, and the API with none.
+    let created = post_create(
+        &app,
+        false,
+        &[("measure", "no window"), ("options_raw", "a,b")],
+    )
+    .await;
+    assert_eq!(created.status(), 303);
+    let form_id = location(&created).trim_start_matches("/vote/").to_owned();
+    let owner = browser();
+    let api: serde_json::Value = crate::helpers::post_json(
+        &owner,
+        &app.url("/api/v1/ballots"),
+        &serde_json::json!({ "measure": "no window", "options": ["a", "b"] }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        api["vote_url"]
+            .as_str()
+            .map(|url| url.ends_with(&format!("/vote/{}", api["id"].as_str().unwrap()))),
+        Some(true),
+        "{api}"
+    );
+    for id in [form_id.as_str(), api["id"].as_str().unwrap()] {
+        let ballot: serde_json::Value = browser()
+            .get(app.url(&format!("/api/v1/ballots/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(ballot["starts_at"], "2030-01-01T00:00:00Z", "{ballot}");
+        assert_eq!(ballot["ends_at"], "2030-01-01T01:00:00Z", "{ballot}");
+    }
+    // The form preselects the same hour.
+    let form = crate::helpers::get_text(&browser(), &app.url("/create")).await;
+    assert!(
+        form.contains(r#"<option value="60" selected>1 hour</option>"#),
+        "{form}"
+    );
+}

@@ -167,7 +167,8 @@ impl TestApp {
         SseReader::new(response)
     }
 
-    /// Opens the live results of ballot `id`, resuming after `last_event_id` if given.
+    /// Opens the live results of ballot `id`, resuming after `last_event_id`
+    /// if given; its reader passes over the ballot's `state` events.
     pub(crate) async fn live_results(
         &self,
         browser: &Client,
@@ -180,6 +181,13 @@ impl TestApp {
             last_event_id,
         )
         .await
+        .skipping("state")
+    }
+
+    /// Opens the live state of ballot `id`.
+    pub(crate) async fn live_state(&self, browser: &Client, id: &str) -> SseReader {
+        self.event_stream(browser, &format!("/ballots/{id}/live-state"), None)
+            .await
     }
 }
 
@@ -277,6 +285,8 @@ pub(crate) struct SseEvent {
 pub(crate) struct SseReader {
     body: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
+    /// An event type [`next`](Self::next) passes over.
+    skipped: Option<&'static str>,
 }
 
 impl SseReader {
@@ -284,14 +294,28 @@ impl SseReader {
         Self {
             body: response.bytes_stream().boxed(),
             buffer: String::new(),
+            skipped: None,
         }
+    }
+
+    /// This reader, passing over events of type `event`.
+    pub(crate) fn skipping(mut self, event: &'static str) -> Self {
+        self.skipped = Some(event);
+        self
     }
 
     /// The next event (keep-alive comments skipped), failing after [`DEADLINE`].
     pub(crate) async fn next(&mut self) -> SseEvent {
-        tokio::time::timeout(DEADLINE, self.next_event())
-            .await
-            .expect("an event arrives within the deadline")
+        tokio::time::timeout(DEADLINE, async {
+            loop {
+                let event = self.next_event().await;
+                if self.skipped.is_none() || event.event.as_deref() != self.skipped {
+                    return event;
+                }
+            }
+        })
+        .await
+        .expect("an event arrives within the deadline")
     }
 
     async fn next_event(&mut self) -> SseEvent {

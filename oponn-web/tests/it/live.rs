@@ -1,5 +1,7 @@
 //! Live results over SSE, and the results page that follows them.
 
+use oponn_core::ports::Clock as _;
+
 use crate::helpers::{TestApp, browser, spawn_app, unescape};
 
 /// Creates the ballot these tests watch, "live?" with yes and no, and returns its id.
@@ -80,7 +82,7 @@ async fn the_results_page_connects_to_the_stream_with_htmx() {
     let html = app.page_text(&browser(), &format!("/results/{id}")).await;
     assert!(html.contains("hx-ext=\"sse\""));
     assert!(html.contains(&format!("sse-connect=\"/ballots/{id}/live-results\"")));
-    assert!(html.contains("sse-swap=\"results\""));
+    assert!(html.contains("sse-swap=\"results,state\""));
     // The indicator shows only once the script runs (the stream then
     // says whether it is live); without JavaScript a note says so.
     assert!(html.contains(r#"id="live-indicator" hidden"#), "{html}");
@@ -99,4 +101,166 @@ async fn shutdown_ends_open_streams_cleanly() {
     let stopping = tokio::spawn(stream.until_closed());
     app.shut_down().await.unwrap();
     stopping.await.unwrap();
+}
+
+/// RFC 3339 of the test clock's now plus `seconds`.
+fn seconds_from_now(app: &TestApp, seconds: i64) -> String {
+    (app.oponn.clock().now() + time::Duration::seconds(seconds))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// The status a `state` event carries, checking it is one.
+fn state_of(event: &crate::helpers::SseEvent) -> String {
+    assert_eq!(event.event.as_deref(), Some("state"), "{event:?}");
+    let state: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+    state["status"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn open_pages_hear_when_the_owner_closes_the_ballot_and_the_stream_ends() {
+    let app = spawn_app().await;
+    let owner = browser();
+    let id = app.simple_ballot(&owner, "closing live?").await;
+    let mut state = app.live_state(&browser(), &id).await;
+    let first = state.next().await;
+    assert_eq!(state_of(&first), "active");
+    let data: serde_json::Value = serde_json::from_str(&first.data).unwrap();
+    assert!(data["opens_at"].is_i64(), "{data}");
+    assert!(
+        data["closes_at"].is_i64(),
+        "the default hour ends it: {data}"
+    );
+    // A vote changes the tally, not the state: no state event for it.
+    let mut results = app
+        .event_stream(&browser(), &format!("/ballots/{id}/live-results"), None)
+        .await;
+    assert_eq!(results.next().await.event.as_deref(), Some("results"));
+    assert_eq!(state_of(&results.next().await), "active");
+    assert_eq!(app.vote_for(&browser(), &id, "1").await, 303);
+    assert_eq!(results.next().await.event.as_deref(), Some("results"));
+
+    let closed = app
+        .form_post(&owner, &format!("/ballots/{id}/close"), &[])
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 303);
+    assert_eq!(state_of(&state.next().await), "ended");
+    assert_eq!(results.next().await.event.as_deref(), Some("results"));
+    assert_eq!(state_of(&results.next().await), "ended");
+    state.until_closed().await;
+    results.until_closed().await;
+}
+
+#[tokio::test]
+async fn open_pages_hear_when_the_ballot_is_deleted() {
+    let app = spawn_app().await;
+    let owner = browser();
+    let id = app.simple_ballot(&owner, "deleted live?").await;
+    let mut state = app.live_state(&browser(), &id).await;
+    assert_eq!(state_of(&state.next().await), "active");
+    let deleted = app
+        .form_post(&owner, &format!("/ballots/{id}/delete"), &[])
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 303);
+    assert_eq!(state_of(&state.next().await), "deleted");
+    state.until_closed().await;
+    // Gone: a new stream is refused.
+    let again = browser()
+        .get(app.url(&format!("/ballots/{id}/live-state")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+}
+
+#[tokio::test]
+async fn a_scheduled_start_and_a_custom_end_reach_open_pages_with_no_request() {
+    let app = spawn_app().await;
+    let (opens, closes) = (seconds_from_now(&app, 2), seconds_from_now(&app, 4));
+    let id = app
+        .create_ballot(
+            &browser(),
+            &[
+                ("measure", "opens and closes by itself?"),
+                ("options_raw", "a, b"),
+                ("start_time_type", "scheduled"),
+                ("scheduled_start_time", &opens),
+                ("duration_mins", "custom"),
+                ("ends_at_time", &closes),
+            ],
+        )
+        .await;
+    // No request is made after the stream opens: the server's own timer
+    // sends each change when it is due. The test clock stands still, so
+    // it is moved on as far as the timer waits.
+    let mut state = app.live_state(&browser(), &id).await;
+    assert_eq!(state_of(&state.next().await), "pending");
+    app.oponn.clock().advance(time::Duration::seconds(2));
+    assert_eq!(state_of(&state.next().await), "active");
+    app.oponn.clock().advance(time::Duration::seconds(2));
+    assert_eq!(state_of(&state.next().await), "ended");
+    state.until_closed().await;
+}
+
+#[tokio::test]
+async fn the_state_stream_is_open_to_viewers_who_may_not_see_results() {
+    let app = spawn_app().await;
+    let id = app
+        .create_ballot(
+            &browser(),
+            &[
+                ("measure", "secret until closed?"),
+                ("options_raw", "a, b"),
+                ("results_visibility", "after_close"),
+            ],
+        )
+        .await;
+    let stranger = browser();
+    let refused = stranger
+        .get(app.url(&format!("/ballots/{id}/live-results")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let mut state = app.live_state(&stranger, &id).await;
+    let event = state.next().await;
+    assert_eq!(state_of(&event), "active");
+    assert!(!event.data.contains("count"), "no tally: {}", event.data);
+    // Its page waits on that stream, and fetches the results at the close.
+    let page = app.page_text(&stranger, &format!("/results/{id}")).await;
+    assert!(
+        page.contains(&format!(r#"sse-connect="/ballots/{id}/live-state""#)),
+        "{page}"
+    );
+    assert!(page.contains("data-shown-on-close"), "{page}");
+    for path in [
+        "/ballots/nope/live-state",
+        "/ballots/00000000000000000000000000/live-state",
+    ] {
+        let missing = stranger.get(app.url(path)).send().await.unwrap();
+        assert_eq!(missing.status(), 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_vote_page_follows_the_state_stream_outside_its_form() {
+    let app = spawn_app().await;
+    let id = live_ballot(&app).await;
+    let page = app.page_text(&browser(), &format!("/vote/{id}")).await;
+    let stream = page
+        .find(&format!(r#"sse-connect="/ballots/{id}/live-state""#))
+        .expect("the vote page connects");
+    let section = page.find(r#"id="vote-section""#).unwrap();
+    assert!(stream < section, "the stream outlives the form's swaps");
+    assert!(page.contains(r#"data-can-vote="true""#), "{page}");
+    assert!(
+        page.contains(r#"class="ballot-meta ballot-state" data-status="active""#),
+        "{page}"
+    );
 }

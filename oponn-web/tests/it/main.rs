@@ -24,6 +24,7 @@ mod outage;
 mod process;
 mod security;
 mod settings;
+mod share;
 mod simulate;
 mod storage;
 mod trust;

@@ -1,0 +1,193 @@
+//! Sharing and presenting a ballot: the share view (vote link with a copy
+//! button, its QR code, the results link), the QR code itself, the
+//! presenter view for a projector, and the link-preview tags every
+//! ballot page carries.
+
+use std::sync::Arc;
+
+use oponn_core::ResultsAccess;
+use oponn_core::domain::{Ballot, BallotId};
+use poem::http::{HeaderMap, StatusCode, header};
+use poem::web::cookie::CookieJar;
+use poem::web::{CsrfToken, Data, Path};
+use poem::{IntoResponse, Response, handler};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::html::{ballot_or_refusal, not_found, render, unavailable};
+use crate::identity::{viewer, voter_on};
+use crate::share::{public_origin, qr_svg};
+use crate::state::AppState;
+use crate::views::{BallotView, ResultsView};
+
+/// The most of a ballot's options a link preview lists before "…".
+const PREVIEW_DESCRIPTION_CHARS: usize = 160;
+
+/// The links that share a ballot, as the share view and the presenter
+/// view show them.
+#[derive(Debug, Serialize)]
+pub(crate) struct ShareView {
+    /// The vote page's absolute address: what the QR code holds.
+    pub(crate) vote_link: String,
+    /// The vote link without its scheme, short enough to read off a wall.
+    pub(crate) short_link: String,
+    /// The results page's absolute address.
+    pub(crate) results_link: String,
+    /// The QR code's own path on this site.
+    pub(crate) qr_path: String,
+    /// The presenter view's path.
+    pub(crate) present_path: String,
+}
+
+impl ShareView {
+    pub(crate) fn new(state: &AppState, headers: &HeaderMap, id: &BallotId) -> Self {
+        let origin = public_origin(state, headers);
+        let vote_link = format!("{origin}/vote/{id}");
+        let short_link = vote_link
+            .split_once("://")
+            .map_or_else(|| vote_link.clone(), |(_, rest)| rest.to_owned());
+        Self {
+            results_link: format!("{origin}/results/{id}"),
+            qr_path: format!("/ballots/{id}/qr.svg"),
+            present_path: format!("/results/{id}/present"),
+            vote_link,
+            short_link,
+        }
+    }
+}
+
+/// What a chat app shows for a shared link (Open Graph and Twitter card
+/// tags): the ballot's question, its options, and this instance's own
+/// preview image.
+#[derive(Debug, Serialize)]
+pub(crate) struct PreviewView {
+    /// The page's absolute address.
+    pub(crate) url: String,
+    /// The options, listed, cut at [`PREVIEW_DESCRIPTION_CHARS`].
+    pub(crate) description: String,
+    /// The preview image's absolute address.
+    pub(crate) image: String,
+}
+
+impl PreviewView {
+    /// The preview of `ballot`'s page at `path`.
+    pub(crate) fn new(state: &AppState, headers: &HeaderMap, ballot: &Ballot, path: &str) -> Self {
+        let origin = public_origin(state, headers);
+        let options = ballot
+            .options()
+            .iter()
+            .map(|option| option.label())
+            .collect::<Vec<_>>()
+            .join(" · ");
+        let mut description = format!("Vote on oponn: {options}. Results update live.");
+        if description.chars().count() > PREVIEW_DESCRIPTION_CHARS {
+            description = description
+                .chars()
+                .take(PREVIEW_DESCRIPTION_CHARS - 1)
+                .chain(['…'])
+                .collect();
+        }
+        Self {
+            url: format!("{origin}{path}"),
+            description,
+            image: format!("{origin}/static/img/preview.png"),
+        }
+    }
+}
+
+/// `GET /ballots/{id}/share`: the vote link with a copy button, its QR
+/// code and the results link. Anyone may see it: it holds only links the
+/// vote page already gives.
+#[handler]
+pub(crate) async fn share_page(
+    state: Data<&Arc<AppState>>,
+    headers: &HeaderMap,
+    jar: &CookieJar,
+    csrf: &CsrfToken,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = BallotId::parse(&id) else {
+        return not_found(&state);
+    };
+    let viewer = viewer(&state, jar).await;
+    let ballot = match ballot_or_refusal(&state, &id).await {
+        Ok(ballot) => ballot,
+        Err(refusal) => return refusal,
+    };
+    render(
+        &state,
+        "share.html",
+        csrf,
+        Some(&viewer),
+        json!({
+            "ballot": BallotView::new(&ballot, state.service.now()),
+            "share": ShareView::new(&state, headers, &id),
+            "preview": PreviewView::new(&state, headers, &ballot, &format!("/vote/{id}")),
+        }),
+    )
+}
+
+/// `GET /ballots/{id}/qr.svg`: the QR code of the ballot's vote link, as
+/// an SVG image to show, print or save.
+#[handler]
+pub(crate) async fn qr_code(
+    state: Data<&Arc<AppState>>,
+    headers: &HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = BallotId::parse(&id) else {
+        return not_found(&state);
+    };
+    if let Err(refusal) = ballot_or_refusal(&state, &id).await {
+        return refusal;
+    }
+    let link = ShareView::new(&state, headers, &id).vote_link;
+    match qr_svg(&link) {
+        Some(svg) => Response::builder()
+            .content_type("image/svg+xml")
+            // Made from the request's host when no public address is set.
+            .header(header::VARY, "Host")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .body(svg),
+        None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// `GET /results/{id}/present`: the presenter view for a projector: the
+/// question in large type, live bars, and the QR code and short link to
+/// vote, without the site's header and footer.
+#[handler]
+pub(crate) async fn present_page(
+    state: Data<&Arc<AppState>>,
+    headers: &HeaderMap,
+    jar: &CookieJar,
+    csrf: &CsrfToken,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = BallotId::parse(&id) else {
+        return not_found(&state);
+    };
+    let viewer = viewer(&state, jar).await;
+    let voter = voter_on(&state, jar, &viewer, &id);
+    let (ballot, results, hidden) = match state.service.results_for(&id, Some(&voter)).await {
+        Ok(ResultsAccess::Shown { ballot, results }) => (ballot, Some(results), None),
+        Ok(ResultsAccess::Hidden {
+            ballot, message, ..
+        }) => (ballot, None, Some(message)),
+        Err(oponn_core::BallotError::NotFound) => return not_found(&state),
+        Err(error) => return unavailable(&state, &error),
+    };
+    render(
+        &state,
+        "present.html",
+        csrf,
+        Some(&viewer),
+        json!({
+            "ballot": BallotView::new(&ballot, state.service.now()),
+            "results": results.as_ref().map(ResultsView::from),
+            "results_hidden": hidden,
+            "share": ShareView::new(&state, headers, &id),
+            "preview": PreviewView::new(&state, headers, &ballot, &format!("/results/{id}")),
+        }),
+    )
+}
