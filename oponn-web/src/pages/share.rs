@@ -29,8 +29,9 @@ const PREVIEW_DESCRIPTION_CHARS: usize = 160;
 pub(crate) struct ShareView {
     /// The vote page's absolute address: what the QR code holds.
     pub(crate) vote_link: String,
-    /// The vote link without its scheme, short enough to read off a wall.
-    pub(crate) short_link: String,
+    /// The site's address without its scheme: with `/vote/{id}`, the
+    /// short link the presenter view shows, to read off a wall.
+    pub(crate) short_host: String,
     /// The results page's absolute address.
     pub(crate) results_link: String,
     /// The QR code's own path on this site.
@@ -43,15 +44,15 @@ impl ShareView {
     pub(crate) fn new(state: &AppState, headers: &HeaderMap, id: &BallotId) -> Self {
         let origin = public_origin(state, headers);
         let vote_link = format!("{origin}/vote/{id}");
-        let short_link = vote_link
+        let short_host = origin
             .split_once("://")
-            .map_or_else(|| vote_link.clone(), |(_, rest)| rest.to_owned());
+            .map_or_else(|| origin.clone(), |(_, rest)| rest.to_owned());
         Self {
+            short_host,
             results_link: format!("{origin}/results/{id}"),
             qr_path: format!("/ballots/{id}/qr.svg"),
             present_path: format!("/results/{id}/present"),
             vote_link,
-            short_link,
         }
     }
 }

@@ -184,18 +184,29 @@
     tickCountdowns();
     var changed = previous !== null && previous !== state.status;
     var open = state.status === "active";
+    // Disabling the control that has focus would drop focus to the page:
+    // move it to the note that says why, so keyboard users keep their place.
+    var focused = document.activeElement;
+    var lostFocus = false;
     var forms = document.querySelectorAll("form[data-can-vote]");
     for (var f = 0; f < forms.length; f++) {
       var options = forms[f].querySelector("fieldset.options");
-      if (options) options.disabled = !open;
       var button = forms[f].querySelector("button[type='submit']");
-      if (button) button.disabled = !(open && forms[f].getAttribute("data-can-vote") === "true");
+      var enable = open && forms[f].getAttribute("data-can-vote") === "true";
+      if (!open && options && options.contains(focused)) lostFocus = true;
+      if (!enable && button && button === focused) lostFocus = true;
+      if (options) options.disabled = !open;
+      if (button) button.disabled = !enable;
     }
     var notes = document.querySelectorAll(".state-note");
     for (var n = 0; n < notes.length; n++) {
       var note = STATE_NOTE[state.status] || (changed && open ? "voting_open: you can vote now." : "");
       notes[n].textContent = note;
       notes[n].hidden = note === "";
+    }
+    if (lostFocus && notes.length && !notes[0].hidden) {
+      notes[0].setAttribute("tabindex", "-1");
+      notes[0].focus();
     }
     var closeForms = document.querySelectorAll(".close-form");
     for (var c = 0; c < closeForms.length; c++) {

@@ -322,6 +322,31 @@ async fn a_signed_in_owner_runs_a_ballot_with_settings() {
         .await
         .unwrap();
     assert!(header.contains("dev@oponn.local"), "{header}");
+    // On a phone, the signed-in header's items that share a line are
+    // centred on each other (the logout button and the address too).
+    owner.set_window_size(390, 844).await.unwrap();
+    let boxes = owner
+        .execute(
+            "return Array.from(document.querySelectorAll('.site-nav li > *')).map(function (item) { \
+               var box = item.getBoundingClientRect(); return [box.top, box.bottom]; })",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let boxes: Vec<(f64, f64)> = serde_json::from_value(boxes).unwrap();
+    assert_eq!(boxes.len(), 4, "{boxes:?}");
+    for (i, a) in boxes.iter().enumerate() {
+        for b in &boxes[i + 1..] {
+            let same_line = a.0 < b.1 && b.0 < a.1;
+            let centre = |(top, bottom): (f64, f64)| f64::midpoint(top, bottom);
+            assert!(
+                !same_line || (centre(*a) - centre(*b)).abs() <= 2.0,
+                "items on one line are centred alike: {boxes:?}"
+            );
+        }
+    }
+    screenshot(&owner, "signed-in-phone").await;
+    owner.set_window_size(1280, 900).await.unwrap();
 
     // A ballot whose results show only after voting, and whose votes may change.
     owner.goto(&app.url("/create")).await.unwrap();
@@ -867,6 +892,15 @@ async fn a_ballot_is_shared_presented_watched_and_closed_with_every_page_keeping
     let label = property(&waiting, ".ballot-state .status-label", "textContent").await;
     assert!(label.starts_with("ends in "), "{label}");
 
+    // A keyboard user sits on an option when the ballot closes.
+    waiting
+        .execute(
+            "document.querySelector(\"input[name='option_id']\").focus()",
+            vec![],
+        )
+        .await
+        .unwrap();
+
     // The owner closes the ballot: every open page changes by itself.
     owner
         .goto(&app.url(&format!("/results/{id}")))
@@ -904,6 +938,12 @@ async fn a_ballot_is_shared_presented_watched_and_closed_with_every_page_keeping
         options.attr("disabled").await.unwrap().as_deref(),
         Some("true")
     );
+    // Focus moved to the note that says why, not to the page.
+    let focused = waiting
+        .execute("return document.activeElement.className", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, json!("alert-info state-note"));
     screenshot(&waiting, "vote-closed-live").await;
     waiting.set_window_size(390, 844).await.unwrap();
     screenshot(&waiting, "vote-closed-live-phone").await;

@@ -319,7 +319,7 @@ async fn the_export_serves_json_or_csv_by_format() {
     let created = post_json(
         &client,
         &app.url("/api/v1/ballots"),
-        &json!({ "measure": "export formats", "options": ["a", "b"] }),
+        &json!({ "measure": "export formats", "options": ["a", "b"], "window_minutes": 0 }),
     )
     .await;
     let ballot: Value = created.json().await.unwrap();
