@@ -373,7 +373,7 @@ impl Config {
         {
             return Err(ConfigError::Invalid {
                 name: "OPONN_PUBLIC_URL",
-                reason: "must be an http:// or https:// origin, such as https://vote.example.org"
+                reason: "must be an http:// or https:// origin without a path, such as https://vote.example.org"
                     .to_owned(),
             });
         }
@@ -414,21 +414,19 @@ impl Config {
     }
 }
 
-/// Whether `url` is an `http`/`https` origin (with an optional path) that
-/// can be put into a page and a QR code as it is: no spaces, quotes,
-/// angle brackets, query or fragment.
+/// Whether `url` is an `http`/`https` origin (scheme, host, optional
+/// port; no path, since every page links from the site's root) that can be
+/// put into a page and a QR code as it is.
 fn is_public_url(url: &str) -> bool {
-    let Some(rest) = url
+    let Some(host) = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
     else {
         return false;
     };
-    let host = rest.split('/').next().unwrap_or("");
     !host.is_empty()
-        && rest.bytes().all(|byte| {
-            byte.is_ascii_alphanumeric()
-                || matches!(byte, b'.' | b'-' | b':' | b'/' | b'[' | b']' | b'_' | b'~')
+        && host.bytes().all(|byte| {
+            byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-' | b':' | b'[' | b']')
         })
 }
 
@@ -511,12 +509,14 @@ mod tests {
             trimmed.public_url.as_deref(),
             Some("https://vote.example.org")
         );
-        let with_path = config(&[("OPONN_PUBLIC_URL", "http://127.0.0.1:8000/polls")]).unwrap();
+        let with_port = config(&[("OPONN_PUBLIC_URL", "http://127.0.0.1:8000")]).unwrap();
         assert_eq!(
-            with_path.public_url.as_deref(),
-            Some("http://127.0.0.1:8000/polls")
+            with_port.public_url.as_deref(),
+            Some("http://127.0.0.1:8000")
         );
         for bad in [
+            // Every page links from the site's root: a path cannot work.
+            "http://127.0.0.1:8000/polls",
             "vote.example.org",
             "ftp://vote.example.org",
             "https://",

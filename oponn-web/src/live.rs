@@ -8,7 +8,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use oponn_core::domain::{Ballot, BallotId, Results, Status, Tally};
-use oponn_core::ports::TallyStream;
 use oponn_core::{BallotError, BallotService, ResultsAccess};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -28,11 +27,25 @@ pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// the newest tally.
 pub(crate) const MIN_UPDATE_INTERVAL: Duration = Duration::from_millis(100);
 
+/// A tally let through by [`coalesce`], and whether the ballot's state
+/// changed at it: the same counts as the tally before under a newer number
+/// is how the core announces a close or a delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Coalesced {
+    /// The newest tally.
+    pub(crate) tally: Tally,
+    /// A tally merged into this one was the same counts renumbered: the
+    /// state changed, whatever the counts did after it.
+    pub(crate) renumbered: bool,
+}
+
 /// Coalesces a stream of tallies: the first passes at once; while more
 /// arrive within `interval` of the last one let through, only the newest is
 /// kept, and it passes when the interval is up. When the source ends, the
-/// newest tally held is still delivered.
-pub(crate) fn coalesce<S>(source: S, interval: Duration) -> impl Stream<Item = Tally> + Send
+/// newest tally held is still delivered. A state change merged away (a
+/// vote and then a close in one interval) is still reported, so the feed
+/// reads the ballot's state afresh.
+pub(crate) fn coalesce<S>(source: S, interval: Duration) -> impl Stream<Item = Coalesced> + Send
 where
     S: Stream<Item = Tally> + Send + Unpin,
 {
@@ -43,6 +56,7 @@ where
                 return None;
             }
             let mut newest = source.next().await?;
+            let mut renumbered = false;
             let mut ended = false;
             if let Some(last_sent) = last_sent {
                 let due = last_sent + interval;
@@ -53,7 +67,10 @@ where
                         biased;
                         () = tokio::time::sleep_until(due) => break,
                         next = source.next() => match next {
-                            Some(tally) if tally.seq() > newest.seq() => newest = tally,
+                            Some(tally) if tally.seq() > newest.seq() => {
+                                renumbered |= tally.iter().eq(newest.iter());
+                                newest = tally;
+                            }
                             Some(_) => {}
                             None => {
                                 ended = true;
@@ -63,7 +80,11 @@ where
                     }
                 }
             }
-            Some((newest, (source, Some(Instant::now()), ended)))
+            let item = Coalesced {
+                tally: newest,
+                renumbered,
+            };
+            Some((item, (source, Some(Instant::now()), ended)))
         },
     )
 }
@@ -95,7 +116,16 @@ pub(crate) struct LiveUpdate {
     pub(crate) state_frame: Bytes,
     /// The tally, for the JSON stream; none once the ballot is deleted.
     pub(crate) body: Option<Arc<TallyBody>>,
+    /// The feed's last update: voting has ended (and its late tallies have
+    /// had their time) or the ballot is gone. Pages are then sent
+    /// [`FINAL_FRAME`], on which the browser stops the stream instead of
+    /// reconnecting.
+    pub(crate) last: bool,
 }
+
+/// The frame that tells a page its stream is over for good; pages name it
+/// in `sse-close`, so the browser closes the stream and does not reconnect.
+pub(crate) const FINAL_FRAME: &[u8] = b"event: final\ndata: end\n\n";
 
 /// The `state` event's data: the ballot's status (`pending`, `active`,
 /// `ended`, or `deleted`) and, in Unix milliseconds, when voting opens
@@ -115,6 +145,15 @@ pub(crate) fn state_json(ballot: &Ballot, now: OffsetDateTime) -> String {
 /// The `state` event's data for a deleted ballot.
 const DELETED_STATE: &str = r#"{"status":"deleted","opens_at":null,"closes_at":null}"#;
 
+/// The whole answer to a browser's event stream for a ballot that is gone:
+/// one `deleted` state, then the end. An `EventSource` cannot read a `404`
+/// and would retry it for ever; this it can apply.
+pub(crate) fn deleted_stream_body() -> Vec<u8> {
+    let mut body = sse_frame("state", None, DELETED_STATE).into_bytes();
+    body.extend_from_slice(FINAL_FRAME);
+    body
+}
+
 /// `at` in whole milliseconds since the Unix epoch, as JavaScript's `Date`
 /// counts.
 pub(crate) fn unix_millis(at: OffsetDateTime) -> i64 {
@@ -125,6 +164,11 @@ pub(crate) fn unix_millis(at: OffsetDateTime) -> i64 {
 /// state: a later change is reached by setting it again, so no deadline is
 /// ever out of the timer's range.
 const MAX_STATE_TIMER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How long a feed stays open after voting ends, before it ends its
+/// streams: a batch of votes checked just before the end may commit and
+/// publish just after it, and its tally still reaches every page.
+pub(crate) const FINAL_UPDATE_GRACE: Duration = Duration::from_secs(2);
 
 /// The shortest wait for a scheduled change: a clock a hair behind the
 /// timer sees the old state once more, then waits this long, never
@@ -215,7 +259,7 @@ impl LiveHub {
         let tallies = self.service.subscribe(&id).await?;
         let (sender, receiver) = watch::channel(None);
         feeds.insert(id, sender.clone());
-        let tallies: TallyStream = Box::pin(coalesce(tallies, MIN_UPDATE_INTERVAL));
+        let tallies = Box::pin(coalesce(tallies, MIN_UPDATE_INTERVAL));
         tokio::spawn(Arc::clone(self).run_feed(id, sender, tallies));
         Ok(receiver)
     }
@@ -233,27 +277,34 @@ impl LiveHub {
         self: Arc<Self>,
         id: BallotId,
         sender: watch::Sender<Option<Arc<LiveUpdate>>>,
-        mut tallies: TallyStream,
+        mut tallies: CoalescedStream,
     ) {
         let mut previous: Option<Tally> = None;
         // When the ballot next opens or closes by the clock, to tell every
-        // page at that moment; far in the future when it never will.
+        // page at that moment; far in the future when it never will. Once
+        // voting has ended, when the feed ends instead.
         let never = || Instant::now() + MAX_STATE_TIMER;
         let mut state_due = never();
+        let mut ending = false;
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
                 () = tokio::time::sleep_until(state_due), if previous.is_some() => {
+                    if ending {
+                        // Every late tally has had its time: end the streams
+                        // rather than hold them open on a ballot that will
+                        // not change again, telling pages it is final.
+                        let last = sender.borrow().as_deref().map(LiveUpdate::last_of);
+                        if let Some(last) = last {
+                            sender.send_replace(Some(Arc::new(last)));
+                        }
+                        break;
+                    }
                     let Some(tally) = previous.as_ref() else { continue };
                     match self.render(&id, tally).await {
                         Ok(rendered) => {
+                            (state_due, ending) = next_due(&rendered, never);
                             sender.send_replace(Some(Arc::new(rendered.update)));
-                            // Ended by the clock: the final state has gone
-                            // out, and nothing will change again.
-                            if rendered.ended {
-                                break;
-                            }
-                            state_due = rendered.next_change.map_or_else(never, |wait| Instant::now() + wait);
                         }
                         Err(BallotError::NotFound) => {
                             sender.send_replace(Some(Arc::new(deleted(tally.seq()))));
@@ -261,7 +312,7 @@ impl LiveHub {
                         }
                         Err(error) => {
                             tracing::warn!(ballot = %id, %error, "live state not rendered");
-                            state_due = Instant::now() + MIN_STATE_TIMER.max(Duration::from_secs(1));
+                            state_due = Instant::now() + Duration::from_secs(1);
                         }
                     }
                 }
@@ -276,28 +327,25 @@ impl LiveHub {
                         return;
                     }
                 }
-                tally = tallies.next() => {
-                    let Some(tally) = tally else { break };
+                coalesced = tallies.next() => {
+                    let Some(Coalesced { tally, renumbered }) = coalesced else { break };
                     // The same counts under a newer number: the ballot's
                     // state changed (the core announces a close or a
                     // delete so), perhaps on another instance. Read it
                     // afresh, not from the cache.
-                    let state_changed = previous
-                        .as_ref()
-                        .is_some_and(|p| p.seq() < tally.seq() && p.iter().eq(tally.iter()));
+                    let state_changed = renumbered
+                        || previous
+                            .as_ref()
+                            .is_some_and(|p| p.seq() < tally.seq() && p.iter().eq(tally.iter()));
                     if state_changed {
                         self.service.refresh(&id);
                     }
                     match self.render(&id, &tally).await {
                         Ok(rendered) => {
-                            sender.send_replace(Some(Arc::new(rendered.update)));
-                            // Closed: the final state has gone out; end
-                            // the streams rather than hold them open on a
-                            // ballot that will not change again.
-                            if state_changed && rendered.ended {
-                                break;
+                            if !ending {
+                                (state_due, ending) = next_due(&rendered, never);
                             }
-                            state_due = rendered.next_change.map_or_else(never, |wait| Instant::now() + wait);
+                            sender.send_replace(Some(Arc::new(rendered.update)));
                         }
                         // Deleted: say so, then nothing is left to show.
                         Err(BallotError::NotFound) => {
@@ -345,6 +393,7 @@ impl LiveHub {
             html_frame: Bytes::from(frame),
             state_frame: Bytes::from(sse_frame("state", None, &state_json(ballot, now))),
             body: Some(Arc::new(TallyBody::new(ballot, &results))),
+            last: false,
         };
         Ok(Rendered {
             update,
@@ -353,6 +402,23 @@ impl LiveHub {
         })
     }
 }
+
+/// When a feed next wakes by the clock after `rendered`, and whether it is
+/// ending: once voting has ended, it wakes [`FINAL_UPDATE_GRACE`] later to
+/// end its streams; before, when the state next changes by the clock.
+fn next_due(rendered: &Rendered, never: impl Fn() -> Instant) -> (Instant, bool) {
+    if rendered.ended {
+        (Instant::now() + FINAL_UPDATE_GRACE, true)
+    } else {
+        let due = rendered
+            .next_change
+            .map_or_else(never, |wait| Instant::now() + wait);
+        (due, false)
+    }
+}
+
+/// The coalesced tallies a feed renders.
+type CoalescedStream = std::pin::Pin<Box<dyn Stream<Item = Coalesced> + Send>>;
 
 /// A rendered update and the ballot's state behind it.
 struct Rendered {
@@ -370,6 +436,20 @@ fn deleted(seq: u64) -> LiveUpdate {
         html_frame: Bytes::new(),
         state_frame: Bytes::from(sse_frame("state", None, DELETED_STATE)),
         body: None,
+        last: true,
+    }
+}
+
+impl LiveUpdate {
+    /// `self` again as the feed's last update.
+    fn last_of(&self) -> Self {
+        Self {
+            seq: self.seq,
+            html_frame: self.html_frame.clone(),
+            state_frame: self.state_frame.clone(),
+            body: self.body.clone(),
+            last: true,
+        }
     }
 }
 
@@ -410,9 +490,10 @@ pub(crate) enum PageStream {
 
 /// The frames one HTML client is sent from `feed`: for each update, its
 /// results frame (unless `kind` is [`PageStream::State`], or the client
-/// already saw it: `resume_after`), then its state frame when that differs
-/// from the last this client was sent. The first update always carries
-/// the state, so a page that reconnects after a change catches up.
+/// already has that tally: `resume_after`, or an earlier update), then its
+/// state frame when that differs from the last this client was sent, and
+/// [`FINAL_FRAME`] after the feed's last update. The first update always
+/// carries the state, so a page that reconnects after a change catches up.
 pub(crate) fn page_frames(
     feed: LiveFeed,
     kind: PageStream,
@@ -420,50 +501,76 @@ pub(crate) fn page_frames(
     shutdown: CancellationToken,
 ) -> impl Stream<Item = Bytes> + Send + 'static {
     let mut last_state = Bytes::new();
-    let mut first = true;
+    let mut tallies = NewTallies::new(resume_after);
     WatchStream::new(feed)
         .filter_map(std::future::ready)
         .take_until(shutdown.cancelled_owned())
         .filter_map(move |update| {
-            let resumed = first && resume_after == Some(update.seq);
-            first = false;
+            let new_tally = tallies.admit(update.seq);
             let results = match kind {
-                PageStream::Results if !resumed => Some(update.html_frame.clone()),
+                PageStream::Results if new_tally => Some(update.html_frame.clone()),
                 _ => None,
             };
             let state = (update.state_frame != last_state).then(|| {
                 last_state = update.state_frame.clone();
                 update.state_frame.clone()
             });
-            std::future::ready(match (results, state) {
-                (Some(results), Some(state)) => {
-                    let mut both = Vec::with_capacity(results.len() + state.len());
-                    both.extend_from_slice(&results);
-                    both.extend_from_slice(&state);
-                    Some(Bytes::from(both))
-                }
-                (Some(frame), None) | (None, Some(frame)) if !frame.is_empty() => Some(frame),
-                _ => None,
+            let last = update.last.then_some(Bytes::from_static(FINAL_FRAME));
+            let frames: Vec<Bytes> = [results, state, last]
+                .into_iter()
+                .flatten()
+                .filter(|frame| !frame.is_empty())
+                .collect();
+            std::future::ready(match frames.len() {
+                0 => None,
+                1 => frames.into_iter().next(),
+                _ => Some(Bytes::from(frames.concat())),
             })
         })
 }
 
+/// Which tallies one client has not yet been sent: the first unless it is
+/// the one the client last saw (`Last-Event-ID`), then only newer ones, so
+/// an update that re-renders the same tally (the state changing by the
+/// clock) never repeats an event.
+struct NewTallies {
+    resume_after: Option<u64>,
+    last_sent: Option<u64>,
+}
+
+impl NewTallies {
+    fn new(resume_after: Option<u64>) -> Self {
+        Self {
+            resume_after,
+            last_sent: None,
+        }
+    }
+
+    /// Whether the tally `seq` is new to the client; it counts as sent.
+    fn admit(&mut self, seq: u64) -> bool {
+        let new = match self.last_sent {
+            None => self.resume_after != Some(seq),
+            Some(last) => seq > last,
+        };
+        if new || self.last_sent.is_none() {
+            self.last_sent = Some(seq);
+        }
+        new
+    }
+}
+
 /// The updates of `feed` for one client: the current one at once (unless
-/// it is the one the client last saw, `resume_after`), then each newer
-/// one, until shutdown.
+/// it is the one the client last saw, `resume_after`), then each one with
+/// a newer tally, until shutdown.
 pub(crate) fn live_updates(
     feed: LiveFeed,
     resume_after: Option<u64>,
     shutdown: CancellationToken,
 ) -> impl Stream<Item = Arc<LiveUpdate>> + Send + 'static {
-    let mut first = true;
+    let mut tallies = NewTallies::new(resume_after);
     WatchStream::new(feed)
         .filter_map(std::future::ready)
-        .filter(move |update| {
-            let already_seen = first && resume_after == Some(update.seq);
-            first = false;
-            std::future::ready(!already_seen)
-        })
+        .filter(move |update| std::future::ready(tallies.admit(update.seq)))
         .take_until(shutdown.cancelled_owned())
 }
 
@@ -527,6 +634,43 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_close_merged_with_a_vote_is_still_reported_as_a_state_change() {
+        let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+        let mut out = Box::pin(coalesce(
+            UnboundedReceiverStream::new(receive),
+            MIN_UPDATE_INTERVAL,
+        ));
+        send.send(tally(1)).unwrap();
+        assert!(!out.next().await.unwrap().renumbered);
+        // A vote, then the close announced as its counts renumbered, in
+        // one interval: one update, marked.
+        send.send(tally(2)).unwrap();
+        send.send(tally(2).renumbered(3)).unwrap();
+        let merged = out.next().await.unwrap();
+        assert_eq!(merged.tally.seq(), 3);
+        assert!(merged.renumbered, "the close is not lost in the merge");
+        // Plain votes merged are no state change.
+        send.send(tally(4)).unwrap();
+        send.send(tally(5)).unwrap();
+        assert!(!out.next().await.unwrap().renumbered);
+    }
+
+    #[test]
+    fn a_client_is_sent_each_tally_once_and_a_resumed_one_not_again() {
+        let mut fresh = NewTallies::new(None);
+        assert!(fresh.admit(3), "the current tally at once");
+        assert!(!fresh.admit(3), "the same tally re-rendered is no event");
+        assert!(fresh.admit(4));
+        assert!(!fresh.admit(2), "an older one never goes out after a newer");
+        let mut resumed = NewTallies::new(Some(7));
+        assert!(!resumed.admit(7), "the client already has 7");
+        assert!(!resumed.admit(7));
+        assert!(resumed.admit(8));
+        let mut behind = NewTallies::new(Some(1));
+        assert!(behind.admit(5), "a client behind gets the current one");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_burst_becomes_the_first_tally_then_the_newest() {
         let (send, receive) = tokio::sync::mpsc::unbounded_channel();
         let mut out = Box::pin(coalesce(
@@ -534,13 +678,13 @@ mod tests {
             MIN_UPDATE_INTERVAL,
         ));
         send.send(tally(1)).unwrap();
-        assert_eq!(out.next().await.unwrap().seq(), 1);
+        assert_eq!(out.next().await.unwrap().tally.seq(), 1);
         for seq in 2..=100 {
             send.send(tally(seq)).unwrap();
         }
         let started = Instant::now();
         assert_eq!(
-            out.next().await.unwrap().seq(),
+            out.next().await.unwrap().tally.seq(),
             100,
             "one update carries the whole burst"
         );
@@ -561,16 +705,16 @@ mod tests {
         ));
         for seq in 1..=3 {
             send.send(tally(seq)).unwrap();
-            assert_eq!(out.next().await.unwrap().seq(), seq);
+            assert_eq!(out.next().await.unwrap().tally.seq(), seq);
             tokio::time::advance(MIN_UPDATE_INTERVAL * 2).await;
         }
         // A last burst, then the source ends before the interval is up.
         send.send(tally(4)).unwrap();
         send.send(tally(5)).unwrap();
         drop(send);
-        assert_eq!(out.next().await.unwrap().seq(), 4);
+        assert_eq!(out.next().await.unwrap().tally.seq(), 4);
         assert_eq!(
-            out.next().await.unwrap().seq(),
+            out.next().await.unwrap().tally.seq(),
             5,
             "the newest is delivered at the end"
         );

@@ -142,6 +142,12 @@ async fn serve(config: Config) -> ExitCode {
     ) {
         tracing::info!("mock sign-in (development only) at http://{address}/login");
     }
+    if config.environment.is_strict() && config.public_url.is_none() {
+        tracing::warn!(
+            "OPONN_PUBLIC_URL is not set: share links, QR codes and link previews use each \
+             request's Host, which a proxy may rewrite to an internal address"
+        );
+    }
     match app.run(shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

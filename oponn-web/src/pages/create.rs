@@ -28,6 +28,10 @@ const DURATION_CHOICES: [(&str, &str); 5] = [
     (CUSTOM_END, "custom end time"),
 ];
 
+/// The largest UTC offset a browser may give, in minutes: 18 hours, the
+/// bound of RFC 3339 offsets (real zones stay within 14).
+const MAX_UTC_OFFSET_MINUTES: u32 = 18 * 60;
+
 /// The window choice that reads the end from `ends_at_time`.
 const CUSTOM_END: &str = "custom";
 
@@ -46,7 +50,13 @@ pub(crate) struct CreateForm {
     /// The end of voting in the browser's local time, read when
     /// `duration_mins` is [`CUSTOM_END`].
     ends_at_time: Option<String>,
+    /// The browser's UTC offset today, in JavaScript's sense (UTC minus
+    /// local time, in minutes): for a date with none of its own.
     tz_offset_minutes: Option<String>,
+    /// The browser's UTC offset on the scheduled start's date.
+    start_offset_minutes: Option<String>,
+    /// The browser's UTC offset on the custom end's date.
+    end_offset_minutes: Option<String>,
     eligibility: Option<String>,
     allow_vote_change: Option<String>,
     results_visibility: Option<String>,
@@ -145,7 +155,10 @@ impl CreateForm {
     /// The scheduled start as text, with the browser's UTC offset attached
     /// when it sent a bare `datetime-local` value (which has none).
     fn scheduled_start(&self) -> String {
-        self.in_browser_zone(self.scheduled_start_time.as_deref())
+        self.in_browser_zone(
+            self.scheduled_start_time.as_deref(),
+            self.start_offset_minutes.as_deref(),
+        )
     }
 
     /// The window asked for: the chosen minutes, a custom end, or the
@@ -153,9 +166,10 @@ impl CreateForm {
     fn window(&self) -> WindowRequest {
         match self.duration_mins.as_deref().map(str::trim) {
             None | Some("") => WindowRequest::Minutes(DEFAULT_WINDOW_MINUTES),
-            Some(CUSTOM_END) => {
-                WindowRequest::Until(self.in_browser_zone(self.ends_at_time.as_deref()))
-            }
+            Some(CUSTOM_END) => WindowRequest::Until(self.in_browser_zone(
+                self.ends_at_time.as_deref(),
+                self.end_offset_minutes.as_deref(),
+            )),
             // The window is read by the core, so its error is reported
             // with every other field's.
             Some(typed) => WindowRequest::Typed(typed.to_owned()),
@@ -163,14 +177,16 @@ impl CreateForm {
     }
 
     /// `text` with the browser's UTC offset attached when it is a bare
-    /// `datetime-local` value (which has none); otherwise as typed.
-    fn in_browser_zone(&self, text: Option<&str>) -> String {
+    /// `datetime-local` value (which has none): the offset the browser gave
+    /// for that date (`date_offset`), else today's; otherwise as typed.
+    fn in_browser_zone(&self, text: Option<&str>, date_offset: Option<&str>) -> String {
         let text = text.unwrap_or("").trim();
-        let browser_offset = self
-            .tz_offset_minutes
-            .as_deref()
-            .and_then(|raw| raw.trim().parse::<i32>().ok())
-            .filter(|minutes| minutes.unsigned_abs() <= 18 * 60);
+        let offset = |raw: Option<&str>| {
+            raw.and_then(|raw| raw.trim().parse::<i32>().ok())
+                .filter(|minutes| minutes.unsigned_abs() <= MAX_UTC_OFFSET_MINUTES)
+        };
+        let browser_offset =
+            offset(date_offset).or_else(|| offset(self.tz_offset_minutes.as_deref()));
         let bare_local = matches!(text.len(), 16 | 19) && text.as_bytes().get(10) == Some(&b'T');
         match browser_offset {
             Some(js_offset) if bare_local => {

@@ -22,7 +22,7 @@ use crate::export::{
 };
 use crate::html::{error_page, not_found, render, unavailable};
 use crate::identity::{Notice, Viewer, kept_receipt, take_notice, viewer, voter_on};
-use crate::live::{KEEP_ALIVE, LiveFeed, PageStream, Unwatched, page_frames};
+use crate::live::{KEEP_ALIVE, LiveFeed, PageStream, Unwatched, deleted_stream_body, page_frames};
 use crate::metrics::SseClientGuard;
 use crate::state::AppState;
 use crate::views::{BallotView, ResultsView};
@@ -131,12 +131,13 @@ pub(crate) async fn live_results(
     let viewer = viewer(&state, jar).await;
     let access = match results_access(&state, jar, &viewer, &id).await {
         Ok(access) => access,
+        Err(Refusal::NotFound) => return gone(&state, headers),
         Err(refusal) => return refused(&state, refusal),
     };
     let feed = match state.hub.watch(&access).await {
         Ok(feed) => feed,
         Err(Unwatched::Hidden(message)) => return refused(&state, Refusal::Hidden(message)),
-        Err(Unwatched::Failed(BallotError::NotFound)) => return not_found(&state),
+        Err(Unwatched::Failed(BallotError::NotFound)) => return gone(&state, headers),
         Err(Unwatched::Failed(error)) => return unavailable(&state, &error),
     };
     let resume_after = headers
@@ -150,15 +151,37 @@ pub(crate) async fn live_results(
 /// state`, when it opens, closes or is deleted), for every page that
 /// shows the ballot, whether or not its viewer may see results.
 #[handler]
-pub(crate) async fn live_state(state: Data<&Arc<AppState>>, Path(id): Path<String>) -> Response {
+pub(crate) async fn live_state(
+    state: Data<&Arc<AppState>>,
+    headers: &HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     let Ok(id) = BallotId::parse(&id) else {
         return not_found(&state);
     };
     match state.hub.watch_state(id).await {
         Ok(feed) => event_stream(&state, feed, PageStream::State, None),
-        Err(BallotError::NotFound) => not_found(&state),
+        Err(BallotError::NotFound) => gone(&state, headers),
         Err(error) => unavailable(&state, &error),
     }
+}
+
+/// The answer for a stream of a ballot that does not exist (any more): to
+/// a browser's `EventSource` (it asks for `text/event-stream`), a stream of
+/// one `deleted` state, which its page applies and stops on, where a `404`
+/// would be retried for ever; to anything else, the `404` page.
+fn gone(state: &AppState, headers: &HeaderMap) -> Response {
+    let wants_events = headers
+        .get(header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/event-stream"));
+    if !wants_events {
+        return not_found(state);
+    }
+    Response::builder()
+        .content_type("text/event-stream")
+        .header("Cache-Control", "no-cache")
+        .body(deleted_stream_body())
 }
 
 /// An HTML page's event stream of `feed`: as poem's SSE response does, but

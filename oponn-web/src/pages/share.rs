@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use oponn_core::ResultsAccess;
-use oponn_core::domain::{Ballot, BallotId};
+use oponn_core::domain::{Ballot, BallotId, Eligibility};
 use poem::http::{HeaderMap, StatusCode, header};
 use poem::web::cookie::CookieJar;
 use poem::web::{CsrfToken, Data, Path};
@@ -38,10 +38,17 @@ pub(crate) struct ShareView {
     pub(crate) qr_path: String,
     /// The presenter view's path.
     pub(crate) present_path: String,
+    /// An invite-only ballot: its public vote link lets no one vote, so
+    /// the views point to the owner's personal voting links instead of
+    /// offering it (and its QR code).
+    pub(crate) invite_only: bool,
+    /// Where the owner issues personal voting links.
+    pub(crate) invitations_path: String,
 }
 
 impl ShareView {
-    pub(crate) fn new(state: &AppState, headers: &HeaderMap, id: &BallotId) -> Self {
+    pub(crate) fn new(state: &AppState, headers: &HeaderMap, ballot: &Ballot) -> Self {
+        let id = ballot.id();
         let origin = public_origin(state, headers);
         let vote_link = format!("{origin}/vote/{id}");
         let short_host = origin
@@ -52,6 +59,8 @@ impl ShareView {
             results_link: format!("{origin}/results/{id}"),
             qr_path: format!("/ballots/{id}/qr.svg"),
             present_path: format!("/results/{id}/present"),
+            invite_only: ballot.settings().eligibility == Eligibility::Invited,
+            invitations_path: format!("/ballots/{id}/invitations"),
             vote_link,
         }
     }
@@ -74,9 +83,12 @@ impl PreviewView {
     /// The preview of `ballot`'s page at `path`.
     pub(crate) fn new(state: &AppState, headers: &HeaderMap, ballot: &Ballot, path: &str) -> Self {
         let origin = public_origin(state, headers);
+        // The owner's options only: a write-in is a voter's text, and must
+        // not speak for the ballot in the link its owner shares.
         let options = ballot
             .options()
             .iter()
+            .filter(|option| !option.is_write_in())
             .map(|option| option.label())
             .collect::<Vec<_>>()
             .join(" · ");
@@ -122,7 +134,7 @@ pub(crate) async fn share_page(
         Some(&viewer),
         json!({
             "ballot": BallotView::new(&ballot, state.service.now()),
-            "share": ShareView::new(&state, headers, &id),
+            "share": ShareView::new(&state, headers, &ballot),
             "preview": PreviewView::new(&state, headers, &ballot, &format!("/vote/{id}")),
         }),
     )
@@ -139,10 +151,11 @@ pub(crate) async fn qr_code(
     let Ok(id) = BallotId::parse(&id) else {
         return not_found(&state);
     };
-    if let Err(refusal) = ballot_or_refusal(&state, &id).await {
-        return refusal;
-    }
-    let link = ShareView::new(&state, headers, &id).vote_link;
+    let ballot = match ballot_or_refusal(&state, &id).await {
+        Ok(ballot) => ballot,
+        Err(refusal) => return refusal,
+    };
+    let link = ShareView::new(&state, headers, &ballot).vote_link;
     match qr_svg(&link) {
         Some(svg) => Response::builder()
             .content_type("image/svg+xml")
@@ -187,7 +200,7 @@ pub(crate) async fn present_page(
             "ballot": BallotView::new(&ballot, state.service.now()),
             "results": results.as_ref().map(ResultsView::from),
             "results_hidden": hidden,
-            "share": ShareView::new(&state, headers, &id),
+            "share": ShareView::new(&state, headers, &ballot),
             "preview": PreviewView::new(&state, headers, &ballot, &format!("/results/{id}")),
         }),
     )

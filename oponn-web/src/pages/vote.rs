@@ -252,7 +252,7 @@ pub(crate) async fn vote_form(
     // Just created by this viewer: the page opens with the share view.
     let just_created = matches!(take_notice(&state, jar), Some(Notice::Created));
     let share = (just_created && ballot.is_owned_by(&viewer.owner))
-        .then(|| ShareView::new(&state, headers, &id));
+        .then(|| ShareView::new(&state, headers, &ballot));
     let view = VoteView {
         form: &form,
         error: None,

@@ -12,6 +12,23 @@
     }
   }
 
+  // Each date-time picker's value is local time; its UTC offset is the
+  // one in force on that date (not today's: a daylight-saving change may
+  // lie between), posted beside it.
+  var ZONE_FIELDS = [
+    ["scheduled_start_time", "start_offset_minutes"],
+    ["ends_at_time", "end_offset_minutes"]
+  ];
+  function fillZoneOffsets() {
+    for (var i = 0; i < ZONE_FIELDS.length; i++) {
+      var picker = document.getElementById(ZONE_FIELDS[i][0]);
+      var offset = document.getElementById(ZONE_FIELDS[i][1]);
+      if (!offset) continue;
+      var at = picker && picker.value ? new Date(picker.value) : null;
+      offset.value = at && !isNaN(at.getTime()) ? String(at.getTimezoneOffset()) : "";
+    }
+  }
+
   // Date-time pickers for the future (scheduled start, custom end) refuse
   // past times in the browser too: their minimum is this minute, local.
   function limitToFuture(root) {
@@ -169,7 +186,7 @@
   // the status line and its countdown, the vote form's controls (enabled
   // only while open, and only for a viewer the server said may vote), the
   // owner's close button, and results that were waiting for the close.
-  function applyState(state, source) {
+  function applyState(state) {
     if (!state || typeof state.status !== "string") return;
     var lines = document.querySelectorAll(".ballot-state");
     var previous = lines.length ? lines[0].getAttribute("data-status") : null;
@@ -218,14 +235,9 @@
         summaries[s].textContent = STATE_SUMMARY[state.status] || "";
       }
     }
-    if (state.status === "ended" || state.status === "deleted") {
-      // Nothing more will come (the server ends the stream): stop it
-      // instead of reconnecting to a ballot that will not change.
-      var holder = source && source.closest ? source.closest("[sse-connect]") : null;
-      var data = holder ? holder["htmx-internal-data"] : null;
-      if (data && data.sseEventSource) data.sseEventSource.close();
-      if (document.getElementById("live-indicator")) setLive(state.status);
-    }
+    // The stream itself stays open until the server says it is final
+    // (`sse-close="final"`): votes checked just before the end still
+    // arrive.
     if (state.status === "deleted") {
       var controls = document.querySelectorAll(".owner-controls");
       for (var o = 0; o < controls.length; o++) controls[o].hidden = true;
@@ -246,7 +258,7 @@
     event.preventDefault();
     var state = null;
     try { state = JSON.parse(message.data); } catch (ignored) { return; }
-    applyState(state, event.target);
+    applyState(state);
   }
 
   // Copy buttons (shown only with JavaScript; without it the link is
@@ -341,6 +353,9 @@
   document.addEventListener("change", function (event) {
     if (event.target && event.target.id === "duration_mins") showCustomEnd();
   });
+  document.addEventListener("input", fillZoneOffsets);
+  document.addEventListener("change", fillZoneOffsets);
+  document.addEventListener("DOMContentLoaded", fillZoneOffsets);
   document.addEventListener("DOMContentLoaded", function () {
     if (document.getElementById("live-indicator")) setLive("connecting");
   });
@@ -348,6 +363,7 @@
   document.addEventListener("htmx:sendError", function (event) { showRequestError(event, true); });
   document.addEventListener("htmx:afterSwap", function (event) {
     fillTimezoneOffset();
+    fillZoneOffsets();
     limitToFuture(document);
     showCustomEnd();
     // htmx fires afterSwap on the newly swapped-in element(s); live results
@@ -374,4 +390,12 @@
   });
   document.addEventListener("htmx:sseOpen", function () { setLive("active"); });
   document.addEventListener("htmx:sseError", function () { setLive("reconnecting"); });
+  // The server's `final` event closed the stream for good (voting ended
+  // and its last votes are in, or the ballot is gone): say so, not
+  // "reconnecting".
+  document.addEventListener("htmx:sseClose", function (event) {
+    if (!event.detail || event.detail.type !== "message") return;
+    var line = document.querySelector(".ballot-state");
+    setLive(line && line.getAttribute("data-status") === "deleted" ? "deleted" : "ended");
+  });
 })();

@@ -292,8 +292,43 @@ async fn a_custom_end_time_is_read_in_the_browsers_zone_and_checked() {
             html.contains(r#"<option value="custom" selected>"#),
             "{end:?}"
         );
-        assert!(html.contains(&format!(r#"value="{end}""#)), "{end:?}");
+        assert!(
+            html.contains(&format!(
+                r#"id="ends_at_time" name="ends_at_time" class="future-time invalid" value="{end}" aria-invalid="true""#
+            )),
+            "{end:?}: {html}"
+        );
     }
+    // The offset the browser gives for the end's own date wins over
+    // today's: 01:30 in UTC-04:00 (summer time, say) is 05:30 UTC.
+    let mut summer = custom("2030-01-01T01:30").to_vec();
+    summer.push(("end_offset_minutes", "240"));
+    let created = post_create(&app, false, &summer).await;
+    assert_eq!(created.status(), 303);
+    let id = location(&created).trim_start_matches("/vote/").to_owned();
+    let ballot: serde_json::Value = browser()
+        .get(app.url(&format!("/api/v1/ballots/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ballot["ends_at"], "2030-01-01T05:30:00Z", "{ballot}");
+    // An offset past 18 hours is no offset: today's is used.
+    let mut far = custom("2030-01-01T01:30").to_vec();
+    far.push(("end_offset_minutes", "1081"));
+    let created = post_create(&app, false, &far).await;
+    let id = location(&created).trim_start_matches("/vote/").to_owned();
+    let ballot: serde_json::Value = browser()
+        .get(app.url(&format!("/api/v1/ballots/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ballot["ends_at"], "2030-01-01T06:30:00Z", "{ballot}");
     // Both date pickers carry the class app.js gives a minimum of now.
     let form = crate::helpers::get_text(&browser(), &app.url("/create")).await;
     assert!(

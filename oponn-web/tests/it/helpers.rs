@@ -184,6 +184,23 @@ impl TestApp {
         .skipping("state")
     }
 
+    /// Opens the event stream at `path` as a browser's `EventSource` does,
+    /// asking for `text/event-stream`.
+    pub(crate) async fn event_stream_accepting_events(
+        &self,
+        browser: &Client,
+        path: &str,
+    ) -> SseReader {
+        let response = browser
+            .get(self.url(path))
+            .header("Accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        SseReader::new(response)
+    }
+
     /// Opens the live state of ballot `id`.
     pub(crate) async fn live_state(&self, browser: &Client, id: &str) -> SseReader {
         self.event_stream(browser, &format!("/ballots/{id}/live-state"), None)

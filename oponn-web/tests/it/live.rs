@@ -150,6 +150,12 @@ async fn open_pages_hear_when_the_owner_closes_the_ballot_and_the_stream_ends() 
     assert_eq!(state_of(&state.next().await), "ended");
     assert_eq!(results.next().await.event.as_deref(), Some("results"));
     assert_eq!(state_of(&results.next().await), "ended");
+    // Then the word that it is final, on which the browser closes the
+    // stream instead of reconnecting, and the end.
+    for stream in [&mut state, &mut results] {
+        let last = stream.next().await;
+        assert_eq!(last.event.as_deref(), Some("final"), "{last:?}");
+    }
     state.until_closed().await;
     results.until_closed().await;
 }
@@ -169,14 +175,30 @@ async fn open_pages_hear_when_the_ballot_is_deleted() {
         .unwrap();
     assert_eq!(deleted.status(), 303);
     assert_eq!(state_of(&state.next().await), "deleted");
+    assert_eq!(state.next().await.event.as_deref(), Some("final"));
     state.until_closed().await;
-    // Gone: a new stream is refused.
-    let again = browser()
-        .get(app.url(&format!("/ballots/{id}/live-state")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 404);
+    // Gone: a new stream is refused, with 404 to a plain request...
+    for path in ["live-state", "live-results"] {
+        let again = browser()
+            .get(app.url(&format!("/ballots/{id}/{path}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 404, "{path}");
+        // ...and to a browser's EventSource, which cannot read a 404 and
+        // would retry it for ever, with the news it can apply: deleted,
+        // final, and the end.
+        let mut stream = app
+            .event_stream_accepting_events(&browser(), &format!("/ballots/{id}/{path}"))
+            .await;
+        assert_eq!(state_of(&stream.next().await), "deleted", "{path}");
+        assert_eq!(
+            stream.next().await.event.as_deref(),
+            Some("final"),
+            "{path}"
+        );
+        stream.until_closed().await;
+    }
 }
 
 #[tokio::test]
@@ -200,12 +222,38 @@ async fn a_scheduled_start_and_a_custom_end_reach_open_pages_with_no_request() {
     // sends each change when it is due. The test clock stands still, so
     // it is moved on as far as the timer waits.
     let mut state = app.live_state(&browser(), &id).await;
+    let mut results = app
+        .event_stream(&browser(), &format!("/ballots/{id}/live-results"), None)
+        .await;
+    assert_eq!(results.next().await.event.as_deref(), Some("results"));
+    assert_eq!(state_of(&results.next().await), "pending");
     assert_eq!(state_of(&state.next().await), "pending");
     app.oponn.clock().advance(time::Duration::seconds(2));
     assert_eq!(state_of(&state.next().await), "active");
+    assert_eq!(state_of(&results.next().await), "active");
     app.oponn.clock().advance(time::Duration::seconds(2));
     assert_eq!(state_of(&state.next().await), "ended");
+    assert_eq!(state_of(&results.next().await), "ended");
+    // A batch checked just before the end publishes just after it: its
+    // tally still reaches the pages before the stream says it is final.
+    let ballot = oponn_core::domain::BallotId::parse(&id).unwrap();
+    let late = oponn_core::domain::Tally::new(1, [(oponn_core::domain::OptionId::new(1), 1)]);
+    app.oponn
+        .ports()
+        .broadcaster
+        .publish(&oponn_core::domain::TallyEvent {
+            ballot_id: ballot,
+            tally: late,
+        })
+        .await
+        .unwrap();
+    let counted = results.next().await;
+    assert_eq!(counted.event.as_deref(), Some("results"));
+    assert_eq!(counted.id.as_deref(), Some("1"), "the late tally");
+    assert_eq!(results.next().await.event.as_deref(), Some("final"));
+    assert_eq!(state.next().await.event.as_deref(), Some("final"));
     state.until_closed().await;
+    results.until_closed().await;
 }
 
 #[tokio::test]
@@ -231,7 +279,6 @@ async fn the_state_stream_is_open_to_viewers_who_may_not_see_results() {
     let mut state = app.live_state(&stranger, &id).await;
     let event = state.next().await;
     assert_eq!(state_of(&event), "active");
-    assert!(!event.data.contains("count"), "no tally: {}", event.data);
     // Its page waits on that stream, and fetches the results at the close.
     let page = app.page_text(&stranger, &format!("/results/{id}")).await;
     assert!(
@@ -239,6 +286,21 @@ async fn the_state_stream_is_open_to_viewers_who_may_not_see_results() {
         "{page}"
     );
     assert!(page.contains("data-shown-on-close"), "{page}");
+    // A vote sends nothing on it: the next event is the close, not a tally.
+    assert_eq!(app.vote_for(&browser(), &id, "1").await, 303);
+    let owner_closes = app
+        .oponn
+        .service()
+        .ballot(&oponn_core::domain::BallotId::parse(&id).unwrap())
+        .await
+        .unwrap();
+    app.oponn
+        .service()
+        .close_ballot(&owner_closes.id(), owner_closes.owner().unwrap())
+        .await
+        .unwrap();
+    let next = state.next().await;
+    assert_eq!(state_of(&next), "ended", "{next:?}");
     for path in [
         "/ballots/nope/live-state",
         "/ballots/00000000000000000000000000/live-state",

@@ -240,7 +240,7 @@ async fn the_presenter_view_shows_the_question_live_results_and_how_to_vote() {
     );
     assert!(
         page.contains(&format!(
-            r#"sse-connect="/ballots/{id}/live-results" sse-swap="results,state""#
+            r#"sse-connect="/ballots/{id}/live-results" sse-close="final" sse-swap="results,state""#
         )),
         "{page}"
     );
@@ -300,4 +300,83 @@ async fn unknown_ballots_have_no_share_view_qr_code_or_presenter_view() {
         let answer = browser().get(app.url(path)).send().await.unwrap();
         assert_eq!(answer.status(), 404, "{path}");
     }
+}
+
+#[tokio::test]
+async fn an_invite_only_ballot_offers_no_public_link_to_vote() {
+    let app = spawn_app().await;
+    let owner = browser();
+    let created = app
+        .form_post(
+            &owner,
+            "/create",
+            &[
+                ("measure", "Members only?"),
+                ("options_raw", "a, b"),
+                ("eligibility", "invited"),
+            ],
+        )
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 303);
+    let id = location(&created)
+        .trim_start_matches("/ballots/")
+        .trim_end_matches("/invitations")
+        .to_owned();
+    let share = unescape(&app.page_text(&owner, &format!("/ballots/{id}/share")).await);
+    assert!(!share.contains("share-vote-link"), "{share}");
+    assert!(!share.contains("qr.svg"), "{share}");
+    assert!(
+        share.contains(&format!(
+            r#"<a href="/ballots/{id}/invitations">voting_links</a>"#
+        )),
+        "{share}"
+    );
+    let present = unescape(
+        &app.page_text(&owner, &format!("/results/{id}/present"))
+            .await,
+    );
+    assert!(!present.contains("qr.svg"), "{present}");
+    assert!(
+        present.contains("vote with the personal link you were sent"),
+        "{present}"
+    );
+}
+
+#[tokio::test]
+async fn a_write_in_never_speaks_for_the_ballot_in_its_link_preview() {
+    let app = spawn_app().await;
+    let owner = browser();
+    let id = app
+        .create_ballot(
+            &owner,
+            &[
+                ("measure", "Lunch?"),
+                ("options_raw", "Soup, Salad"),
+                ("allow_write_in", "on"),
+            ],
+        )
+        .await;
+    let voted = app
+        .vote(
+            &browser(),
+            &id,
+            &[
+                ("option_id", "__write_in__"),
+                ("write_in_value", "Vote at evil example"),
+            ],
+        )
+        .await;
+    assert_eq!(voted.status(), 303);
+    let page = unescape(&app.page_text(&browser(), &format!("/vote/{id}")).await);
+    assert!(
+        page.contains("Vote at evil example"),
+        "the write-in is an option on the page"
+    );
+    assert!(
+        page.contains(r#"<meta property="og:description" content="Vote on oponn: Soup · Salad. Results update live.">"#),
+        "{page}"
+    );
 }
