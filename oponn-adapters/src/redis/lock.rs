@@ -9,7 +9,10 @@ use oponn_core::ports::{LockError, LockGuard, VoteLock};
 use redis::aio::ConnectionManager;
 use tokio::time::Instant;
 
-use super::{RedisSetupError, client, connection_manager, jittered, lock_key, query};
+use super::{
+    RedisSetupError, client, connection_manager, jittered, lock_key, lock_queue_key, lock_seen_key,
+    query,
+};
 
 /// Deletes the lock only when it still holds the caller's token, in one
 /// atomic step, so a holder whose lock expired cannot free its successor's.
@@ -25,13 +28,93 @@ static COMPARE_AND_DELETE: LazyLock<redis::Script> = LazyLock::new(|| {
     )
 });
 
+/// Takes the lock for a caller, in turn: one step, atomic in Redis.
+///
+/// `KEYS`: the lock, the ballot's queue of waiters (a list of tokens,
+/// oldest first), and when each waiter last asked (a hash of token to
+/// milliseconds). `ARGV`: the caller's token, the lock's time to live, how
+/// long a waiter may go without asking before it is dropped from the
+/// queue, and how long the queue's keys outlive their last use (all in
+/// milliseconds).
+///
+/// The lock is taken when it is free and the caller is first in the queue
+/// (or the queue is empty); otherwise the caller joins the queue's end
+/// (once) and is told to ask again. So a holder that releases and at once
+/// asks again queues behind the instances already waiting, instead of
+/// winning every race against them. Waiters at the head that stopped
+/// asking (crashed, or gave up) are dropped first, so no dead waiter holds
+/// up the queue for longer than the stale time.
+///
+/// Answers 1 when the caller holds the lock, else 0.
+static TAKE_IN_TURN: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+        local lock, queue, seen = KEYS[1], KEYS[2], KEYS[3]
+        local token, ttl, stale, linger = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+        local clock = redis.call("TIME")
+        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+        if redis.call("GET", lock) == token then
+            return 1
+        end
+        redis.call("HSET", seen, token, now)
+        redis.call("PEXPIRE", seen, linger)
+        if redis.call("EXISTS", lock) == 0 then
+            while true do
+                local head = redis.call("LINDEX", queue, 0)
+                if not head or head == token then
+                    break
+                end
+                local last = tonumber(redis.call("HGET", seen, head) or "0")
+                if now - last <= stale then
+                    break
+                end
+                redis.call("LPOP", queue)
+                redis.call("HDEL", seen, head)
+            end
+            local head = redis.call("LINDEX", queue, 0)
+            if not head or head == token then
+                if head then
+                    redis.call("LPOP", queue)
+                end
+                redis.call("HDEL", seen, token)
+                redis.call("SET", lock, token, "PX", ttl)
+                return 1
+            end
+        end
+        if not redis.call("LPOS", queue, token) then
+            redis.call("RPUSH", queue, token)
+        end
+        redis.call("PEXPIRE", queue, linger)
+        return 0
+        "#,
+    )
+});
+
+/// Leaves the queue: a waiter that gives up (its wait is over, or its
+/// task was cancelled) stops holding up the waiters behind it at once.
+static LEAVE_QUEUE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+        redis.call("LREM", KEYS[1], 0, ARGV[1])
+        redis.call("HDEL", KEYS[2], ARGV[1])
+        return 0
+        "#,
+    )
+});
+
 /// The first pause before asking again for a held lock; it doubles up to
 /// [`MAX_RETRY_DELAY`].
-const MIN_RETRY_DELAY: Duration = Duration::from_millis(5);
+const MIN_RETRY_DELAY: Duration = Duration::from_millis(1);
 
-/// The longest pause between two tries at a held lock: short, because
-/// holders keep it only for one vote's check-and-record.
-const MAX_RETRY_DELAY: Duration = Duration::from_millis(50);
+/// The longest pause between two asks for a held lock: short, because
+/// holders keep it only for one batch's check-and-record, and a waiter
+/// first in the queue takes it on its next ask after the release.
+const MAX_RETRY_DELAY: Duration = Duration::from_millis(8);
+
+/// How long a queued waiter may go without asking before the next taker
+/// drops it from the queue: many times [`MAX_RETRY_DELAY`], so only a
+/// waiter that is gone (crashed, cut off, cancelled without leaving) is.
+const STALE_WAITER: Duration = Duration::from_millis(250);
 
 /// Tunables of a [`RedisLock`].
 #[derive(Debug, Clone)]
@@ -66,10 +149,13 @@ impl Default for RedisLockSettings {
 /// A [`VoteLock`] in Redis, so that instances sharing one Redis take turns
 /// on a ballot.
 ///
-/// Taking the lock is `SET ballot:{id}:lock <token> NX PX <ttl>` with a
-/// token of 128 random bits; a held lock is retried with a short, jittered
-/// backoff until [`RedisLockSettings::wait`] passes. Releasing is a
-/// compare-and-delete script. A guard dropped without release (a cancelled
+/// Taking the lock sets `ballot:{id}:lock` to a token of 128 random bits
+/// with a time to live, in turn: a taker that finds it held joins the
+/// ballot's queue of waiters and asks again with a short, jittered backoff
+/// (1 to 8 ms) until [`RedisLockSettings::wait`] passes; the lock goes to
+/// the queue's first waiter when it is free (see `TAKE_IN_TURN`), so
+/// instances take turns instead of the last holder winning every race.
+/// Releasing is a compare-and-delete script. A guard dropped without release (a cancelled
 /// task) deletes its lock from a spawned task at once, or failing that
 /// leaves it to the expiry. Redis errors are never retried: an unreachable
 /// Redis answers [`LockError::Unavailable`] promptly, and the service then
@@ -116,27 +202,40 @@ impl RedisLock {
 impl VoteLock for RedisLock {
     async fn acquire(&self, ballot: &BallotId) -> Result<Box<dyn LockGuard>, LockError> {
         let key = lock_key(ballot);
+        let queue = lock_queue_key(ballot);
+        let seen = lock_seen_key(ballot);
         // 128 bits from the operating system: no other taker can guess it,
         // so no other taker can release this lock.
         let token = BallotId::generate().to_string();
-        let ttl_millis = u64::try_from(self.settings.ttl.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let set = redis::cmd("SET")
-            .arg(&key)
+        let millis = |span: Duration| u64::try_from(span.as_millis()).unwrap_or(u64::MAX).max(1);
+        let ttl = millis(self.settings.ttl);
+        let linger = millis(self.settings.ttl + self.settings.wait);
+        let mut take = TAKE_IN_TURN.prepare_invoke();
+        take.key(&key)
+            .key(&queue)
+            .key(&seen)
             .arg(&token)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl_millis)
-            .to_owned();
+            .arg(ttl)
+            .arg(millis(STALE_WAITER))
+            .arg(linger);
+        // Leaves the queue if this wait ends without the lock, whether it
+        // gives up or its task is dropped.
+        let mut in_queue = QueuedWaiter {
+            connection: self.connection.clone(),
+            queue,
+            seen,
+            token: token.clone(),
+            command_timeout: self.settings.command_timeout,
+            queued: false,
+        };
         let deadline = Instant::now() + self.settings.wait;
         let mut delay = MIN_RETRY_DELAY;
         loop {
-            // `OK` when taken, nil when someone else holds it.
-            let answer: redis::Value = query(&self.connection, &set, self.settings.command_timeout)
+            let taken: i64 = invoke(&self.connection, &take, self.settings.command_timeout)
                 .await
                 .map_err(LockError::Unavailable)?;
-            if !matches!(answer, redis::Value::Nil) {
+            if taken == 1 {
+                in_queue.queued = false;
                 return Ok(Box::new(RedisLockGuard {
                     connection: self.connection.clone(),
                     key,
@@ -145,6 +244,7 @@ impl VoteLock for RedisLock {
                     released: false,
                 }));
             }
+            in_queue.queued = true;
             let now = Instant::now();
             if now >= deadline {
                 return Err(LockError::Timeout);
@@ -163,6 +263,57 @@ impl VoteLock for RedisLock {
         .await
         .map(drop)
         .map_err(LockError::Unavailable)
+    }
+}
+
+/// Runs a prepared script, failing after `timeout`.
+async fn invoke<T: redis::FromRedisValue>(
+    connection: &ConnectionManager,
+    invocation: &redis::ScriptInvocation<'_>,
+    timeout: Duration,
+) -> Result<T, oponn_core::ports::BoxError> {
+    let mut connection = connection.clone();
+    match tokio::time::timeout(timeout, invocation.invoke_async(&mut connection)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(Box::new(error)),
+        Err(_) => Err(Box::new(super::NoAnswer(timeout))),
+    }
+}
+
+/// A waiter's place in a ballot's queue, left when dropped while still
+/// queued (it gave up, or its task was cancelled), from a spawned task; if
+/// that fails, the next taker drops it once it is stale.
+struct QueuedWaiter {
+    connection: ConnectionManager,
+    queue: String,
+    seen: String,
+    token: String,
+    command_timeout: Duration,
+    queued: bool,
+}
+
+impl Drop for QueuedWaiter {
+    fn drop(&mut self) {
+        if !self.queued {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let connection = self.connection.clone();
+        let (queue, seen, token) = (
+            std::mem::take(&mut self.queue),
+            std::mem::take(&mut self.seen),
+            std::mem::take(&mut self.token),
+        );
+        let timeout = self.command_timeout;
+        runtime.spawn(async move {
+            let mut leave = LEAVE_QUEUE.prepare_invoke();
+            leave.key(&queue).key(&seen).arg(&token);
+            if let Err(error) = invoke::<i64>(&connection, &leave, timeout).await {
+                tracing::debug!(%queue, %error, "leaving a lock queue failed; it goes stale");
+            }
+        });
     }
 }
 

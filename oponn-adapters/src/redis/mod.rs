@@ -112,6 +112,16 @@ fn lock_key(ballot: &BallotId) -> String {
     format!("ballot:{ballot}:lock")
 }
 
+/// The key of the queue of instances waiting for a ballot's lock.
+fn lock_queue_key(ballot: &BallotId) -> String {
+    format!("ballot:{ballot}:lock:queue")
+}
+
+/// The key of when each queued waiter last asked for a ballot's lock.
+fn lock_seen_key(ballot: &BallotId) -> String {
+    format!("ballot:{ballot}:lock:seen")
+}
+
 /// The pub/sub channel of a ballot's tallies.
 fn updates_channel(ballot: &BallotId) -> String {
     format!("ballot:{ballot}:updates")

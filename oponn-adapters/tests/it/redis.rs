@@ -433,3 +433,101 @@ fn a_bad_url_is_a_setup_error() {
         );
     });
 }
+
+/// The length of ballot `ballot`'s queue of lock waiters.
+async fn queued(url: &str, ballot: &BallotId) -> i64 {
+    redis::cmd("LLEN")
+        .arg(format!("ballot:{ballot}:lock:queue"))
+        .query_async(&mut raw(url).await)
+        .await
+        .unwrap()
+}
+
+/// Waits until ballot `ballot`'s lock queue holds `length` waiters.
+async fn until_queued(url: &str, ballot: &BallotId, length: i64) {
+    within_deadline("the lock queue reaching its length", async {
+        while queued(url, ballot).await != length {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+#[test]
+fn a_waiting_instance_gets_the_lock_before_its_last_holder_takes_it_again() {
+    oponn_testkit::block_on(async {
+        let url = TestRedis::shared().url();
+        let first = Arc::new(RedisLock::connect(url).await.unwrap());
+        let second = Arc::new(RedisLock::connect(url).await.unwrap());
+        let ballot = BallotId::generate();
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+
+        let held = first.acquire(&ballot).await.unwrap();
+        let waiter = {
+            let (second, order) = (Arc::clone(&second), Arc::clone(&order));
+            tokio::spawn(async move {
+                let guard = second.acquire(&ballot).await.unwrap();
+                order.lock().unwrap().push("second");
+                guard.release().await.unwrap();
+            })
+        };
+        until_queued(url, &ballot, 1).await;
+        // The holder releases and asks again at once, as an instance with
+        // a queue of its own votes does: it queues behind the waiter
+        // instead of winning the race (which polling with backoff lost to
+        // it nearly every time).
+        held.release().await.unwrap();
+        let again = first.acquire(&ballot).await.unwrap();
+        order.lock().unwrap().push("first");
+        again.release().await.unwrap();
+        within_deadline("the waiter finishing", waiter)
+            .await
+            .unwrap();
+        assert_eq!(*order.lock().unwrap(), ["second", "first"]);
+        assert_eq!(queued(url, &ballot).await, 0, "nobody left in the queue");
+    });
+}
+
+#[test]
+fn a_waiter_that_is_gone_holds_up_nobody() {
+    oponn_testkit::block_on(async {
+        let url = TestRedis::shared().url();
+        let lock = RedisLock::connect(url).await.unwrap();
+        let ballot = BallotId::generate();
+        // A waiter that crashed while first in the queue, last seen long ago.
+        let mut connection = raw(url).await;
+        let () = redis::cmd("RPUSH")
+            .arg(format!("ballot:{ballot}:lock:queue"))
+            .arg("crashed-waiter")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        let () = redis::cmd("HSET")
+            .arg(format!("ballot:{ballot}:lock:seen"))
+            .arg("crashed-waiter")
+            .arg(0)
+            .query_async(&mut connection)
+            .await
+            .map(|_: i64| ())
+            .unwrap();
+        lock.acquire(&ballot)
+            .await
+            .expect("the stale waiter is dropped, not waited for")
+            .release()
+            .await
+            .unwrap();
+        assert_eq!(queued(url, &ballot).await, 0);
+
+        // A waiter whose task is cancelled leaves the queue at once.
+        let held = lock.acquire(&ballot).await.unwrap();
+        let other = Arc::new(RedisLock::connect(url).await.unwrap());
+        let waiting = tokio::spawn({
+            let other = Arc::clone(&other);
+            async move { other.acquire(&ballot).await.map(drop) }
+        });
+        until_queued(url, &ballot, 1).await;
+        waiting.abort();
+        until_queued(url, &ballot, 0).await;
+        held.release().await.unwrap();
+    });
+}
