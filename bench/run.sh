@@ -3,12 +3,18 @@
 #
 #   bench/run.sh votes       vote throughput beside /livez, embedded default
 #   bench/run.sh votes-pg    the same on PostgreSQL + Redis
+#   bench/run.sh cpu         server CPU time per vote and per /livez request, and their ratio
+#   bench/run.sh cpu-pg      the same on PostgreSQL + Redis, with their CPU per vote beside it
+#   bench/run.sh cluster     two instances on one PostgreSQL + Redis against one at the same concurrency
 #   bench/run.sh fanout      10,000 watchers: delivery latency, RSS per idle SSE connection
 #   bench/run.sh startup     cold start time and idle RSS
 #   bench/run.sh profile     a CPU profile of the server taking votes (needs perf)
 #
 # Uses target/release/oponn (cargo build --release --bin oponn). The server
 # and the load generator share this machine; everything stays on loopback.
+# SERVER_CPUS and LOAD_CPUS (taskset lists, e.g. 0 and 1) pin the server
+# and the load generator to separate cores, so each figure can be told
+# apart from the load generator's share.
 # votes-pg uses BENCH_DATABASE_URL (a server it may create a database on;
 # default postgres://postgres@127.0.0.1:5432/postgres) and BENCH_REDIS_URL
 # (default redis://127.0.0.1:6379).
@@ -30,6 +36,53 @@ trap stop_server EXIT
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
+# CPU time (user + system) of the processes "$@", in milliseconds. /proc
+# counts it in USER_HZ, which Linux fixes at 100 a second for userspace.
+cpu_ms() {
+  local total=0 pid ticks
+  for pid in "$@"; do
+    ticks=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}') || ticks=0
+    total=$(( total + ${ticks:-0} ))
+  done
+  echo $(( total * 10 ))
+}
+
+# Runs the load generator, pinned to LOAD_CPUS when set.
+load() {
+  if [ -n "${LOAD_CPUS:-}" ]; then taskset -c "$LOAD_CPUS" "$BIN" simulate "$@"; else "$BIN" simulate "$@"; fi
+}
+
+# The server command, pinned to SERVER_CPUS when set.
+server_cmd() {
+  if [ -n "${SERVER_CPUS:-}" ]; then echo "taskset -c $SERVER_CPUS $BIN"; else echo "$BIN"; fi
+}
+
+# Votes, then /livez for as long as the votes took, sampling the CPU time
+# of the server (and of the processes "$@", e.g. PostgreSQL and Redis)
+# around each: CPU per acknowledged vote against CPU per /livez request.
+cpu_per_request() {
+  local out="$data_dir/cpu.txt" extra=("$@")
+  local s0 e0 s1 e1 s2 s3 acked secs answered
+  s0=$(cpu_ms "$server_pid"); e0=$(cpu_ms "${extra[@]}")
+  load --url "$URL" --voters "${VOTERS:-10000}" --concurrency "${CONCURRENCY:-32}" --target votes > "$out" || true
+  s1=$(cpu_ms "$server_pid"); e1=$(cpu_ms "${extra[@]}")
+  cat "$out"
+  acked=$(sed -n 's/^votes acknowledged: \([0-9]*\) of .* in \([0-9.]*\)s.*/\1/p' "$out")
+  secs=$(sed -n 's/^votes acknowledged: [0-9]* of .* in \([0-9.]*\)s.*/\1/p' "$out")
+  s2=$(cpu_ms "$server_pid")
+  load --url "$URL" --concurrency "${CONCURRENCY:-32}" --target livez --duration "${secs%.*}s" > "$out" || true
+  s3=$(cpu_ms "$server_pid")
+  cat "$out"
+  answered=$(sed -n 's/^\/livez: \([0-9]*\) answered.*/\1/p' "$out")
+  awk -v v="$(( s1 - s0 ))" -v n="$acked" -v l="$(( s3 - s2 ))" -v m="$answered" -v e="$(( e1 - e0 ))" \
+    -v extra="${#extra[@]}" 'BEGIN {
+      vote = v * 1000 / n; livez = l * 1000 / m;
+      printf "server CPU: %.0f us per vote (%d ms for %d votes), %.1f us per /livez request (%d ms for %d)\n", vote, v, n, livez, l, m;
+      printf "a vote costs %.1f /livez requests of server CPU\n", vote / livez;
+      if (extra > 0) printf "PostgreSQL + Redis CPU: %.0f us per vote (%d ms)\n", e * 1000 / n, e;
+    }'
+}
+
 # Starts the server with extra environment "$@"; sets start_ms to the
 # milliseconds from exec until /livez answered. The load comes from one
 # address, so the per-client rate limits are off (0) for every benchmark;
@@ -40,7 +93,7 @@ start_server() {
   local started=$(date +%s%N)
   env OPONN_BIND="127.0.0.1:$PORT" OPONN_DATA_DIR="$data_dir" RUST_LOG=warn \
     OPONN_BALLOTS_PER_MINUTE=0 OPONN_WRITE_INS_PER_MINUTE=0 OPONN_STREAMS_PER_MINUTE=0 \
-    "$@" "$BIN" serve \
+    "$@" $(server_cmd) serve \
     > "$data_dir/log" 2>&1 &
   server_pid=$!
   until curl -fs "$URL/livez" > /dev/null 2>&1; do
@@ -96,6 +149,63 @@ case "${1:-}" in
     wait || true
     perf report -i "$out" --no-children --sort dso --stdio -g none 2> /dev/null | grep '%' | head -5
     perf report -i "$out" --no-children --sort comm --stdio -g none 2> /dev/null | grep '%' | head -3
+    ;;
+  cpu)
+    start_server
+    cpu_per_request
+    ;;
+  cpu-pg)
+    db_url=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+    name="oponn_bench_$(date +%s)"
+    psql "$db_url" -q -c "create database $name"
+    start_server DATABASE_URL="${db_url%/*}/$name" REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
+    # PostgreSQL's backends exist once the server's pool has connected.
+    cpu_per_request $(pgrep -x postgres) $(pgrep -x redis-server)
+    stop_server
+    psql "$db_url" -q -c "drop database $name"
+    ;;
+  cluster)
+    # Two instances on one PostgreSQL + Redis, CONCURRENCY/2 voters each on
+    # one ballot, then one instance with all CONCURRENCY voters on another:
+    # the cross-instance tail against one instance's, and the combined
+    # tally checked against every acknowledged vote.
+    db_url=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+    redis_url=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
+    name="oponn_bench_$(date +%s)"
+    psql "$db_url" -q -c "create database $name"
+    shared=(DATABASE_URL="${db_url%/*}/$name" REDIS_URL="$redis_url" OPONN_SECRET_KEY="bench-cluster-secret-of-some-length-0123456789")
+    start_server "${shared[@]}"
+    first_pid=$server_pid first_dir=$data_dir
+    second_port=$(( PORT + 1 ))
+    second_dir=$(mktemp -d)
+    # The same data directory: both read the local key file the first wrote
+    # (the database is PostgreSQL's, so nothing else in it is shared).
+    env OPONN_BIND="127.0.0.1:$second_port" OPONN_DATA_DIR="$first_dir" RUST_LOG=warn \
+      OPONN_BALLOTS_PER_MINUTE=0 OPONN_WRITE_INS_PER_MINUTE=0 OPONN_STREAMS_PER_MINUTE=0 \
+      "${shared[@]}" $(server_cmd) serve > "$second_dir/log" 2>&1 &
+    second_pid=$!
+    until curl -fs "http://127.0.0.1:$second_port/livez" > /dev/null 2>&1; do sleep 0.01; done
+    half=$(( ${CONCURRENCY:-32} / 2 ))
+    voters=${VOTERS:-6000}
+    ballot=$(curl -fs -H 'Content-Type: application/json' -d '{"measure":"cluster bench","options":["a","b","c","d"],"window_minutes":0}' \
+      "$URL/api/v1/ballots" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+    # Each run also checks the tally against its own votes alone, which the
+    # other instance's votes make differ: the combined check below counts.
+    load --url "$URL" --ballot="$ballot" --voters $(( voters / 2 )) --concurrency "$half" > "$first_dir/a.txt" || true &
+    a=$!
+    load --url "http://127.0.0.1:$second_port" --ballot="$ballot" --voters $(( voters / 2 )) --concurrency "$half" > "$second_dir/b.txt" || true &
+    b=$!
+    wait "$a" "$b" || true
+    for f in "$first_dir/a.txt" "$second_dir/b.txt"; do grep -E '^(oponn simulate|votes acknowledged|vote POST latency|vote errors|  )' "$f"; done
+    tail -5 "$second_dir/log"
+    acked=$(cat "$first_dir/a.txt" "$second_dir/b.txt" | sed -n 's/^votes acknowledged: \([0-9]*\) of.*/\1/p' | awk '{s+=$1} END {print s+0}')
+    total=$(curl -fs "$URL/api/v1/ballots/$ballot/tally" | grep -o '"total":[0-9]*' | head -1 | cut -d: -f2)
+    echo "two instances: server total $total, votes acknowledged $acked: $([ "$total" = "$acked" ] && echo OK || echo MISMATCH)"
+    kill "$second_pid" 2>/dev/null || true; wait "$second_pid" 2>/dev/null || true; rm -rf "$second_dir"
+    echo "one instance, the same total concurrency:"
+    load --url "$URL" --voters "$voters" --concurrency $(( half * 2 )) | grep -E '^(votes acknowledged|vote POST latency|tally check)'
+    stop_server
+    psql "$db_url" -q -c "drop database $name"
     ;;
   startup)
     start_server

@@ -141,8 +141,8 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "http://127.0.0.1:8000")]
     pub url: String,
     /// The ballot to vote on; without it, one is created (through the
-    /// create form, else the JSON API).
-    #[arg(long)]
+    /// create form, else the JSON API). An id may begin with `-`.
+    #[arg(long, allow_hyphen_values = true)]
     pub ballot: Option<String>,
     /// How many voters, each a fresh browser casting one vote.
     #[arg(long, default_value_t = 1000)]
@@ -393,6 +393,13 @@ mod tests {
             base_url("not a url"),
             Err(SimulateError::Url { .. })
         ));
+    }
+
+    #[test]
+    fn a_ballot_id_that_begins_with_a_hyphen_is_an_id_not_a_flag() {
+        let args = SimulateArgs::try_parse_from(["simulate", "--ballot", "-x3Pg7LV_Zdf_EcMFiewAb"])
+            .unwrap();
+        assert_eq!(args.ballot.as_deref(), Some("-x3Pg7LV_Zdf_EcMFiewAb"));
     }
 
     #[test]
