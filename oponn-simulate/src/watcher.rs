@@ -248,9 +248,18 @@ async fn watch(
                     .fetch_sub(1, Ordering::Relaxed);
                 match ended {
                     None => break,
-                    Some(kind) => {
+                    Some(Ended::Failed(kind)) => {
                         record.error(kind);
                         true
+                    }
+                    // Over for good: a browser stops here too.
+                    Some(Ended::Final) => false,
+                    Some(Ended::Gone) => {
+                        record.connected = false;
+                        record.error(format!(
+                            "{STEP}: the ballot does not exist (its stream said deleted)"
+                        ));
+                        false
                     }
                 }
             }
@@ -306,8 +315,18 @@ async fn connect(
     request.send().await
 }
 
+/// How a watcher's stream ended before the run stopped.
+enum Ended {
+    /// It failed or ended without a word: the error kind; reconnect.
+    Failed(String),
+    /// The server said it is over for good (`event: final`): voting ended.
+    Final,
+    /// The ballot does not exist (any more): its stream said `deleted`.
+    Gone,
+}
+
 /// Reads the event stream of `answer` into `record` until the run stops
-/// (`None`) or the stream fails or ends (`Some` with the error kind).
+/// (`None`) or the stream fails or ends.
 async fn read(
     context: &Context,
     shared: &Shared,
@@ -315,7 +334,7 @@ async fn read(
     record: &mut WatcherRecord,
     ready: &mut Option<mpsc::UnboundedSender<()>>,
     last_event_id: &mut Option<String>,
-) -> Option<String> {
+) -> Option<Ended> {
     // Raw blocks, `:` comments (keep-alives) already dropped; a block
     // without data is not an event (WHATWG), though its id still counts
     // for `Last-Event-ID`.
@@ -328,23 +347,42 @@ async fn read(
         };
         let at = Instant::now();
         let block = match block {
-            None => return Some(format!("{STEP}: the stream ended")),
+            None => return Some(Ended::Failed(format!("{STEP}: the stream ended"))),
             Some(Err(sse_stream::Error::Body(error))) => {
-                return Some(match error.downcast_ref::<reqwest::Error>() {
-                    Some(error) => http::failure(STEP, error),
-                    None => format!("{STEP}: the stream broke"),
-                });
+                return Some(Ended::Failed(
+                    match error.downcast_ref::<reqwest::Error>() {
+                        Some(error) => http::failure(STEP, error),
+                        None => format!("{STEP}: the stream broke"),
+                    },
+                ));
             }
-            Some(Err(_)) => return Some(format!("{STEP}: the stream is not an event stream")),
+            Some(Err(_)) => {
+                return Some(Ended::Failed(format!(
+                    "{STEP}: the stream is not an event stream"
+                )));
+            }
             Some(Ok(block)) => block,
         };
         if let Some(id) = &block.id {
             *last_event_id = Some(id.clone());
         }
         // A block without data is no event; a `state` event (the ballot
-        // opening or closing) carries no tally.
-        if block.data.is_none() || block.event.as_deref() == Some("state") {
-            continue;
+        // opening or closing) carries no tally, unless it says the ballot
+        // is gone; `final` ends the stream for good.
+        match block.event.as_deref() {
+            Some("final") => return Some(Ended::Final),
+            Some("state") => {
+                if block
+                    .data
+                    .as_deref()
+                    .is_some_and(|data| data.contains(r#""status":"deleted""#))
+                {
+                    return Some(Ended::Gone);
+                }
+                continue;
+            }
+            _ if block.data.is_none() => continue,
+            _ => {}
         }
         record.events += 1;
         let Some(id) = block.id else {
