@@ -82,6 +82,17 @@ impl Batches {
         (queue, receiver)
     }
 
+    /// How many votes on `ballot` wait for a batch on this instance.
+    pub(crate) fn waiting(&self, ballot: &BallotId) -> usize {
+        let queue = self
+            .queues
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(ballot)
+            .cloned();
+        queue.map_or(0, |queue| queue.len())
+    }
+
     /// Drops the queues nobody uses; returns how many.
     pub(crate) fn prune_idle(&self) -> usize {
         let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
@@ -106,10 +117,22 @@ impl BallotQueue {
             .is_empty()
     }
 
+    fn len(&self) -> usize {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
     /// Takes up to [`MAX_BATCH`] votes, oldest first.
     pub(crate) fn drain(&self) -> Vec<Pending> {
+        self.drain_at_most(MAX_BATCH)
+    }
+
+    /// Takes up to `most` votes, oldest first.
+    pub(crate) fn drain_at_most(&self, most: usize) -> Vec<Pending> {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        let take = pending.len().min(MAX_BATCH);
+        let take = pending.len().min(most);
         pending.drain(..take).collect()
     }
 }

@@ -142,6 +142,13 @@ impl BallotService {
         self.records.remove(id);
     }
 
+    /// How many votes on ballot `id` wait on this instance for their batch
+    /// (while another batch commits, or the ballot's lock is held
+    /// elsewhere): a gauge of the vote path's queue.
+    pub fn votes_waiting(&self, id: &BallotId) -> usize {
+        self.batches.waiting(id)
+    }
+
     /// The ballots `owner` created, newest first, in the window `page` names.
     ///
     /// # Errors

@@ -166,8 +166,17 @@ impl BallotService {
 
     /// Checks and records one batch of votes on ballot `id` (group commit),
     /// then publishes the newest tally once and answers each voter.
-    async fn commit_batch(&self, id: &BallotId, queue: &batch::BallotQueue, votes: Vec<Pending>) {
+    async fn commit_batch(
+        &self,
+        id: &BallotId,
+        queue: &batch::BallotQueue,
+        mut votes: Vec<Pending>,
+    ) {
         let guard = self.lock(id).await;
+        // Votes that arrived while the lock was awaited (another instance
+        // held it) join this batch: one hand-off of the lock commits them
+        // all, instead of each batch waiting for a hand-off of its own.
+        votes.extend(queue.drain_at_most(batch::MAX_BATCH.saturating_sub(votes.len())));
         let outcomes = self.check_and_record(id, &votes).await;
         unlock(id, guard).await;
         if votes.iter().any(|vote| vote.choice.has_write_in()) {

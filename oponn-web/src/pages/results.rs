@@ -71,6 +71,24 @@ async fn visible_results(
     }
 }
 
+/// What a results page shows `viewer` of ballot `id`: the ballot, and its
+/// results or why they are hidden; or the page that answers instead (`404`,
+/// `503`).
+pub(super) async fn page_results(
+    state: &AppState,
+    jar: &CookieJar,
+    viewer: &Viewer,
+    id: &str,
+) -> Result<(Ballot, Option<Results>, Option<&'static str>), Box<Response>> {
+    match results_access(state, jar, viewer, id).await {
+        Ok(ResultsAccess::Shown { ballot, results }) => Ok((ballot, Some(results), None)),
+        Ok(ResultsAccess::Hidden {
+            ballot, message, ..
+        }) => Ok((ballot, None, Some(message))),
+        Err(refusal) => Err(Box::new(refused(state, refusal))),
+    }
+}
+
 /// The answer for streams and exports that may not show the tally.
 fn refused(state: &AppState, refusal: Refusal) -> Response {
     match refusal {
@@ -93,12 +111,9 @@ pub(crate) async fn results_page(
 ) -> Response {
     let viewer = viewer(&state, jar).await;
     let now = state.service.now();
-    let (ballot, results, hidden) = match results_access(&state, jar, &viewer, &id).await {
-        Ok(ResultsAccess::Shown { ballot, results }) => (ballot, Some(results), None),
-        Ok(ResultsAccess::Hidden {
-            ballot, message, ..
-        }) => (ballot, None, Some(message)),
-        Err(refusal) => return refused(&state, refusal),
+    let (ballot, results, hidden) = match page_results(&state, jar, &viewer, &id).await {
+        Ok(shown) => shown,
+        Err(refusal) => return *refusal,
     };
     render(
         &state,

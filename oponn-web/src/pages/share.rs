@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use oponn_core::ResultsAccess;
 use oponn_core::domain::{Ballot, BallotId, Eligibility};
 use poem::http::{HeaderMap, StatusCode, header};
 use poem::web::cookie::CookieJar;
@@ -14,11 +13,13 @@ use poem::{IntoResponse, Response, handler};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::html::{ballot_or_refusal, not_found, render, unavailable};
-use crate::identity::{viewer, voter_on};
+use crate::html::{ballot_or_refusal, not_found, render};
+use crate::identity::viewer;
 use crate::share::{public_origin, qr_svg};
 use crate::state::AppState;
 use crate::views::{BallotView, ResultsView};
+
+use super::results::page_results;
 
 /// The most of a ballot's options a link preview lists before "…".
 const PREVIEW_DESCRIPTION_CHARS: usize = 160;
@@ -178,19 +179,12 @@ pub(crate) async fn present_page(
     csrf: &CsrfToken,
     Path(id): Path<String>,
 ) -> Response {
-    let Ok(id) = BallotId::parse(&id) else {
-        return not_found(&state);
-    };
     let viewer = viewer(&state, jar).await;
-    let voter = voter_on(&state, jar, &viewer, &id);
-    let (ballot, results, hidden) = match state.service.results_for(&id, Some(&voter)).await {
-        Ok(ResultsAccess::Shown { ballot, results }) => (ballot, Some(results), None),
-        Ok(ResultsAccess::Hidden {
-            ballot, message, ..
-        }) => (ballot, None, Some(message)),
-        Err(oponn_core::BallotError::NotFound) => return not_found(&state),
-        Err(error) => return unavailable(&state, &error),
+    let (ballot, results, hidden) = match page_results(&state, jar, &viewer, &id).await {
+        Ok(shown) => shown,
+        Err(refusal) => return *refusal,
     };
+    let id = ballot.id();
     render(
         &state,
         "present.html",

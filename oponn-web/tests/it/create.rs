@@ -240,6 +240,22 @@ async fn a_browser_local_start_time_is_read_in_the_browsers_zone() {
     assert_eq!(post_create(&app, false, &west).await.status(), 303);
 }
 
+/// The ballot a `303` from `/create` made, as the API shows it.
+async fn created_ballot(
+    app: &crate::helpers::TestApp,
+    created: &reqwest::Response,
+) -> serde_json::Value {
+    let id = location(created).trim_start_matches("/vote/").to_owned();
+    browser()
+        .get(app.url(&format!("/api/v1/ballots/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_custom_end_time_is_read_in_the_browsers_zone_and_checked() {
     let app = spawn_app().await;
@@ -256,15 +272,7 @@ async fn a_custom_end_time_is_read_in_the_browsers_zone_and_checked() {
     // 01:30 in UTC-05:00 is 06:30 UTC.
     let created = post_create(&app, false, &custom("2030-01-01T01:30")).await;
     assert_eq!(created.status(), 303);
-    let id = location(&created).trim_start_matches("/vote/").to_owned();
-    let ballot: serde_json::Value = browser()
-        .get(app.url(&format!("/api/v1/ballots/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ballot = created_ballot(&app, &created).await;
     assert_eq!(ballot["ends_at"], "2030-01-01T06:30:00Z", "{ballot}");
     for (end, message) in [
         (
@@ -305,29 +313,13 @@ async fn a_custom_end_time_is_read_in_the_browsers_zone_and_checked() {
     summer.push(("end_offset_minutes", "240"));
     let created = post_create(&app, false, &summer).await;
     assert_eq!(created.status(), 303);
-    let id = location(&created).trim_start_matches("/vote/").to_owned();
-    let ballot: serde_json::Value = browser()
-        .get(app.url(&format!("/api/v1/ballots/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ballot = created_ballot(&app, &created).await;
     assert_eq!(ballot["ends_at"], "2030-01-01T05:30:00Z", "{ballot}");
     // An offset past 18 hours is no offset: today's is used.
     let mut far = custom("2030-01-01T01:30").to_vec();
     far.push(("end_offset_minutes", "1081"));
     let created = post_create(&app, false, &far).await;
-    let id = location(&created).trim_start_matches("/vote/").to_owned();
-    let ballot: serde_json::Value = browser()
-        .get(app.url(&format!("/api/v1/ballots/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ballot = created_ballot(&app, &created).await;
     assert_eq!(ballot["ends_at"], "2030-01-01T06:30:00Z", "{ballot}");
     // Both date pickers carry the class app.js gives a minimum of now.
     let form = crate::helpers::get_text(&browser(), &app.url("/create")).await;

@@ -27,7 +27,11 @@ pub(crate) async fn spawn_app() -> TestApp {
 }
 
 pub(crate) async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let oponn = TestOponn::new();
+    spawn_app_on(TestOponn::new(), adjust).await
+}
+
+/// A running server over `oponn` (its ports as a test chose them).
+pub(crate) async fn spawn_app_on(oponn: TestOponn, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::development();
     config.environment = Environment::Testing;
     config.bind = "127.0.0.1:0".to_owned();
@@ -379,4 +383,11 @@ impl SseReader {
         .await
         .expect("the stream closes within the deadline");
     }
+}
+
+/// Runs `work` to its end, failing after [`DEADLINE`].
+pub(crate) async fn within<T>(work: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(DEADLINE, work)
+        .await
+        .expect("done within the deadline")
 }

@@ -230,3 +230,77 @@ async fn unknown_ballots_are_a_404_page() {
         .await;
     assert_eq!(response.status(), 404);
 }
+
+/// A ballot lock that counts how often it is taken.
+struct CountingLock {
+    inner: std::sync::Arc<dyn oponn_core::ports::VoteLock>,
+    taken: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl oponn_core::ports::VoteLock for CountingLock {
+    async fn acquire(
+        &self,
+        ballot: &oponn_core::domain::BallotId,
+    ) -> Result<Box<dyn oponn_core::ports::LockGuard>, oponn_core::ports::LockError> {
+        self.taken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.acquire(ballot).await
+    }
+}
+
+#[tokio::test]
+async fn votes_that_arrive_while_the_lock_is_held_elsewhere_join_the_waiting_batch() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let base = oponn_testkit::TestOponn::new();
+    let taken = Arc::new(AtomicUsize::new(0));
+    let mut ports = base.ports().clone();
+    ports.lock = Arc::new(CountingLock {
+        inner: Arc::clone(&ports.lock),
+        taken: Arc::clone(&taken),
+    });
+    let clock = Arc::new(oponn_testkit::TestClock::default());
+    ports.clock = Arc::clone(&clock) as _;
+    let app =
+        crate::helpers::spawn_app_on(oponn_testkit::TestOponn::with_ports(ports, clock), |_| {})
+            .await;
+    let id = app.simple_ballot(&browser(), "one hand-off?").await;
+    let ballot = oponn_core::domain::BallotId::parse(&id).unwrap();
+    let service = Arc::clone(app.oponn.service());
+
+    // Another instance holds the ballot's lock.
+    let held = app.oponn.ports().lock.acquire(&ballot).await.unwrap();
+    let before = taken.load(Ordering::SeqCst);
+    let voters: Vec<_> = (0..3)
+        .map(|_| {
+            let (url, voter) = (app.url(""), browser());
+            let id = id.clone();
+            tokio::spawn(async move {
+                let token = crate::helpers::csrf_token(&voter, &format!("{url}/vote/{id}")).await;
+                voter
+                    .post(format!("{url}/vote/{id}"))
+                    .form(&[("X-CSRF-Token", token.as_str()), ("option_id", "1")])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    // The first vote's batch waits for the lock; the other two queue.
+    crate::helpers::within(async {
+        while service.votes_waiting(&ballot) < 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    held.release().await.unwrap();
+    for voter in voters {
+        assert_eq!(voter.await.unwrap(), 303);
+    }
+    // One batch took all three once the lock came: one more hand-off, not
+    // one for the first vote and another for the two behind it.
+    assert_eq!(taken.load(Ordering::SeqCst) - before, 1);
+    assert_eq!(service.votes_waiting(&ballot), 0);
+}
