@@ -6,6 +6,7 @@
 #   bench/run.sh cpu         server CPU time per vote and per /livez request, and their ratio
 #   bench/run.sh cpu-pg      the same on PostgreSQL + Redis, with their CPU per vote beside it
 #   bench/run.sh cluster     two instances on one PostgreSQL + Redis against one at the same concurrency
+#   bench/run.sh fanout-floor  one vote to N watchers: the bare floor program, then Oponn, and the ratio
 #   bench/run.sh fanout      10,000 watchers: delivery latency, RSS per idle SSE connection
 #   bench/run.sh startup     cold start time and idle RSS
 #   bench/run.sh profile     a CPU profile of the server taking votes (needs perf)
@@ -136,6 +137,27 @@ case "${1:-}" in
     cat "$data_dir/fanout.txt"
     echo "server RSS: ${before} KiB before, ${peak} KiB at most with $watchers watchers:" \
       "$(( (peak - before) / watchers )) KiB per SSE connection"
+    ;;
+  fanout-floor)
+    # The same watchers and the same one vote against target/release/fanout-floor
+    # (cargo build --release -p fanout-floor: it only holds the connections and
+    # writes one frame of Oponn's size to each), then against Oponn.
+    floor_bin=${FLOOR_BIN:-target/release/fanout-floor}
+    [ -x "$floor_bin" ] || { echo "build first: cargo build --release -p fanout-floor" >&2; exit 2; }
+    watchers=${WATCHERS:-10000}
+    if [ -n "${SERVER_CPUS:-}" ]; then taskset -c "$SERVER_CPUS" "$floor_bin" "127.0.0.1:$PORT" > /dev/null & else "$floor_bin" "127.0.0.1:$PORT" > /dev/null & fi
+    server_pid=$!
+    until curl -fs "$URL/api/v1/ballots/floor/tally" > /dev/null 2>&1; do sleep 0.01; done
+    echo "floor:"
+    floor_p99=$(load --url "$URL" --ballot=floor --voters 1 --concurrency 1 --watchers "$watchers" \
+      | tee /dev/stderr | sed -n 's/^watcher delivery: .* p99 \([0-9.]*\)ms.*/\1/p')
+    stop_server
+    echo "oponn:"
+    start_server
+    oponn_p99=$(load --url "$URL" --voters 1 --concurrency 1 --watchers "$watchers" \
+      | tee /dev/stderr | sed -n 's/^watcher delivery: .* p99 \([0-9.]*\)ms.*/\1/p')
+    awk -v o="$oponn_p99" -v f="$floor_p99" -v n="$watchers" \
+      'BEGIN { printf "delivery p99 to %d watchers: oponn %.1f ms, floor %.1f ms: %.2fx the floor\n", n, o, f, o / f }'
     ;;
   profile)
     # A CPU profile of the server taking votes: the server runs under perf.

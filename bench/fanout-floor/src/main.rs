@@ -1,0 +1,193 @@
+//! The floor for live-results fan-out, for `bench/run.sh fanout-floor`.
+//!
+//! A bare tokio server that does only what delivering one vote to N
+//! watchers cannot avoid: it holds N loopback connections open and, when a
+//! vote arrives, writes one frame of the size Oponn's results frame has to
+//! every one of them. No framework, no middleware, no rendering, no
+//! storage. It answers just enough of Oponn's routes for `oponn simulate`
+//! to drive it as it drives Oponn (the same watchers, the same timing):
+//!
+//! - `GET /ballots/{id}/live-results`: an event stream, the current frame
+//!   at once, then each new one;
+//! - `GET /vote/{id}`: a page with a CSRF field and one option;
+//! - `POST /vote/{id}`: counts the vote, writes the frame to every watcher,
+//!   answers `303`;
+//! - `GET /api/v1/ballots/{id}/tally`: `{"seq", "total"}`.
+//!
+//! Usage: `fanout-floor ADDRESS [FRAME_BYTES]` (default `127.0.0.1:8095`,
+//! 1,741 bytes: Oponn's results frame for a four-option ballot).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// Oponn's results frame for a four-option ballot, in bytes.
+const DEFAULT_FRAME_BYTES: usize = 1_741;
+
+/// The most a request's head and body may take; a longer one is dropped.
+const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// What every connection shares: the vote count and the newest frame.
+struct Floor {
+    votes: AtomicU64,
+    frames: watch::Sender<Bytes>,
+    frame_bytes: usize,
+}
+
+impl Floor {
+    /// The frame for tally `seq`, padded to the configured size.
+    fn frame(&self, seq: u64) -> Bytes {
+        let head = format!("id: {seq}\nevent: results\ndata: ");
+        let padding = self.frame_bytes.saturating_sub(head.len() + 2).max(1);
+        let mut frame = Vec::with_capacity(head.len() + padding + 2);
+        frame.extend_from_slice(head.as_bytes());
+        frame.resize(head.len() + padding, b'x');
+        frame.extend_from_slice(b"\n\n");
+        Bytes::from(frame)
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let address = args.next().unwrap_or_else(|| "127.0.0.1:8095".to_owned());
+    let frame_bytes = args
+        .next()
+        .and_then(|bytes| bytes.parse().ok())
+        .unwrap_or(DEFAULT_FRAME_BYTES);
+    let listener = TcpListener::bind(&address).await?;
+    let (frames, _) = watch::channel(Bytes::new());
+    let floor = Arc::new(Floor {
+        votes: AtomicU64::new(0),
+        frames,
+        frame_bytes,
+    });
+    floor.frames.send_replace(floor.frame(0));
+    println!("fanout-floor listening on http://{address}, {frame_bytes}-byte frames");
+    loop {
+        let (socket, _) = listener.accept().await?;
+        let _ = socket.set_nodelay(true);
+        tokio::spawn(serve(Arc::clone(&floor), socket));
+    }
+}
+
+/// One connection: requests one after another (keep-alive) until it is
+/// closed or becomes an event stream.
+async fn serve(floor: Arc<Floor>, mut socket: TcpStream) {
+    let mut buffer = Vec::with_capacity(2048);
+    loop {
+        let Some((method, path, body_end)) = read_request(&mut socket, &mut buffer).await else {
+            return;
+        };
+        buffer.drain(..body_end);
+        let answer = match (method.as_str(), path.as_str()) {
+            ("GET", path) if path.ends_with("/live-results") => {
+                stream(&floor, socket).await;
+                return;
+            }
+            ("GET", path) if path.starts_with("/vote/") => page(
+                "200 OK",
+                "text/html; charset=utf-8",
+                r#"<form method="post"><input type="hidden" name="X-CSRF-Token" value="floor"><input type="radio" name="option_id" value="1"></form>"#,
+            ),
+            ("POST", path) if path.starts_with("/vote/") => {
+                let seq = floor.votes.fetch_add(1, Ordering::SeqCst) + 1;
+                floor.frames.send_replace(floor.frame(seq));
+                let id = path.trim_start_matches("/vote/");
+                format!(
+                    "HTTP/1.1 303 See Other\r\nLocation: /results/{id}\r\nContent-Length: 0\r\n\r\n"
+                )
+            }
+            ("GET", path) if path.ends_with("/tally") => {
+                let seq = floor.votes.load(Ordering::SeqCst);
+                page(
+                    "200 OK",
+                    "application/json",
+                    &format!(r#"{{"seq":{seq},"total":{seq}}}"#),
+                )
+            }
+            _ => page("404 Not Found", "text/plain", "not found"),
+        };
+        if socket.write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A whole answer with `body`.
+fn page(status: &str, content_type: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Holds the connection as an event stream: the current frame at once,
+/// then each new one, until the watcher leaves.
+async fn stream(floor: &Floor, mut socket: TcpStream) {
+    let mut frames = floor.frames.subscribe();
+    let head =
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\r\n";
+    let first = frames.borrow_and_update().clone();
+    if socket.write_all(head).await.is_err() || socket.write_all(&first).await.is_err() {
+        return;
+    }
+    while frames.changed().await.is_ok() {
+        let frame = frames.borrow_and_update().clone();
+        if socket.write_all(&frame).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads one request into `buffer`: its method, its path without the
+/// query, and where its body ends. `None` when the connection closes or
+/// the request is malformed or too large.
+async fn read_request(
+    socket: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+) -> Option<(String, String, usize)> {
+    loop {
+        if let Some(head_end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
+            let head = std::str::from_utf8(buffer.get(..head_end)?).ok()?;
+            let mut lines = head.split("\r\n");
+            let mut first = lines.next()?.split(' ');
+            let method = first.next()?.to_owned();
+            let path = first.next()?.split('?').next()?.to_owned();
+            let length: usize = lines
+                .filter_map(|line| line.split_once(':'))
+                .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, value)| value.trim().parse().ok())
+                .unwrap_or(0);
+            let body_end = head_end.checked_add(4)?.checked_add(length)?;
+            if body_end > MAX_REQUEST_BYTES {
+                return None;
+            }
+            while buffer.len() < body_end {
+                if !read_more(socket, buffer).await {
+                    return None;
+                }
+            }
+            return Some((method, path, body_end));
+        }
+        if buffer.len() > MAX_REQUEST_BYTES || !read_more(socket, buffer).await {
+            return None;
+        }
+    }
+}
+
+/// Appends what the socket has to `buffer`; false when it closed.
+async fn read_more(socket: &mut TcpStream, buffer: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 4096];
+    match socket.read(&mut chunk).await {
+        Ok(0) | Err(_) => false,
+        Ok(read) => {
+            buffer.extend_from_slice(chunk.get(..read).unwrap_or_default());
+            true
+        }
+    }
+}
