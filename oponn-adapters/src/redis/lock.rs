@@ -51,36 +51,33 @@ static TAKE_IN_TURN: LazyLock<redis::Script> = LazyLock::new(|| {
         r#"
         local lock, queue, seen = KEYS[1], KEYS[2], KEYS[3]
         local token, ttl, stale, linger = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-        local clock = redis.call("TIME")
-        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
         if redis.call("GET", lock) == token then
             return 1
         end
-        redis.call("HSET", seen, token, now)
-        redis.call("PEXPIRE", seen, linger)
+        local clock = redis.call("TIME")
+        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
         if redis.call("EXISTS", lock) == 0 then
-            while true do
-                local head = redis.call("LINDEX", queue, 0)
-                if not head or head == token then
-                    break
-                end
+            local head = redis.call("LINDEX", queue, 0)
+            while head and head ~= token do
                 local last = tonumber(redis.call("HGET", seen, head) or "0")
                 if now - last <= stale then
                     break
                 end
                 redis.call("LPOP", queue)
                 redis.call("HDEL", seen, head)
+                head = redis.call("LINDEX", queue, 0)
             end
-            local head = redis.call("LINDEX", queue, 0)
             if not head or head == token then
                 if head then
                     redis.call("LPOP", queue)
+                    redis.call("HDEL", seen, token)
                 end
-                redis.call("HDEL", seen, token)
                 redis.call("SET", lock, token, "PX", ttl)
                 return 1
             end
         end
+        redis.call("HSET", seen, token, now)
+        redis.call("PEXPIRE", seen, linger)
         if not redis.call("LPOS", queue, token) then
             redis.call("RPUSH", queue, token)
         end
