@@ -7,6 +7,7 @@
 #   bench/run.sh cpu-pg      the same on PostgreSQL + Redis, with their CPU per vote beside it
 #   bench/run.sh cluster     two instances on one PostgreSQL + Redis against one at the same concurrency
 #   bench/run.sh fanout-floor  one vote to N watchers: the bare floor program, then Oponn, and the ratio
+#   bench/run.sh peer        the original Python service (PEER_DIR) and Oponn, the same tool back to back
 #   bench/run.sh fanout      10,000 watchers: delivery latency, RSS per idle SSE connection
 #   bench/run.sh startup     cold start time and idle RSS
 #   bench/run.sh profile     a CPU profile of the server taking votes (needs perf)
@@ -158,6 +159,26 @@ case "${1:-}" in
       | tee /dev/stderr | sed -n 's/^watcher delivery: .* p99 \([0-9.]*\)ms.*/\1/p')
     awk -v o="$oponn_p99" -v f="$floor_p99" -v n="$watchers" \
       'BEGIN { printf "delivery p99 to %d watchers: oponn %.1f ms, floor %.1f ms: %.2fx the floor\n", n, o, f, o / f }'
+    ;;
+  peer)
+    # The original Python service (github.com/fwilkerson/oponn), in its
+    # in-memory mode, then Oponn's embedded default: the same tool, the same
+    # voters and watchers, back to back. PEER_DIR is a checkout of it with a
+    # virtual environment in .venv, made outside this repository
+    # (BENCHMARKS.md, "Reproduce"). It has no /livez: its floor is its
+    # cheapest page.
+    peer_dir=${PEER_DIR:?set PEER_DIR to a checkout of fwilkerson/oponn with its .venv}
+    (cd "$peer_dir" && exec env OPONN_ENV=development $(if [ -n "${SERVER_CPUS:-}" ]; then echo "taskset -c $SERVER_CPUS"; fi) \
+      .venv/bin/uvicorn src.main:app --host 127.0.0.1 --port "$PORT" --log-level warning) > /dev/null 2>&1 &
+    server_pid=$!
+    until curl -fs "$URL/create" > /dev/null 2>&1; do sleep 0.05; done
+    echo "the original service:"
+    load --url "$URL" --voters "${VOTERS:-5000}" --concurrency "${CONCURRENCY:-32}" --watchers 20 --target both \
+      --floor-path '/partials/start-time-input?start_time_type=now' | grep -v '^\['
+    stop_server
+    echo "oponn:"
+    start_server
+    load --url "$URL" --voters "${VOTERS:-5000}" --concurrency "${CONCURRENCY:-32}" --watchers 20 --target both | grep -v '^\['
     ;;
   profile)
     # A CPU profile of the server taking votes: the server runs under perf.

@@ -170,6 +170,11 @@ pub struct SimulateArgs {
     /// How long watchers may take, after the last vote, to receive it.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub settle: Duration,
+    /// The path the floor baseline requests (`--target livez` or `both`):
+    /// Oponn's `/livez`; for a server without it, its cheapest page (the
+    /// original service: `/partials/start-time-input?start_time_type=now`).
+    #[arg(long, default_value = livez::DEFAULT_FLOOR_PATH)]
+    pub floor_path: String,
     /// Give every voter a new connection, as separate browsers would have,
     /// instead of letting each worker's voters take turns on one
     /// keep-alive connection, as visitors do behind a reverse proxy.
@@ -266,7 +271,15 @@ pub async fn measure(args: &SimulateArgs, progress: Progress) -> Result<Report, 
         };
         let live = Arc::new(Live::new(0));
         let ticker = progress.start("/livez", Arc::clone(&live));
-        let livez = livez::run(&base, args.concurrency, duration, args.timeout, &live).await;
+        let livez = livez::run(
+            &base,
+            &args.floor_path,
+            args.concurrency,
+            duration,
+            args.timeout,
+            &live,
+        )
+        .await;
         ticker.stop().await;
         report.livez = Some(livez?);
     }

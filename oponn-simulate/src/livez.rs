@@ -14,8 +14,8 @@ use super::http::{self, endpoint};
 use super::progress::Live;
 use super::report::{Latencies, LivezReport};
 
-/// The step name in error kinds.
-const STEP: &str = "GET /livez";
+/// The floor path Oponn serves: its liveness probe.
+pub(crate) const DEFAULT_FLOOR_PATH: &str = "/livez";
 
 /// What one worker counted.
 struct Counted {
@@ -32,13 +32,23 @@ struct Counted {
 /// [`SimulateError::Client`] when the HTTP client cannot be built.
 pub(crate) async fn run(
     base: &Url,
+    path: &str,
     concurrency: u32,
     duration: Duration,
     timeout: Duration,
     live: &Arc<Live>,
 ) -> Result<LivezReport, SimulateError> {
     let client = http::pooled(timeout).map_err(SimulateError::Client)?;
-    let url = endpoint(base, &["livez"]);
+    let (path_only, query) = path
+        .split_once('?')
+        .map_or((path, None), |(path, query)| (path, Some(query)));
+    let segments: Vec<&str> = path_only
+        .split('/')
+        .filter(|segment| !segment.is_empty())
+        .collect();
+    let mut url = endpoint(base, &segments);
+    url.set_query(query);
+    let step: Arc<str> = Arc::from(format!("GET {path}"));
     let started = Instant::now();
     let deadline = started + duration;
     let mut workers = JoinSet::new();
@@ -46,6 +56,7 @@ pub(crate) async fn run(
         workers.spawn(worker(
             client.clone(),
             url.clone(),
+            Arc::clone(&step),
             deadline,
             Arc::clone(live),
         ));
@@ -80,7 +91,13 @@ pub(crate) async fn run(
     })
 }
 
-async fn worker(client: Client, url: Url, deadline: Instant, live: Arc<Live>) -> Counted {
+async fn worker(
+    client: Client,
+    url: Url,
+    step: Arc<str>,
+    deadline: Instant,
+    live: Arc<Live>,
+) -> Counted {
     let mut counted = Counted {
         requests: 0,
         latency: Latencies::new(),
@@ -91,10 +108,10 @@ async fn worker(client: Client, url: Url, deadline: Instant, live: Arc<Live>) ->
         let outcome = match client.get(url.clone()).send().await {
             Ok(answer) if answer.status().is_success() => match answer.bytes().await {
                 Ok(_) => Ok(()),
-                Err(error) => Err(http::failure(STEP, &error)),
+                Err(error) => Err(http::failure(&step, &error)),
             },
-            Ok(answer) => Err(http::refused(STEP, answer.status(), None)),
-            Err(error) => Err(http::failure(STEP, &error)),
+            Ok(answer) => Err(http::refused(&step, answer.status(), None)),
+            Err(error) => Err(http::failure(&step, &error)),
         };
         match outcome {
             Ok(()) => {

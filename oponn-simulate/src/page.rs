@@ -94,6 +94,37 @@ fn csrf_in(document: &Html) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The votes a results page or fragment shows, read as any server that
+/// renders Oponn's pages shows them: the sum of every element whose whole
+/// text is a whole number (Oponn's `.result-count`, the original service's
+/// count beside each option). For single-choice results, where each count
+/// is votes, that is the number of votes; `None` when it shows no number.
+///
+/// This is how a run checks the tally and times its watchers against a
+/// server without Oponn's JSON API or numbered events.
+pub(crate) fn rendered_total(html: &str) -> Option<u64> {
+    let document = Html::parse_fragment(html);
+    let mut total = None::<u64>;
+    for element in document
+        .root_element()
+        .descendants()
+        .filter_map(ElementRef::wrap)
+    {
+        if element.children().any(|child| child.value().is_element()) {
+            continue;
+        }
+        let text: String = element.text().collect();
+        let text = text.trim();
+        if !text.is_empty()
+            && text.bytes().all(|byte| byte.is_ascii_digit())
+            && let Ok(count) = text.parse::<u64>()
+        {
+            total = Some(total.unwrap_or(0).saturating_add(count));
+        }
+    }
+    total
+}
+
 /// The refusal a page shows in its `.alert-error`, whitespace collapsed
 /// and cut to a length fit for an error kind.
 pub(crate) fn alert(html: &str) -> Option<String> {
@@ -131,6 +162,25 @@ fn text_of(element: ElementRef<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rendered_total_is_read_from_oponns_and_the_originals_markup() {
+        let oponn = r#"<div class="results" data-seq="3"><ol class="result-list">
+            <li class="result-row"><div class="result-head"><span class="result-label">alpha</span>
+            <span class="result-figures"><span class="result-count">2</span> <span class="result-percent">66.7%</span></span></div>
+            <progress class="result-bar" max="100" value="66.7">66.7%</progress></li>
+            <li class="result-row"><div class="result-head"><span class="result-label">beta</span>
+            <span class="result-figures"><span class="result-count">1</span> <span class="result-percent">33.3%</span></span></div></li>
+            </ol><p class="results-total">total_votes: 3</p></div>"#;
+        assert_eq!(rendered_total(oponn), Some(3));
+        let original = r#"<div class="results-list"><div class="progress-container"><div class="progress-header">
+            <span style="color: red; font-size: 0.9rem">* alpha</span>
+            <span style="font-weight: 700">4</span></div>
+            <div class="progress-bar-bg"><div class="progress-bar-fill" style="width: 80%"></div></div></div>
+            <div class="progress-container"><div class="progress-header"><span>beta</span><span>1</span></div></div></div>"#;
+        assert_eq!(rendered_total(original), Some(5));
+        assert_eq!(rendered_total("<p>no counts here</p>"), None);
+    }
 
     const VOTE_PAGE: &str = r#"<!doctype html><html><body>
         <section id="vote-section">

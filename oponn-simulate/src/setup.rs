@@ -67,7 +67,9 @@ async fn through_form(browser: &Client, base: &Url, options: &[&str]) -> Result<
         .await
         .map_err(|error| http::failure("GET /create", &error))?;
     let token = page::csrf_token(&html).ok_or("GET /create: no CSRF token on the page")?;
-    let options_raw = options.join("\n");
+    // One line of commas: Oponn reads it so, and so does a server that
+    // splits only on commas (the original service).
+    let options_raw = options.join(",");
     let window = WINDOW_MINUTES.to_string();
     let fields = [
         (CSRF_FIELD, token.as_str()),
@@ -159,6 +161,16 @@ pub(crate) async fn read_tally(
     base: &Url,
     ballot: &str,
 ) -> Result<TallyReading, String> {
+    match read_api_tally(client, base, ballot).await {
+        Ok(tally) => Ok(tally),
+        // A server without Oponn's JSON API: the results page shows it.
+        Err(api) => read_page_tally(client, base, ballot)
+            .await
+            .map_err(|page| format!("{api}; {page}")),
+    }
+}
+
+async fn read_api_tally(client: &Client, base: &Url, ballot: &str) -> Result<TallyReading, String> {
     const STEP: &str = "GET /api/v1/ballots/{id}/tally";
     let answer = client
         .get(endpoint(base, &["api", "v1", "ballots", ballot, "tally"]))
@@ -180,6 +192,30 @@ pub(crate) async fn read_tally(
         total,
         seq: tally.get("seq").and_then(Value::as_u64),
     })
+}
+
+/// The tally as the results page renders it ([`page::rendered_total`]).
+async fn read_page_tally(
+    client: &Client,
+    base: &Url,
+    ballot: &str,
+) -> Result<TallyReading, String> {
+    const STEP: &str = "GET /results/{id}";
+    let answer = client
+        .get(endpoint(base, &["results", ballot]))
+        .send()
+        .await
+        .map_err(|error| http::failure(STEP, &error))?;
+    if answer.status() != StatusCode::OK {
+        return Err(http::refused(STEP, answer.status(), None));
+    }
+    let html = answer
+        .text()
+        .await
+        .map_err(|error| http::failure(STEP, &error))?;
+    let total =
+        page::rendered_total(&html).ok_or_else(|| format!("{STEP}: the page shows no counts"))?;
+    Ok(TallyReading { total, seq: None })
 }
 
 #[cfg(test)]

@@ -385,14 +385,21 @@ async fn read(
             _ => {}
         }
         record.events += 1;
-        let Some(id) = block.id else {
-            // Oponn numbers every event; one without an id cannot be
-            // placed in the sequence.
-            continue;
-        };
-        let Ok(id) = id.trim().parse::<u64>() else {
-            record.error(format!("{STEP}: an event id is not a sequence number"));
-            continue;
+        // Oponn numbers every event with its tally's sequence number; a
+        // server that does not (the original service) is placed by the
+        // votes the event renders, which is the same number.
+        let id = match block.id.as_deref() {
+            Some(id) => match id.trim().parse::<u64>() {
+                Ok(id) => id,
+                Err(_) => {
+                    record.error(format!("{STEP}: an event id is not a sequence number"));
+                    continue;
+                }
+            },
+            None => match block.data.as_deref().and_then(crate::page::rendered_total) {
+                Some(total) => total,
+                None => continue,
+            },
         };
         if record.first_seq.is_none() {
             record.first_seq = Some(id);
