@@ -516,15 +516,22 @@ pub(crate) fn page_frames(
                 update.state_frame.clone()
             });
             let last = update.last.then_some(Bytes::from_static(FINAL_FRAME));
-            let frames: Vec<Bytes> = [results, state, last]
+            // Nearly every update is one frame (the results), sent as the
+            // shared bytes: no allocation per watcher. Only a change of
+            // state or the last update joins two or three.
+            let mut frames = [results, state, last]
                 .into_iter()
                 .flatten()
-                .filter(|frame| !frame.is_empty())
-                .collect();
-            std::future::ready(match frames.len() {
-                0 => None,
-                1 => frames.into_iter().next(),
-                _ => Some(Bytes::from(frames.concat())),
+                .filter(|frame| !frame.is_empty());
+            let first = frames.next();
+            std::future::ready(match frames.next() {
+                None => first,
+                Some(second) => {
+                    let mut joined = first.map(Vec::from).unwrap_or_default();
+                    joined.extend_from_slice(&second);
+                    frames.for_each(|more| joined.extend_from_slice(&more));
+                    Some(Bytes::from(joined))
+                }
             })
         })
 }
