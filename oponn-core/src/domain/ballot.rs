@@ -354,10 +354,7 @@ impl Ballot {
     /// moment its owner closed it; none while it closes only when its
     /// owner says.
     pub fn closes_at(&self) -> Option<OffsetDateTime> {
-        match (self.schedule.ends_at(), self.closed_at) {
-            (Some(end), Some(closed)) => Some(end.min(closed)),
-            (end, closed) => end.or(closed),
-        }
+        self.schedule.closes_at(self.closed_at)
     }
 
     /// When the ballot was created.

@@ -182,12 +182,19 @@ impl Schedule {
         self.ends_at
     }
 
-    /// The status at `now`, given when (if ever) the owner closed it early.
-    pub fn status_at(&self, now: OffsetDateTime, closed_at: Option<OffsetDateTime>) -> Status {
-        let end = match (self.ends_at, closed_at) {
+    /// When voting closes (or closed): the earlier of the end time and
+    /// `closed_at`, when the owner closed it early; none while it closes
+    /// only when its owner says.
+    pub fn closes_at(&self, closed_at: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
+        match (self.ends_at, closed_at) {
             (Some(end), Some(closed)) => Some(end.min(closed)),
             (end, closed) => end.or(closed),
-        };
+        }
+    }
+
+    /// The status at `now`, given when (if ever) the owner closed it early.
+    pub fn status_at(&self, now: OffsetDateTime, closed_at: Option<OffsetDateTime>) -> Status {
+        let end = self.closes_at(closed_at);
         if now < self.starts_at {
             Status::Pending {
                 starts_in: self.starts_at - now,
