@@ -333,14 +333,12 @@ impl RedisLockGuard {
         token: &str,
         timeout: Duration,
     ) -> Result<bool, LockError> {
-        let mut connection = connection.clone();
         let mut invocation = COMPARE_AND_DELETE.key(key);
         invocation.arg(token);
-        match tokio::time::timeout(timeout, invocation.invoke_async::<i64>(&mut connection)).await {
-            Ok(Ok(deleted)) => Ok(deleted == 1),
-            Ok(Err(error)) => Err(LockError::Unavailable(Box::new(error))),
-            Err(_) => Err(LockError::Unavailable(Box::new(super::NoAnswer(timeout)))),
-        }
+        invoke::<i64>(connection, &invocation, timeout)
+            .await
+            .map(|deleted| deleted == 1)
+            .map_err(LockError::Unavailable)
     }
 }
 
