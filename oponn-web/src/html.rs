@@ -91,6 +91,17 @@ pub(crate) async fn ballot_or_refusal(
     }
 }
 
+/// The ballot a path's `{id}` names, or the page that answers for it:
+/// `404` for text that cannot be an id or for no such ballot, `503` when
+/// it cannot be read.
+pub(crate) async fn ballot_at(
+    state: &AppState,
+    raw_id: &str,
+) -> Result<oponn_core::domain::Ballot, Response> {
+    let id = oponn_core::domain::BallotId::parse(raw_id).map_err(|_| not_found(state))?;
+    ballot_or_refusal(state, &id).await
+}
+
 /// An error page with `status`.
 pub(crate) fn error_page(
     state: &AppState,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::html::{
-    ballot_or_refusal, csrf_refusal, error_page, not_found, render, success_redirect, unavailable,
+    ballot_at, csrf_refusal, error_page, not_found, render, success_redirect, unavailable,
 };
 use crate::identity::{Notice, Viewer, keep_notice, viewer};
 use crate::state::AppState;
@@ -117,14 +117,11 @@ pub(crate) async fn confirm_delete(
     csrf: &CsrfToken,
     Path(id): Path<String>,
 ) -> Response {
-    let Ok(id) = BallotId::parse(&id) else {
-        return not_found(&state);
-    };
-    let viewer = viewer(&state, jar).await;
-    let ballot = match ballot_or_refusal(&state, &id).await {
+    let ballot = match ballot_at(&state, &id).await {
         Ok(ballot) => ballot,
         Err(refusal) => return refusal,
     };
+    let viewer = viewer(&state, jar).await;
     if !ballot.is_owned_by(&viewer.owner) {
         return owner_action_refused(&state, OwnerActionError::Forbidden);
     }

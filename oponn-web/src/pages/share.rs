@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use oponn_core::domain::{Ballot, BallotId, Eligibility};
+use oponn_core::domain::{Ballot, Eligibility};
 use poem::http::{HeaderMap, StatusCode, header};
 use poem::web::cookie::CookieJar;
 use poem::web::{CsrfToken, Data, Path};
@@ -13,7 +13,7 @@ use poem::{IntoResponse, Response, handler};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::html::{ballot_or_refusal, not_found, render};
+use crate::html::{ballot_at, render};
 use crate::identity::viewer;
 use crate::share::{public_origin, qr_svg};
 use crate::state::AppState;
@@ -120,14 +120,12 @@ pub(crate) async fn share_page(
     csrf: &CsrfToken,
     Path(id): Path<String>,
 ) -> Response {
-    let Ok(id) = BallotId::parse(&id) else {
-        return not_found(&state);
-    };
-    let viewer = viewer(&state, jar).await;
-    let ballot = match ballot_or_refusal(&state, &id).await {
+    let ballot = match ballot_at(&state, &id).await {
         Ok(ballot) => ballot,
         Err(refusal) => return refusal,
     };
+    let viewer = viewer(&state, jar).await;
+    let id = ballot.id();
     render(
         &state,
         "share.html",
@@ -149,10 +147,7 @@ pub(crate) async fn qr_code(
     headers: &HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let Ok(id) = BallotId::parse(&id) else {
-        return not_found(&state);
-    };
-    let ballot = match ballot_or_refusal(&state, &id).await {
+    let ballot = match ballot_at(&state, &id).await {
         Ok(ballot) => ballot,
         Err(refusal) => return refusal,
     };
