@@ -162,13 +162,20 @@ impl TestApp {
         if let Some(last) = last_event_id {
             request = request.header("Last-Event-ID", last);
         }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), 200, "{path}");
-        assert!(
-            header(response.headers(), "content-type").starts_with("text/event-stream"),
-            "{path}"
-        );
-        SseReader::new(response)
+        open_stream(request, path).await
+    }
+
+    /// Opens the event stream at `path` as a browser's `EventSource` does,
+    /// asking for `text/event-stream`.
+    pub(crate) async fn event_stream_accepting_events(
+        &self,
+        browser: &Client,
+        path: &str,
+    ) -> SseReader {
+        let request = browser
+            .get(self.url(path))
+            .header("Accept", "text/event-stream");
+        open_stream(request, path).await
     }
 
     /// Opens the live results of ballot `id`, resuming after `last_event_id`
@@ -188,28 +195,23 @@ impl TestApp {
         .skipping("state")
     }
 
-    /// Opens the event stream at `path` as a browser's `EventSource` does,
-    /// asking for `text/event-stream`.
-    pub(crate) async fn event_stream_accepting_events(
-        &self,
-        browser: &Client,
-        path: &str,
-    ) -> SseReader {
-        let response = browser
-            .get(self.url(path))
-            .header("Accept", "text/event-stream")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "{path}");
-        SseReader::new(response)
-    }
-
     /// Opens the live state of ballot `id`.
     pub(crate) async fn live_state(&self, browser: &Client, id: &str) -> SseReader {
         self.event_stream(browser, &format!("/ballots/{id}/live-state"), None)
             .await
     }
+}
+
+/// Sends `request` for the event stream at `path`: `200` and
+/// `text/event-stream`, read as events.
+async fn open_stream(request: reqwest::RequestBuilder, path: &str) -> SseReader {
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    assert!(
+        header(response.headers(), "content-type").starts_with("text/event-stream"),
+        "{path}"
+    );
+    SseReader::new(response)
 }
 
 impl Drop for TestApp {
@@ -383,11 +385,4 @@ impl SseReader {
         .await
         .expect("the stream closes within the deadline");
     }
-}
-
-/// Runs `work` to its end, failing after [`DEADLINE`].
-pub(crate) async fn within<T>(work: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(DEADLINE, work)
-        .await
-        .expect("done within the deadline")
 }

@@ -289,7 +289,7 @@ async fn votes_that_arrive_while_the_lock_is_held_elsewhere_join_the_waiting_bat
         })
         .collect();
     // The first vote's batch waits for the lock; the other two queue.
-    crate::helpers::within(async {
+    oponn_testkit::contract::within_deadline("two votes queueing behind the first", async {
         while service.votes_waiting(&ballot) < 2 {
             tokio::task::yield_now().await;
         }
