@@ -4,8 +4,10 @@
 #   bench/run.sh votes       vote throughput beside /livez, embedded default
 #   bench/run.sh votes-pg    the same on PostgreSQL + Redis
 #   bench/run.sh cpu         server CPU time per vote and per /livez request, and their ratio
+#                            (BALLOTS=n spreads the voters over n ballots)
 #   bench/run.sh cpu-pg      the same on PostgreSQL + Redis, with their CPU per vote beside it
-#   bench/run.sh cluster     two instances on one PostgreSQL + Redis against one at the same concurrency
+#   bench/run.sh cluster     two instances on one PostgreSQL + Redis against one at the same
+#                            concurrency, with each side's CPU per vote
 #   bench/run.sh fanout-floor  one vote to N watchers: the bare floor program, then Oponn, and the ratio
 #   bench/run.sh peer        the original Python service (PEER_DIR) and Oponn, the same tool back to back
 #   bench/run.sh fanout      10,000 watchers: delivery latency, RSS per idle SSE connection
@@ -66,7 +68,8 @@ cpu_per_request() {
   local out="$data_dir/cpu.txt" extra=("$@")
   local s0 e0 s1 e1 s2 s3 acked secs answered
   s0=$(cpu_ms "$server_pid"); e0=$(cpu_ms "${extra[@]}")
-  load --url "$URL" --voters "${VOTERS:-10000}" --concurrency "${CONCURRENCY:-32}" --target votes > "$out" || true
+  load --url "$URL" --voters "${VOTERS:-10000}" --concurrency "${CONCURRENCY:-32}" --ballots "${BALLOTS:-1}" \
+    --target votes > "$out" || true
   s1=$(cpu_ms "$server_pid"); e1=$(cpu_ms "${extra[@]}")
   cat "$out"
   acked=$(sed -n 's/^votes acknowledged: \([0-9]*\) of .* in \([0-9.]*\)s.*/\1/p' "$out")
@@ -83,6 +86,14 @@ cpu_per_request() {
       printf "a vote costs %.1f /livez requests of server CPU\n", vote / livez;
       if (extra > 0) printf "PostgreSQL + Redis CPU: %.0f us per vote (%d ms)\n", e * 1000 / n, e;
     }'
+}
+
+# Prints the CPU per vote of the servers ($2 ms) and of PostgreSQL +
+# Redis ($3 ms) over $4 votes, labelled $1.
+per_vote() {
+  awk -v label="$1" -v s="$2" -v b="$3" -v n="$4" 'BEGIN {
+    if (n > 0) printf "%s: server CPU %.0f us per vote, PostgreSQL + Redis %.0f us per vote (%d votes)\n", label, s * 1000 / n, b * 1000 / n, n;
+  }'
 }
 
 # Starts the server with extra environment "$@"; sets start_ms to the
@@ -234,19 +245,28 @@ case "${1:-}" in
       "$URL/api/v1/ballots" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
     # Each run also checks the tally against its own votes alone, which the
     # other instance's votes make differ: the combined check below counts.
+    backends=($(pgrep -x postgres) $(pgrep -x redis-server))
+    c0=$(cpu_ms "$first_pid" "$second_pid"); b0=$(cpu_ms "${backends[@]}")
     load --url "$URL" --ballot="$ballot" --voters $(( voters / 2 )) --concurrency "$half" > "$first_dir/a.txt" || true &
     a=$!
     load --url "http://127.0.0.1:$second_port" --ballot="$ballot" --voters $(( voters / 2 )) --concurrency "$half" > "$second_dir/b.txt" || true &
     b=$!
     wait "$a" "$b" || true
+    c1=$(cpu_ms "$first_pid" "$second_pid"); b1=$(cpu_ms "${backends[@]}")
     for f in "$first_dir/a.txt" "$second_dir/b.txt"; do grep -E '^(oponn simulate|votes acknowledged|vote POST latency|vote errors|  )' "$f"; done
     tail -5 "$second_dir/log"
     acked=$(cat "$first_dir/a.txt" "$second_dir/b.txt" | sed -n 's/^votes acknowledged: \([0-9]*\) of.*/\1/p' | awk '{s+=$1} END {print s+0}')
     total=$(curl -fs "$URL/api/v1/ballots/$ballot/tally" | grep -o '"total":[0-9]*' | head -1 | cut -d: -f2)
     echo "two instances: server total $total, votes acknowledged $acked: $([ "$total" = "$acked" ] && echo OK || echo MISMATCH)"
+    per_vote "two instances" $(( c1 - c0 )) $(( b1 - b0 )) "$acked"
     kill "$second_pid" 2>/dev/null || true; wait "$second_pid" 2>/dev/null || true; rm -rf "$second_dir"
     echo "one instance, the same total concurrency:"
-    load --url "$URL" --voters "$voters" --concurrency $(( half * 2 )) | grep -E '^(votes acknowledged|vote POST latency|tally check)'
+    c0=$(cpu_ms "$first_pid"); b0=$(cpu_ms "${backends[@]}")
+    load --url "$URL" --voters "$voters" --concurrency $(( half * 2 )) > "$first_dir/one.txt" || true
+    c1=$(cpu_ms "$first_pid"); b1=$(cpu_ms "${backends[@]}")
+    grep -E '^(votes acknowledged|vote POST latency|tally check)' "$first_dir/one.txt"
+    per_vote "one instance" $(( c1 - c0 )) $(( b1 - b0 )) \
+      "$(sed -n 's/^votes acknowledged: \([0-9]*\) of.*/\1/p' "$first_dir/one.txt")"
     stop_server
     psql "$db_url" -q -c "drop database $name"
     ;;
@@ -256,7 +276,7 @@ case "${1:-}" in
     echo "idle RSS: $(rss_kib "$server_pid") KiB"
     ;;
   *)
-    sed -n '2,17p' "$0"
+    sed -n '2,15p' "$0"
     exit 2
     ;;
 esac

@@ -130,6 +130,11 @@ const MIN_LIVEZ_DURATION: Duration = Duration::from_secs(1);
 /// current tally before it starts anyway.
 const WATCHERS_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The most ballots `--ballots` creates for one run: enough to spread a
+/// load the way many small votes at once do, few enough that creating
+/// them (two requests each) stays a small part of any run.
+pub const MAX_BALLOTS: u32 = 1000;
+
 /// Load a running Oponn like many browsers at once, and report.
 ///
 /// Exits 1 when the server's tally differs from the number of
@@ -144,6 +149,17 @@ pub struct SimulateArgs {
     /// create form, else the JSON API). An id may begin with `-`.
     #[arg(long, allow_hyphen_values = true)]
     pub ballot: Option<String>,
+    /// How many ballots to create and spread the voters over, in turn
+    /// (voter k votes on ballot k mod n), instead of one; at most
+    /// [`MAX_BALLOTS`]. The tally check then sums them all. Watchers time
+    /// one ballot's tallies, so they are not combined with it.
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_BALLOTS)),
+        conflicts_with_all = ["ballot", "watchers"],
+    )]
+    pub ballots: u32,
     /// How many voters, each a fresh browser casting one vote.
     #[arg(long, default_value_t = 1000)]
     pub voters: u64,
@@ -185,7 +201,8 @@ pub struct SimulateArgs {
 /// What a run loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Target {
-    /// Voters (and watchers) on one ballot.
+    /// Voters (and watchers) on one ballot, or voters on several
+    /// (`--ballots`).
     Votes,
     /// `GET /livez`: the server's floor cost per request.
     Livez,
@@ -219,6 +236,13 @@ pub enum SimulateError {
     /// The HTTP client could not be set up.
     #[error("cannot set up an HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    /// Watchers were asked for on a run over several ballots: they time
+    /// one ballot's tallies against every acknowledged vote.
+    #[error("--watchers cannot be combined with --ballots above 1: watchers time one ballot")]
+    WatchersOnManyBallots,
+    /// `--ballots` asked for more than [`MAX_BALLOTS`] (or for none).
+    #[error("--ballots {0}: between 1 and {MAX_BALLOTS}")]
+    BallotCount(u32),
     /// No ballot was given and none could be created.
     #[error("cannot create a ballot: through the form, {form}; through the JSON API, {api}")]
     CreateBallot {
@@ -293,15 +317,26 @@ async fn vote_phase(
     args: &SimulateArgs,
     progress: Progress,
 ) -> Result<VoteReport, SimulateError> {
-    let (ballot, created) = match &args.ballot {
-        Some(id) => (id.trim().to_owned(), false),
-        None => (
-            setup::create_ballot(base, &args.options, args.timeout).await?,
-            true,
-        ),
+    if args.ballots == 0 || args.ballots > MAX_BALLOTS {
+        return Err(SimulateError::BallotCount(args.ballots));
+    }
+    if args.ballots > 1 && args.watchers > 0 {
+        return Err(SimulateError::WatchersOnManyBallots);
+    }
+    let (ballots, created) = match &args.ballot {
+        Some(id) => (vec![id.trim().to_owned()], false),
+        None => {
+            let mut ballots = Vec::new();
+            for _ in 0..args.ballots {
+                ballots.push(setup::create_ballot(base, &args.options, args.timeout).await?);
+            }
+            (ballots, true)
+        }
     };
+    // The ballot watchers watch: the only one whenever there are watchers.
+    let ballot = ballots.first().cloned().unwrap_or_default();
     let client = http::pooled(args.timeout).map_err(SimulateError::Client)?;
-    let before = setup::read_tally(&client, base, &ballot).await;
+    let before = setup::read_total(&client, base, &ballots).await;
 
     let live = Arc::new(Live::new(args.watchers));
     let stop_watchers = CancellationToken::new();
@@ -329,7 +364,7 @@ async fn vote_phase(
     let started = Instant::now();
     let plan = voter::Plan {
         base: base.clone(),
-        ballot: ballot.clone(),
+        ballots: ballots.clone(),
         voters: args.voters,
         concurrency: args.concurrency,
         deadline: args.duration.map(|duration| started + duration),
@@ -348,10 +383,10 @@ async fn vote_phase(
     stop_watchers.cancel();
     let watched = watchers.join(started).await;
 
-    let after = setup::read_tally(&client, base, &ballot).await;
+    let after = setup::read_total(&client, base, &ballots).await;
     let tally = TallyCheck::new(before, after, created, acknowledged);
     Ok(report::vote_report(
-        ballot,
+        &ballots,
         created,
         voted,
         elapsed,

@@ -50,8 +50,10 @@ impl Report {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct VoteReport {
-    /// The ballot voted on.
+    /// The ballot voted on (the first, with `--ballots`).
     pub ballot: String,
+    /// How many ballots the voters were spread over (`--ballots`).
+    pub ballots: usize,
     /// True when the tool created the ballot.
     pub created: bool,
     /// Voters that started (fewer than asked when `--duration` ran out).
@@ -315,7 +317,7 @@ pub(crate) fn delivery(acks: &[Instant], watchers: &[WatcherRecord], fallback: u
 
 /// Assembles the vote phase's report from its raw records.
 pub(crate) fn vote_report(
-    ballot: String,
+    ballots: &[String],
     created: bool,
     voted: Voted,
     elapsed: Duration,
@@ -340,7 +342,8 @@ pub(crate) fn vote_report(
         })
         .collect();
     VoteReport {
-        ballot,
+        ballot: ballots.first().cloned().unwrap_or_default(),
+        ballots: ballots.len(),
         created,
         voters: voted.started,
         acknowledged: voted.acks.len() as u64,
@@ -441,7 +444,10 @@ impl fmt::Display for TallyCheck {
 impl fmt::Display for VoteReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let created = if self.created { " (created)" } else { "" };
-        writeln!(f, "ballot: {}{created}", self.ballot)?;
+        match self.ballots {
+            0 | 1 => writeln!(f, "ballot: {}{created}", self.ballot)?,
+            many => writeln!(f, "ballots: {many}{created}, the first {}", self.ballot)?,
+        }
         writeln!(
             f,
             "votes acknowledged: {} of {} voters in {:.2}s: {:.1} votes/s",

@@ -170,6 +170,28 @@ pub(crate) async fn read_tally(
     }
 }
 
+/// The votes on all of `ballots` together: one ballot's tally as
+/// [`read_tally`] reads it, or the sum of several (which has no sequence).
+pub(crate) async fn read_total(
+    client: &Client,
+    base: &Url,
+    ballots: &[String],
+) -> Result<TallyReading, String> {
+    if let [ballot] = ballots {
+        return read_tally(client, base, ballot).await;
+    }
+    let mut total: u64 = 0;
+    for ballot in ballots {
+        let tally = read_tally(client, base, ballot)
+            .await
+            .map_err(|error| format!("ballot {ballot}: {error}"))?;
+        total = total
+            .checked_add(tally.total)
+            .ok_or("the ballots' totals add up beyond 2^64")?;
+    }
+    Ok(TallyReading { total, seq: None })
+}
+
 async fn read_api_tally(client: &Client, base: &Url, ballot: &str) -> Result<TallyReading, String> {
     const STEP: &str = "GET /api/v1/ballots/{id}/tally";
     let answer = client

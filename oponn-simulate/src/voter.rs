@@ -24,7 +24,8 @@ use super::report::Latencies;
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     pub(crate) base: Url,
-    pub(crate) ballot: String,
+    /// The ballots, taken in turn: voter k votes on ballot k mod their number.
+    pub(crate) ballots: Vec<String>,
     /// How many voters in all.
     pub(crate) voters: u64,
     /// How many at once.
@@ -82,14 +83,18 @@ struct Ack {
 /// Runs every voter of `plan`, bumping `live` as votes are acknowledged
 /// or fail.
 pub(crate) async fn run(plan: Plan, live: &Arc<Live>) -> Voted {
-    let vote_url = Arc::new(endpoint(&plan.base, &["vote", &plan.ballot]));
+    let vote_urls: Arc<[Url]> = plan
+        .ballots
+        .iter()
+        .map(|ballot| endpoint(&plan.base, &["vote", ballot]))
+        .collect();
     let plan = Arc::new(plan);
     let next = Arc::new(AtomicU64::new(0));
     let mut workers = JoinSet::new();
     for _ in 0..plan.concurrency {
         workers.spawn(worker(
             Arc::clone(&plan),
-            Arc::clone(&vote_url),
+            Arc::clone(&vote_urls),
             Arc::clone(&next),
             Arc::clone(live),
         ));
@@ -114,7 +119,7 @@ pub(crate) async fn run(plan: Plan, live: &Arc<Live>) -> Voted {
 
 async fn worker(
     plan: Arc<Plan>,
-    vote_url: Arc<Url>,
+    vote_urls: Arc<[Url]>,
     next: Arc<AtomicU64>,
     live: Arc<Live>,
 ) -> Voted {
@@ -128,9 +133,13 @@ async fn worker(
         {
             break;
         }
-        if next.fetch_add(1, Ordering::Relaxed) >= plan.voters {
+        let voter = next.fetch_add(1, Ordering::Relaxed);
+        if voter >= plan.voters {
             break;
         }
+        let Some(vote_url) = ballot_of(voter, &vote_urls) else {
+            break;
+        };
         voted.started += 1;
         let client = match &shared {
             Some(client) => Ok(Client::clone(client)),
@@ -141,7 +150,7 @@ async fn worker(
                 if !plan.fresh_connections {
                     shared.get_or_insert_with(|| client.clone());
                 }
-                vote(&vote_url, &client).await
+                vote(vote_url, &client).await
             }
             Err(error) => Err(format!("HTTP client: {}", http::failure("setup", &error))),
         };
@@ -158,6 +167,13 @@ async fn worker(
         }
     }
     voted
+}
+
+/// The vote page of voter number `voter`: the ballots are taken in
+/// turn. `None` only when there are none.
+fn ballot_of(voter: u64, vote_urls: &[Url]) -> Option<&Url> {
+    let count = u64::try_from(vote_urls.len()).ok().filter(|&n| n > 0)?;
+    vote_urls.get(usize::try_from(voter % count).ok()?)
 }
 
 /// One voter: a fresh browser loads the vote page, picks an option at
@@ -218,4 +234,22 @@ async fn vote(url: &Url, client: &Client) -> Result<Ack, String> {
         status,
         page::alert(&html).as_deref(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voters_take_the_ballots_in_turn() {
+        let urls: Vec<Url> = ["a", "b", "c"]
+            .iter()
+            .map(|id| Url::parse(&format!("http://127.0.0.1/vote/{id}")).unwrap())
+            .collect();
+        let ballot = |voter| ballot_of(voter, &urls).map(|url| url.path().to_owned());
+        assert_eq!(ballot(0).as_deref(), Some("/vote/a"));
+        assert_eq!(ballot(4).as_deref(), Some("/vote/b"));
+        assert_eq!(ballot(u64::MAX).as_deref(), Some("/vote/a"));
+        assert_eq!(ballot_of(0, &[]), None);
+    }
 }

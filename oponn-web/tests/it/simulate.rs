@@ -123,6 +123,73 @@ async fn without_a_ballot_it_creates_one_and_can_measure_livez_beside_it() {
 }
 
 #[tokio::test]
+async fn voters_spread_over_many_ballots_in_turn_and_the_check_sums_them() {
+    let app = spawn_app().await;
+
+    let report = simulate(
+        &app,
+        &["--ballots", "3", "--voters", "31", "--concurrency", "4"],
+    )
+    .await;
+
+    assert!(report.passed());
+    let votes = report.votes.as_ref().unwrap();
+    assert!(votes.created);
+    assert_eq!(votes.ballots, 3);
+    assert_eq!(votes.acknowledged, 31);
+    assert!(votes.errors.is_empty(), "{:?}", votes.errors);
+    assert_eq!(
+        votes.tally,
+        TallyCheck::Ok {
+            total: 31,
+            before: 0,
+            acknowledged: 31
+        }
+    );
+    // Voters 0, 3, …, 30 voted on the first ballot.
+    let first = crate::helpers::get_json(
+        &browser(),
+        &app.url(&format!("/api/v1/ballots/{}/tally", votes.ballot)),
+    )
+    .await;
+    assert_eq!(first["total"], 11, "{first}");
+    let printed = report.to_string();
+    assert!(printed.contains("ballots: 3 (created)"), "{printed}");
+}
+
+#[test]
+fn many_ballots_are_bounded_and_not_combined_with_a_ballot_or_watchers() {
+    let parse = |line: &[&str]| SimulateArgs::try_parse_from(line);
+    let limit = oponn_simulate::MAX_BALLOTS.to_string();
+    assert_eq!(
+        parse(&["simulate", "--ballots", &limit]).unwrap().ballots,
+        1000
+    );
+    let over = (oponn_simulate::MAX_BALLOTS + 1).to_string();
+    assert!(parse(&["simulate", "--ballots", &over]).is_err());
+    assert!(parse(&["simulate", "--ballots", "0"]).is_err());
+    assert!(parse(&["simulate", "--ballots", "2", "--watchers", "1"]).is_err());
+    assert!(parse(&["simulate", "--ballots", "2", "--ballot", "abc"]).is_err());
+}
+
+#[tokio::test]
+async fn a_caller_that_sets_watchers_on_many_ballots_is_refused_before_any_load() {
+    let app = spawn_app().await;
+    let mut many = args(&app, &["--ballots", "2"]);
+    many.watchers = 1;
+    assert!(matches!(
+        measure(&many, Progress::Off).await,
+        Err(oponn_simulate::SimulateError::WatchersOnManyBallots)
+    ));
+    let mut beyond = args(&app, &[]);
+    beyond.ballots = oponn_simulate::MAX_BALLOTS + 1;
+    assert!(matches!(
+        measure(&beyond, Progress::Off).await,
+        Err(oponn_simulate::SimulateError::BallotCount(1001))
+    ));
+}
+
+#[tokio::test]
 async fn an_unknown_ballot_is_counted_as_errors_and_fails_the_tally_check() {
     let app = spawn_app().await;
 
