@@ -222,14 +222,20 @@ pub(crate) fn tally(
 #[error("the batch was not recorded")]
 struct BatchNotRecorded(#[source] std::sync::Arc<dyn std::error::Error + Send + Sync>);
 
+/// A failure several votes share, told to each of them.
+type SharedCause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
 /// Every vote of a batch failed as one: the same cause, told to each.
 pub(crate) fn batch_failed(count: usize, cause: impl Into<BoxError>) -> Vec<VoteOutcome> {
-    let cause: std::sync::Arc<dyn std::error::Error + Send + Sync> =
-        std::sync::Arc::from(cause.into());
+    failed_with(count, &SharedCause::from(cause.into()))
+}
+
+/// `count` outcomes, each the outage `cause`.
+fn failed_with(count: usize, cause: &SharedCause) -> Vec<VoteOutcome> {
     (0..count)
         .map(|_| {
             Err(RecordVoteError::Unavailable(Box::new(BatchNotRecorded(
-                std::sync::Arc::clone(&cause),
+                std::sync::Arc::clone(cause),
             ))))
         })
         .collect()
@@ -528,37 +534,66 @@ async fn record_batch<D: BatchDialect + Sync>(
     ballot: &BallotId,
     votes: &[NewVote],
 ) -> Vec<VoteOutcome> {
+    record_batches(dialect, &[(ballot, votes)])
+        .await
+        .pop()
+        .unwrap_or_default()
+}
+
+/// Records the batches of several ballots in one transaction: each is
+/// read, decided and written as [`record_batch`] does, and one commit
+/// makes them all durable (one flush to disk for all). The outcomes are
+/// per batch, in order. If anything fails, every vote of every batch gets
+/// the outage error and nothing is recorded.
+///
+/// Only for storage with one writer at a time (SQLite): where writers run
+/// side by side, a transaction that locks several ballots could deadlock
+/// with another that locks them in another order.
+pub(crate) async fn record_batches<D: BatchDialect + Sync>(
+    dialect: &D,
+    batches: &[(&BallotId, &[NewVote])],
+) -> Vec<Vec<VoteOutcome>> {
+    let all_failed = |error: BoxError| {
+        let cause = SharedCause::from(error);
+        batches
+            .iter()
+            .map(|(_, votes)| failed_with(votes.len(), &cause))
+            .collect()
+    };
     let mut tx = match dialect.begin_batch().await {
         Ok(tx) => tx,
-        Err(error) => return batch_failed(votes.len(), error),
+        Err(error) => return all_failed(error.into()),
     };
-    let id = ballot.as_bytes().as_slice();
-    let decided: Result<Vec<VoteOutcome>, BoxError> = async {
-        let Some(state) = D::batch_state(&mut tx, id, votes).await? else {
-            return Ok(votes
-                .iter()
-                .map(|_| Err(RecordVoteError::BallotNotFound))
-                .collect());
-        };
-        let decided = decide_batch(state, votes, D::MAX_OPTION_ID);
-        D::write_batch(&mut tx, id, &decided.writes).await?;
-        Ok(decided.outcomes)
+    let mut outcomes = Vec::with_capacity(batches.len());
+    for (ballot, votes) in batches {
+        let id = ballot.as_bytes().as_slice();
+        let decided: Result<Vec<VoteOutcome>, BoxError> = async {
+            let Some(state) = D::batch_state(&mut tx, id, votes).await? else {
+                return Ok(votes
+                    .iter()
+                    .map(|_| Err(RecordVoteError::BallotNotFound))
+                    .collect());
+            };
+            let decided = decide_batch(state, votes, D::MAX_OPTION_ID);
+            D::write_batch(&mut tx, id, &decided.writes).await?;
+            Ok(decided.outcomes)
+        }
+        .await;
+        match decided {
+            Ok(decided) => outcomes.push(decided),
+            Err(error) => return all_failed(error),
+        }
     }
-    .await;
-    let outcomes = match decided {
-        Ok(outcomes) => outcomes,
-        Err(error) => return batch_failed(votes.len(), error),
-    };
     match tx.commit().await {
         Ok(()) => outcomes,
-        Err(error) => batch_failed(votes.len(), error),
+        Err(error) => all_failed(error.into()),
     }
 }
 
 /// The ballot every vote of `votes` is on, or `None` when they are on
 /// several (or there are none): only a one-ballot batch is read and
 /// decided as one.
-fn one_ballot(votes: &[NewVote]) -> Option<BallotId> {
+pub(crate) fn one_ballot(votes: &[NewVote]) -> Option<BallotId> {
     let first = votes.first()?.ballot_id;
     votes
         .iter()

@@ -55,12 +55,13 @@ use time::OffsetDateTime;
 
 mod accounts;
 mod votes;
+mod writer;
 
 use crate::probe::{WRITE_PROBE_BYTES, WriteProbe};
 use crate::sql::{
     BallotRow, BulletinReadRow, InvitationRow, OptionRow, SqlSetupError, TallyRow, ballot_record,
-    bulletin_of_rows, corrupt, invitation_record, method_bounds, parse_choice, pending,
-    record_many, record_one, tally_of_rows, unavailable,
+    bulletin_of_rows, corrupt, invitation_record, method_bounds, one_ballot, parse_choice, pending,
+    tally_of_rows, unavailable,
 };
 use votes::{Arg, MAX_PARAMS, WriteScript};
 
@@ -85,6 +86,9 @@ pub struct SqliteRepository {
     pool: SqlitePool,
     /// When storage last accepted a readiness write.
     probe: Arc<WriteProbe>,
+    /// SQLite's one writer, taken in turn by vote batches, which commit
+    /// every batch waiting, of any ballot, together (`writer.rs`).
+    vote_writer: Arc<writer::VoteWriter>,
 }
 
 impl SqliteRepository {
@@ -152,6 +156,7 @@ impl SqliteRepository {
         Ok(Self {
             pool,
             probe: Arc::new(WriteProbe::default()),
+            vote_writer: Arc::new(writer::VoteWriter::default()),
         })
     }
 
@@ -369,11 +374,29 @@ impl BallotRepository for SqliteRepository {
     }
 
     async fn record_vote(&self, vote: &NewVote) -> Result<RecordedVote, RecordVoteError> {
-        record_one(self, vote).await
+        self.vote_writer
+            .record(self, vote.ballot_id, vec![vote.clone()])
+            .await
+            .pop()
+            .unwrap_or_else(|| {
+                Err(RecordVoteError::Unavailable(
+                    "the vote got no outcome".into(),
+                ))
+            })
     }
 
+    /// Joins SQLite's writer queue (`writer.rs`): the batch commits with
+    /// every other batch waiting, of any ballot, in one transaction.
     async fn record_votes(&self, votes: &[NewVote]) -> Vec<VoteOutcome> {
-        record_many(self, votes).await
+        let Some(ballot) = one_ballot(votes) else {
+            // Several ballots (or none): each vote alone, in order.
+            let mut outcomes = Vec::with_capacity(votes.len());
+            for vote in votes {
+                outcomes.push(self.record_vote(vote).await);
+            }
+            return outcomes;
+        };
+        self.vote_writer.record(self, ballot, votes.to_vec()).await
     }
 
     async fn vote_of(

@@ -83,7 +83,7 @@ impl BatchDialect for SqliteRepository {
         let sql = selects.join(" union all ");
         let rows = bind_lookups(
             sqlx::query_as::<_, BallotStateRow>(&sql)
-                .persistent(false)
+                .persistent(cached(first_lookups.len() + 1))
                 .bind(ballot),
             first_lookups,
         )
@@ -346,7 +346,7 @@ impl<'a> WriteScript<'a> {
         if self.sql.is_empty() {
             return Ok(Vec::new());
         }
-        let mut query = sqlx::query(&self.sql).persistent(false);
+        let mut query = sqlx::query(&self.sql).persistent(cached(self.args.len()));
         for value in self.args {
             query = match value {
                 Arg::Bytes(bytes) => query.bind(bytes),
@@ -571,10 +571,24 @@ fn bind_lookups<'q, O>(
 /// which builds may still set, so every chunk fits any build. A batch of
 /// the service's size (256 votes) still fits one statement of each kind.
 ///
-/// Statements whose text grows with the batch are run `persistent(false)`:
-/// cached, their many shapes would evict the fixed statements from sqlx's
-/// per-connection statement cache.
+/// Statements whose text grows with the batch are run `persistent(false)`
+/// past [`MAX_CACHED_PARAMS`]: cached, their many shapes would evict the
+/// fixed statements from sqlx's per-connection statement cache.
 pub(super) const MAX_PARAMS: usize = 999;
+
+/// The most bind parameters a batch statement may take and still be kept
+/// in sqlx's per-connection statement cache, so SQLite parses it once per
+/// shape instead of once per batch. Small batches (a few votes: the
+/// common shape when votes are spread over many ballots, one or two in
+/// each ballot's batch) have few shapes, a few dozen at most, well within
+/// the cache's 100 statements; larger ones are parsed each time, which
+/// their many votes share.
+pub(super) const MAX_CACHED_PARAMS: usize = 32;
+
+/// Whether a statement taking `params` bind parameters is cached.
+fn cached(params: usize) -> bool {
+    params <= MAX_CACHED_PARAMS
+}
 
 /// `?first, ?first+1, …`: `count` numbered parameters.
 fn numbered(first: usize, count: usize) -> String {

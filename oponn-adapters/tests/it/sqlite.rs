@@ -420,3 +420,36 @@ fn a_file_from_before_receipts_migrates_with_its_votes() {
         check_votes_from_before_receipts(Arc::new(repository)).await;
     });
 }
+
+#[test]
+fn votes_on_many_ballots_at_once_take_turns_writing_and_all_count() {
+    block_on(async {
+        let oponn = Arc::new(TestOponn::with_repository(repository().await));
+        let mut ballots = Vec::new();
+        for n in 0..12 {
+            ballots.push(
+                oponn
+                    .create_ballot(&format!("ballot {n}?"), &["a", "b"])
+                    .await,
+            );
+        }
+        // Every ballot's voters at once: their batches meet at SQLite's
+        // one writer, where they queue in this process.
+        let mut votes = tokio::task::JoinSet::new();
+        for (n, ballot) in ballots.iter().enumerate() {
+            for voter in 0..4 {
+                let (oponn, ballot) = (Arc::clone(&oponn), ballot.clone());
+                votes.spawn(async move {
+                    vote(oponn.service(), &ballot, format!("voter {n}-{voter}")).await
+                });
+            }
+        }
+        let outcomes = votes.join_all().await;
+        assert_eq!(outcomes.len(), 48);
+        assert!(outcomes.iter().all(|&counted| counted));
+        for ballot in &ballots {
+            let tally = oponn.service().tally(&ballot.id()).await.unwrap();
+            assert_eq!(tally.total(), 4, "ballot {}", ballot.id());
+        }
+    });
+}

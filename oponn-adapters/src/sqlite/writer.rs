@@ -1,0 +1,172 @@
+//! SQLite's one writer, taken in turn by vote batches. Whoever holds the
+//! turn commits every batch waiting for it, of any ballot, in one
+//! transaction: group commit across ballots. A vote spread over many
+//! ballots then shares its transaction and its flush to disk as votes on
+//! one ballot already do, and no batch waits in SQLite's busy handler
+//! (which sleeps and polls, up to 100 ms a sleep).
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
+
+use oponn_core::domain::BallotId;
+use oponn_core::ports::NewVote;
+use oponn_core::recording::VoteOutcome;
+use tokio::sync::oneshot;
+use tokio::sync::oneshot::error::TryRecvError;
+
+use super::SqliteRepository;
+use crate::sql::{batch_failed, record_batches};
+
+/// The most votes one turn commits together (a batch larger than this
+/// still goes alone): it bounds how long a transaction holds the write
+/// lock, and so how long a read of the ballots written waits for it.
+pub(crate) const MAX_VOTES_PER_TURN: usize = 2048;
+
+/// A batch of one ballot's votes waiting for the writer.
+struct Waiting {
+    ballot: BallotId,
+    votes: Vec<NewVote>,
+    reply: oneshot::Sender<Vec<VoteOutcome>>,
+}
+
+/// The turn and the batches waiting for it.
+#[derive(Default)]
+pub(crate) struct VoteWriter {
+    /// Held for a whole transaction; tokio's mutex is fair (first come,
+    /// first served) and wakes the next holder at once.
+    turn: tokio::sync::Mutex<()>,
+    waiting: Mutex<VecDeque<Waiting>>,
+}
+
+impl std::fmt::Debug for VoteWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VoteWriter").finish_non_exhaustive()
+    }
+}
+
+impl VoteWriter {
+    /// Records `votes`, all on `ballot`, in the next transaction to start:
+    /// this caller's own, or one another caller commits for it.
+    pub(crate) async fn record(
+        &self,
+        repository: &SqliteRepository,
+        ballot: BallotId,
+        votes: Vec<NewVote>,
+    ) -> Vec<VoteOutcome> {
+        let count = votes.len();
+        let (reply, mut answer) = oneshot::channel();
+        self.queue().push_back(Waiting {
+            ballot,
+            votes,
+            reply,
+        });
+        loop {
+            {
+                let _turn = self.turn.lock().await;
+                let batches = self.take_turn();
+                if !batches.is_empty() {
+                    let groups: Vec<(&BallotId, &[NewVote])> = batches
+                        .iter()
+                        .map(|batch| (&batch.ballot, batch.votes.as_slice()))
+                        .collect();
+                    let outcomes = record_batches(repository, &groups).await;
+                    for (batch, outcome) in batches.into_iter().zip(outcomes) {
+                        // A caller that stopped waiting is no longer
+                        // listening; the outcome stands either way.
+                        let _ = batch.reply.send(outcome);
+                    }
+                }
+            }
+            match answer.try_recv() {
+                Ok(outcomes) => return outcomes,
+                // Still queued behind a full turn, or in the transaction
+                // of a turn not yet done: the next turn settles it.
+                Err(TryRecvError::Empty) => continue,
+                Err(TryRecvError::Closed) => {
+                    return batch_failed(
+                        count,
+                        "the transaction carrying the batch was interrupted; its outcome is unknown",
+                    );
+                }
+            }
+        }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Waiting>> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The batches one turn commits: those first in line, up to
+    /// [`MAX_VOTES_PER_TURN`] votes (and at least one batch).
+    fn take_turn(&self) -> Vec<Waiting> {
+        let mut queue = self.queue();
+        let mut taken = Vec::new();
+        let mut votes = 0usize;
+        while let Some(next) = queue.front() {
+            let after = votes.saturating_add(next.votes.len());
+            if !taken.is_empty() && after > MAX_VOTES_PER_TURN {
+                break;
+            }
+            votes = after;
+            taken.extend(queue.pop_front());
+        }
+        taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // A test fails by panicking.
+    #![allow(clippy::unwrap_used)]
+
+    use oponn_core::domain::{OptionId, ReceiptCode, VoterHash};
+    use oponn_core::ports::VoteTarget;
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    /// `count` votes on one ballot, as one waiting batch.
+    fn waiting(writer: &VoteWriter, count: usize) {
+        let vote = NewVote {
+            ballot_id: BallotId::from_bytes([7; 16]),
+            voter: VoterHash::from_bytes([1; 32]),
+            aliases: Vec::new(),
+            choice: vec![VoteTarget::Existing(OptionId::new(1))],
+            cast_at: OffsetDateTime::UNIX_EPOCH,
+            allow_change: false,
+            receipt: ReceiptCode::generate(),
+            invitation: None,
+        };
+        let (reply, _) = oneshot::channel();
+        writer.queue().push_back(Waiting {
+            ballot: vote.ballot_id,
+            votes: vec![vote; count],
+            reply,
+        });
+    }
+
+    fn sizes(batches: &[Waiting]) -> Vec<usize> {
+        batches.iter().map(|batch| batch.votes.len()).collect()
+    }
+
+    #[test]
+    fn a_turn_takes_the_batches_first_in_line_up_to_its_vote_limit() {
+        let writer = VoteWriter::default();
+        waiting(&writer, MAX_VOTES_PER_TURN - 10);
+        waiting(&writer, 10);
+        waiting(&writer, 1);
+        // Exactly the limit: the first two; the third waits for the next turn.
+        assert_eq!(sizes(&writer.take_turn()), [MAX_VOTES_PER_TURN - 10, 10]);
+        assert_eq!(sizes(&writer.take_turn()), [1]);
+        assert!(writer.take_turn().is_empty());
+    }
+
+    #[test]
+    fn a_batch_over_the_limit_still_goes_alone() {
+        let writer = VoteWriter::default();
+        waiting(&writer, MAX_VOTES_PER_TURN + 1);
+        waiting(&writer, 1);
+        assert_eq!(sizes(&writer.take_turn()), [MAX_VOTES_PER_TURN + 1]);
+        assert_eq!(sizes(&writer.take_turn()), [1]);
+    }
+}
