@@ -494,15 +494,30 @@ pub(crate) async fn record_one<D: BatchDialect + Sync>(
     dialect: &D,
     vote: &NewVote,
 ) -> Result<oponn_core::ports::RecordedVote, RecordVoteError> {
-    record_batch(dialect, &vote.ballot_id, std::slice::from_ref(vote))
-        .await
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| {
-            Err(RecordVoteError::Unavailable(
-                "the vote got no outcome".into(),
-            ))
-        })
+    only_outcome(record_batch(dialect, &vote.ballot_id, std::slice::from_ref(vote)).await)
+}
+
+/// The outcome of a batch of one vote.
+pub(crate) fn only_outcome(outcomes: Vec<VoteOutcome>) -> VoteOutcome {
+    outcomes.into_iter().next().unwrap_or_else(|| {
+        Err(RecordVoteError::Unavailable(
+            "the vote got no outcome".into(),
+        ))
+    })
+}
+
+/// Records each of `votes` alone, in order, with `record`: how votes of
+/// several ballots are recorded, since a batch is one ballot's.
+pub(crate) async fn each_alone<'a, F, Fut>(votes: &'a [NewVote], mut record: F) -> Vec<VoteOutcome>
+where
+    F: FnMut(&'a NewVote) -> Fut,
+    Fut: Future<Output = VoteOutcome>,
+{
+    let mut outcomes = Vec::with_capacity(votes.len());
+    for vote in votes {
+        outcomes.push(record(vote).await);
+    }
+    outcomes
 }
 
 /// Records `votes`, in order: as one batch when they are all on one
@@ -517,11 +532,7 @@ pub(crate) async fn record_many<D: BatchDialect + Sync>(
     if let Some(ballot) = one_ballot(votes) {
         return record_batch(dialect, &ballot, votes).await;
     }
-    let mut outcomes = Vec::with_capacity(votes.len());
-    for vote in votes {
-        outcomes.push(record_one(dialect, vote).await);
-    }
-    outcomes
+    each_alone(votes, |vote| record_one(dialect, vote)).await
 }
 
 /// Records `votes` on `ballot` in one transaction: one read, every

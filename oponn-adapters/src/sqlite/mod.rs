@@ -60,8 +60,8 @@ mod writer;
 use crate::probe::{WRITE_PROBE_BYTES, WriteProbe};
 use crate::sql::{
     BallotRow, BulletinReadRow, InvitationRow, OptionRow, SqlSetupError, TallyRow, ballot_record,
-    bulletin_of_rows, corrupt, invitation_record, method_bounds, one_ballot, parse_choice, pending,
-    tally_of_rows, unavailable,
+    bulletin_of_rows, corrupt, each_alone, invitation_record, method_bounds, one_ballot,
+    only_outcome, parse_choice, pending, tally_of_rows, unavailable,
 };
 use votes::{Arg, MAX_PARAMS, WriteScript};
 
@@ -374,27 +374,19 @@ impl BallotRepository for SqliteRepository {
     }
 
     async fn record_vote(&self, vote: &NewVote) -> Result<RecordedVote, RecordVoteError> {
-        self.vote_writer
-            .record(self, vote.ballot_id, vec![vote.clone()])
-            .await
-            .pop()
-            .unwrap_or_else(|| {
-                Err(RecordVoteError::Unavailable(
-                    "the vote got no outcome".into(),
-                ))
-            })
+        only_outcome(
+            self.vote_writer
+                .record(self, vote.ballot_id, vec![vote.clone()])
+                .await,
+        )
     }
 
     /// Joins SQLite's writer queue (`writer.rs`): the batch commits with
     /// every other batch waiting, of any ballot, in one transaction.
     async fn record_votes(&self, votes: &[NewVote]) -> Vec<VoteOutcome> {
         let Some(ballot) = one_ballot(votes) else {
-            // Several ballots (or none): each vote alone, in order.
-            let mut outcomes = Vec::with_capacity(votes.len());
-            for vote in votes {
-                outcomes.push(self.record_vote(vote).await);
-            }
-            return outcomes;
+            // Several ballots (or none).
+            return each_alone(votes, |vote| self.record_vote(vote)).await;
         };
         self.vote_writer.record(self, ballot, votes.to_vec()).await
     }
