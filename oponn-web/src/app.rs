@@ -25,6 +25,7 @@ use crate::live::LiveHub;
 use crate::metrics::{Metrics, RequestLabels};
 use crate::rates::RateLimits;
 use crate::secrets::{SecretError, Secrets};
+use crate::spliced::PageCache;
 use crate::state::AppState;
 use crate::views::Templates;
 use crate::{html, pages};
@@ -99,6 +100,7 @@ impl App {
             accounts: services.accounts,
             auth: crate::providers::AuthSettings::new(config),
             templates,
+            vote_pages: PageCache::new(),
             hub,
             metrics: Metrics::new(),
             cookie_key: CookieKey::from(&secrets.cookie_key[..]),

@@ -36,6 +36,23 @@ pub(crate) fn render(
     viewer: Option<&Viewer>,
     context: Value,
 ) -> Response {
+    match render_html(state, template, csrf, viewer, context) {
+        Ok(html) => Html(html).into_response(),
+        Err(error) => rendering_failed(template, &error),
+    }
+}
+
+/// The page [`render`] answers with, as text.
+///
+/// # Errors
+/// A missing template or a rendering failure.
+pub(crate) fn render_html(
+    state: &AppState,
+    template: &str,
+    csrf: &str,
+    viewer: Option<&Viewer>,
+    context: Value,
+) -> Result<String, minijinja::Error> {
     let mut context = context;
     if let Value::Object(map) = &mut context {
         map.insert("csrf_token".to_owned(), json!(csrf));
@@ -45,13 +62,14 @@ pub(crate) fn render(
             .map(|s| s.email.clone());
         map.insert("viewer_email".to_owned(), json!(email));
     }
-    match state.templates.render(template, context) {
-        Ok(html) => Html(html).into_response(),
-        Err(error) => {
-            tracing::error!(%error, template, "rendering a page failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
+    state.templates.render(template, context)
+}
+
+/// The answer when a page could not be rendered (a build defect): `500`,
+/// and the error in the log.
+pub(crate) fn rendering_failed(template: &str, error: &minijinja::Error) -> Response {
+    tracing::error!(%error, template, "rendering a page failed");
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }
 
 /// The 404 page for a ballot that does not exist (or an id that cannot

@@ -32,7 +32,8 @@
 //!   (rendering, error pages, CSRF), `live` (the per-instance live-results
 //!   hub and streams), `export` (result exports), `wire` (the JSON tally),
 //!   `logging` (errors with their causes),
-//!   `views` (templates and view models), `guard` (what every request
+//!   `views` (templates and view models), `spliced` (pages rendered once
+//!   and served with each request's token spliced in), `guard` (what every request
 //!   passes first), `limits`, `rates`, `metrics`, `assets`.
 #![forbid(unsafe_code)]
 
@@ -56,6 +57,7 @@ mod rates;
 mod secrets;
 mod server;
 mod share;
+mod spliced;
 mod state;
 mod views;
 mod wire;

@@ -1,12 +1,19 @@
 //! Sharing a ballot: the absolute links that leave the site (copied,
-//! scanned, previewed in chat apps) and the QR code of the vote link.
+//! scanned, previewed in chat apps), the link-preview tags every ballot
+//! page carries, and the QR code of the vote link.
 
 use poem::http::HeaderMap;
 use poem::http::header::HOST;
 use qrcode::render::svg;
 use qrcode::{EcLevel, QrCode};
 
+use oponn_core::domain::Ballot;
+use serde::Serialize;
+
 use crate::state::AppState;
+
+/// The most of a ballot's options a link preview lists before "…".
+const PREVIEW_DESCRIPTION_CHARS: usize = 160;
 
 /// The longest `Host` header a page turns into a link; a longer one is
 /// not a name this service answers to.
@@ -62,6 +69,48 @@ pub(crate) fn qr_svg(text: &str) -> Option<String> {
             .light_color(svg::Color("#ffffff"))
             .build(),
     )
+}
+
+/// What a chat app shows for a shared link (Open Graph and Twitter card
+/// tags): the ballot's question, its options, and this instance's own
+/// preview image.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+pub(crate) struct PreviewView {
+    /// The page's absolute address.
+    pub(crate) url: String,
+    /// The options, listed, cut at [`PREVIEW_DESCRIPTION_CHARS`].
+    pub(crate) description: String,
+    /// The preview image's absolute address.
+    pub(crate) image: String,
+}
+
+impl PreviewView {
+    /// The preview of `ballot`'s page at `path`.
+    pub(crate) fn new(state: &AppState, headers: &HeaderMap, ballot: &Ballot, path: &str) -> Self {
+        let origin = public_origin(state, headers);
+        // The owner's options only: a write-in is a voter's text, and must
+        // not speak for the ballot in the link its owner shares.
+        let options = ballot
+            .options()
+            .iter()
+            .filter(|option| !option.is_write_in())
+            .map(|option| option.label())
+            .collect::<Vec<_>>()
+            .join(" · ");
+        let mut description = format!("Vote on oponn: {options}. Results update live.");
+        if description.chars().count() > PREVIEW_DESCRIPTION_CHARS {
+            description = description
+                .chars()
+                .take(PREVIEW_DESCRIPTION_CHARS - 1)
+                .chain(['…'])
+                .collect();
+        }
+        Self {
+            url: format!("{origin}{path}"),
+            description,
+            image: format!("{origin}/static/img/preview.png"),
+        }
+    }
 }
 
 #[cfg(test)]

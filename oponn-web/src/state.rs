@@ -14,7 +14,8 @@ use crate::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::providers::AuthSettings;
 use crate::rates::RateLimits;
-use crate::views::Templates;
+use crate::spliced::PageCache;
+use crate::views::{Templates, VotePageKey};
 
 /// Shared state, built once by the composition root.
 pub(crate) struct AppState {
@@ -26,6 +27,8 @@ pub(crate) struct AppState {
     pub(crate) auth: AuthSettings,
     /// Compiled page templates.
     pub(crate) templates: Arc<Templates>,
+    /// Vote pages as new voters see them, rendered once per ballot.
+    pub(crate) vote_pages: PageCache<VotePageKey>,
     /// This instance's live result feeds.
     pub(crate) hub: Arc<LiveHub>,
     /// Prometheus series.

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use crate::assets::TemplateFiles;
 use crate::live::unix_millis;
+use crate::share::PreviewView;
 
 /// The compiled templates, with HTML autoescaping for every `.html` file.
 pub(crate) struct Templates {
@@ -53,7 +54,7 @@ impl Templates {
 }
 
 /// A ballot as pages show it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, PartialEq, Eq, Serialize)]
 pub(crate) struct BallotView {
     pub(crate) id: String,
     pub(crate) measure: String,
@@ -122,8 +123,26 @@ impl BallotView {
     }
 }
 
+/// Everything the vote page a new voter sees is rendered from but the
+/// CSRF token and the server's clock: the key its rendering is cached
+/// under ([`crate::spliced`]), so a page is reused only while all of it
+/// is unchanged.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct VotePageKey {
+    /// The ballot as shown, with its `now_ms` zeroed.
+    pub(crate) ballot: BallotView,
+    /// The link-preview tags.
+    pub(crate) preview: PreviewView,
+    /// The ballot is for signed-in voters, and this one is not.
+    pub(crate) sign_in_required: bool,
+    /// The ballot is for invited voters, and this one is not.
+    pub(crate) invited_only: bool,
+    /// The voter came through a personal voting link.
+    pub(crate) invited_voter: bool,
+}
+
 /// One option of a ballot.
-#[derive(Debug, Serialize)]
+#[derive(Debug, PartialEq, Eq, Serialize)]
 pub(crate) struct OptionView {
     pub(crate) id: u32,
     pub(crate) label: String,

@@ -385,6 +385,7 @@ const WEB_LAYERS: &[(&str, &[&str])] = &[
             "metrics",
             "assets",
             "share",
+            "spliced",
         ],
     ),
     ("configuration", &["config", "limits"]),

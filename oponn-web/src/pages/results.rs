@@ -27,7 +27,7 @@ use crate::metrics::SseClientGuard;
 use crate::state::AppState;
 use crate::views::{BallotView, ResultsView};
 
-use super::share::PreviewView;
+use crate::share::PreviewView;
 
 /// Why a viewer gets no results.
 enum Refusal {

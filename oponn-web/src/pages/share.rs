@@ -1,7 +1,6 @@
 //! Sharing and presenting a ballot: the share view (vote link with a copy
-//! button, its QR code, the results link), the QR code itself, the
-//! presenter view for a projector, and the link-preview tags every
-//! ballot page carries.
+//! button, its QR code, the results link), the QR code itself and the
+//! presenter view for a projector.
 
 use std::sync::Arc;
 
@@ -15,14 +14,11 @@ use serde_json::json;
 
 use crate::html::{ballot_at, render};
 use crate::identity::viewer;
-use crate::share::{public_origin, qr_svg};
+use crate::share::{PreviewView, public_origin, qr_svg};
 use crate::state::AppState;
 use crate::views::{BallotView, ResultsView};
 
 use super::results::page_results;
-
-/// The most of a ballot's options a link preview lists before "…".
-const PREVIEW_DESCRIPTION_CHARS: usize = 160;
 
 /// The links that share a ballot, as the share view and the presenter
 /// view show them.
@@ -63,48 +59,6 @@ impl ShareView {
             invite_only: ballot.settings().eligibility == Eligibility::Invited,
             invitations_path: format!("/ballots/{id}/invitations"),
             vote_link,
-        }
-    }
-}
-
-/// What a chat app shows for a shared link (Open Graph and Twitter card
-/// tags): the ballot's question, its options, and this instance's own
-/// preview image.
-#[derive(Debug, Serialize)]
-pub(crate) struct PreviewView {
-    /// The page's absolute address.
-    pub(crate) url: String,
-    /// The options, listed, cut at [`PREVIEW_DESCRIPTION_CHARS`].
-    pub(crate) description: String,
-    /// The preview image's absolute address.
-    pub(crate) image: String,
-}
-
-impl PreviewView {
-    /// The preview of `ballot`'s page at `path`.
-    pub(crate) fn new(state: &AppState, headers: &HeaderMap, ballot: &Ballot, path: &str) -> Self {
-        let origin = public_origin(state, headers);
-        // The owner's options only: a write-in is a voter's text, and must
-        // not speak for the ballot in the link its owner shares.
-        let options = ballot
-            .options()
-            .iter()
-            .filter(|option| !option.is_write_in())
-            .map(|option| option.label())
-            .collect::<Vec<_>>()
-            .join(" · ");
-        let mut description = format!("Vote on oponn: {options}. Results update live.");
-        if description.chars().count() > PREVIEW_DESCRIPTION_CHARS {
-            description = description
-                .chars()
-                .take(PREVIEW_DESCRIPTION_CHARS - 1)
-                .chain(['…'])
-                .collect();
-        }
-        Self {
-            url: format!("{origin}{path}"),
-            description,
-            image: format!("{origin}/static/img/preview.png"),
         }
     }
 }

@@ -6,20 +6,23 @@ use oponn_core::domain::{Ballot, BallotId, BallotMethod, Eligibility, OptionId, 
 use oponn_core::{CastVoteError, VoteChoice};
 use poem::http::HeaderMap;
 use poem::web::cookie::CookieJar;
-use poem::web::{CsrfToken, CsrfVerifier, Data, Form, Path};
-use poem::{Response, handler};
+use poem::web::{CsrfToken, CsrfVerifier, Data, Form, Html, Path};
+use poem::{IntoResponse, Response, handler};
 use serde_json::json;
 
 use crate::guard::{ClientAddr, too_many_requests};
 use crate::html::{
-    ballot_or_refusal, csrf_refusal, is_htmx, not_found, render, success_redirect, unavailable,
+    ballot_or_refusal, csrf_refusal, is_htmx, not_found, render, render_html, rendering_failed,
+    success_redirect, unavailable,
 };
 use crate::identity::{Notice, Viewer, keep_receipt, take_notice, viewer, voter_on};
 use crate::rates::Rate;
+use crate::share::PreviewView;
+use crate::spliced::{SplicedPage, spliceable};
 use crate::state::AppState;
-use crate::views::BallotView;
+use crate::views::{BallotView, VotePageKey};
 
-use super::share::{PreviewView, ShareView};
+use super::share::ShareView;
 
 /// The vote form as submitted: every field, as the form sends them (an
 /// approval ballot's checkboxes repeat `option_ids`; a ranked ballot
@@ -52,6 +55,15 @@ impl VoteForm {
             }
         }
         form
+    }
+
+    /// Whether nothing was submitted.
+    fn is_empty(&self) -> bool {
+        self.csrf_token.is_none()
+            && self.option_id.is_none()
+            && self.option_ids.is_empty()
+            && self.write_in_value.is_none()
+            && self.ranks.is_empty()
     }
 
     /// The typed choice the form makes, read as the ballot's `method`
@@ -153,8 +165,51 @@ fn vote_page(
     };
     let settings = ballot.settings();
     let admitted = settings.eligibility.admits(view.voter);
-    let sign_in_required = !admitted && settings.eligibility == Eligibility::SignedInOnly;
-    let invited_only = !admitted && settings.eligibility == Eligibility::Invited;
+    let mut key = VotePageKey {
+        ballot: BallotView::new(ballot, state.service.now()),
+        preview: PreviewView::new(state, headers, ballot, &format!("/vote/{}", ballot.id())),
+        sign_in_required: !admitted && settings.eligibility == Eligibility::SignedInOnly,
+        invited_only: !admitted && settings.eligibility == Eligibility::Invited,
+        invited_voter: view.voter.invitation().is_some(),
+    };
+    // The page a voter with nothing of their own on it sees (no account,
+    // no vote, nothing submitted) is the same for all of them but for the
+    // token and the clock: it is rendered once and spliced.
+    let plain = viewer.account.is_none()
+        && view.current.is_none()
+        && view.error.is_none()
+        && view.share.is_none()
+        && view.form.is_empty()
+        && spliceable(csrf);
+    if !plain {
+        let context = vote_context(ballot, &key, &view);
+        return render(state, template, csrf, Some(viewer), context);
+    }
+    let now_ms = std::mem::take(&mut key.ballot.now_ms);
+    let cache = &state.vote_pages;
+    if let Some(html) = cache
+        .get(ballot.id(), template, &key)
+        .and_then(|page| page.splice(csrf, now_ms))
+    {
+        return Html(html).into_response();
+    }
+    let placeholders = cache.placeholders();
+    key.ballot.now_ms = placeholders.now_ms();
+    let context = vote_context(ballot, &key, &view);
+    key.ballot.now_ms = 0;
+    let page = match render_html(state, template, placeholders.token(), Some(viewer), context) {
+        Ok(html) => Arc::new(SplicedPage::parse(&html, placeholders)),
+        Err(error) => return rendering_failed(template, &error),
+    };
+    let html = page.splice(csrf, now_ms);
+    cache.insert(ballot.id(), template, key, page);
+    // `plain` checked that the token can be spliced.
+    Html(html.unwrap_or_default()).into_response()
+}
+
+/// What the vote page is rendered from: `key` (the ballot, its preview,
+/// who may vote) and what `view` holds of this voter.
+fn vote_context(ballot: &Ballot, key: &VotePageKey, view: &VoteView<'_>) -> serde_json::Value {
     let current = view.current.clone().unwrap_or_default();
     let resubmitted = view.form.csrf_token.is_some();
     // What the form shows as chosen: what was just submitted, else the
@@ -194,31 +249,25 @@ fn vote_page(
             .collect::<Vec<_>>()
             .join(separator)
     });
-    render(
-        state,
-        template,
-        csrf,
-        Some(viewer),
-        json!({
-            "ballot": BallotView::new(ballot, state.service.now()),
-            "error": view.error,
-            "selected": selected,
-            "checked": checked,
-            "ranked": ranked,
-            "write_in_value": view.form.write_in_value,
-            "current_vote": current_vote,
-            "can_change_vote": settings.allow_vote_change,
-            "write_in_option": WRITE_IN_FORM_VALUE,
-            "sign_in_required": sign_in_required,
-            "invited_only": invited_only,
-            "invited_voter": view.voter.invitation().is_some(),
-            "invited_only_message": oponn_core::domain::messages::INVITED_ONLY,
-            "login_url": format!("/login?next=/vote/{}", ballot.id()),
-            "share": view.share,
-            "notice": view.share.as_ref().map(|_| Notice::Created.message()),
-            "preview": PreviewView::new(state, headers, ballot, &format!("/vote/{}", ballot.id())),
-        }),
-    )
+    json!({
+        "ballot": &key.ballot,
+        "error": view.error,
+        "selected": selected,
+        "checked": checked,
+        "ranked": ranked,
+        "write_in_value": view.form.write_in_value,
+        "current_vote": current_vote,
+        "can_change_vote": ballot.settings().allow_vote_change,
+        "write_in_option": WRITE_IN_FORM_VALUE,
+        "sign_in_required": key.sign_in_required,
+        "invited_only": key.invited_only,
+        "invited_voter": key.invited_voter,
+        "invited_only_message": oponn_core::domain::messages::INVITED_ONLY,
+        "login_url": format!("/login?next=/vote/{}", ballot.id()),
+        "share": view.share,
+        "notice": view.share.as_ref().map(|_| Notice::Created.message()),
+        "preview": &key.preview,
+    })
 }
 
 /// `GET /vote/{id}`: the vote form.

@@ -304,3 +304,82 @@ async fn votes_that_arrive_while_the_lock_is_held_elsewhere_join_the_waiting_bat
     assert_eq!(taken.load(Ordering::SeqCst) - before, 1);
     assert_eq!(service.votes_waiting(&ballot), 0);
 }
+
+/// The page's `hx-headers` token and `data-now` clock, and the page with
+/// both (and the form's token) blanked.
+fn per_request_parts(html: &str) -> (String, String, String) {
+    let token = crate::helpers::hidden_value(html, "X-CSRF-Token").expect("a form token");
+    let headers_at = html.find("hx-headers='").expect("hx-headers") + "hx-headers='".len();
+    let headers_end = headers_at + html[headers_at..].find('\'').expect("its end");
+    let headers: serde_json::Value =
+        serde_json::from_str(&html[headers_at..headers_end]).expect("hx-headers is JSON");
+    assert_eq!(
+        headers["X-CSRF-Token"],
+        token.as_str(),
+        "one token in both places"
+    );
+    let now_at = html.find("data-now=\"").expect("data-now") + "data-now=\"".len();
+    let now_end = now_at + html[now_at..].find('"').expect("its end");
+    let now = html[now_at..now_end].to_owned();
+    let blanked = html
+        .replace(&html[headers_at..headers_end], "HEADERS")
+        .replace(&token.replace('/', "&#x2f;"), "TOKEN")
+        .replace(&format!("data-now=\"{now}\""), "data-now=\"NOW\"");
+    (token, now, blanked)
+}
+
+#[tokio::test]
+async fn new_voters_get_the_same_page_with_their_own_token_and_the_clock() {
+    let app = spawn_app().await;
+    let owner = browser();
+    let id = app
+        .create_ballot(
+            &owner,
+            &[("measure", "one page for all?"), ("options_raw", "yes, no")],
+        )
+        .await;
+    let path = format!("/vote/{id}");
+    let mut pages = Vec::new();
+    for _ in 0..3 {
+        let voter = browser();
+        let html = app.page_text(&voter, &path).await;
+        pages.push((voter, per_request_parts(&html)));
+    }
+    let (_, (_, first_now, first_page)) = &pages[0];
+    for (_, (_, now, page)) in &pages[1..] {
+        assert_eq!(page, first_page, "the pages differ only in token and clock");
+        let (first, later) = (
+            first_now.parse::<i64>().expect("a number"),
+            now.parse::<i64>().expect("a number"),
+        );
+        assert!(
+            later >= first,
+            "the clock is each request's own: {first} then {later}"
+        );
+    }
+    let tokens: std::collections::BTreeSet<&String> =
+        pages.iter().map(|(_, (token, _, _))| token).collect();
+    assert_eq!(tokens.len(), 3, "each voter has their own token");
+    // Each voter's token is the one their own CSRF cookie accepts.
+    for (voter, (token, _, _)) in &pages {
+        let cast = voter
+            .post(app.url(&path))
+            .form(&[("X-CSRF-Token", token.as_str()), ("option_id", "1")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cast.status(), 303);
+    }
+
+    // Closing the ballot changes the page every new voter gets.
+    let closed = app
+        .form_post(&owner, &format!("/ballots/{id}/close"), &[])
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert!(closed.status().is_redirection(), "{}", closed.status());
+    let after = app.page_text(&browser(), &path).await;
+    assert!(after.contains("data-status=\"ended\""), "{after}");
+    assert!(after.contains("voting_closed: this ballot no longer takes votes."));
+}
