@@ -196,7 +196,7 @@ case "${1:-}" in
     out=${PROFILE:-/tmp/oponn-votes.perf}
     data_dir=$(mktemp -d)
     env OPONN_BIND="127.0.0.1:$PORT" OPONN_DATA_DIR="$data_dir" RUST_LOG=warn \
-      perf record -F 499 -g -o "$out" -- "$BIN" serve > "$data_dir/log" 2>&1 &
+      perf record -F ${PROFILE_HZ:-499} -g -o "$out" -- "$BIN" serve > "$data_dir/log" 2>&1 &
     until curl -fs "$URL/livez" > /dev/null 2>&1; do sleep 0.05; done
     "$BIN" simulate --url "$URL" --voters "${VOTERS:-15000}" --concurrency "${CONCURRENCY:-32}"
     pkill -INT -f "$BIN serve" || true

@@ -80,10 +80,44 @@ const FILE_MODE: u32 = 0o600;
 /// older snapshots to finish.
 const SCRUB_ATTEMPTS: u32 = 3;
 
+/// How many connections serve everything but vote batches.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// A pool of up to `max_connections` to the file. No ping before each
+/// use: the database is a local file, and the ping would be one more hop
+/// to the connection's thread per batch.
+fn pool_options(max_connections: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(max_connections)
+        .test_before_acquire(false)
+        .before_acquire(|connection, _| {
+            Box::pin(async move {
+                // When SQLite rolls a transaction back by itself (a full
+                // disk, an I/O error), sqlx's ROLLBACK then fails and it
+                // goes on counting the transaction as open, so every
+                // later BEGIN on that connection would fail: such a
+                // connection is closed, never reused. The count is
+                // settled here, as the pool pings on release.
+                let healthy = !connection.is_in_transaction();
+                if !healthy {
+                    tracing::warn!("closing a SQLite connection left in a failed transaction");
+                }
+                Ok(healthy)
+            })
+        })
+}
+
 /// A [`BallotRepository`] in a SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteRepository {
     pool: SqlitePool,
+    /// The one connection vote batches write on. Always the same one, so
+    /// its page cache and its prepared statements stay warm: SQLite drops
+    /// a connection's whole page cache when another connection wrote
+    /// since it last read, and the pool hands its connections out in
+    /// turn, so batches on the shared pool re-read the pages they touch
+    /// and re-parsed their statements on each of its connections.
+    vote_pool: SqlitePool,
     /// When storage last accepted a readiness write.
     probe: Arc<WriteProbe>,
     /// SQLite's one writer, taken in turn by vote batches, which commit
@@ -130,31 +164,17 @@ impl SqliteRepository {
             // deleted ballot's ciphertext does not linger in free space.
             .pragma("secure_delete", "on")
             .busy_timeout(BUSY_TIMEOUT);
-        // No ping before each use: the database is a local file, and the
-        // ping would be one more hop to the connection's thread per batch.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .test_before_acquire(false)
-            .before_acquire(|connection, _| {
-                Box::pin(async move {
-                    // When SQLite rolls a transaction back by itself (a full
-                    // disk, an I/O error), sqlx's ROLLBACK then fails and it
-                    // goes on counting the transaction as open, so every
-                    // later BEGIN on that connection would fail: such a
-                    // connection is closed, never reused. The count is
-                    // settled here, as the pool pings on release.
-                    let healthy = !connection.is_in_transaction();
-                    if !healthy {
-                        tracing::warn!("closing a SQLite connection left in a failed transaction");
-                    }
-                    Ok(healthy)
-                })
-            })
-            .connect_with(options)
+        let pool = pool_options(MAX_CONNECTIONS)
+            .connect_with(options.clone())
+            .await
+            .map_err(SqlSetupError::Connect)?;
+        let vote_pool = pool_options(1)
+            .connect_with(options.statement_cache_capacity(votes::MAX_CACHED_STATEMENTS))
             .await
             .map_err(SqlSetupError::Connect)?;
         Ok(Self {
             pool,
+            vote_pool,
             probe: Arc::new(WriteProbe::default()),
             vote_writer: Arc::new(writer::VoteWriter::default()),
         })

@@ -25,8 +25,9 @@ impl BatchDialect for SqliteRepository {
     const MAX_OPTION_ID: OptionId = OptionId::new(u32::MAX);
 
     async fn begin_batch(&self) -> Result<Transaction<'_, Self::Db>, sqlx::Error> {
-        // The write lock up front: the reads that follow stay true until commit.
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+        // The write lock up front: the reads that follow stay true until
+        // commit. On the batches' own connection (`vote_pool`).
+        self.vote_pool.begin_with("BEGIN IMMEDIATE").await
     }
 
     /// The ballot's sequence, its options, the stored votes of the batch's
@@ -577,13 +578,22 @@ fn bind_lookups<'q, O>(
 pub(super) const MAX_PARAMS: usize = 999;
 
 /// The most bind parameters a batch statement may take and still be kept
-/// in sqlx's per-connection statement cache, so SQLite parses it once per
-/// shape instead of once per batch. Small batches (a few votes: the
-/// common shape when votes are spread over many ballots, one or two in
-/// each ballot's batch) have few shapes, a few dozen at most, well within
-/// the cache's 100 statements; larger ones are parsed each time, which
-/// their many votes share.
-pub(super) const MAX_CACHED_PARAMS: usize = 32;
+/// in the vote connection's statement cache (of
+/// [`MAX_CACHED_STATEMENTS`]), so SQLite parses it once per shape instead
+/// of once per batch. A statement's text follows its batch (one row, or
+/// one lookup, per vote), so each batch size is a shape: this keeps
+/// batches of up to about forty votes, the sizes a few dozen concurrent
+/// voters make, parsed once; larger ones are parsed each time, which
+/// their many votes share. Parsing was 7 % of the server's CPU taking
+/// votes with 32 parameters here.
+pub(super) const MAX_CACHED_PARAMS: usize = 256;
+const _: () = assert!(MAX_CACHED_PARAMS < MAX_PARAMS);
+
+/// How many prepared statements the vote connection keeps, least recently
+/// used first out: room for every shape up to [`MAX_CACHED_PARAMS`]
+/// parameters a busy ballot's batches make. A statement of that size is a
+/// few KiB, so the cache stays within a few MiB.
+pub(super) const MAX_CACHED_STATEMENTS: usize = 512;
 
 /// Whether a statement taking `params` bind parameters is cached.
 fn cached(params: usize) -> bool {
@@ -596,4 +606,82 @@ fn numbered(first: usize, count: usize) -> String {
         .map(|n| format!("?{n}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    // A test fails by panicking.
+    #![allow(clippy::unwrap_used)]
+
+    use oponn_core::domain::{BallotId, ReceiptCode, VoterHash};
+    use oponn_core::ports::{BallotRepository as _, RecordVoteError, VoteTarget};
+    use sqlx::Connection as _;
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    #[test]
+    fn statements_are_cached_up_to_their_parameter_limit() {
+        assert!(cached(1));
+        assert!(cached(MAX_CACHED_PARAMS));
+        assert!(!cached(MAX_CACHED_PARAMS + 1));
+    }
+
+    /// `count` votes of different voters on `ballot`.
+    fn votes(ballot: BallotId, count: u8) -> Vec<NewVote> {
+        (0..count)
+            .map(|voter| NewVote {
+                ballot_id: ballot,
+                voter: VoterHash::from_bytes([voter; 32]),
+                aliases: Vec::new(),
+                choice: vec![VoteTarget::Existing(OptionId::new(1))],
+                cast_at: OffsetDateTime::UNIX_EPOCH,
+                allow_change: false,
+                receipt: ReceiptCode::generate(),
+                invitation: None,
+            })
+            .collect()
+    }
+
+    /// How many statements the vote connection keeps prepared.
+    async fn kept(repository: &SqliteRepository) -> usize {
+        repository
+            .vote_pool
+            .acquire()
+            .await
+            .unwrap()
+            .cached_statements_size()
+    }
+
+    #[test]
+    fn batches_run_on_the_vote_connection_which_keeps_small_ones_prepared() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let repository = SqliteRepository::open(dir.path().join("oponn.db"))
+                .await
+                .unwrap();
+            repository.migrate().await.unwrap();
+            let before = kept(&repository).await;
+            // No such ballot: the batch still begins and reads on the
+            // vote connection.
+            let ballot = BallotId::from_bytes([9; 16]);
+            let outcomes = repository.record_votes(&votes(ballot, 2)).await;
+            assert!(
+                outcomes
+                    .iter()
+                    .all(|outcome| matches!(outcome, Err(RecordVoteError::BallotNotFound)))
+            );
+            let small = kept(&repository).await;
+            assert!(small > before, "the read is kept: {before} then {small}");
+            // Its read takes one parameter per voter and per receipt, and
+            // the ballot: over the limit, parsed and let go.
+            let many = u8::try_from(MAX_CACHED_PARAMS / 2).unwrap();
+            repository.record_votes(&votes(ballot, many)).await;
+            assert_eq!(kept(&repository).await, small);
+        });
+    }
 }
