@@ -51,6 +51,12 @@ cpu_ms() {
   echo $(( total * 10 ))
 }
 
+# Bytes the process $1 has had written to storage (its WAL and database
+# file, on the embedded default), from /proc/{pid}/io.
+written_bytes() {
+  awk '/^write_bytes/ {print $2}' "/proc/$1/io" 2>/dev/null || echo 0
+}
+
 # Runs the load generator, pinned to LOAD_CPUS when set.
 load() {
   if [ -n "${LOAD_CPUS:-}" ]; then taskset -c "$LOAD_CPUS" "$BIN" simulate "$@"; else "$BIN" simulate "$@"; fi
@@ -67,10 +73,11 @@ server_cmd() {
 cpu_per_request() {
   local out="$data_dir/cpu.txt" extra=("$@")
   local s0 e0 s1 e1 s2 s3 acked secs answered
-  s0=$(cpu_ms "$server_pid"); e0=$(cpu_ms "${extra[@]}")
+  local w0 w1
+  s0=$(cpu_ms "$server_pid"); e0=$(cpu_ms "${extra[@]}"); w0=$(written_bytes "$server_pid")
   load --url "$URL" --voters "${VOTERS:-10000}" --concurrency "${CONCURRENCY:-32}" --ballots "${BALLOTS:-1}" \
     --target votes > "$out" || true
-  s1=$(cpu_ms "$server_pid"); e1=$(cpu_ms "${extra[@]}")
+  s1=$(cpu_ms "$server_pid"); e1=$(cpu_ms "${extra[@]}"); w1=$(written_bytes "$server_pid")
   cat "$out"
   acked=$(sed -n 's/^votes acknowledged: \([0-9]*\) of .* in \([0-9.]*\)s.*/\1/p' "$out")
   secs=$(sed -n 's/^votes acknowledged: [0-9]* of .* in \([0-9.]*\)s.*/\1/p' "$out")
@@ -80,11 +87,12 @@ cpu_per_request() {
   cat "$out"
   answered=$(sed -n 's/^\/livez: \([0-9]*\) answered.*/\1/p' "$out")
   awk -v v="$(( s1 - s0 ))" -v n="$acked" -v l="$(( s3 - s2 ))" -v m="$answered" -v e="$(( e1 - e0 ))" \
-    -v extra="${#extra[@]}" 'BEGIN {
+    -v extra="${#extra[@]}" -v w="$(( w1 - w0 ))" 'BEGIN {
       vote = v * 1000 / n; livez = l * 1000 / m;
       printf "server CPU: %.0f us per vote (%d ms for %d votes), %.1f us per /livez request (%d ms for %d)\n", vote, v, n, livez, l, m;
       printf "a vote costs %.1f /livez requests of server CPU\n", vote / livez;
       if (extra > 0) printf "PostgreSQL + Redis CPU: %.0f us per vote (%d ms)\n", e * 1000 / n, e;
+      else printf "written to storage: %.1f KiB per vote\n", w / 1024 / n;
     }'
 }
 
@@ -196,9 +204,10 @@ case "${1:-}" in
     out=${PROFILE:-/tmp/oponn-votes.perf}
     data_dir=$(mktemp -d)
     env OPONN_BIND="127.0.0.1:$PORT" OPONN_DATA_DIR="$data_dir" RUST_LOG=warn \
+      OPONN_BALLOTS_PER_MINUTE=0 OPONN_WRITE_INS_PER_MINUTE=0 OPONN_STREAMS_PER_MINUTE=0 \
       perf record -F ${PROFILE_HZ:-499} -g -o "$out" -- "$BIN" serve > "$data_dir/log" 2>&1 &
     until curl -fs "$URL/livez" > /dev/null 2>&1; do sleep 0.05; done
-    "$BIN" simulate --url "$URL" --voters "${VOTERS:-15000}" --concurrency "${CONCURRENCY:-32}"
+    "$BIN" simulate --url "$URL" --voters "${VOTERS:-15000}" --concurrency "${CONCURRENCY:-32}" --ballots "${BALLOTS:-1}"
     pkill -INT -f "$BIN serve" || true
     wait || true
     perf report -i "$out" --no-children --sort dso --stdio -g none 2> /dev/null | grep '%' | head -5
