@@ -787,3 +787,20 @@ fn restrict_files(path: &Path) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// A vote for option 1 by the voter whose hash is `voter` repeated, on
+/// `ballot`, for the module's tests.
+#[cfg(test)]
+fn test_vote(ballot: BallotId, voter: u8) -> NewVote {
+    use oponn_core::ports::VoteTarget;
+    NewVote {
+        ballot_id: ballot,
+        voter: VoterHash::from_bytes([voter; 32]),
+        aliases: Vec::new(),
+        choice: vec![VoteTarget::Existing(OptionId::new(1))],
+        cast_at: OffsetDateTime::UNIX_EPOCH,
+        allow_change: false,
+        receipt: ReceiptCode::generate(),
+        invitation: None,
+    }
+}

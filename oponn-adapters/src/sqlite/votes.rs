@@ -613,11 +613,11 @@ mod tests {
     // A test fails by panicking.
     #![allow(clippy::unwrap_used)]
 
-    use oponn_core::domain::{BallotId, ReceiptCode, VoterHash};
-    use oponn_core::ports::{BallotRepository as _, RecordVoteError, VoteTarget};
+    use oponn_core::domain::BallotId;
+    use oponn_core::ports::{BallotRepository as _, RecordVoteError};
     use sqlx::Connection as _;
-    use time::OffsetDateTime;
 
+    use super::super::test_vote;
     use super::*;
 
     #[test]
@@ -629,18 +629,7 @@ mod tests {
 
     /// `count` votes of different voters on `ballot`.
     fn votes(ballot: BallotId, count: u8) -> Vec<NewVote> {
-        (0..count)
-            .map(|voter| NewVote {
-                ballot_id: ballot,
-                voter: VoterHash::from_bytes([voter; 32]),
-                aliases: Vec::new(),
-                choice: vec![VoteTarget::Existing(OptionId::new(1))],
-                cast_at: OffsetDateTime::UNIX_EPOCH,
-                allow_change: false,
-                receipt: ReceiptCode::generate(),
-                invitation: None,
-            })
-            .collect()
+        (0..count).map(|voter| test_vote(ballot, voter)).collect()
     }
 
     /// How many statements the vote connection keeps prepared.

@@ -119,24 +119,12 @@ mod tests {
     // A test fails by panicking.
     #![allow(clippy::unwrap_used)]
 
-    use oponn_core::domain::{OptionId, ReceiptCode, VoterHash};
-    use oponn_core::ports::VoteTarget;
-    use time::OffsetDateTime;
-
+    use super::super::test_vote;
     use super::*;
 
     /// `count` votes on one ballot, as one waiting batch.
     fn waiting(writer: &VoteWriter, count: usize) {
-        let vote = NewVote {
-            ballot_id: BallotId::from_bytes([7; 16]),
-            voter: VoterHash::from_bytes([1; 32]),
-            aliases: Vec::new(),
-            choice: vec![VoteTarget::Existing(OptionId::new(1))],
-            cast_at: OffsetDateTime::UNIX_EPOCH,
-            allow_change: false,
-            receipt: ReceiptCode::generate(),
-            invitation: None,
-        };
+        let vote = test_vote(BallotId::from_bytes([7; 16]), 1);
         let (reply, _) = oneshot::channel();
         writer.queue().push_back(Waiting {
             ballot: vote.ballot_id,

@@ -108,6 +108,15 @@ impl TestApp {
         browser.post(self.url(path)).form(&form)
     }
 
+    /// Closes ballot `id` through the owner's form, as `browser`.
+    pub(crate) async fn close_ballot(&self, browser: &Client, id: &str) -> Response {
+        self.form_post(browser, &format!("/ballots/{id}/close"), &[])
+            .await
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Creates a ballot through the form and returns its id.
     pub(crate) async fn create_ballot(&self, browser: &Client, fields: &[(&str, &str)]) -> String {
         let response = self

@@ -185,12 +185,7 @@ async fn a_session_cookie_copied_before_logout_is_signed_out_after_it() {
     assert!(!home.contains(&id), "the owner's ballots are not listed");
     let login = app.page_text(&thief, "/login").await;
     assert!(!login.contains("signed_in_as"), "{login}");
-    let closed = app
-        .form_post(&thief, &format!("/ballots/{id}/close"), &[])
-        .await
-        .send()
-        .await
-        .unwrap();
+    let closed = app.close_ballot(&thief, &id).await;
     assert_eq!(closed.status(), 403, "an owner action on the pages");
     let api = thief
         .post(app.url(&format!("/api/v1/ballots/{id}/close")))

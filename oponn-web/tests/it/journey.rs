@@ -185,12 +185,7 @@ async fn closing_and_deleting_are_confirmed_and_deleting_asks_first() {
         403
     );
     // Closing: the results page says so, once.
-    let closed = app
-        .form_post(&owner, &format!("/ballots/{id}/close"), &[])
-        .await
-        .send()
-        .await
-        .unwrap();
+    let closed = app.close_ballot(&owner, &id).await;
     assert_eq!(closed.status(), 303);
     let results = get_text(&owner, &app.url(&format!("/results/{id}"))).await;
     assert!(results.contains("Voting is closed"), "{results}");

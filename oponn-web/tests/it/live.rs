@@ -140,12 +140,7 @@ async fn open_pages_hear_when_the_owner_closes_the_ballot_and_the_stream_ends() 
     assert_eq!(app.vote_for(&browser(), &id, "1").await, 303);
     assert_eq!(results.next().await.event.as_deref(), Some("results"));
 
-    let closed = app
-        .form_post(&owner, &format!("/ballots/{id}/close"), &[])
-        .await
-        .send()
-        .await
-        .unwrap();
+    let closed = app.close_ballot(&owner, &id).await;
     assert_eq!(closed.status(), 303);
     assert_eq!(state_of(&state.next().await), "ended");
     assert_eq!(results.next().await.event.as_deref(), Some("results"));

@@ -251,12 +251,7 @@ async fn results_after_close_are_hidden_from_everyone_until_the_owner_closes() {
         false,
         "the owner before the close",
     );
-    let closed = app
-        .form_post(&owner, &format!("/ballots/{id}/close"), &[])
-        .await
-        .send()
-        .await
-        .unwrap();
+    let closed = app.close_ballot(&owner, &id).await;
     assert_eq!(closed.status(), 303);
     assert_all(
         channels(&app, &browser(), &id).await,
@@ -320,12 +315,7 @@ async fn only_the_owner_closes_or_deletes_and_deletion_is_final() {
             .status(),
         303
     );
-    let closed = app
-        .form_post(&owner, &format!("/ballots/{id}/close"), &[])
-        .await
-        .send()
-        .await
-        .unwrap();
+    let closed = app.close_ballot(&owner, &id).await;
     assert_eq!(closed.status(), 303);
     let late = app.vote(&browser(), &id, &[("option_id", "1")]).await;
     assert!(

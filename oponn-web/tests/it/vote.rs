@@ -372,12 +372,7 @@ async fn new_voters_get_the_same_page_with_their_own_token_and_the_clock() {
     }
 
     // Closing the ballot changes the page every new voter gets.
-    let closed = app
-        .form_post(&owner, &format!("/ballots/{id}/close"), &[])
-        .await
-        .send()
-        .await
-        .unwrap();
+    let closed = app.close_ballot(&owner, &id).await;
     assert!(closed.status().is_redirection(), "{}", closed.status());
     let after = app.page_text(&browser(), &path).await;
     assert!(after.contains("data-status=\"ended\""), "{after}");
