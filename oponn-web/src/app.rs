@@ -189,6 +189,7 @@ fn spawn_reaper(state: Arc<AppState>) {
                 _ = ticks.tick() => {
                     let pruned = state.service.prune_idle();
                     state.rates.prune();
+                    state.vote_pages.prune();
                     let feeds = state.hub.prune_idle().await;
                     // Expired sessions already sign no one in; this only
                     // keeps their rows from piling up.

@@ -13,14 +13,25 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use minijinja::HtmlEscape;
 use oponn_core::domain::{BallotId, VoterId};
 
-/// The most pages a [`PageCache`] keeps (one per ballot and template):
-/// a vote page is 10–20 KiB, so at most a few MiB. When full, a new page
-/// replaces an arbitrary one.
+/// The most pages a [`PageCache`] keeps (one per ballot and template).
 pub(crate) const MAX_CACHED_PAGES: usize = 256;
+
+/// The most bytes of pages a [`PageCache`] keeps. A vote page is 5–20 KiB;
+/// the largest (a ranked ballot of 64 options, a select of 64 ranks for
+/// each) about 180 KiB. A page larger than this alone is never kept.
+pub(crate) const MAX_CACHED_PAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// How long a page is served after it was rendered; a busy ballot's page
+/// is rendered once per lifetime. A deletion on this instance drops the
+/// ballot's pages at once; after one on another instance, the reaper
+/// drops them (with the ballot's decrypted text) on its first pass past
+/// their lifetime.
+pub(crate) const PAGE_LIFETIME: Duration = Duration::from_secs(10);
 
 /// The values a page is rendered with in place of the per-request ones:
 /// random for each process, so no ballot's text can contain them.
@@ -89,6 +100,15 @@ pub(crate) struct SplicedPage {
 }
 
 impl SplicedPage {
+    /// The bytes of literal text the page holds.
+    fn bytes(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|(text, _)| text.len())
+            .sum::<usize>()
+            .saturating_add(self.tail.len())
+    }
+
     /// Cuts `html`, rendered with `placeholders`, at each of them.
     pub(crate) fn parse(html: &str, placeholders: &Placeholders) -> Self {
         let now = placeholders.now_ms.to_string();
@@ -123,8 +143,7 @@ impl SplicedPage {
         if !spliceable(token) {
             return None;
         }
-        let literal: usize = self.parts.iter().map(|(text, _)| text.len()).sum();
-        let mut page = String::with_capacity(literal + self.tail.len() + 64 * self.parts.len());
+        let mut page = String::with_capacity(self.bytes().saturating_add(64 * self.parts.len()));
         for (text, slot) in &self.parts {
             page.push_str(text);
             // Writing to a String cannot fail.
@@ -139,25 +158,64 @@ impl SplicedPage {
     }
 }
 
-/// Whether `token` can be spliced into a page: it holds only standard
-/// Base64's characters (as CSRF tokens do), which every escaping a
+/// Whether `token` can be spliced into a page: it is not empty and holds
+/// only standard Base64's characters (as CSRF tokens do), which every escaping a
 /// template applies leaves as they are but for `/`. A page for any other
 /// token is rendered afresh.
 pub(crate) fn spliceable(token: &str) -> bool {
-    token
-        .bytes()
-        .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'='))
+    // An empty token is not spliced: templates leave out what carries it.
+    !token.is_empty()
+        && token
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'='))
 }
 
 /// Which page an entry is: a ballot's, in one template.
 type PageOf = (BallotId, &'static str);
 
+/// A kept page, with the key it was rendered from and when.
+#[derive(Debug)]
+struct Entry<K> {
+    key: K,
+    page: Arc<SplicedPage>,
+    rendered_at: Instant,
+}
+
+/// The kept pages and their bytes.
+#[derive(Debug)]
+struct Pages<K> {
+    entries: HashMap<PageOf, Entry<K>>,
+    bytes: usize,
+}
+
+impl<K> Pages<K> {
+    fn remove(&mut self, page_of: &PageOf) {
+        if let Some(entry) = self.entries.remove(page_of) {
+            self.bytes = self.bytes.saturating_sub(entry.page.bytes());
+        }
+    }
+
+    /// Drops every page rendered before `oldest`.
+    fn drop_older_than(&mut self, oldest: Instant) {
+        let expired: Vec<PageOf> = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| entry.rendered_at < oldest)
+            .map(|(page_of, _)| *page_of)
+            .collect();
+        for page_of in &expired {
+            self.remove(page_of);
+        }
+    }
+}
+
 /// Rendered pages by ballot and template, each with the key it was
-/// rendered from; at most [`MAX_CACHED_PAGES`].
+/// rendered from; at most [`MAX_CACHED_PAGES`] and
+/// [`MAX_CACHED_PAGE_BYTES`], each for [`PAGE_LIFETIME`].
 #[derive(Debug)]
 pub(crate) struct PageCache<K> {
     placeholders: Placeholders,
-    pages: Mutex<HashMap<PageOf, (K, Arc<SplicedPage>)>>,
+    pages: Mutex<Pages<K>>,
 }
 
 impl<K: PartialEq> PageCache<K> {
@@ -165,7 +223,10 @@ impl<K: PartialEq> PageCache<K> {
     pub(crate) fn new() -> Self {
         Self {
             placeholders: Placeholders::generate(),
-            pages: Mutex::new(HashMap::new()),
+            pages: Mutex::new(Pages {
+                entries: HashMap::new(),
+                bytes: 0,
+            }),
         }
     }
 
@@ -174,22 +235,35 @@ impl<K: PartialEq> PageCache<K> {
         &self.placeholders
     }
 
-    /// The page of `ballot` in `template` when it was rendered from `key`.
+    /// The page of `ballot` in `template` when it was rendered from `key`
+    /// less than [`PAGE_LIFETIME`] ago.
     pub(crate) fn get(
         &self,
         ballot: BallotId,
         template: &'static str,
         key: &K,
     ) -> Option<Arc<SplicedPage>> {
-        let pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);
-        pages
-            .get(&(ballot, template))
-            .filter(|(stored, _)| stored == key)
-            .map(|(_, page)| Arc::clone(page))
+        self.get_at(ballot, template, key, Instant::now())
     }
 
-    /// Keeps `page`, rendered from `key`, in place of any earlier page of
-    /// `ballot` in `template`.
+    fn get_at(
+        &self,
+        ballot: BallotId,
+        template: &'static str,
+        key: &K,
+        now: Instant,
+    ) -> Option<Arc<SplicedPage>> {
+        let pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);
+        pages
+            .entries
+            .get(&(ballot, template))
+            .filter(|entry| &entry.key == key)
+            .filter(|entry| now.saturating_duration_since(entry.rendered_at) < PAGE_LIFETIME)
+            .map(|entry| Arc::clone(&entry.page))
+    }
+
+    /// Keeps `page`, rendered from `key` just now, in place of any earlier
+    /// page of `ballot` in `template`; the oldest pages make room.
     pub(crate) fn insert(
         &self,
         ballot: BallotId,
@@ -197,23 +271,80 @@ impl<K: PartialEq> PageCache<K> {
         key: K,
         page: Arc<SplicedPage>,
     ) {
-        let mut pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);
-        if pages.len() >= MAX_CACHED_PAGES && !pages.contains_key(&(ballot, template)) {
-            let evicted = pages.keys().next().copied();
-            if let Some(evicted) = evicted {
-                pages.remove(&evicted);
-            }
-        }
-        pages.insert((ballot, template), (key, page));
+        self.insert_at(ballot, template, key, page, Instant::now());
     }
 
-    /// How many pages are kept.
+    fn insert_at(
+        &self,
+        ballot: BallotId,
+        template: &'static str,
+        key: K,
+        page: Arc<SplicedPage>,
+        now: Instant,
+    ) {
+        let mut pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);
+        pages.remove(&(ballot, template));
+        let bytes = page.bytes();
+        if bytes > MAX_CACHED_PAGE_BYTES {
+            return;
+        }
+        while !pages.entries.is_empty()
+            && (pages.entries.len() >= MAX_CACHED_PAGES
+                || pages.bytes.saturating_add(bytes) > MAX_CACHED_PAGE_BYTES)
+        {
+            let oldest = pages
+                .entries
+                .iter()
+                .min_by_key(|(_, entry)| entry.rendered_at)
+                .map(|(page_of, _)| *page_of);
+            if let Some(oldest) = oldest {
+                pages.remove(&oldest);
+            }
+        }
+        pages.bytes = pages.bytes.saturating_add(bytes);
+        pages.entries.insert(
+            (ballot, template),
+            Entry {
+                key,
+                page,
+                rendered_at: now,
+            },
+        );
+    }
+
+    /// Drops every page of `ballot`: it was deleted.
+    pub(crate) fn forget(&self, ballot: &BallotId) {
+        let mut pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);
+        let of_ballot: Vec<PageOf> = pages
+            .entries
+            .keys()
+            .filter(|(id, _)| id == ballot)
+            .copied()
+            .collect();
+        for page_of in &of_ballot {
+            pages.remove(page_of);
+        }
+    }
+
+    /// Drops the pages past their [`PAGE_LIFETIME`]: the reaper's pass.
+    pub(crate) fn prune(&self) {
+        self.prune_at(Instant::now());
+    }
+
+    fn prune_at(&self, now: Instant) {
+        if let Some(oldest) = now.checked_sub(PAGE_LIFETIME) {
+            self.pages
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .drop_older_than(oldest);
+        }
+    }
+
+    /// How many pages are kept, and their bytes.
     #[cfg(test)]
-    fn len(&self) -> usize {
-        self.pages
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+    fn size(&self) -> (usize, usize) {
+        let pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);
+        (pages.entries.len(), pages.bytes)
     }
 }
 
@@ -246,7 +377,6 @@ mod tests {
             for token in [
                 "AbC+/=",
                 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/==",
-                "",
             ] {
                 for now in [0, 1_764_000_000_000, i64::MAX, -1] {
                     assert_eq!(page.splice(token, now), Some(render(title, token, now)));
@@ -256,13 +386,13 @@ mod tests {
     }
 
     #[test]
-    fn a_token_beyond_base64_is_not_spliced() {
+    fn an_empty_token_or_one_beyond_base64_is_not_spliced() {
         let placeholders = Placeholders::generate();
         let page = SplicedPage::parse(
             &render("t", placeholders.token(), placeholders.now_ms()),
             &placeholders,
         );
-        for token in ["a<b", "a\"b", "a'b", "a&b", "é", "a b"] {
+        for token in ["", "a<b", "a\"b", "a'b", "a&b", "é", "a b"] {
             assert_eq!(page.splice(token, 0), None, "{token}");
         }
     }
@@ -292,27 +422,111 @@ mod tests {
         // A new rendering replaces the old.
         cache.insert(ballot, "vote.html", 2, Arc::clone(&page));
         assert_eq!(cache.get(ballot, "vote.html", &1), None);
-        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.size(), (1, 8));
     }
 
     #[test]
-    fn the_cache_keeps_at_most_its_limit() {
+    fn the_cache_keeps_at_most_its_count_dropping_the_oldest() {
         let cache = PageCache::<u32>::new();
         let page = Arc::new(SplicedPage::parse("", cache.placeholders()));
         let ballots: Vec<BallotId> = (0..=MAX_CACHED_PAGES)
             .map(|_| BallotId::generate())
             .collect();
-        for ballot in &ballots[..MAX_CACHED_PAGES] {
-            cache.insert(*ballot, "vote.html", 0, Arc::clone(&page));
+        let start = Instant::now();
+        let at = |n: usize| start + Duration::from_millis(u64::try_from(n).unwrap());
+        for (n, ballot) in ballots[..MAX_CACHED_PAGES].iter().enumerate() {
+            cache.insert_at(*ballot, "vote.html", 0, Arc::clone(&page), at(n));
         }
-        assert_eq!(cache.len(), MAX_CACHED_PAGES);
+        assert_eq!(cache.size().0, MAX_CACHED_PAGES);
         // Replacing a kept page evicts nothing.
-        cache.insert(ballots[0], "vote.html", 1, Arc::clone(&page));
-        assert_eq!(cache.len(), MAX_CACHED_PAGES);
-        // One more ballot takes an old page's place.
+        cache.insert_at(ballots[1], "vote.html", 1, Arc::clone(&page), at(1));
+        assert_eq!(cache.size().0, MAX_CACHED_PAGES);
+        // One more ballot takes the oldest page's place.
         let newest = ballots[MAX_CACHED_PAGES];
-        cache.insert(newest, "vote.html", 0, Arc::clone(&page));
-        assert_eq!(cache.len(), MAX_CACHED_PAGES);
-        assert!(cache.get(newest, "vote.html", &0).is_some());
+        cache.insert_at(
+            newest,
+            "vote.html",
+            0,
+            Arc::clone(&page),
+            at(MAX_CACHED_PAGES),
+        );
+        assert_eq!(cache.size().0, MAX_CACHED_PAGES);
+        let now = at(MAX_CACHED_PAGES);
+        assert!(cache.get_at(newest, "vote.html", &0, now).is_some());
+        assert!(cache.get_at(ballots[0], "vote.html", &0, now).is_none());
+        assert!(cache.get_at(ballots[1], "vote.html", &1, now).is_some());
+    }
+
+    #[test]
+    fn the_cache_keeps_at_most_its_bytes() {
+        let cache = PageCache::<u32>::new();
+        let half = Arc::new(SplicedPage::parse(
+            &"x".repeat(MAX_CACHED_PAGE_BYTES / 2),
+            cache.placeholders(),
+        ));
+        let (a, b, c) = (
+            BallotId::generate(),
+            BallotId::generate(),
+            BallotId::generate(),
+        );
+        let start = Instant::now();
+        cache.insert_at(a, "vote.html", 0, Arc::clone(&half), start);
+        cache.insert_at(
+            b,
+            "vote.html",
+            0,
+            Arc::clone(&half),
+            start + Duration::from_millis(1),
+        );
+        assert_eq!(cache.size(), (2, MAX_CACHED_PAGE_BYTES));
+        cache.insert_at(
+            c,
+            "vote.html",
+            0,
+            Arc::clone(&half),
+            start + Duration::from_millis(2),
+        );
+        assert_eq!(
+            cache.size(),
+            (2, MAX_CACHED_PAGE_BYTES),
+            "the oldest made room"
+        );
+        assert!(cache.get_at(a, "vote.html", &0, start).is_none());
+        // A page over the whole budget is not kept.
+        let huge = Arc::new(SplicedPage::parse(
+            &"x".repeat(MAX_CACHED_PAGE_BYTES + 1),
+            cache.placeholders(),
+        ));
+        cache.insert(a, "vote.html", 0, huge);
+        assert!(cache.get(a, "vote.html", &0).is_none());
+        assert_eq!(cache.size().1, MAX_CACHED_PAGE_BYTES);
+    }
+
+    #[test]
+    fn a_page_lives_for_its_lifetime_and_goes_with_its_ballot() {
+        let cache = PageCache::<u32>::new();
+        let page = Arc::new(SplicedPage::parse("<p>x</p>", cache.placeholders()));
+        let (kept, deleted) = (BallotId::generate(), BallotId::generate());
+        let start = Instant::now();
+        cache.insert_at(kept, "vote.html", 0, Arc::clone(&page), start);
+        let last = start + PAGE_LIFETIME - Duration::from_millis(1);
+        assert!(cache.get_at(kept, "vote.html", &0, last).is_some());
+        assert!(
+            cache
+                .get_at(kept, "vote.html", &0, start + PAGE_LIFETIME)
+                .is_none()
+        );
+        cache.prune_at(last);
+        assert_eq!(cache.size().0, 1, "not yet expired");
+        cache.prune_at(start + PAGE_LIFETIME + Duration::from_millis(1));
+        assert_eq!(cache.size(), (0, 0), "expired pages leave memory");
+
+        for template in ["vote.html", "partials/vote_form.html"] {
+            cache.insert(deleted, template, 0, Arc::clone(&page));
+        }
+        cache.insert(kept, "vote.html", 0, Arc::clone(&page));
+        cache.forget(&deleted);
+        assert_eq!(cache.size().0, 1);
+        assert!(cache.get(kept, "vote.html", &0).is_some());
     }
 }

@@ -145,6 +145,7 @@ impl BallotsApi {
             .delete_ballot(&id, &owner)
             .await
             .map_err(|error| ApiError::from_owner_action("deleting a ballot", id, error))?;
+        state.vote_pages.forget(&id);
         Ok(Deleted::Deleted)
     }
 }

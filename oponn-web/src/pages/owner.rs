@@ -101,6 +101,7 @@ pub(crate) async fn delete_ballot(
     };
     match state.service.delete_ballot(&id, &viewer.owner).await {
         Ok(()) => {
+            state.vote_pages.forget(&id);
             keep_notice(&state, jar, Notice::Deleted);
             success_redirect(headers, "/")
         }
