@@ -162,7 +162,7 @@ impl SplicedPage {
 /// only standard Base64's characters (as CSRF tokens do), which every escaping a
 /// template applies leaves as they are but for `/`. A page for any other
 /// token is rendered afresh.
-pub(crate) fn spliceable(token: &str) -> bool {
+fn spliceable(token: &str) -> bool {
     // An empty token is not spliced: templates leave out what carries it.
     !token.is_empty()
         && token
@@ -189,22 +189,21 @@ struct Pages<K> {
 }
 
 impl<K> Pages<K> {
+    /// Keeps only the pages `keep` says to, and counts their bytes.
+    fn retain(&mut self, mut keep: impl FnMut(&PageOf, &Entry<K>) -> bool) {
+        let Self { entries, bytes } = self;
+        entries.retain(|page_of, entry| {
+            let kept = keep(page_of, entry);
+            if !kept {
+                *bytes = bytes.saturating_sub(entry.page.bytes());
+            }
+            kept
+        });
+    }
+
     fn remove(&mut self, page_of: &PageOf) {
         if let Some(entry) = self.entries.remove(page_of) {
             self.bytes = self.bytes.saturating_sub(entry.page.bytes());
-        }
-    }
-
-    /// Drops every page rendered before `oldest`.
-    fn drop_older_than(&mut self, oldest: Instant) {
-        let expired: Vec<PageOf> = self
-            .entries
-            .iter()
-            .filter(|(_, entry)| entry.rendered_at < oldest)
-            .map(|(page_of, _)| *page_of)
-            .collect();
-        for page_of in &expired {
-            self.remove(page_of);
         }
     }
 }
@@ -314,16 +313,10 @@ impl<K: PartialEq> PageCache<K> {
 
     /// Drops every page of `ballot`: it was deleted.
     pub(crate) fn forget(&self, ballot: &BallotId) {
-        let mut pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);
-        let of_ballot: Vec<PageOf> = pages
-            .entries
-            .keys()
-            .filter(|(id, _)| id == ballot)
-            .copied()
-            .collect();
-        for page_of in &of_ballot {
-            pages.remove(page_of);
-        }
+        self.pages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(id, _), _| id != ballot);
     }
 
     /// Drops the pages past their [`PAGE_LIFETIME`]: the reaper's pass.
@@ -332,12 +325,10 @@ impl<K: PartialEq> PageCache<K> {
     }
 
     fn prune_at(&self, now: Instant) {
-        if let Some(oldest) = now.checked_sub(PAGE_LIFETIME) {
-            self.pages
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .drop_older_than(oldest);
-        }
+        self.pages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, entry| now.saturating_duration_since(entry.rendered_at) < PAGE_LIFETIME);
     }
 
     /// How many pages are kept, and their bytes.

@@ -18,7 +18,7 @@ use crate::html::{
 use crate::identity::{Notice, Viewer, keep_receipt, take_notice, viewer, voter_on};
 use crate::rates::Rate;
 use crate::share::PreviewView;
-use crate::spliced::{SplicedPage, spliceable};
+use crate::spliced::SplicedPage;
 use crate::state::AppState;
 use crate::views::{BallotView, VotePageKey};
 
@@ -179,32 +179,34 @@ fn vote_page(
         && view.current.is_none()
         && view.error.is_none()
         && view.share.is_none()
-        && view.form.is_empty()
-        && spliceable(csrf);
-    if !plain {
-        let context = vote_context(ballot, &key, &view);
-        return render(state, template, csrf, Some(viewer), context);
+        && view.form.is_empty();
+    if plain {
+        let now_ms = std::mem::take(&mut key.ballot.now_ms);
+        let cache = &state.vote_pages;
+        let (page, fresh) = match cache.get(ballot.id(), template, &key) {
+            Some(page) => (page, false),
+            None => {
+                let placeholders = cache.placeholders();
+                key.ballot.now_ms = placeholders.now_ms();
+                let context = vote_context(ballot, &key, &view);
+                key.ballot.now_ms = 0;
+                match render_html(state, template, placeholders.token(), Some(viewer), context) {
+                    Ok(html) => (Arc::new(SplicedPage::parse(&html, placeholders)), true),
+                    Err(error) => return rendering_failed(template, &error),
+                }
+            }
+        };
+        if let Some(html) = page.splice(csrf, now_ms) {
+            if fresh {
+                cache.insert(ballot.id(), template, key, page);
+            }
+            return Html(html).into_response();
+        }
+        // A token that cannot be spliced: rendered as any other page.
+        key.ballot.now_ms = now_ms;
     }
-    let now_ms = std::mem::take(&mut key.ballot.now_ms);
-    let cache = &state.vote_pages;
-    if let Some(html) = cache
-        .get(ballot.id(), template, &key)
-        .and_then(|page| page.splice(csrf, now_ms))
-    {
-        return Html(html).into_response();
-    }
-    let placeholders = cache.placeholders();
-    key.ballot.now_ms = placeholders.now_ms();
     let context = vote_context(ballot, &key, &view);
-    key.ballot.now_ms = 0;
-    let page = match render_html(state, template, placeholders.token(), Some(viewer), context) {
-        Ok(html) => Arc::new(SplicedPage::parse(&html, placeholders)),
-        Err(error) => return rendering_failed(template, &error),
-    };
-    let html = page.splice(csrf, now_ms);
-    cache.insert(ballot.id(), template, key, page);
-    // `plain` checked that the token can be spliced.
-    Html(html.unwrap_or_default()).into_response()
+    render(state, template, csrf, Some(viewer), context)
 }
 
 /// What the vote page is rendered from: `key` (the ballot, its preview,
