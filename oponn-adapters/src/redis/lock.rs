@@ -87,13 +87,21 @@ static TAKE_IN_TURN: LazyLock<redis::Script> = LazyLock::new(|| {
     )
 });
 
-/// Leaves the queue: a waiter that gives up (its wait is over, or its
-/// task was cancelled) stops holding up the waiters behind it at once.
-static LEAVE_QUEUE: LazyLock<redis::Script> = LazyLock::new(|| {
+/// Gives up a wait: the waiter leaves the queue, so it stops holding up the
+/// waiters behind it at once, and frees the lock if its last ask took it
+/// without the answer being read (the task was cancelled with the ask in
+/// flight), so nobody waits out the expiry of a lock no guard holds.
+///
+/// `KEYS`: the lock, the queue, the last-seen hash. `ARGV`: the waiter's
+/// token.
+static GIVE_UP_WAIT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r#"
-        redis.call("LREM", KEYS[1], 0, ARGV[1])
-        redis.call("HDEL", KEYS[2], ARGV[1])
+        redis.call("LREM", KEYS[2], 0, ARGV[1])
+        redis.call("HDEL", KEYS[3], ARGV[1])
+        if redis.call("GET", KEYS[1]) == ARGV[1] then
+            redis.call("DEL", KEYS[1])
+        end
         return 0
         "#,
     )
@@ -154,7 +162,8 @@ impl Default for RedisLockSettings {
 /// instances take turns instead of the last holder winning every race.
 /// Releasing is a compare-and-delete script. A guard dropped without release (a cancelled
 /// task) deletes its lock from a spawned task at once, or failing that
-/// leaves it to the expiry. Redis errors are never retried: an unreachable
+/// leaves it to the expiry; so does a wait cancelled with an ask in flight,
+/// which also leaves the queue (see `GIVE_UP_WAIT`). Redis errors are never retried: an unreachable
 /// Redis answers [`LockError::Unavailable`] promptly, and the service then
 /// votes without the lock.
 #[derive(Debug, Clone)]
@@ -215,15 +224,16 @@ impl VoteLock for RedisLock {
             .arg(ttl)
             .arg(millis(STALE_WAITER))
             .arg(linger);
-        // Leaves the queue if this wait ends without the lock, whether it
-        // gives up or its task is dropped.
-        let mut in_queue = QueuedWaiter {
+        // Gives up the wait if it ends without a guard: it timed out, Redis
+        // failed, or the task was dropped, even with an ask in flight.
+        let mut waiting = UnfinishedWait {
             connection: self.connection.clone(),
+            key: key.clone(),
             queue,
             seen,
             token: token.clone(),
             command_timeout: self.settings.command_timeout,
-            queued: false,
+            finished: false,
         };
         let deadline = Instant::now() + self.settings.wait;
         let mut delay = MIN_RETRY_DELAY;
@@ -232,7 +242,7 @@ impl VoteLock for RedisLock {
                 .await
                 .map_err(LockError::Unavailable)?;
             if taken == 1 {
-                in_queue.queued = false;
+                waiting.finished = true;
                 return Ok(Box::new(RedisLockGuard {
                     connection: self.connection.clone(),
                     key,
@@ -241,7 +251,6 @@ impl VoteLock for RedisLock {
                     released: false,
                 }));
             }
-            in_queue.queued = true;
             let now = Instant::now();
             if now >= deadline {
                 return Err(LockError::Timeout);
@@ -277,38 +286,43 @@ async fn invoke<T: redis::FromRedisValue>(
     }
 }
 
-/// A waiter's place in a ballot's queue, left when dropped while still
-/// queued (it gave up, or its task was cancelled), from a spawned task; if
-/// that fails, the next taker drops it once it is stale.
-struct QueuedWaiter {
+/// A wait for the lock that has not (yet) handed out a guard. Dropped
+/// unfinished (it gave up, Redis failed, or its task was cancelled, perhaps
+/// with an ask in flight), it gives the wait up from a spawned task (see
+/// `GIVE_UP_WAIT`); if that fails too, the next taker drops the waiter once
+/// it is stale, and the lock's expiry frees a lock it may have taken.
+struct UnfinishedWait {
     connection: ConnectionManager,
+    key: String,
     queue: String,
     seen: String,
     token: String,
     command_timeout: Duration,
-    queued: bool,
+    /// Set once the lock is handed to a guard, which then owns freeing it.
+    finished: bool,
 }
 
-impl Drop for QueuedWaiter {
+impl Drop for UnfinishedWait {
     fn drop(&mut self) {
-        if !self.queued {
+        if self.finished {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let connection = self.connection.clone();
-        let (queue, seen, token) = (
+        let (key, queue, seen, token) = (
+            std::mem::take(&mut self.key),
             std::mem::take(&mut self.queue),
             std::mem::take(&mut self.seen),
             std::mem::take(&mut self.token),
         );
         let timeout = self.command_timeout;
         runtime.spawn(async move {
-            let mut leave = LEAVE_QUEUE.prepare_invoke();
-            leave.key(&queue).key(&seen).arg(&token);
-            if let Err(error) = invoke::<i64>(&connection, &leave, timeout).await {
-                tracing::debug!(%queue, %error, "leaving a lock queue failed; it goes stale");
+            let mut give_up = GIVE_UP_WAIT.prepare_invoke();
+            give_up.key(&key).key(&queue).key(&seen).arg(&token);
+            if let Err(error) = invoke::<i64>(&connection, &give_up, timeout).await {
+                tracing::debug!(%queue, %error, "giving up a lock wait failed; it goes stale");
             }
         });
     }
@@ -320,8 +334,8 @@ struct RedisLockGuard {
     key: String,
     token: String,
     command_timeout: Duration,
-    /// Set once released, so that dropping the guard afterwards does not
-    /// release a second time.
+    /// Set once a release has had its answer, so that dropping the guard
+    /// afterwards does not release a second time.
     released: bool,
 }
 
@@ -345,15 +359,17 @@ impl RedisLockGuard {
 #[async_trait]
 impl LockGuard for RedisLockGuard {
     async fn release(mut self: Box<Self>) -> Result<(), LockError> {
-        self.released = true;
         let deleted = Self::compare_and_delete(
             &self.connection,
             &self.key,
             &self.token,
             self.command_timeout,
         )
-        .await?;
-        if deleted {
+        .await;
+        // Only now: a release cancelled before its command went out (Redis
+        // reconnecting) leaves the freeing to the drop.
+        self.released = true;
+        if deleted? {
             Ok(())
         } else {
             Err(LockError::Lost)

@@ -531,3 +531,95 @@ fn a_waiter_that_is_gone_holds_up_nobody() {
         held.release().await.unwrap();
     });
 }
+
+/// Polls `future` once, so that what it sends is on its way, and hands it
+/// back unfinished; `None` when it finished within that poll (the answer
+/// was quick enough), its output dropped.
+async fn polled_once<F: std::future::Future + Unpin>(mut future: F) -> Option<F> {
+    let pending = std::future::poll_fn(|context| {
+        std::task::Poll::Ready(std::pin::Pin::new(&mut future).poll(context).is_pending())
+    })
+    .await;
+    pending.then_some(future)
+}
+
+/// Whether ballot `ballot`'s lock is held by anyone.
+async fn locked(url: &str, ballot: &BallotId) -> bool {
+    redis::cmd("EXISTS")
+        .arg(format!("ballot:{ballot}:lock"))
+        .query_async::<i64>(&mut raw(url).await)
+        .await
+        .unwrap()
+        == 1
+}
+
+/// A lock whose keys outlive any test deadline, so that only leaving or
+/// releasing, never expiry, can clear them.
+async fn long_lived_lock(url: &str) -> RedisLock {
+    let settings = RedisLockSettings {
+        ttl: Duration::from_secs(600),
+        ..RedisLockSettings::default()
+    };
+    let lock = RedisLock::connect_with(url, settings).await.unwrap();
+    // Load the scripts, so that each ask below is one round trip.
+    let warm_up = BallotId::generate();
+    lock.acquire(&warm_up)
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+    lock
+}
+
+#[test]
+fn a_wait_cancelled_before_its_answer_arrives_leaves_the_queue() {
+    oponn_testkit::block_on(async {
+        let url = TestRedis::shared().url();
+        let lock = long_lived_lock(url).await;
+        let ballot = BallotId::generate();
+        let held = lock.acquire(&ballot).await.unwrap();
+        // Redis queues the waiter, but the waiter is dropped before it
+        // reads that answer (a request cancelled at that moment), or, when
+        // the answer came within the first poll, while it pauses.
+        let waiting = polled_once(lock.acquire(&ballot))
+            .await
+            .expect("a queued waiter pauses before asking again");
+        until_queued(url, &ballot, 1).await;
+        drop(waiting);
+        until_queued(url, &ballot, 0).await;
+        held.release().await.unwrap();
+    });
+}
+
+#[test]
+fn a_take_cancelled_before_its_answer_arrives_frees_the_lock() {
+    oponn_testkit::block_on(async {
+        let url = TestRedis::shared().url();
+        let lock = long_lived_lock(url).await;
+        // Redis gives the lock, but the taker is dropped before it reads
+        // that answer: nobody holds a guard, so nobody else may wait out
+        // the ten minute expiry. When the answer comes within the first
+        // poll, the scene is set again on another ballot.
+        let ballot = within_deadline("a take still unanswered after one poll", async {
+            loop {
+                let ballot = BallotId::generate();
+                let Some(taking) = polled_once(lock.acquire(&ballot)).await else {
+                    continue;
+                };
+                while !locked(url, &ballot).await {
+                    tokio::task::yield_now().await;
+                }
+                drop(taking);
+                break ballot;
+            }
+        })
+        .await;
+        within_deadline("the untaken lock being freed", async {
+            while locked(url, &ballot).await {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+    });
+}
