@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use poem::endpoint::EmbeddedFilesEndpoint;
 use poem::http::{HeaderValue, StatusCode, header};
-use poem::middleware::{CookieJarManager, Csrf};
-use poem::web::cookie::{CookieKey, SameSite};
+use poem::middleware::CookieJarManager;
+use poem::web::cookie::CookieKey;
 use poem::web::{Data, Html, Json};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler, post};
 use poem_openapi::OpenApiService;
@@ -21,6 +21,7 @@ use crate::api;
 use crate::assets::StaticFiles;
 use crate::compose::{ComposeError, Services, Wiring, build_services};
 use crate::config::Config;
+use crate::csrf::CsrfProtection;
 use crate::live::LiveHub;
 use crate::metrics::{Metrics, RequestLabels};
 use crate::rates::RateLimits;
@@ -217,12 +218,7 @@ fn routes(state: Arc<AppState>) -> impl Endpoint {
         // behind a proxy too.
         .server("/api/v1");
     let spec = api.spec();
-    let csrf = Csrf::new()
-        .cookie_name("oponn_csrf")
-        .key(state.csrf_key)
-        .secure(state.secure_cookies)
-        .http_only(true)
-        .same_site(SameSite::Lax);
+    let csrf = CsrfProtection::new(state.csrf_key, state.secure_cookies);
     let page_routes = Route::new()
         .at("/", get(pages::dashboard_page))
         .at(

@@ -3,8 +3,9 @@
 //! work with and without htmx. Below the page front ends (`pages`, `auth`)
 //! and the request guard, which all answer in HTML.
 
+use crate::csrf::CsrfVerifier;
 use poem::http::{HeaderMap, StatusCode};
-use poem::web::{CsrfVerifier, Html, Redirect};
+use poem::web::{Html, Redirect};
 use poem::{IntoResponse, Response};
 use serde_json::{Value, json};
 

@@ -359,14 +359,29 @@ pub(crate) fn kept_receipt(
 /// A cookie with the house attributes: `HttpOnly`, `SameSite=Lax`, path
 /// `/`, and `Secure` in staging and production.
 fn cookie(state: &AppState, name: &str, value: String, max_age: Duration) -> Cookie {
+    house_cookie(
+        name,
+        value,
+        std::time::Duration::from_secs(max_age.whole_seconds().max(0).unsigned_abs()),
+        state.secure_cookies,
+    )
+}
+
+/// A cookie with the house attributes: `HttpOnly`, `SameSite=Lax` (a link
+/// followed from another site still carries it), path `/`, and `Secure`
+/// when `secure` (staging and production).
+pub(crate) fn house_cookie(
+    name: &str,
+    value: String,
+    max_age: std::time::Duration,
+    secure: bool,
+) -> Cookie {
     let mut cookie = Cookie::new_with_str(name, value);
     cookie.set_http_only(true);
     cookie.set_same_site(SameSite::Lax);
-    cookie.set_secure(state.secure_cookies);
+    cookie.set_secure(secure);
     cookie.set_path("/");
-    cookie.set_max_age(std::time::Duration::from_secs(
-        max_age.whole_seconds().max(0).unsigned_abs(),
-    ));
+    cookie.set_max_age(max_age);
     cookie
 }
 

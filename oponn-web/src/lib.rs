@@ -29,7 +29,8 @@
 //!   `auth` (sign-in routes).
 //! - What they share: `state` (`AppState`), `identity` (the voter and
 //!   session cookies), `providers` (how sign-in is set up), `html`
-//!   (rendering, error pages, CSRF), `live` (the per-instance live-results
+//!   (rendering, error pages), `csrf` (the forms' double-submit tokens),
+//!   `live` (the per-instance live-results
 //!   hub and streams), `export` (result exports), `wire` (the JSON tally),
 //!   `logging` (errors with their causes),
 //!   `views` (templates and view models), `spliced` (pages rendered once
@@ -43,6 +44,7 @@ mod assets;
 mod auth;
 mod compose;
 mod config;
+mod csrf;
 mod export;
 mod guard;
 mod html;

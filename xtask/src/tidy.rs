@@ -386,6 +386,7 @@ const WEB_LAYERS: &[(&str, &[&str])] = &[
             "assets",
             "share",
             "spliced",
+            "csrf",
         ],
     ),
     ("configuration", &["config", "limits"]),

@@ -25,8 +25,9 @@ use crate::domain::{BallotId, InvitationHash, OptionId};
 /// Nonce length of XChaCha20-Poly1305: long enough to pick at random.
 const NONCE_LEN: usize = 24;
 
-/// Fills `buf` from the operating system's random source.
-pub(crate) fn fill_random(buf: &mut [u8]) {
+/// Fills `buf` from the operating system's random source: ids, keys,
+/// tokens, and the web layer's CSRF secrets and masks.
+pub fn fill_random(buf: &mut [u8]) {
     OsRng.fill_bytes(buf);
 }
 

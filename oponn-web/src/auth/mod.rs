@@ -31,11 +31,12 @@ mod flow;
 
 use std::sync::Arc;
 
+use crate::csrf::{CsrfToken, CsrfVerifier};
 use oponn_core::SignInError;
 use oponn_core::domain::Identity;
 use poem::http::{HeaderMap, StatusCode};
 use poem::web::cookie::CookieJar;
-use poem::web::{CsrfToken, CsrfVerifier, Data, Form, Path, Query, Redirect};
+use poem::web::{Data, Form, Path, Query, Redirect};
 use poem::{IntoResponse, Response, Route, get, handler, post};
 use serde::Deserialize;
 use serde_json::{Value, json};

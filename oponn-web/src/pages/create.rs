@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::csrf::{CsrfToken, CsrfVerifier};
 use oponn_core::CreateBallotError;
 use oponn_core::domain::{
     BallotRequest, BallotSettings, DEFAULT_WINDOW_MINUTES, Eligibility, Field, MethodRequest,
@@ -9,7 +10,7 @@ use oponn_core::domain::{
 };
 use poem::http::HeaderMap;
 use poem::web::cookie::CookieJar;
-use poem::web::{CsrfToken, CsrfVerifier, Data, Form, Html, Query};
+use poem::web::{Data, Form, Html, Query};
 use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use crate::csrf::CsrfToken;
 use oponn_core::BallotError;
 use oponn_core::ports::Page;
 use poem::web::cookie::CookieJar;
-use poem::web::{CsrfToken, Data, Query};
+use poem::web::{Data, Query};
 use poem::{Response, handler};
 use serde::Deserialize;
 use serde_json::json;

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
+use crate::csrf::{CsrfToken, CsrfVerifier};
 use oponn_core::OwnerActionError;
 use oponn_core::domain::{BallotId, messages};
 use poem::http::{HeaderMap, StatusCode};
 use poem::web::cookie::CookieJar;
-use poem::web::{CsrfToken, CsrfVerifier, Data, Form, Path};
+use poem::web::{Data, Form, Path};
 use poem::{Response, handler};
 use serde::Deserialize;
 use serde_json::json;

@@ -6,13 +6,14 @@
 use std::sync::Arc;
 use std::task::Poll;
 
+use crate::csrf::CsrfToken;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use oponn_core::domain::{Ballot, BallotId, Results};
 use oponn_core::{BallotError, ResultsAccess};
 use poem::http::{HeaderMap, StatusCode, header};
 use poem::web::cookie::CookieJar;
-use poem::web::{CsrfToken, Data, Path};
+use poem::web::{Data, Path};
 use poem::{Body, IntoResponse, Response, handler};
 use serde_json::json;
 

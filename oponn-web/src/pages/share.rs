@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
+use crate::csrf::CsrfToken;
 use oponn_core::domain::{Ballot, Eligibility};
 use poem::http::{HeaderMap, StatusCode, header};
 use poem::web::cookie::CookieJar;
-use poem::web::{CsrfToken, Data, Path};
+use poem::web::{Data, Path};
 use poem::{IntoResponse, Response, handler};
 use serde::Serialize;
 use serde_json::json;

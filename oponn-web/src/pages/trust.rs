@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use crate::csrf::{CsrfToken, CsrfVerifier};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use oponn_core::domain::{
@@ -18,7 +19,7 @@ use oponn_core::domain::{
 use oponn_core::{BallotError, BulletinAccess, InvitationError};
 use poem::http::{HeaderMap, StatusCode};
 use poem::web::cookie::CookieJar;
-use poem::web::{CsrfToken, CsrfVerifier, Data, Form, Path, Query, Redirect};
+use poem::web::{Data, Form, Path, Query, Redirect};
 use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
 use serde_json::json;

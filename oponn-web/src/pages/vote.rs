@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use crate::csrf::{CsrfToken, CsrfVerifier};
 use oponn_core::domain::{Ballot, BallotId, BallotMethod, Eligibility, OptionId, VoterId};
 use oponn_core::{CastVoteError, VoteChoice};
 use poem::http::HeaderMap;
 use poem::web::cookie::CookieJar;
-use poem::web::{CsrfToken, CsrfVerifier, Data, Form, Html, Path};
+use poem::web::{Data, Form, Html, Path};
 use poem::{IntoResponse, Response, handler};
 use serde_json::json;
 

@@ -56,6 +56,91 @@ async fn posts_without_a_valid_csrf_token_are_forbidden() {
 }
 
 #[tokio::test]
+async fn a_browser_keeps_one_csrf_secret_so_forms_open_in_other_tabs_stay_valid() {
+    let app = spawn_app().await;
+    let visitor = browser();
+    let id = app.simple_ballot(&visitor, "tabs").await;
+    let vote_page = format!("/vote/{id}");
+    let first_tab = csrf_token(&visitor, &app.url(&vote_page)).await;
+    // Other tabs load pages meanwhile; none is sent the cookie again, so
+    // none can replace the secret the first tab's form was made for.
+    for path in [
+        "/create",
+        vote_page.as_str(),
+        &format!("/results/{id}"),
+        "/",
+    ] {
+        let response = app.get(&visitor, path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let cookies = set_cookies(&response);
+        assert!(
+            !cookies
+                .iter()
+                .any(|cookie| cookie.starts_with("oponn_csrf=")),
+            "{path} set the CSRF cookie again: {cookies:?}"
+        );
+    }
+    let second_tab = csrf_token(&visitor, &app.url(&vote_page)).await;
+    assert_ne!(first_tab, second_tab, "each page masks the secret afresh");
+    let vote = visitor
+        .post(app.url(&vote_page))
+        .form(&[("X-CSRF-Token", first_tab.as_str()), ("option_id", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vote.status(), 303, "the first tab's form still counts");
+}
+
+#[tokio::test]
+async fn a_forged_csrf_cookie_is_refused_and_replaced() {
+    let app = spawn_app().await;
+    // No cookie store: this client sends exactly the cookie it is given.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let create = [("measure", "forged cookie"), ("options_raw", "a, b")];
+    for forged in ["AAAA", &"A".repeat(96), &"A".repeat(4000), "é;"] {
+        let page = client
+            .get(app.url("/create"))
+            .header("cookie", format!("oponn_csrf={forged}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        let cookies = set_cookies(&page);
+        let issued = cookies
+            .iter()
+            .find_map(|cookie| cookie.strip_prefix("oponn_csrf="))
+            .and_then(|rest| rest.split(';').next())
+            .unwrap_or_else(|| panic!("a forged cookie is replaced: {cookies:?}"))
+            .to_owned();
+        let html = page.text().await.unwrap();
+        let token = crate::helpers::hidden_value(&html, "X-CSRF-Token").unwrap();
+        let refused = client
+            .post(app.url("/create"))
+            .header("cookie", format!("oponn_csrf={forged}"))
+            .form(&[&[("X-CSRF-Token", token.as_str())][..], &create].concat())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            refused.status(),
+            403,
+            "the token is not the forged cookie's"
+        );
+        let accepted = client
+            .post(app.url("/create"))
+            .header("cookie", format!("oponn_csrf={issued}"))
+            .form(&[&[("X-CSRF-Token", token.as_str())][..], &create].concat())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(accepted.status(), 303, "the issued cookie and its token");
+    }
+}
+
+#[tokio::test]
 async fn skip_csrf_turns_the_check_off_outside_production() {
     let app = spawn_app_with(|config| config.skip_csrf = true).await;
     let response = browser()
