@@ -17,6 +17,7 @@
 //! middleware decrypted the cookie and encrypted a new cookie and token,
 //! each with fresh nonces, on every request.
 
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -60,15 +61,40 @@ type Secret = [u8; SECRET_BYTES];
 
 /// The token this response's forms carry, as the `csrf_token` field or
 /// the `X-CSRF-Token` header: standard base64 without padding (86
-/// characters).
-#[derive(Debug, Clone)]
-pub(crate) struct CsrfToken(pub(crate) String);
+/// characters). Masked on first use, so a request that renders no form (a
+/// vote posted and redirected) draws no random bytes for it.
+#[derive(Clone)]
+pub(crate) struct CsrfToken {
+    secret: Secret,
+    text: OnceLock<String>,
+}
+
+impl CsrfToken {
+    fn new(secret: Secret) -> Self {
+        Self {
+            secret,
+            text: OnceLock::new(),
+        }
+    }
+
+    /// The token's text, the same for every use within one response.
+    pub(crate) fn as_str(&self) -> &str {
+        self.text.get_or_init(|| mask(&self.secret))
+    }
+}
 
 impl std::ops::Deref for CsrfToken {
     type Target = str;
 
     fn deref(&self) -> &str {
-        &self.0
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for CsrfToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("CsrfToken").finish_non_exhaustive()
     }
 }
 
@@ -200,17 +226,17 @@ impl CsrfProtection {
                 (secret, Some(self.cookie_value(&secret, now)))
             }
         };
-        (verifier, mask(&secret), set_cookie)
+        (verifier, CsrfToken::new(secret), set_cookie)
     }
 }
 
-/// `secret` masked with fresh random bytes, as a form token.
-fn mask(secret: &Secret) -> CsrfToken {
+/// `secret` masked with fresh random bytes, as a form token's text.
+fn mask(secret: &Secret) -> String {
     let mask = random::<SECRET_BYTES>();
     let mut token = Vec::with_capacity(TOKEN_BYTES);
     token.extend_from_slice(&mask);
     token.extend(mask.iter().zip(secret).map(|(m, s)| m ^ s));
-    CsrfToken(STANDARD_NO_PAD.encode(token))
+    STANDARD_NO_PAD.encode(token)
 }
 
 /// `N` bytes from the operating system's random source.
@@ -288,13 +314,16 @@ mod tests {
     fn a_token_is_valid_with_the_cookie_it_was_handed_with_and_no_other() {
         let protection = protection();
         let (verifier, token, cookie) = protection.for_request(None, NOW);
-        assert!(!verifier.is_valid(&token.0), "no cookie came with this one");
+        assert!(
+            !verifier.is_valid(token.as_str()),
+            "no cookie came with this one"
+        );
         let cookie = cookie.expect("a new browser gets a cookie");
         let (verifier, _, _) = protection.for_request(Some(&cookie), NOW + 1);
-        assert!(verifier.is_valid(&token.0));
+        assert!(verifier.is_valid(token.as_str()));
         let (_, _, other_cookie) = protection.for_request(None, NOW);
         let (other, _, _) = protection.for_request(other_cookie.as_deref(), NOW);
-        assert!(!other.is_valid(&token.0), "another browser's secret");
+        assert!(!other.is_valid(token.as_str()), "another browser's secret");
     }
 
     #[test]
@@ -304,9 +333,10 @@ mod tests {
         let (verifier, first, none) = protection.for_request(cookie.as_deref(), NOW);
         let (_, second, _) = protection.for_request(cookie.as_deref(), NOW);
         assert!(none.is_none(), "a fresh cookie is not set again");
-        assert_ne!(first.0, second.0);
-        assert!(verifier.is_valid(&first.0) && verifier.is_valid(&second.0));
-        assert_eq!(first.0.len(), 86);
+        assert_ne!(first.as_str(), second.as_str());
+        assert!(verifier.is_valid(first.as_str()) && verifier.is_valid(second.as_str()));
+        assert_eq!(first.as_str().len(), 86);
+        assert_eq!(first.as_str(), &*first, "one text per response");
     }
 
     #[test]
@@ -318,12 +348,12 @@ mod tests {
         assert!(again.is_none());
         let (verifier, _, again) = protection.for_request(cookie.as_deref(), NOW + refresh);
         let again = again.expect("an hour-old cookie is issued again");
-        assert!(verifier.is_valid(&token.0));
+        assert!(verifier.is_valid(token.as_str()));
         // The new cookie carries the same secret: the old page's token
         // stays valid with it, for a new lifetime.
         let later = NOW + CSRF_COOKIE_LIFETIME.as_secs();
         let (verifier, _, _) = protection.for_request(Some(&again), later);
-        assert!(verifier.is_valid(&token.0));
+        assert!(verifier.is_valid(token.as_str()));
     }
 
     #[test]
@@ -332,17 +362,17 @@ mod tests {
         let (_, token, cookie) = protection.for_request(None, NOW);
         let lifetime = CSRF_COOKIE_LIFETIME.as_secs();
         let (verifier, _, _) = protection.for_request(cookie.as_deref(), NOW + lifetime - 1);
-        assert!(verifier.is_valid(&token.0));
+        assert!(verifier.is_valid(token.as_str()));
         let (verifier, new_token, new_cookie) =
             protection.for_request(cookie.as_deref(), NOW + lifetime);
-        assert!(!verifier.is_valid(&token.0), "expired");
+        assert!(!verifier.is_valid(token.as_str()), "expired");
         let new_cookie = new_cookie.expect("an expired cookie is replaced");
         let (verifier, _, _) = protection.for_request(Some(&new_cookie), NOW + lifetime);
-        assert!(verifier.is_valid(&new_token.0));
-        assert!(!verifier.is_valid(&token.0), "a new secret");
+        assert!(verifier.is_valid(new_token.as_str()));
+        assert!(!verifier.is_valid(token.as_str()), "a new secret");
         // A cookie issued in the future (a clock turned back) is refused.
         let (verifier, _, _) = protection.for_request(cookie.as_deref(), NOW - 1);
-        assert!(!verifier.is_valid(&token.0));
+        assert!(!verifier.is_valid(token.as_str()));
     }
 
     #[test]
@@ -355,7 +385,7 @@ mod tests {
             !stranger
                 .for_request(Some(&cookie), NOW)
                 .0
-                .is_valid(&token.0)
+                .is_valid(token.as_str())
         );
         for at in 0..cookie.len() {
             let mut altered = cookie.clone().into_bytes();
@@ -363,7 +393,7 @@ mod tests {
             let altered = String::from_utf8(altered).unwrap();
             let (verifier, _, reissued) = protection.for_request(Some(&altered), NOW);
             if altered != cookie {
-                assert!(!verifier.is_valid(&token.0), "altered at {at}");
+                assert!(!verifier.is_valid(token.as_str()), "altered at {at}");
                 assert!(reissued.is_some());
             }
         }
@@ -378,18 +408,18 @@ mod tests {
             String::new(),
             "=".to_owned(),
             "é".repeat(43),
-            token.0[..85].to_owned(),
-            format!("{}A", token.0),
-            format!("{}==", token.0),
+            token.as_str()[..85].to_owned(),
+            format!("{}A", token.as_str()),
+            format!("{}==", token.as_str()),
             "A".repeat(MAX_ENCODED_CHARS + 1),
             "A".repeat(1 << 20),
-            token.0.replace('A', "-"),
+            token.as_str().replace('A', "-"),
         ] {
-            if text != token.0 {
+            if text != token.as_str() {
                 assert!(!verifier.is_valid(&text), "{text:.40}");
             }
             let (refused, _, reissued) = protection.for_request(Some(&text), NOW);
-            assert!(!refused.is_valid(&token.0));
+            assert!(!refused.is_valid(token.as_str()));
             assert!(reissued.is_some());
         }
     }

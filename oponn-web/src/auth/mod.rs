@@ -128,7 +128,7 @@ pub(crate) async fn login_page(
 ) -> Response {
     let next = query.ok().and_then(|Query(query)| query.next);
     let next = local_path(next.as_deref());
-    login(&state, jar, &csrf.0, &next, MOCK_EMAIL, None).await
+    login(&state, jar, csrf.as_str(), &next, MOCK_EMAIL, None).await
 }
 
 /// The mock provider's form.
@@ -168,7 +168,7 @@ async fn mock_sign_in(
         return signed_in_error_page(
             &state,
             jar,
-            &csrf.0,
+            csrf.as_str(),
             StatusCode::BAD_REQUEST,
             "request_refused",
             "The sign-in form could not be read. Reload the page and try again.",
@@ -196,14 +196,14 @@ async fn mock_sign_in(
             login(
                 &state,
                 jar,
-                &csrf.0,
+                csrf.as_str(),
                 &next,
                 email,
                 Some("enter an email address, like dev@oponn.local"),
             )
             .await
         }
-        Err(error) => sign_in_unavailable(&state, jar, &csrf.0, &error).await,
+        Err(error) => sign_in_unavailable(&state, jar, csrf.as_str(), &error).await,
     }
 }
 
@@ -235,7 +235,7 @@ async fn logout(
             signed_in_error_page(
                 &state,
                 jar,
-                &csrf.0,
+                csrf.as_str(),
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
                 "Oponn could not sign you out just now, so you are still signed in. Please \
@@ -304,7 +304,7 @@ async fn provider_callback(
     PendingSignIn::clear(&state, jar);
     macro_rules! fail {
         ($status:expr, $title:expr, $message:expr $(,)?) => {
-            signed_in_error_page(&state, jar, &csrf.0, $status, $title, $message).await
+            signed_in_error_page(&state, jar, csrf.as_str(), $status, $title, $message).await
         };
     }
     let query = query.map(|Query(query)| query).unwrap_or_default();
@@ -399,7 +399,7 @@ async fn provider_callback(
                 &format!("{label} gave an email address Oponn cannot use."),
             )
         }
-        Err(error) => sign_in_unavailable(&state, jar, &csrf.0, &error).await,
+        Err(error) => sign_in_unavailable(&state, jar, csrf.as_str(), &error).await,
     }
 }
 
