@@ -23,15 +23,27 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
-use poem::web::cookie::Cookie;
+use poem::web::cookie::{Cookie, CookieJar};
 use poem::{Endpoint, FromRequest, Middleware, Request, RequestBody};
 use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
 
 use crate::identity::house_cookie;
 
-/// The cookie that holds a browser's CSRF secret.
+/// The cookie that holds a browser's CSRF secret, where cookies are not
+/// `Secure` (development).
 pub(crate) const CSRF_COOKIE: &str = "oponn_csrf";
+
+/// The same cookie where cookies are `Secure` (staging, production): the
+/// `__Host-` prefix makes browsers refuse it unless this host set it over
+/// HTTPS for path `/`, so a sibling subdomain cannot plant a secret of its
+/// choosing.
+pub(crate) const SECURE_CSRF_COOKIE: &str = "__Host-oponn_csrf";
+
+/// How far in the future a cookie's issue time may lie and still count
+/// (as issued now): instances behind one load balancer whose clocks differ
+/// by less than this honour each other's cookies.
+pub(crate) const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 
 /// How long a CSRF cookie stays valid after it was last issued: a browser
 /// away for longer gets a new secret, and forms it kept open from before
@@ -168,6 +180,10 @@ impl CsrfProtection {
         Self { key, secure }
     }
 
+    fn cookie_name(&self) -> &'static str {
+        cookie_name(self.secure)
+    }
+
     /// The cookie's value for `secret`, issued at `now`.
     fn cookie_value(&self, secret: &Secret, now: u64) -> String {
         let mut bytes = Vec::with_capacity(COOKIE_BYTES);
@@ -188,8 +204,10 @@ impl CsrfProtection {
         }
         let (issued, secret) = signed.split_at(8);
         let issued = u64::from_be_bytes(issued.try_into().ok()?);
-        let age = now.checked_sub(issued)?;
-        if age >= CSRF_COOKIE_LIFETIME.as_secs() {
+        if issued.saturating_sub(now) > MAX_CLOCK_SKEW.as_secs() {
+            return None;
+        }
+        if now.saturating_sub(issued) >= CSRF_COOKIE_LIFETIME.as_secs() {
             return None;
         }
         Some((secret.try_into().ok()?, issued))
@@ -228,6 +246,27 @@ impl CsrfProtection {
         };
         (verifier, CsrfToken::new(secret), set_cookie)
     }
+}
+
+/// The CSRF cookie's name where cookies are `Secure` or not.
+fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_CSRF_COOKIE
+    } else {
+        CSRF_COOKIE
+    }
+}
+
+/// Drops this browser's CSRF secret, at sign-in and sign-out: the next
+/// page it loads is issued a new one, so a token seen before no longer
+/// counts after. Forms already open are refused once (reload the page).
+pub(crate) fn forget_secret(jar: &CookieJar, secure: bool) {
+    jar.add(house_cookie(
+        cookie_name(secure),
+        String::new(),
+        Duration::ZERO,
+        secure,
+    ));
 }
 
 /// `secret` masked with fresh random bytes, as a form token's text.
@@ -282,13 +321,13 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
     type Output = E::Output;
 
     async fn call(&self, mut request: Request) -> poem::Result<Self::Output> {
-        let cookie = request.cookie().get(CSRF_COOKIE);
+        let cookie = request.cookie().get(self.protection.cookie_name());
         let (verifier, token, set_cookie) = self
             .protection
             .for_request(cookie.as_ref().map(Cookie::value_str), unix_now());
         if let Some(value) = set_cookie {
             request.cookie().add(house_cookie(
-                CSRF_COOKIE,
+                self.protection.cookie_name(),
                 value,
                 CSRF_COOKIE_LIFETIME,
                 self.protection.secure,
@@ -370,9 +409,23 @@ mod tests {
         let (verifier, _, _) = protection.for_request(Some(&new_cookie), NOW + lifetime);
         assert!(verifier.is_valid(new_token.as_str()));
         assert!(!verifier.is_valid(token.as_str()), "a new secret");
-        // A cookie issued in the future (a clock turned back) is refused.
-        let (verifier, _, _) = protection.for_request(cookie.as_deref(), NOW - 1);
-        assert!(!verifier.is_valid(token.as_str()));
+    }
+
+    #[test]
+    fn a_cookie_from_a_clock_ahead_counts_up_to_the_skew_allowed() {
+        let protection = protection();
+        let (_, token, cookie) = protection.for_request(None, NOW);
+        // Another instance, its clock behind this one's by up to the skew.
+        let skew = MAX_CLOCK_SKEW.as_secs();
+        let (verifier, _, reissued) = protection.for_request(cookie.as_deref(), NOW - skew);
+        assert!(verifier.is_valid(token.as_str()));
+        assert!(reissued.is_none(), "the same secret, not replaced");
+        let (verifier, _, reissued) = protection.for_request(cookie.as_deref(), NOW - skew - 1);
+        assert!(
+            !verifier.is_valid(token.as_str()),
+            "further ahead is refused"
+        );
+        assert!(reissued.is_some());
     }
 
     #[test]
@@ -408,6 +461,8 @@ mod tests {
             String::new(),
             "=".to_owned(),
             "é".repeat(43),
+            "%FF".to_owned(),
+            "A-_".repeat(32),
             token.as_str()[..85].to_owned(),
             format!("{}A", token.as_str()),
             format!("{}==", token.as_str()),

@@ -110,6 +110,8 @@ pub(crate) async fn session(state: &AppState, jar: &CookieJar) -> Option<Session
 /// Gives this browser the cookie of the session `signed_in` started. It
 /// lasts as long as a session can; storage decides when the session ends.
 pub(crate) fn start_session(state: &AppState, jar: &CookieJar, signed_in: &SignedIn) {
+    // A token seen before signing in does not count after it.
+    crate::csrf::forget_secret(jar, state.secure_cookies);
     jar.signed_with_key(&state.cookie_key).add(cookie(
         state,
         SESSION_COOKIE,
@@ -236,6 +238,7 @@ pub(crate) async fn end_session(state: &AppState, jar: &CookieJar) -> Result<(),
         state.accounts.sign_out(&token).await?;
     }
     clear_session_cookie(state, jar);
+    crate::csrf::forget_secret(jar, state.secure_cookies);
     Ok(())
 }
 

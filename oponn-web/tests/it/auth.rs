@@ -453,3 +453,65 @@ async fn logout_ends_the_session() {
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     assert_eq!(signed_in_as(&app, &browser).await, None);
 }
+
+/// Whether `response` expires the CSRF cookie.
+fn drops_csrf_secret(response: &Response) -> bool {
+    set_cookies(response)
+        .iter()
+        .any(|cookie| cookie.starts_with("oponn_csrf=;") && cookie.contains("Max-Age=0"))
+}
+
+#[tokio::test]
+async fn signing_in_and_out_drops_the_csrf_secret_so_earlier_tokens_stop_counting() {
+    let app = spawn_app_with(|_| {}).await;
+    let browser = browser();
+    let before = crate::helpers::csrf_token(&browser, &app.url("/create")).await;
+    let signed_in = app
+        .form_post(&browser, "/auth/mock", &[("email", "dev@oponn.local")])
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    assert!(
+        drops_csrf_secret(&signed_in),
+        "{:?}",
+        set_cookies(&signed_in)
+    );
+    let create = [("measure", "after sign-in"), ("options_raw", "a, b")];
+    let stale = browser
+        .post(app.url("/create"))
+        .form(&[&[("X-CSRF-Token", before.as_str())][..], &create].concat())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 403, "a token from before signing in");
+    let created = app
+        .form_post(&browser, "/create", &create)
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 303, "a page loaded after signing in");
+
+    let signed_in_token = crate::helpers::csrf_token(&browser, &app.url("/create")).await;
+    let signed_out = app
+        .form_post(&browser, "/auth/logout", &[])
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_out.status(), 303);
+    assert!(
+        drops_csrf_secret(&signed_out),
+        "{:?}",
+        set_cookies(&signed_out)
+    );
+    let stale = browser
+        .post(app.url("/create"))
+        .form(&[&[("X-CSRF-Token", signed_in_token.as_str())][..], &create].concat())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 403, "a token from before signing out");
+}

@@ -100,7 +100,13 @@ async fn a_forged_csrf_cookie_is_refused_and_replaced() {
         .build()
         .unwrap();
     let create = [("measure", "forged cookie"), ("options_raw", "a, b")];
-    for forged in ["AAAA", &"A".repeat(96), &"A".repeat(4000), "é;"] {
+    for forged in [
+        "AAAA",
+        &"A".repeat(96),
+        &"A".repeat(4000),
+        "%FF",
+        &"A-_".repeat(32),
+    ] {
         let page = client
             .get(app.url("/create"))
             .header("cookie", format!("oponn_csrf={forged}"))
@@ -138,6 +144,66 @@ async fn a_forged_csrf_cookie_is_refused_and_replaced() {
             .unwrap();
         assert_eq!(accepted.status(), 303, "the issued cookie and its token");
     }
+}
+
+#[tokio::test]
+async fn in_production_the_csrf_cookie_is_host_only_and_secure() {
+    let app =
+        spawn_app_with(|config| config.environment = oponn_web::Environment::Production).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client.get(app.url("/create")).send().await.unwrap();
+    let cookies = set_cookies(&page);
+    let cookie = cookies
+        .iter()
+        .find(|cookie| cookie.starts_with("__Host-oponn_csrf="))
+        .unwrap_or_else(|| panic!("a __Host- cookie: {cookies:?}"));
+    // What browsers require of a `__Host-` cookie: Secure, path `/`, no
+    // domain; so a sibling subdomain cannot set one.
+    assert!(
+        cookie.contains("Secure") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    assert!(
+        !cookies
+            .iter()
+            .any(|cookie| cookie.starts_with("oponn_csrf="))
+    );
+    let value = cookie
+        .trim_start_matches("__Host-oponn_csrf=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let token = crate::helpers::hidden_value(&page.text().await.unwrap(), "X-CSRF-Token").unwrap();
+    let create = [
+        ("X-CSRF-Token", token.as_str()),
+        ("measure", "host only"),
+        ("options_raw", "a, b"),
+    ];
+    let without_prefix = client
+        .post(app.url("/create"))
+        .header("cookie", format!("oponn_csrf={value}"))
+        .form(&create)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        without_prefix.status(),
+        403,
+        "only the prefixed cookie counts"
+    );
+    let accepted = client
+        .post(app.url("/create"))
+        .header("cookie", format!("__Host-oponn_csrf={value}"))
+        .form(&create)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 303);
 }
 
 #[tokio::test]
