@@ -453,6 +453,17 @@ mod tests {
     }
 
     #[test]
+    fn text_is_decoded_up_to_the_longest_a_cookie_can_be_and_no_further() {
+        assert_eq!(MAX_ENCODED_CHARS, 96);
+        let longest = "A".repeat(MAX_ENCODED_CHARS);
+        assert!(decode::<COOKIE_BYTES>(&URL_SAFE_NO_PAD, &longest).is_some());
+        let longer = "A".repeat(MAX_ENCODED_CHARS + 1);
+        assert!(decode::<COOKIE_BYTES>(&URL_SAFE_NO_PAD, &longer).is_none());
+        assert!(decode::<TOKEN_BYTES>(&STANDARD_NO_PAD, &"A".repeat(86)).is_some());
+        assert!(decode::<TOKEN_BYTES>(&STANDARD_NO_PAD, &"A".repeat(87)).is_none());
+    }
+
+    #[test]
     fn malformed_tokens_and_cookies_of_any_length_are_refused_without_panicking() {
         let protection = protection();
         let (_, token, cookie) = protection.for_request(None, NOW);
