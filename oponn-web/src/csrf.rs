@@ -1,8 +1,10 @@
 //! CSRF protection of the HTML forms: a double-submit token, cheap enough
 //! to hand out on every page request.
 //!
-//! A browser holds a random 256-bit secret in the `oponn_csrf` cookie,
-//! signed with the service's CSRF key and stamped with when it was issued.
+//! A browser holds a random 256-bit secret in the `oponn_csrf` cookie
+//! (`__Host-oponn_csrf` where cookies are `Secure`), signed with the
+//! service's CSRF key and stamped with when it was issued; signing in or
+//! out drops it ([`forget_secret`]).
 //! Each page's forms carry that secret masked with fresh random bytes
 //! (`mask || mask XOR secret`, so no two responses carry the same token
 //! and compression cannot leak it); a form posted back is accepted when its
@@ -121,7 +123,7 @@ impl<'a> FromRequest<'a> for &'a CsrfToken {
 
 /// Checks a posted token against the secret of the cookie the request
 /// came with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct CsrfVerifier {
     /// The secret of a valid cookie on the request; `None` when it had no
     /// cookie, or one that was forged, damaged or expired.
@@ -142,6 +144,15 @@ impl CsrfVerifier {
         let (mask, masked) = bytes.split_at(SECRET_BYTES);
         let unmasked: Vec<u8> = mask.iter().zip(masked).map(|(m, s)| m ^ s).collect();
         unmasked.ct_eq(secret).into()
+    }
+}
+
+impl std::fmt::Debug for CsrfVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Whether there is a secret, never the secret.
+        f.debug_struct("CsrfVerifier")
+            .field("has_cookie", &self.secret.is_some())
+            .finish()
     }
 }
 
@@ -450,6 +461,15 @@ mod tests {
                 assert!(reissued.is_some());
             }
         }
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let protection = protection();
+        let (_, token, cookie) = protection.for_request(None, NOW);
+        let (verifier, _, _) = protection.for_request(cookie.as_deref(), NOW);
+        let shown = format!("{token:?} {verifier:?}");
+        assert_eq!(shown, "CsrfToken { .. } CsrfVerifier { has_cookie: true }");
     }
 
     #[test]
