@@ -789,15 +789,27 @@ async fn property(browser: &Client, css: &str, property: &str) -> String {
 
 /// Waits until the element `css` finds has `expected` as `property`.
 async fn wait_for_property(browser: &Client, css: &str, name: &str, expected: &str) {
+    wait_for_property_where(browser, css, name, expected, |now| now == expected).await;
+}
+
+/// Waits until `property` of the element `css` finds passes `test`
+/// (`wanted` says what it waits for); returns that value.
+async fn wait_for_property_where(
+    browser: &Client,
+    css: &str,
+    name: &str,
+    wanted: &str,
+    test: impl Fn(&str) -> bool,
+) -> String {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let now = property(browser, css, name).await;
-        if now == expected {
-            return;
+        if test(&now) {
+            return now;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{css} {name}: {now:?}, not {expected:?}"
+            "{css} {name}: {now:?}, not {wanted}"
         );
         tokio::task::yield_now().await;
     }
@@ -887,17 +899,24 @@ async fn a_ballot_is_shared_presented_watched_and_closed_with_every_page_keeping
     owner.set_window_size(1280, 900).await.unwrap();
 
     // The countdown to the default hour's end ticks on the open pages.
-    // (The server says "ends in 1 hour"; the script, "59m 59s".)
-    let label = property(&waiting, ".ballot-state .status-label", "textContent").await;
-    let countdown = label.strip_prefix("ends in ").unwrap_or_default();
-    let (minutes, seconds) = countdown.split_once("m ").unwrap_or_default();
-    assert!(
+    // (The server says "ends in 1 hour"; the script, "1h 00m" for the
+    // first second, then "59m 59s".)
+    let ticking = |label: &str| {
+        let countdown = label.strip_prefix("ends in ").unwrap_or_default();
+        let (minutes, seconds) = countdown.split_once("m ").unwrap_or_default();
         minutes.parse::<u32>().is_ok()
             && seconds.len() == 3
             && seconds.ends_with('s')
-            && seconds[..2].parse::<u32>().is_ok(),
-        "{label}"
-    );
+            && seconds[..2].parse::<u32>().is_ok()
+    };
+    wait_for_property_where(
+        &waiting,
+        ".ballot-state .status-label",
+        "textContent",
+        "a countdown in minutes and seconds",
+        ticking,
+    )
+    .await;
 
     // A keyboard user sits on an option when the ballot closes.
     waiting
