@@ -22,10 +22,41 @@ use crate::wire::TallyBody;
 /// How often an idle event stream sends a keep-alive comment.
 pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// Shortest time between two updates of one ballot's feed: a burst of
-/// votes reaches watchers as at most ten updates a second, the last always
-/// the newest tally.
-pub(crate) const MIN_UPDATE_INTERVAL: Duration = Duration::from_millis(100);
+/// Shortest time between two updates of one ballot's feed, however few
+/// watch it: a burst of votes reaches them as at most fifty updates a
+/// second, the last always the newest tally.
+pub(crate) const MIN_UPDATE_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Longest time between two updates of a feed, however many watch it.
+pub(crate) const MAX_UPDATE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Time between updates for each watcher of a feed on this instance:
+/// about four times what writing one update to one watcher costs the
+/// server (10–12 µs, `bench/run.sh fanout-floor`), so a feed's writes take
+/// at most about a quarter of a core while votes keep coming, whatever the
+/// audience. 2,500 watchers get ten updates a second; 10,000 get 2.5.
+pub(crate) const UPDATE_INTERVAL_PER_WATCHER: Duration = Duration::from_micros(40);
+
+/// The time between two updates of a feed with `watchers` watchers here:
+/// [`UPDATE_INTERVAL_PER_WATCHER`] each, from [`MIN_UPDATE_INTERVAL`] to
+/// [`MAX_UPDATE_INTERVAL`]. A small audience sees each vote within tens of
+/// milliseconds; a crowd costs the server a bounded share of its CPU
+/// instead of all of it.
+pub(crate) fn update_interval(watchers: usize) -> Duration {
+    UPDATE_INTERVAL_PER_WATCHER
+        .saturating_mul(u32::try_from(watchers).unwrap_or(u32::MAX))
+        .clamp(MIN_UPDATE_INTERVAL, MAX_UPDATE_INTERVAL)
+}
+
+/// The interval for [`coalesce`] of a feed sent through `audience`: its
+/// watchers here (the channel's receivers) are counted at each update, so
+/// the pace follows them as they come and go.
+fn paced_by_audience<T>(audience: watch::Sender<T>) -> impl Fn() -> Duration + Send + Sync
+where
+    T: Send + Sync,
+{
+    move || update_interval(audience.receiver_count())
+}
 
 /// A tally let through by [`coalesce`], and whether the ballot's state
 /// changed at it: the same counts as the tally before under a newer number
@@ -40,51 +71,57 @@ pub(crate) struct Coalesced {
 }
 
 /// Coalesces a stream of tallies: the first passes at once; while more
-/// arrive within `interval` of the last one let through, only the newest is
-/// kept, and it passes when the interval is up. When the source ends, the
+/// arrive within `interval()` of the last one let through (asked afresh
+/// after each, as the audience changes), only the newest is kept, and it
+/// passes when the interval is up. When the source ends, the
 /// newest tally held is still delivered. A state change merged away (a
 /// vote and then a close in one interval) is still reported, so the feed
 /// reads the ballot's state afresh.
-pub(crate) fn coalesce<S>(source: S, interval: Duration) -> impl Stream<Item = Coalesced> + Send
+pub(crate) fn coalesce<S, I>(source: S, interval: I) -> impl Stream<Item = Coalesced> + Send
 where
     S: Stream<Item = Tally> + Send + Unpin,
+    I: Fn() -> Duration + Send + Sync,
 {
+    let interval = Arc::new(interval);
     futures_util::stream::unfold(
         (source, None::<Instant>, false),
-        move |(mut source, last_sent, ended)| async move {
-            if ended {
-                return None;
-            }
-            let mut newest = source.next().await?;
-            let mut renumbered = false;
-            let mut ended = false;
-            if let Some(last_sent) = last_sent {
-                let due = last_sent + interval;
-                loop {
-                    // The timer first: once the interval is up, what is
-                    // held goes out at once instead of waiting on the source.
-                    tokio::select! {
-                        biased;
-                        () = tokio::time::sleep_until(due) => break,
-                        next = source.next() => match next {
-                            Some(tally) if tally.seq() > newest.seq() => {
-                                renumbered |= tally.iter().eq(newest.iter());
-                                newest = tally;
-                            }
-                            Some(_) => {}
-                            None => {
-                                ended = true;
-                                break;
-                            }
-                        },
+        move |(mut source, last_sent, ended)| {
+            let interval = Arc::clone(&interval);
+            async move {
+                if ended {
+                    return None;
+                }
+                let mut newest = source.next().await?;
+                let mut renumbered = false;
+                let mut ended = false;
+                if let Some(last_sent) = last_sent {
+                    let due = last_sent + interval();
+                    loop {
+                        // The timer first: once the interval is up, what is
+                        // held goes out at once instead of waiting on the source.
+                        tokio::select! {
+                            biased;
+                            () = tokio::time::sleep_until(due) => break,
+                            next = source.next() => match next {
+                                Some(tally) if tally.seq() > newest.seq() => {
+                                    renumbered |= tally.iter().eq(newest.iter());
+                                    newest = tally;
+                                }
+                                Some(_) => {}
+                                None => {
+                                    ended = true;
+                                    break;
+                                }
+                            },
+                        }
                     }
                 }
+                let item = Coalesced {
+                    tally: newest,
+                    renumbered,
+                };
+                Some((item, (source, Some(Instant::now()), ended)))
             }
-            let item = Coalesced {
-                tally: newest,
-                renumbered,
-            };
-            Some((item, (source, Some(Instant::now()), ended)))
         },
     )
 }
@@ -259,7 +296,7 @@ impl LiveHub {
         let tallies = self.service.subscribe(&id).await?;
         let (sender, receiver) = watch::channel(None);
         feeds.insert(id, sender.clone());
-        let tallies = Box::pin(coalesce(tallies, MIN_UPDATE_INTERVAL));
+        let tallies = Box::pin(coalesce(tallies, paced_by_audience(sender.clone())));
         tokio::spawn(Arc::clone(self).run_feed(id, sender, tallies));
         Ok(receiver)
     }
@@ -643,10 +680,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_close_merged_with_a_vote_is_still_reported_as_a_state_change() {
         let (send, receive) = tokio::sync::mpsc::unbounded_channel();
-        let mut out = Box::pin(coalesce(
-            UnboundedReceiverStream::new(receive),
-            MIN_UPDATE_INTERVAL,
-        ));
+        let mut out = Box::pin(coalesce(UnboundedReceiverStream::new(receive), || {
+            MIN_UPDATE_INTERVAL
+        }));
         send.send(tally(1)).unwrap();
         assert!(!out.next().await.unwrap().renumbered);
         // A vote, then the close announced as its counts renumbered, in
@@ -677,13 +713,61 @@ mod tests {
         assert!(behind.admit(5), "a client behind gets the current one");
     }
 
+    #[test]
+    fn the_update_interval_grows_with_the_audience_between_its_bounds() {
+        let micros = |watchers| update_interval(watchers).as_micros();
+        assert_eq!(micros(0), 20_000);
+        assert_eq!(micros(500), 20_000, "the floor up to 500 watchers");
+        assert_eq!(micros(501), 20_040);
+        assert_eq!(micros(2_500), 100_000, "ten updates a second");
+        assert_eq!(micros(10_000), 400_000);
+        assert_eq!(micros(25_000), 1_000_000, "the ceiling from 25,000");
+        assert_eq!(micros(25_001), 1_000_000);
+        assert_eq!(micros(usize::MAX), 1_000_000);
+    }
+
+    #[test]
+    fn a_feed_is_paced_by_the_watchers_it_has_at_each_update() {
+        let (sender, first) = watch::channel(());
+        let interval = paced_by_audience(sender.clone());
+        assert_eq!(interval(), MIN_UPDATE_INTERVAL, "one watcher");
+        let crowd: Vec<_> = (1..2_500).map(|_| sender.subscribe()).collect();
+        assert_eq!(interval(), Duration::from_millis(100), "2,500 watchers");
+        drop(crowd);
+        assert_eq!(interval(), MIN_UPDATE_INTERVAL, "the crowd left");
+        drop(first);
+        assert_eq!(interval(), MIN_UPDATE_INTERVAL, "nobody left");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_interval_is_asked_afresh_after_each_update() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+        let millis = Arc::new(AtomicU64::new(20));
+        let mut out = Box::pin(coalesce(UnboundedReceiverStream::new(receive), {
+            let millis = Arc::clone(&millis);
+            move || Duration::from_millis(millis.load(Ordering::Relaxed))
+        }));
+        send.send(tally(1)).unwrap();
+        assert_eq!(out.next().await.unwrap().tally.seq(), 1);
+        // The audience grew: the next update waits the longer interval.
+        millis.store(400, Ordering::Relaxed);
+        send.send(tally(2)).unwrap();
+        let started = Instant::now();
+        assert_eq!(out.next().await.unwrap().tally.seq(), 2);
+        let waited = started.elapsed();
+        assert!(
+            waited > Duration::from_millis(390) && waited <= Duration::from_millis(400),
+            "{waited:?}"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_burst_becomes_the_first_tally_then_the_newest() {
         let (send, receive) = tokio::sync::mpsc::unbounded_channel();
-        let mut out = Box::pin(coalesce(
-            UnboundedReceiverStream::new(receive),
-            MIN_UPDATE_INTERVAL,
-        ));
+        let mut out = Box::pin(coalesce(UnboundedReceiverStream::new(receive), || {
+            MIN_UPDATE_INTERVAL
+        }));
         send.send(tally(1)).unwrap();
         assert_eq!(out.next().await.unwrap().tally.seq(), 1);
         for seq in 2..=100 {
@@ -706,10 +790,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn spaced_tallies_pass_one_by_one_and_the_last_is_never_lost() {
         let (send, receive) = tokio::sync::mpsc::unbounded_channel();
-        let mut out = Box::pin(coalesce(
-            UnboundedReceiverStream::new(receive),
-            MIN_UPDATE_INTERVAL,
-        ));
+        let mut out = Box::pin(coalesce(UnboundedReceiverStream::new(receive), || {
+            MIN_UPDATE_INTERVAL
+        }));
         for seq in 1..=3 {
             send.send(tally(seq)).unwrap();
             assert_eq!(out.next().await.unwrap().tally.seq(), seq);
