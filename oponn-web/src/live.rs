@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
-use oponn_core::domain::{Ballot, BallotId, Results, Status, Tally};
+use oponn_core::domain::{Ballot, BallotId, OptionId, Results, Status, Tally};
 use oponn_core::{BallotError, BallotService, ResultsAccess};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -32,9 +33,11 @@ pub(crate) const MAX_UPDATE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Time between updates for each watcher of a feed on this instance:
 /// about four times what writing one update to one watcher costs the
-/// server (10–12 µs, `bench/run.sh fanout-floor`), so a feed's writes take
-/// at most about a quarter of a core while votes keep coming, whatever the
-/// audience. 2,500 watchers get ten updates a second; 10,000 get 2.5.
+/// server (10–12 µs, `bench/run.sh fanout-floor`), so up to 25,000
+/// watchers a feed's writes take at most about a quarter of a core while
+/// votes keep coming. 2,500 watchers get ten updates a second; 10,000 get
+/// 2.5. Every open stream of the ballot counts, a state-only one too: it
+/// wakes for each update, though it writes only when the state changes.
 pub(crate) const UPDATE_INTERVAL_PER_WATCHER: Duration = Duration::from_micros(40);
 
 /// The time between two updates of a feed with `watchers` watchers here:
@@ -50,12 +53,46 @@ pub(crate) fn update_interval(watchers: usize) -> Duration {
 
 /// The interval for [`coalesce`] of a feed sent through `audience`: its
 /// watchers here (the channel's receivers) are counted at each update, so
-/// the pace follows them as they come and go.
-fn paced_by_audience<T>(audience: watch::Sender<T>) -> impl Fn() -> Duration + Send + Sync
+/// the pace follows them as they come and go. Once `voting_ended` is set,
+/// none: the few votes checked just before the end pass at once, within
+/// [`FINAL_UPDATE_GRACE`], instead of being held past the feed's end.
+fn feed_pace<T>(
+    audience: watch::Sender<T>,
+    voting_ended: Arc<AtomicBool>,
+) -> impl Fn() -> Duration + Send + Sync
 where
     T: Send + Sync,
 {
-    move || update_interval(audience.receiver_count())
+    move || {
+        if voting_ended.load(Ordering::Relaxed) {
+            Duration::ZERO
+        } else {
+            update_interval(audience.receiver_count())
+        }
+    }
+}
+
+/// What [`coalesce`] remembers of the last tally it let through.
+struct Sent {
+    at: Instant,
+    seq: u64,
+    counts: Vec<(OptionId, u64)>,
+}
+
+impl Sent {
+    fn of(tally: &Tally) -> Self {
+        Self {
+            at: Instant::now(),
+            seq: tally.seq(),
+            counts: tally.iter().collect(),
+        }
+    }
+
+    /// Whether `tally` is these counts under a newer number: how the core
+    /// announces a close or a delete.
+    fn renumbered_by(&self, tally: &Tally) -> bool {
+        tally.seq() > self.seq && tally.iter().eq(self.counts.iter().copied())
+    }
 }
 
 /// A tally let through by [`coalesce`], and whether the ballot's state
@@ -74,9 +111,10 @@ pub(crate) struct Coalesced {
 /// arrive within `interval()` of the last one let through (asked afresh
 /// after each, as the audience changes), only the newest is kept, and it
 /// passes when the interval is up. When the source ends, the
-/// newest tally held is still delivered. A state change merged away (a
-/// vote and then a close in one interval) is still reported, so the feed
-/// reads the ballot's state afresh.
+/// newest tally held is still delivered. A state change (the counts last
+/// let through, or held, under a newer number) passes at once and is
+/// reported, so the feed reads the ballot's state afresh; one merged with
+/// later votes is still reported.
 pub(crate) fn coalesce<S, I>(source: S, interval: I) -> impl Stream<Item = Coalesced> + Send
 where
     S: Stream<Item = Tally> + Send + Unpin,
@@ -84,7 +122,7 @@ where
 {
     let interval = Arc::new(interval);
     futures_util::stream::unfold(
-        (source, None::<Instant>, false),
+        (source, None::<Sent>, false),
         move |(mut source, last_sent, ended)| {
             let interval = Arc::clone(&interval);
             async move {
@@ -92,10 +130,12 @@ where
                     return None;
                 }
                 let mut newest = source.next().await?;
-                let mut renumbered = false;
+                let mut renumbered = last_sent
+                    .as_ref()
+                    .is_some_and(|sent| sent.renumbered_by(&newest));
                 let mut ended = false;
-                if let Some(last_sent) = last_sent {
-                    let due = last_sent + interval();
+                if let Some(last_sent) = last_sent.filter(|_| !renumbered) {
+                    let due = last_sent.at + interval();
                     loop {
                         // The timer first: once the interval is up, what is
                         // held goes out at once instead of waiting on the source.
@@ -104,8 +144,12 @@ where
                             () = tokio::time::sleep_until(due) => break,
                             next = source.next() => match next {
                                 Some(tally) if tally.seq() > newest.seq() => {
-                                    renumbered |= tally.iter().eq(newest.iter());
+                                    let state_changed = tally.iter().eq(newest.iter());
                                     newest = tally;
+                                    if state_changed {
+                                        renumbered = true;
+                                        break;
+                                    }
                                 }
                                 Some(_) => {}
                                 None => {
@@ -116,11 +160,12 @@ where
                         }
                     }
                 }
+                let sent = Sent::of(&newest);
                 let item = Coalesced {
                     tally: newest,
                     renumbered,
                 };
-                Some((item, (source, Some(Instant::now()), ended)))
+                Some((item, (source, Some(sent), ended)))
             }
         },
     )
@@ -296,8 +341,10 @@ impl LiveHub {
         let tallies = self.service.subscribe(&id).await?;
         let (sender, receiver) = watch::channel(None);
         feeds.insert(id, sender.clone());
-        let tallies = Box::pin(coalesce(tallies, paced_by_audience(sender.clone())));
-        tokio::spawn(Arc::clone(self).run_feed(id, sender, tallies));
+        let voting_ended = Arc::new(AtomicBool::new(false));
+        let pace = feed_pace(sender.clone(), Arc::clone(&voting_ended));
+        let tallies = Box::pin(coalesce(tallies, pace));
+        tokio::spawn(Arc::clone(self).run_feed(id, sender, tallies, voting_ended));
         Ok(receiver)
     }
 
@@ -315,6 +362,7 @@ impl LiveHub {
         id: BallotId,
         sender: watch::Sender<Option<Arc<LiveUpdate>>>,
         mut tallies: CoalescedStream,
+        voting_ended: Arc<AtomicBool>,
     ) {
         let mut previous: Option<Tally> = None;
         // When the ballot next opens or closes by the clock, to tell every
@@ -324,8 +372,36 @@ impl LiveHub {
         let mut state_due = never();
         let mut ending = false;
         loop {
+            voting_ended.store(ending, Ordering::Relaxed);
             tokio::select! {
+                // A tally ready when the feed's end is due still goes out.
+                biased;
                 () = self.shutdown.cancelled() => break,
+                coalesced = tallies.next() => {
+                    let Some(Coalesced { tally, renumbered }) = coalesced else { break };
+                    // The same counts under a newer number: the ballot's
+                    // state changed (the core announces a close or a
+                    // delete so), perhaps on another instance. Read it
+                    // afresh, not from the cache.
+                    if renumbered {
+                        self.service.refresh(&id);
+                    }
+                    match self.render(&id, &tally).await {
+                        Ok(rendered) => {
+                            if !ending {
+                                (state_due, ending) = next_due(&rendered, never);
+                            }
+                            sender.send_replace(Some(Arc::new(rendered.update)));
+                        }
+                        // Deleted: say so, then nothing is left to show.
+                        Err(BallotError::NotFound) => {
+                            sender.send_replace(Some(Arc::new(deleted(tally.seq()))));
+                            break;
+                        }
+                        Err(error) => tracing::warn!(ballot = %id, %error, "live update not rendered"),
+                    }
+                    previous = Some(tally);
+                }
                 () = tokio::time::sleep_until(state_due), if previous.is_some() => {
                     if ending {
                         // Every late tally has had its time: end the streams
@@ -363,35 +439,6 @@ impl LiveHub {
                         }
                         return;
                     }
-                }
-                coalesced = tallies.next() => {
-                    let Some(Coalesced { tally, renumbered }) = coalesced else { break };
-                    // The same counts under a newer number: the ballot's
-                    // state changed (the core announces a close or a
-                    // delete so), perhaps on another instance. Read it
-                    // afresh, not from the cache.
-                    let state_changed = renumbered
-                        || previous
-                            .as_ref()
-                            .is_some_and(|p| p.seq() < tally.seq() && p.iter().eq(tally.iter()));
-                    if state_changed {
-                        self.service.refresh(&id);
-                    }
-                    match self.render(&id, &tally).await {
-                        Ok(rendered) => {
-                            if !ending {
-                                (state_due, ending) = next_due(&rendered, never);
-                            }
-                            sender.send_replace(Some(Arc::new(rendered.update)));
-                        }
-                        // Deleted: say so, then nothing is left to show.
-                        Err(BallotError::NotFound) => {
-                            sender.send_replace(Some(Arc::new(deleted(tally.seq()))));
-                            break;
-                        }
-                        Err(error) => tracing::warn!(ballot = %id, %error, "live update not rendered"),
-                    }
-                    previous = Some(tally);
                 }
             }
         }
@@ -729,14 +776,73 @@ mod tests {
     #[test]
     fn a_feed_is_paced_by_the_watchers_it_has_at_each_update() {
         let (sender, first) = watch::channel(());
-        let interval = paced_by_audience(sender.clone());
+        let voting_ended = Arc::new(AtomicBool::new(false));
+        let interval = feed_pace(sender.clone(), Arc::clone(&voting_ended));
         assert_eq!(interval(), MIN_UPDATE_INTERVAL, "one watcher");
         let crowd: Vec<_> = (1..2_500).map(|_| sender.subscribe()).collect();
         assert_eq!(interval(), Duration::from_millis(100), "2,500 watchers");
+        voting_ended.store(true, Ordering::Relaxed);
+        assert_eq!(interval(), Duration::ZERO, "late votes pass at once");
+        voting_ended.store(false, Ordering::Relaxed);
         drop(crowd);
         assert_eq!(interval(), MIN_UPDATE_INTERVAL, "the crowd left");
         drop(first);
         assert_eq!(interval(), MIN_UPDATE_INTERVAL, "nobody left");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_state_change_is_not_held_by_a_long_interval() {
+        let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+        let mut out = Box::pin(coalesce(UnboundedReceiverStream::new(receive), || {
+            MAX_UPDATE_INTERVAL
+        }));
+        send.send(tally(1)).unwrap();
+        assert!(!out.next().await.unwrap().renumbered);
+        // The close alone: the counts last sent, renumbered.
+        send.send(tally(1).renumbered(2)).unwrap();
+        let started = Instant::now();
+        let closed = out.next().await.unwrap();
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert_eq!(closed.tally.seq(), 2);
+        assert!(closed.renumbered);
+        // A late vote held, then a delete announced on its counts: the
+        // delete passes when it arrives, not when the interval is up.
+        send.send(tally(3)).unwrap();
+        let started = Instant::now();
+        let (_, deleted) = tokio::join!(
+            async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                send.send(tally(3).renumbered(4)).unwrap();
+            },
+            out.next()
+        );
+        let deleted = deleted.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+        assert_eq!(deleted.tally.seq(), 4);
+        assert!(deleted.renumbered);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn once_voting_has_ended_late_votes_pass_at_once_whatever_the_audience() {
+        let (sender, _first) = watch::channel(());
+        let _crowd: Vec<_> = (1..25_000).map(|_| sender.subscribe()).collect();
+        let voting_ended = Arc::new(AtomicBool::new(false));
+        let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+        let pace = feed_pace(sender.clone(), Arc::clone(&voting_ended));
+        let mut out = Box::pin(coalesce(UnboundedReceiverStream::new(receive), pace));
+        send.send(tally(1)).unwrap();
+        assert_eq!(out.next().await.unwrap().tally.seq(), 1);
+        send.send(tally(2)).unwrap();
+        let started = Instant::now();
+        assert_eq!(out.next().await.unwrap().tally.seq(), 2);
+        assert_eq!(started.elapsed(), MAX_UPDATE_INTERVAL, "25,000 watchers");
+        // The feed saw the end: the next late vote is not held for a
+        // second, past the feed's own end.
+        voting_ended.store(true, Ordering::Relaxed);
+        send.send(tally(3)).unwrap();
+        let started = Instant::now();
+        assert_eq!(out.next().await.unwrap().tally.seq(), 3);
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
