@@ -51,6 +51,20 @@ cpu_ms() {
   echo $(( total * 10 ))
 }
 
+# CPU time of PostgreSQL and Redis, in milliseconds: every postgres and
+# redis-server process read afresh, each with the time of its children
+# that have exited (a backend's, once the postmaster has reaped it), so
+# connections opening and closing between two readings neither escape the
+# count nor make the difference negative.
+backends_cpu_ms() {
+  local total=0 pid ticks
+  for pid in $(pgrep -x postgres) $(pgrep -x redis-server); do
+    ticks=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13 + $14 + $15}') || ticks=0
+    total=$(( total + ${ticks:-0} ))
+  done
+  echo $(( total * 10 ))
+}
+
 # Bytes the process $1 has had written to storage (its WAL and database
 # file, on the embedded default), from /proc/{pid}/io.
 written_bytes() {
@@ -68,16 +82,18 @@ server_cmd() {
 }
 
 # Votes, then /livez for as long as the votes took, sampling the CPU time
-# of the server (and of the processes "$@", e.g. PostgreSQL and Redis)
-# around each: CPU per acknowledged vote against CPU per /livez request.
+# of the server (and with "backends", of PostgreSQL and Redis) around
+# each: CPU per acknowledged vote against CPU per /livez request.
 cpu_per_request() {
-  local out="$data_dir/cpu.txt" extra=("$@")
-  local s0 e0 s1 e1 s2 s3 acked secs answered
+  local out="$data_dir/cpu.txt" backends=${1:-}
+  local s0 e0=0 s1 e1=0 s2 s3 acked secs answered
   local w0 w1
-  s0=$(cpu_ms "$server_pid"); e0=$(cpu_ms "${extra[@]}"); w0=$(written_bytes "$server_pid")
+  s0=$(cpu_ms "$server_pid"); w0=$(written_bytes "$server_pid")
+  [ -n "$backends" ] && e0=$(backends_cpu_ms)
   load --url "$URL" --voters "${VOTERS:-10000}" --concurrency "${CONCURRENCY:-32}" --ballots "${BALLOTS:-1}" \
     --target votes > "$out" || true
-  s1=$(cpu_ms "$server_pid"); e1=$(cpu_ms "${extra[@]}"); w1=$(written_bytes "$server_pid")
+  s1=$(cpu_ms "$server_pid"); w1=$(written_bytes "$server_pid")
+  [ -n "$backends" ] && e1=$(backends_cpu_ms)
   cat "$out"
   acked=$(sed -n 's/^votes acknowledged: \([0-9]*\) of .* in \([0-9.]*\)s.*/\1/p' "$out")
   secs=$(sed -n 's/^votes acknowledged: [0-9]* of .* in \([0-9.]*\)s.*/\1/p' "$out")
@@ -90,7 +106,7 @@ cpu_per_request() {
   cat "$out"
   answered=$(sed -n 's/^\/livez: \([0-9]*\) answered.*/\1/p' "$out")
   awk -v v="$(( s1 - s0 ))" -v n="$acked" -v l="$(( s3 - s2 ))" -v m="$answered" -v e="$(( e1 - e0 ))" \
-    -v extra="${#extra[@]}" -v w="$(( w1 - w0 ))" 'BEGIN {
+    -v extra="${#backends}" -v w="$(( w1 - w0 ))" 'BEGIN {
       vote = v * 1000 / n; livez = l * 1000 / m;
       printf "server CPU: %.0f us per vote (%d ms for %d votes), %.1f us per /livez request (%d ms for %d)\n", vote, v, n, livez, l, m;
       printf "a vote costs %.1f /livez requests of server CPU\n", vote / livez;
@@ -225,8 +241,7 @@ case "${1:-}" in
     name="oponn_bench_$(date +%s)"
     psql "$db_url" -q -c "create database $name"
     start_server DATABASE_URL="${db_url%/*}/$name" REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
-    # PostgreSQL's backends exist once the server's pool has connected.
-    cpu_per_request $(pgrep -x postgres) $(pgrep -x redis-server)
+    cpu_per_request backends
     stop_server
     psql "$db_url" -q -c "drop database $name"
     ;;
@@ -257,14 +272,13 @@ case "${1:-}" in
       "$URL/api/v1/ballots" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
     # Each run also checks the tally against its own votes alone, which the
     # other instance's votes make differ: the combined check below counts.
-    backends=($(pgrep -x postgres) $(pgrep -x redis-server))
-    c0=$(cpu_ms "$first_pid" "$second_pid"); b0=$(cpu_ms "${backends[@]}")
+    c0=$(cpu_ms "$first_pid" "$second_pid"); b0=$(backends_cpu_ms)
     load --url "$URL" --ballot="$ballot" --voters $(( voters / 2 )) --concurrency "$half" > "$first_dir/a.txt" || true &
     a=$!
     load --url "http://127.0.0.1:$second_port" --ballot="$ballot" --voters $(( voters / 2 )) --concurrency "$half" > "$second_dir/b.txt" || true &
     b=$!
     wait "$a" "$b" || true
-    c1=$(cpu_ms "$first_pid" "$second_pid"); b1=$(cpu_ms "${backends[@]}")
+    c1=$(cpu_ms "$first_pid" "$second_pid"); b1=$(backends_cpu_ms)
     for f in "$first_dir/a.txt" "$second_dir/b.txt"; do grep -E '^(oponn simulate|votes acknowledged|vote POST latency|vote errors|  )' "$f"; done
     tail -5 "$second_dir/log"
     acked=$(cat "$first_dir/a.txt" "$second_dir/b.txt" | sed -n 's/^votes acknowledged: \([0-9]*\) of.*/\1/p' | awk '{s+=$1} END {print s+0}')
@@ -273,9 +287,9 @@ case "${1:-}" in
     per_vote "two instances" $(( c1 - c0 )) $(( b1 - b0 )) "$acked"
     kill "$second_pid" 2>/dev/null || true; wait "$second_pid" 2>/dev/null || true; rm -rf "$second_dir"
     echo "one instance, the same total concurrency:"
-    c0=$(cpu_ms "$first_pid"); b0=$(cpu_ms "${backends[@]}")
+    c0=$(cpu_ms "$first_pid"); b0=$(backends_cpu_ms)
     load --url "$URL" --voters "$voters" --concurrency $(( half * 2 )) > "$first_dir/one.txt" || true
-    c1=$(cpu_ms "$first_pid"); b1=$(cpu_ms "${backends[@]}")
+    c1=$(cpu_ms "$first_pid"); b1=$(backends_cpu_ms)
     grep -E '^(votes acknowledged|vote POST latency|tally check)' "$first_dir/one.txt"
     per_vote "one instance" $(( c1 - c0 )) $(( b1 - b0 )) \
       "$(sed -n 's/^votes acknowledged: \([0-9]*\) of.*/\1/p' "$first_dir/one.txt")"
