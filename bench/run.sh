@@ -81,6 +81,15 @@ server_cmd() {
   if [ -n "${SERVER_CPUS:-}" ]; then echo "taskset -c $SERVER_CPUS $BIN"; else echo "$BIN"; fi
 }
 
+# Votes on a ballot of their own at the server at $1 (WARMUP_VOTERS, by
+# default 2,000), unmeasured: the server's database pool grows to its
+# size under load, and each new PostgreSQL connection spends tens of
+# milliseconds once on its caches and prepared statements, which a short
+# run would otherwise charge to its votes.
+warm_up() {
+  load --url "$1" --voters "${WARMUP_VOTERS:-2000}" --concurrency "${2:-${CONCURRENCY:-32}}" --target votes > /dev/null || true
+}
+
 # Votes, then /livez for as long as the votes took, sampling the CPU time
 # of the server (and with "backends", of PostgreSQL and Redis) around
 # each: CPU per acknowledged vote against CPU per /livez request.
@@ -88,6 +97,7 @@ cpu_per_request() {
   local out="$data_dir/cpu.txt" backends=${1:-}
   local s0 e0=0 s1 e1=0 s2 s3 acked secs answered
   local w0 w1
+  warm_up "$URL"
   s0=$(cpu_ms "$server_pid"); w0=$(written_bytes "$server_pid")
   [ -n "$backends" ] && e0=$(backends_cpu_ms)
   load --url "$URL" --voters "${VOTERS:-10000}" --concurrency "${CONCURRENCY:-32}" --ballots "${BALLOTS:-1}" \
@@ -272,6 +282,7 @@ case "${1:-}" in
       "$URL/api/v1/ballots" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
     # Each run also checks the tally against its own votes alone, which the
     # other instance's votes make differ: the combined check below counts.
+    warm_up "$URL" "$half" & warm_up "http://127.0.0.1:$second_port" "$half"; wait $!
     c0=$(cpu_ms "$first_pid" "$second_pid"); b0=$(backends_cpu_ms)
     load --url "$URL" --ballot="$ballot" --voters $(( voters / 2 )) --concurrency "$half" > "$first_dir/a.txt" || true &
     a=$!
