@@ -724,12 +724,23 @@ mod tests {
         Tally::new(seq, [(OptionId::new(1), seq)])
     }
 
+    /// A sender of tallies and what [`coalesce`] makes of them at `interval`.
+    fn coalesced(
+        interval: impl Fn() -> Duration + Send + Sync + 'static,
+    ) -> (
+        tokio::sync::mpsc::UnboundedSender<Tally>,
+        std::pin::Pin<Box<impl Stream<Item = Coalesced>>>,
+    ) {
+        let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+        (
+            send,
+            Box::pin(coalesce(UnboundedReceiverStream::new(receive), interval)),
+        )
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_close_merged_with_a_vote_is_still_reported_as_a_state_change() {
-        let (send, receive) = tokio::sync::mpsc::unbounded_channel();
-        let mut out = Box::pin(coalesce(UnboundedReceiverStream::new(receive), || {
-            MIN_UPDATE_INTERVAL
-        }));
+        let (send, mut out) = coalesced(|| MIN_UPDATE_INTERVAL);
         send.send(tally(1)).unwrap();
         assert!(!out.next().await.unwrap().renumbered);
         // A vote, then the close announced as its counts renumbered, in
@@ -792,10 +803,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_state_change_is_not_held_by_a_long_interval() {
-        let (send, receive) = tokio::sync::mpsc::unbounded_channel();
-        let mut out = Box::pin(coalesce(UnboundedReceiverStream::new(receive), || {
-            MAX_UPDATE_INTERVAL
-        }));
+        let (send, mut out) = coalesced(|| MAX_UPDATE_INTERVAL);
         send.send(tally(1)).unwrap();
         assert!(!out.next().await.unwrap().renumbered);
         // The close alone: the counts last sent, renumbered.
@@ -827,9 +835,7 @@ mod tests {
         let (sender, _first) = watch::channel(());
         let _crowd: Vec<_> = (1..25_000).map(|_| sender.subscribe()).collect();
         let voting_ended = Arc::new(AtomicBool::new(false));
-        let (send, receive) = tokio::sync::mpsc::unbounded_channel();
-        let pace = feed_pace(sender.clone(), Arc::clone(&voting_ended));
-        let mut out = Box::pin(coalesce(UnboundedReceiverStream::new(receive), pace));
+        let (send, mut out) = coalesced(feed_pace(sender.clone(), Arc::clone(&voting_ended)));
         send.send(tally(1)).unwrap();
         assert_eq!(out.next().await.unwrap().tally.seq(), 1);
         send.send(tally(2)).unwrap();
@@ -847,13 +853,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_interval_is_asked_afresh_after_each_update() {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+        use std::sync::atomic::AtomicU64;
         let millis = Arc::new(AtomicU64::new(20));
-        let mut out = Box::pin(coalesce(UnboundedReceiverStream::new(receive), {
+        let (send, mut out) = coalesced({
             let millis = Arc::clone(&millis);
             move || Duration::from_millis(millis.load(Ordering::Relaxed))
-        }));
+        });
         send.send(tally(1)).unwrap();
         assert_eq!(out.next().await.unwrap().tally.seq(), 1);
         // The audience grew: the next update waits the longer interval.
@@ -870,10 +875,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_burst_becomes_the_first_tally_then_the_newest() {
-        let (send, receive) = tokio::sync::mpsc::unbounded_channel();
-        let mut out = Box::pin(coalesce(UnboundedReceiverStream::new(receive), || {
-            MIN_UPDATE_INTERVAL
-        }));
+        let (send, mut out) = coalesced(|| MIN_UPDATE_INTERVAL);
         send.send(tally(1)).unwrap();
         assert_eq!(out.next().await.unwrap().tally.seq(), 1);
         for seq in 2..=100 {
@@ -895,10 +897,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn spaced_tallies_pass_one_by_one_and_the_last_is_never_lost() {
-        let (send, receive) = tokio::sync::mpsc::unbounded_channel();
-        let mut out = Box::pin(coalesce(UnboundedReceiverStream::new(receive), || {
-            MIN_UPDATE_INTERVAL
-        }));
+        let (send, mut out) = coalesced(|| MIN_UPDATE_INTERVAL);
         for seq in 1..=3 {
             send.send(tally(seq)).unwrap();
             assert_eq!(out.next().await.unwrap().tally.seq(), seq);
