@@ -102,8 +102,8 @@ impl Sent {
 pub(crate) struct Coalesced {
     /// The newest tally.
     pub(crate) tally: Tally,
-    /// A tally merged into this one was the same counts renumbered: the
-    /// state changed, whatever the counts did after it.
+    /// This tally, or one merged into it, was the counts before it under a
+    /// newer number: the state changed.
     pub(crate) renumbered: bool,
 }
 
@@ -118,55 +118,51 @@ pub(crate) struct Coalesced {
 pub(crate) fn coalesce<S, I>(source: S, interval: I) -> impl Stream<Item = Coalesced> + Send
 where
     S: Stream<Item = Tally> + Send + Unpin,
-    I: Fn() -> Duration + Send + Sync,
+    I: Fn() -> Duration + Send,
 {
-    let interval = Arc::new(interval);
     futures_util::stream::unfold(
-        (source, None::<Sent>, false),
-        move |(mut source, last_sent, ended)| {
-            let interval = Arc::clone(&interval);
-            async move {
-                if ended {
-                    return None;
-                }
-                let mut newest = source.next().await?;
-                let mut renumbered = last_sent
-                    .as_ref()
-                    .is_some_and(|sent| sent.renumbered_by(&newest));
-                let mut ended = false;
-                if let Some(last_sent) = last_sent.filter(|_| !renumbered) {
-                    let due = last_sent.at + interval();
-                    loop {
-                        // The timer first: once the interval is up, what is
-                        // held goes out at once instead of waiting on the source.
-                        tokio::select! {
-                            biased;
-                            () = tokio::time::sleep_until(due) => break,
-                            next = source.next() => match next {
-                                Some(tally) if tally.seq() > newest.seq() => {
-                                    let state_changed = tally.iter().eq(newest.iter());
-                                    newest = tally;
-                                    if state_changed {
-                                        renumbered = true;
-                                        break;
-                                    }
-                                }
-                                Some(_) => {}
-                                None => {
-                                    ended = true;
+        (source, interval, None::<Sent>, false),
+        |(mut source, interval, last_sent, ended)| async move {
+            if ended {
+                return None;
+            }
+            let mut newest = source.next().await?;
+            let mut renumbered = last_sent
+                .as_ref()
+                .is_some_and(|sent| sent.renumbered_by(&newest));
+            let mut ended = false;
+            if let Some(last_sent) = last_sent.filter(|_| !renumbered) {
+                let due = last_sent.at + interval();
+                loop {
+                    // The timer first: once the interval is up, what is
+                    // held goes out at once instead of waiting on the source.
+                    tokio::select! {
+                        biased;
+                        () = tokio::time::sleep_until(due) => break,
+                        next = source.next() => match next {
+                            Some(tally) if tally.seq() > newest.seq() => {
+                                let state_changed = tally.iter().eq(newest.iter());
+                                newest = tally;
+                                if state_changed {
+                                    renumbered = true;
                                     break;
                                 }
-                            },
-                        }
+                            }
+                            Some(_) => {}
+                            None => {
+                                ended = true;
+                                break;
+                            }
+                        },
                     }
                 }
-                let sent = Sent::of(&newest);
-                let item = Coalesced {
-                    tally: newest,
-                    renumbered,
-                };
-                Some((item, (source, Some(sent), ended)))
             }
+            let sent = Sent::of(&newest);
+            let item = Coalesced {
+                tally: newest,
+                renumbered,
+            };
+            Some((item, (source, interval, Some(sent), ended)))
         },
     )
 }
