@@ -40,29 +40,25 @@ trap stop_server EXIT
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
-# CPU time (user + system) of the processes "$@", in milliseconds. /proc
-# counts it in USER_HZ, which Linux fixes at 100 a second for userspace.
+# CPU time (user + system) of the processes "$@", each with that of its
+# children that have exited, in milliseconds. /proc counts it in USER_HZ,
+# which Linux fixes at 100 a second for userspace.
 cpu_ms() {
   local total=0 pid ticks
   for pid in "$@"; do
-    ticks=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}') || ticks=0
+    ticks=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13 + $14 + $15}') || ticks=0
     total=$(( total + ${ticks:-0} ))
   done
   echo $(( total * 10 ))
 }
 
 # CPU time of PostgreSQL and Redis, in milliseconds: every postgres and
-# redis-server process read afresh, each with the time of its children
-# that have exited (a backend's, once the postmaster has reaped it), so
-# connections opening and closing between two readings neither escape the
-# count nor make the difference negative.
+# redis-server process found afresh, with the time of its exited children
+# (a backend's, once the postmaster has reaped it), so connections opening
+# and closing between two readings neither escape the count nor make the
+# difference negative.
 backends_cpu_ms() {
-  local total=0 pid ticks
-  for pid in $(pgrep -x postgres) $(pgrep -x redis-server); do
-    ticks=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13 + $14 + $15}') || ticks=0
-    total=$(( total + ${ticks:-0} ))
-  done
-  echo $(( total * 10 ))
+  cpu_ms $(pgrep -x postgres) $(pgrep -x redis-server)
 }
 
 # Bytes the process $1 has had written to storage (its WAL and database
