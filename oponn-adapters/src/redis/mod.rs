@@ -5,9 +5,11 @@
 //! Losing Redis costs the lock (the repository's constraints still keep
 //! every vote counted once) and live updates until it is back; votes go on.
 //!
-//! - [`RedisLock`]: `SET ballot:{id}:lock <token> NX PX <ttl>`, released by
-//!   a compare-and-delete script, so only the holder can free it and a
-//!   crashed holder's lock expires by itself.
+//! - [`RedisLock`]: `SET ballot:{id}:lock <token> NX PX <ttl>`, taken in
+//!   turn by a queue of waiters and released by a compare-and-delete
+//!   script, so only the holder can free it and a crashed holder's lock
+//!   expires by itself. The release wakes the next waiter at once through
+//!   its instance's channel `lock:wake:{instance}`.
 //! - [`RedisBroadcaster`]: `PUBLISH ballot:{id}:updates <tally>`, and per
 //!   instance one pub/sub connection with one `SUBSCRIBE` per watched
 //!   ballot, fanned out locally through a `watch` channel per ballot.
@@ -120,6 +122,17 @@ fn lock_queue_key(ballot: &BallotId) -> String {
 /// The key of when each queued waiter last asked for a ballot's lock.
 fn lock_seen_key(ballot: &BallotId) -> String {
     format!("ballot:{ballot}:lock:seen")
+}
+
+/// What every instance's lock wake-up channel starts with; the instance's
+/// id follows (see [`lock_wake_channel`]).
+const LOCK_WAKE_CHANNEL_PREFIX: &str = "lock:wake:";
+
+/// The pub/sub channel on which an instance is told that a ballot's lock it
+/// waits for was freed: the releaser publishes there the token of the
+/// waiter first in the ballot's queue.
+fn lock_wake_channel(instance: &str) -> String {
+    format!("{LOCK_WAKE_CHANNEL_PREFIX}{instance}")
 }
 
 /// The pub/sub channel of a ballot's tallies.

@@ -623,3 +623,195 @@ fn a_take_cancelled_before_its_answer_arrives_frees_the_lock() {
         .await;
     });
 }
+
+/// A lock whose waiters never ask again by themselves within any test
+/// deadline, nor give up: only a wake-up from a release can hand them the
+/// lock in time.
+async fn deaf_lock(url: &str) -> Arc<RedisLock> {
+    let hour = Duration::from_secs(3600);
+    let settings = RedisLockSettings {
+        wait: hour,
+        first_retry_delay: hour,
+        max_retry_delay: hour,
+        ..RedisLockSettings::default()
+    };
+    Arc::new(RedisLock::connect_with(url, settings).await.unwrap())
+}
+
+/// Waits for the lock of `ballot` on `lock` in a task, answering once it
+/// holds the lock and has released it.
+fn waiting_for(lock: &Arc<RedisLock>, ballot: BallotId) -> tokio::task::JoinHandle<()> {
+    let lock = Arc::clone(lock);
+    tokio::spawn(async move {
+        lock.acquire(&ballot)
+            .await
+            .unwrap()
+            .release()
+            .await
+            .unwrap();
+    })
+}
+
+/// Frees `ballot`'s lock behind its holder's back, as its expiry does:
+/// no release runs, so nobody is woken.
+async fn expire(url: &str, ballot: &BallotId) {
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(format!("ballot:{ballot}:lock"))
+        .query_async(&mut raw(url).await)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1, "the lock was held");
+}
+
+#[test]
+fn a_release_wakes_the_waiter_on_another_instance() {
+    oponn_testkit::block_on(async {
+        let url = TestRedis::shared().url();
+        let holder = RedisLock::connect(url).await.unwrap();
+        let waiter = deaf_lock(url).await;
+        let ballot = BallotId::generate();
+
+        let held = holder.acquire(&ballot).await.unwrap();
+        let waiting = waiting_for(&waiter, ballot);
+        until_queued(url, &ballot, 1).await;
+        held.release().await.unwrap();
+        // Its next ask by itself is an hour away: only the wake-up is in time.
+        within_deadline("the woken waiter taking the lock", waiting)
+            .await
+            .unwrap();
+        assert_eq!(queued(url, &ballot).await, 0);
+    });
+}
+
+#[test]
+fn a_release_wakes_the_next_waiter_after_one_gave_up() {
+    oponn_testkit::block_on(async {
+        let url = TestRedis::shared().url();
+        let holder = RedisLock::connect(url).await.unwrap();
+        let (first, second) = (deaf_lock(url).await, deaf_lock(url).await);
+        let ballot = BallotId::generate();
+
+        let held = holder.acquire(&ballot).await.unwrap();
+        let gives_up = waiting_for(&first, ballot);
+        until_queued(url, &ballot, 1).await;
+        let stays = waiting_for(&second, ballot);
+        until_queued(url, &ballot, 2).await;
+        gives_up.abort();
+        until_queued(url, &ballot, 1).await;
+        held.release().await.unwrap();
+        within_deadline("the waiter left first taking the lock", stays)
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_waiter_giving_up_a_free_lock_wakes_the_next() {
+    oponn_testkit::block_on(async {
+        let url = TestRedis::shared().url();
+        let holder = RedisLock::connect(url).await.unwrap();
+        let (first, second) = (deaf_lock(url).await, deaf_lock(url).await);
+        let ballot = BallotId::generate();
+
+        let _held = holder.acquire(&ballot).await.unwrap();
+        let gives_up = waiting_for(&first, ballot);
+        until_queued(url, &ballot, 1).await;
+        let stays = waiting_for(&second, ballot);
+        until_queued(url, &ballot, 2).await;
+        // The lock expires: free, but nobody is told. The first waiter
+        // then leaves without taking it; the second must hear of it.
+        expire(url, &ballot).await;
+        gives_up.abort();
+        within_deadline("the next waiter taking the free lock", stays)
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_taker_finding_a_free_lock_wakes_the_waiter_first_in_line() {
+    oponn_testkit::block_on(async {
+        let url = TestRedis::shared().url();
+        let holder = RedisLock::connect(url).await.unwrap();
+        let waiter = deaf_lock(url).await;
+        let ballot = BallotId::generate();
+
+        let _held = holder.acquire(&ballot).await.unwrap();
+        let waiting = waiting_for(&waiter, ballot);
+        until_queued(url, &ballot, 1).await;
+        // The lock expires, and nobody is told; a newcomer then finds it
+        // free but not its turn: it wakes the waiter, and queues behind it.
+        expire(url, &ballot).await;
+        let newcomer = RedisLock::connect(url).await.unwrap();
+        let later = newcomer.acquire(&ballot).await.unwrap();
+        within_deadline("the waiter first in line taking the lock", waiting)
+            .await
+            .unwrap();
+        later.release().await.unwrap();
+    });
+}
+
+/// How many connections listen on a lock wake-up channel.
+async fn wake_listeners(url: &str) -> usize {
+    let channels: Vec<String> = redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg("lock:wake:*")
+        .query_async(&mut raw(url).await)
+        .await
+        .unwrap();
+    channels.len()
+}
+
+#[test]
+fn wake_ups_resume_after_a_redis_restart() {
+    oponn_testkit::block_on(async {
+        let mut redis = TestRedis::start();
+        let holder = RedisLock::connect(redis.url()).await.unwrap();
+        let waiter = deaf_lock(redis.url()).await;
+        assert_eq!(wake_listeners(redis.url()).await, 2);
+
+        redis.stop();
+        redis.restart();
+        within_deadline("both listeners subscribing again", async {
+            while wake_listeners(redis.url()).await < 2 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        // The command connections reconnect on their first commands.
+        within_deadline("both locks answering again", async {
+            while holder.ping().await.is_err() || waiter.ping().await.is_err() {}
+        })
+        .await;
+        let ballot = BallotId::generate();
+        let held = holder.acquire(&ballot).await.unwrap();
+        let waiting = waiting_for(&waiter, ballot);
+        until_queued(redis.url(), &ballot, 1).await;
+        held.release().await.unwrap();
+        within_deadline("the woken waiter taking the lock", waiting)
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn the_wake_up_listener_stops_with_its_lock() {
+    oponn_testkit::block_on(async {
+        let redis = TestRedis::start();
+        let lock = RedisLock::connect(redis.url()).await.unwrap();
+        let clone = lock.clone();
+        drop(lock);
+        assert_eq!(
+            wake_listeners(redis.url()).await,
+            1,
+            "a clone still uses it"
+        );
+        drop(clone);
+        within_deadline("the listener's connection closing", async {
+            while wake_listeners(redis.url()).await > 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+    });
+}
