@@ -36,8 +36,9 @@ pub(crate) const MAX_UPDATE_INTERVAL: Duration = Duration::from_secs(1);
 /// server (10–12 µs, `bench/run.sh fanout-floor`), so up to 25,000
 /// watchers a feed's writes take at most about a quarter of a core while
 /// votes keep coming. 2,500 watchers get ten updates a second; 10,000 get
-/// 2.5. Every open stream of the ballot counts, a state-only one too: it
-/// wakes for each update, though it writes only when the state changes.
+/// 2.5. Only results streams count: state-only streams (vote and share
+/// pages) have a channel of their own that changes only with the state
+/// ([`FeedSenders`]), so they neither wake for votes nor slow the results.
 pub(crate) const UPDATE_INTERVAL_PER_WATCHER: Duration = Duration::from_micros(40);
 
 /// The time between two updates of a feed with `watchers` watchers here:
@@ -270,15 +271,62 @@ fn next_change(ballot: &Ballot, now: OffsetDateTime) -> Option<Duration> {
 /// What a watcher holds: the latest update, replaced as tallies arrive.
 pub(crate) type LiveFeed = watch::Receiver<Option<Arc<LiveUpdate>>>;
 
+/// One watched ballot's two channels. Results streams (results pages, the
+/// JSON stream) see every update; state-only streams (vote and share
+/// pages) see an update only when its state frame differs from the one
+/// they hold, or it is the last, so a vote wakes none of them and the
+/// feed's pace ([`feed_pace`]) counts only the results streams.
+#[derive(Clone, Default)]
+pub(crate) struct FeedSenders {
+    results: watch::Sender<Option<Arc<LiveUpdate>>>,
+    state: watch::Sender<Option<Arc<LiveUpdate>>>,
+}
+
+impl FeedSenders {
+    /// Sends `update` to every results stream, and to the state-only
+    /// streams when the state changed or the feed ends.
+    fn publish(&self, update: LiveUpdate) {
+        let update = Arc::new(update);
+        self.state.send_if_modified(|held| {
+            let changed = update.last
+                || held
+                    .as_ref()
+                    .is_none_or(|held| held.state_frame != update.state_frame);
+            if changed {
+                *held = Some(Arc::clone(&update));
+            }
+            changed
+        });
+        self.results.send_replace(Some(update));
+    }
+
+    /// Whether any stream still watches either channel.
+    fn watched(&self) -> bool {
+        self.results.receiver_count() > 0 || self.state.receiver_count() > 0
+    }
+
+    /// Completes once both channels have had no watchers (not necessarily
+    /// at the same moment: callers check [`watched`](Self::watched) again).
+    async fn closed(&self) {
+        tokio::join!(self.results.closed(), self.state.closed());
+    }
+
+    /// Whether `other` is this very feed, not a newer one of its ballot.
+    fn same_feed(&self, other: &Self) -> bool {
+        self.results.same_channel(&other.results)
+    }
+}
+
 /// Per-ballot live feeds of this instance.
 pub(crate) struct LiveHub {
     service: Arc<BallotService>,
     templates: Arc<Templates>,
-    /// One sender per watched ballot. An async mutex, held while a new
-    /// feed subscribes to the core, so two first watchers of a ballot never
-    /// open two subscriptions. Each sender keeps only the latest update:
-    /// a lagging watcher skips to it and never receives a stale one last.
-    feeds: Mutex<HashMap<BallotId, watch::Sender<Option<Arc<LiveUpdate>>>>>,
+    /// The senders of each watched ballot. An async mutex, held while a
+    /// new feed subscribes to the core, so two first watchers of a ballot
+    /// never open two subscriptions. Each sender keeps only the latest
+    /// update: a lagging watcher skips to it and never receives a stale
+    /// one last.
+    feeds: Mutex<HashMap<BallotId, FeedSenders>>,
     shutdown: CancellationToken,
 }
 
@@ -312,11 +360,14 @@ impl LiveHub {
             ResultsAccess::Shown { ballot, .. } => ballot.id(),
             ResultsAccess::Hidden { message, .. } => return Err(Unwatched::Hidden(message)),
         };
-        self.join(id).await.map_err(Unwatched::Failed)
+        self.join(id, |feed| feed.results.subscribe())
+            .await
+            .map_err(Unwatched::Failed)
     }
 
     /// Joins ballot `id`'s feed for its state alone (open, closed,
     /// deleted), which every viewer may follow, whoever may see results.
+    /// The receiver changes only with the state, not with each vote.
     ///
     /// # Errors
     /// [`BallotError::NotFound`] for no such ballot; another error when
@@ -325,22 +376,30 @@ impl LiveHub {
         self: &Arc<Self>,
         id: BallotId,
     ) -> Result<LiveFeed, BallotError> {
-        self.join(id).await
+        self.join(id, |feed| feed.state.subscribe()).await
     }
 
-    /// Joins ballot `id`'s feed, opening it when this is its first watcher.
-    async fn join(self: &Arc<Self>, id: BallotId) -> Result<LiveFeed, BallotError> {
+    /// Joins ballot `id`'s feed through `subscribe` (one of its channels),
+    /// opening the feed when this is its first watcher. The receiver is
+    /// taken under the map's lock, so the feed's task never sees a feed
+    /// without watchers that is about to gain one.
+    async fn join(
+        self: &Arc<Self>,
+        id: BallotId,
+        subscribe: impl FnOnce(&FeedSenders) -> LiveFeed,
+    ) -> Result<LiveFeed, BallotError> {
         let mut feeds = self.feeds.lock().await;
-        if let Some(sender) = feeds.get(&id) {
-            return Ok(sender.subscribe());
+        if let Some(feed) = feeds.get(&id) {
+            return Ok(subscribe(feed));
         }
         let tallies = self.service.subscribe(&id).await?;
-        let (sender, receiver) = watch::channel(None);
-        feeds.insert(id, sender.clone());
+        let feed = FeedSenders::default();
+        let receiver = subscribe(&feed);
+        feeds.insert(id, feed.clone());
         let voting_ended = Arc::new(AtomicBool::new(false));
-        let pace = feed_pace(sender.clone(), Arc::clone(&voting_ended));
+        let pace = feed_pace(feed.results.clone(), Arc::clone(&voting_ended));
         let tallies = Box::pin(coalesce(tallies, pace));
-        tokio::spawn(Arc::clone(self).run_feed(id, sender, tallies, voting_ended));
+        tokio::spawn(Arc::clone(self).run_feed(id, feed, tallies, voting_ended));
         Ok(receiver)
     }
 
@@ -349,14 +408,14 @@ impl LiveHub {
     pub(crate) async fn prune_idle(&self) -> usize {
         let mut feeds = self.feeds.lock().await;
         let before = feeds.len();
-        feeds.retain(|_, sender| sender.receiver_count() > 0);
+        feeds.retain(|_, feed| feed.watched());
         before - feeds.len()
     }
 
     async fn run_feed(
         self: Arc<Self>,
         id: BallotId,
-        sender: watch::Sender<Option<Arc<LiveUpdate>>>,
+        feed: FeedSenders,
         mut tallies: CoalescedStream,
         voting_ended: Arc<AtomicBool>,
     ) {
@@ -387,11 +446,11 @@ impl LiveHub {
                             if !ending {
                                 (state_due, ending) = next_due(&rendered, never);
                             }
-                            sender.send_replace(Some(Arc::new(rendered.update)));
+                            feed.publish(rendered.update);
                         }
                         // Deleted: say so, then nothing is left to show.
                         Err(BallotError::NotFound) => {
-                            sender.send_replace(Some(Arc::new(deleted(tally.seq()))));
+                            feed.publish(deleted(tally.seq()));
                             break;
                         }
                         Err(error) => tracing::warn!(ballot = %id, %error, "live update not rendered"),
@@ -403,9 +462,9 @@ impl LiveHub {
                         // Every late tally has had its time: end the streams
                         // rather than hold them open on a ballot that will
                         // not change again, telling pages it is final.
-                        let last = sender.borrow().as_deref().map(LiveUpdate::last_of);
+                        let last = feed.results.borrow().as_deref().map(LiveUpdate::last_of);
                         if let Some(last) = last {
-                            sender.send_replace(Some(Arc::new(last)));
+                            feed.publish(last);
                         }
                         break;
                     }
@@ -413,10 +472,10 @@ impl LiveHub {
                     match self.render(&id, tally).await {
                         Ok(rendered) => {
                             (state_due, ending) = next_due(&rendered, never);
-                            sender.send_replace(Some(Arc::new(rendered.update)));
+                            feed.publish(rendered.update);
                         }
                         Err(BallotError::NotFound) => {
-                            sender.send_replace(Some(Arc::new(deleted(tally.seq()))));
+                            feed.publish(deleted(tally.seq()));
                             break;
                         }
                         Err(error) => {
@@ -425,12 +484,12 @@ impl LiveHub {
                         }
                     }
                 }
-                () = sender.closed() => {
+                () = feed.closed() => {
                     // Re-check under the map's lock: a watcher may have
                     // joined between the last one leaving and now.
                     let mut feeds = self.feeds.lock().await;
-                    if sender.receiver_count() == 0 {
-                        if feeds.get(&id).is_some_and(|s| s.same_channel(&sender)) {
+                    if !feed.watched() {
+                        if feeds.get(&id).is_some_and(|held| held.same_feed(&feed)) {
                             feeds.remove(&id);
                         }
                         return;
@@ -439,10 +498,10 @@ impl LiveHub {
             }
         }
         let mut feeds = self.feeds.lock().await;
-        if feeds.get(&id).is_some_and(|s| s.same_channel(&sender)) {
+        if feeds.get(&id).is_some_and(|held| held.same_feed(&feed)) {
             feeds.remove(&id);
         }
-        // Dropping the sender ends every watcher's stream; browsers reconnect.
+        // Dropping the senders ends every watcher's stream; browsers reconnect.
     }
 
     /// The update for `tally`, with what the feed needs to know of the
@@ -765,6 +824,82 @@ mod tests {
         assert!(resumed.admit(8));
         let mut behind = NewTallies::new(Some(1));
         assert!(behind.admit(5), "a client behind gets the current one");
+    }
+
+    /// An update of tally `seq` whose state frame is `state`.
+    fn update(seq: u64, state: &'static str) -> LiveUpdate {
+        LiveUpdate {
+            seq,
+            html_frame: Bytes::from(sse_frame("results", Some(seq), "<p>counts</p>")),
+            state_frame: Bytes::from_static(state.as_bytes()),
+            body: None,
+            last: false,
+        }
+    }
+
+    #[test]
+    fn state_only_streams_wake_for_a_change_of_state_not_for_votes() {
+        let feed = FeedSenders::default();
+        let mut results = feed.results.subscribe();
+        let mut state = feed.state.subscribe();
+
+        feed.publish(update(1, "active"));
+        assert!(results.has_changed().unwrap() && state.has_changed().unwrap());
+        results.mark_unchanged();
+        state.mark_unchanged();
+
+        // Votes: every results stream wakes, no state-only stream does.
+        for seq in 2..=5 {
+            feed.publish(update(seq, "active"));
+            assert!(results.has_changed().unwrap());
+            results.mark_unchanged();
+            assert!(!state.has_changed().unwrap(), "woken by vote {seq}");
+        }
+        assert_eq!(results.borrow().as_ref().map(|held| held.seq), Some(5));
+
+        // The ballot closes: both wake, the state streams to the new state.
+        feed.publish(update(6, "ended"));
+        assert!(results.has_changed().unwrap() && state.has_changed().unwrap());
+        assert_eq!(
+            state
+                .borrow_and_update()
+                .as_ref()
+                .map(|held| held.state_frame.clone()),
+            Some(Bytes::from_static(b"ended"))
+        );
+        // The last update ends every stream, its state unchanged or not.
+        feed.publish(update(7, "ended").last_of());
+        assert!(state.has_changed().unwrap());
+        assert!(state.borrow().as_ref().is_some_and(|held| held.last));
+    }
+
+    #[tokio::test]
+    async fn a_feed_is_watched_while_either_channel_has_a_stream() {
+        let feed = FeedSenders::default();
+        assert!(!feed.watched());
+        let state = feed.state.subscribe();
+        assert!(feed.watched());
+        let results = feed.results.subscribe();
+        drop(state);
+        assert!(feed.watched());
+        drop(results);
+        assert!(!feed.watched());
+        // Both channels had their last stream leave: the feed's task ends.
+        tokio::time::timeout(Duration::from_secs(30), feed.closed())
+            .await
+            .expect("closed once neither channel has a stream");
+        let copy = feed.clone();
+        assert!(copy.same_feed(&feed) && !FeedSenders::default().same_feed(&feed));
+    }
+
+    #[test]
+    fn state_only_streams_do_not_slow_the_results() {
+        let feed = FeedSenders::default();
+        let _state_only: Vec<_> = (0..10_000).map(|_| feed.state.subscribe()).collect();
+        let pace = feed_pace(feed.results.clone(), Arc::new(AtomicBool::new(false)));
+        assert_eq!(pace(), MIN_UPDATE_INTERVAL);
+        let _results: Vec<_> = (0..2_500).map(|_| feed.results.subscribe()).collect();
+        assert_eq!(pace(), update_interval(2_500));
     }
 
     #[test]
