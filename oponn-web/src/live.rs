@@ -54,9 +54,12 @@ pub(crate) fn update_interval(watchers: usize) -> Duration {
 
 /// The interval for [`coalesce`] of a feed sent through `audience`: its
 /// watchers here (the channel's receivers) are counted at each update, so
-/// the pace follows them as they come and go. Once `voting_ended` is set,
-/// none: the few votes checked just before the end pass at once, within
-/// [`FINAL_UPDATE_GRACE`], instead of being held past the feed's end.
+/// the pace follows them as they come and go. With none (only state-only
+/// streams watch the ballot), [`MAX_UPDATE_INTERVAL`]: nobody reads the
+/// counts, and a change of state passes at once whatever the pace. Once
+/// `voting_ended` is set, none: the few votes checked just before the end
+/// pass at once, within [`FINAL_UPDATE_GRACE`], instead of being held past
+/// the feed's end.
 fn feed_pace<T>(
     audience: watch::Sender<T>,
     voting_ended: Arc<AtomicBool>,
@@ -68,7 +71,10 @@ where
         if voting_ended.load(Ordering::Relaxed) {
             Duration::ZERO
         } else {
-            update_interval(audience.receiver_count())
+            match audience.receiver_count() {
+                0 => MAX_UPDATE_INTERVAL,
+                watchers => update_interval(watchers),
+            }
         }
     }
 }
@@ -300,6 +306,11 @@ impl FeedSenders {
         self.results.send_replace(Some(update));
     }
 
+    /// The feed's pace ([`feed_pace`]): by its results streams alone.
+    fn pace(&self, voting_ended: Arc<AtomicBool>) -> impl Fn() -> Duration + Send + Sync + use<> {
+        feed_pace(self.results.clone(), voting_ended)
+    }
+
     /// Whether any stream still watches either channel.
     fn watched(&self) -> bool {
         self.results.receiver_count() > 0 || self.state.receiver_count() > 0
@@ -397,7 +408,7 @@ impl LiveHub {
         let receiver = subscribe(&feed);
         feeds.insert(id, feed.clone());
         let voting_ended = Arc::new(AtomicBool::new(false));
-        let pace = feed_pace(feed.results.clone(), Arc::clone(&voting_ended));
+        let pace = feed.pace(Arc::clone(&voting_ended));
         let tallies = Box::pin(coalesce(tallies, pace));
         tokio::spawn(Arc::clone(self).run_feed(id, feed, tallies, voting_ended));
         Ok(receiver)
@@ -888,6 +899,18 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(30), feed.closed())
             .await
             .expect("closed once neither channel has a stream");
+
+        // While a vote page still watches the state, the feed goes on,
+        // though its results have no stream left.
+        let state = feed.state.subscribe();
+        let results = feed.results.subscribe();
+        drop(results);
+        let mut closing = std::pin::pin!(feed.closed());
+        assert!(futures_util::poll!(closing.as_mut()).is_pending());
+        drop(state);
+        tokio::time::timeout(Duration::from_secs(30), closing)
+            .await
+            .expect("closed once the state stream left too");
         let copy = feed.clone();
         assert!(copy.same_feed(&feed) && !FeedSenders::default().same_feed(&feed));
     }
@@ -895,11 +918,23 @@ mod tests {
     #[test]
     fn state_only_streams_do_not_slow_the_results() {
         let feed = FeedSenders::default();
-        let _state_only: Vec<_> = (0..10_000).map(|_| feed.state.subscribe()).collect();
-        let pace = feed_pace(feed.results.clone(), Arc::new(AtomicBool::new(false)));
+        let pace = feed.pace(Arc::new(AtomicBool::new(false)));
+        let _results = feed.results.subscribe();
         assert_eq!(pace(), MIN_UPDATE_INTERVAL);
-        let _results: Vec<_> = (0..2_500).map(|_| feed.results.subscribe()).collect();
+        let _state_only: Vec<_> = (0..10_000).map(|_| feed.state.subscribe()).collect();
+        assert_eq!(pace(), MIN_UPDATE_INTERVAL, "state-only streams slowed it");
+        let _more: Vec<_> = (0..2_499).map(|_| feed.results.subscribe()).collect();
         assert_eq!(pace(), update_interval(2_500));
+    }
+
+    #[test]
+    fn a_feed_only_vote_pages_watch_is_rendered_at_the_slowest_pace() {
+        let feed = FeedSenders::default();
+        let pace = feed.pace(Arc::new(AtomicBool::new(false)));
+        let _state_only = feed.state.subscribe();
+        assert_eq!(pace(), MAX_UPDATE_INTERVAL);
+        let _results = feed.results.subscribe();
+        assert_eq!(pace(), MIN_UPDATE_INTERVAL);
     }
 
     #[test]
@@ -929,7 +964,7 @@ mod tests {
         drop(crowd);
         assert_eq!(interval(), MIN_UPDATE_INTERVAL, "the crowd left");
         drop(first);
-        assert_eq!(interval(), MIN_UPDATE_INTERVAL, "nobody left");
+        assert_eq!(interval(), MAX_UPDATE_INTERVAL, "no results stream left");
     }
 
     #[tokio::test(start_paused = true)]

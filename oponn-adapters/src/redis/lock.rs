@@ -39,7 +39,8 @@ end
 /// Releases the lock only when it still holds the caller's token, in one
 /// atomic step, so a holder whose lock expired cannot free its successor's;
 /// then wakes the waiter first in the queue, so the lock changes hands
-/// without waiting for that waiter's next ask.
+/// without waiting for that waiter's next ask. A lock found already
+/// expired wakes that waiter too: it is free.
 ///
 /// `KEYS`: the lock, the ballot's queue of waiters. `ARGV`: the caller's
 /// token, the wake-up channels' prefix. Answers 1 when it deleted the lock,
@@ -47,10 +48,15 @@ end
 static RELEASE_AND_WAKE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         r#"{WAKE_HEAD}
-        if redis.call("GET", KEYS[1]) == ARGV[1] then
+        local holder = redis.call("GET", KEYS[1])
+        if holder == ARGV[1] then
             redis.call("DEL", KEYS[1])
             wake_head(KEYS[2], ARGV[2])
             return 1
+        end
+        if not holder then
+            -- Expired meanwhile: free, and maybe nobody was told.
+            wake_head(KEYS[2], ARGV[2])
         end
         return 0
         "#
@@ -60,11 +66,12 @@ static RELEASE_AND_WAKE: LazyLock<redis::Script> = LazyLock::new(|| {
 /// Takes the lock for a caller, in turn: one step, atomic in Redis.
 ///
 /// `KEYS`: the lock, the ballot's queue of waiters (a list of tokens,
-/// oldest first), and when each waiter last asked (a hash of token to
-/// milliseconds). `ARGV`: the caller's token, the lock's time to live, how
-/// long a waiter may go without asking before it is dropped from the
-/// queue, how long the queue's keys outlive their last use (all in
-/// milliseconds), and the wake-up channels' prefix.
+/// oldest first), and when each waiter counts as gone unless it asks again
+/// (a hash of token to Redis clock milliseconds). `ARGV`: the caller's
+/// token, the lock's time to live, how long the caller may go without
+/// asking before it is dropped from the queue (its own setting: each
+/// waiter says how long it may pause), how long the queue's keys outlive
+/// their last use (all in milliseconds), and the wake-up channels' prefix.
 ///
 /// The lock is taken when it is free and the caller is first in the queue
 /// (or the queue is empty); otherwise the caller joins the queue's end
@@ -89,8 +96,8 @@ static TAKE_IN_TURN: LazyLock<redis::Script> = LazyLock::new(|| {
         if redis.call("EXISTS", lock) == 0 then
             local head = redis.call("LINDEX", queue, 0)
             while head and head ~= token do
-                local last = tonumber(redis.call("HGET", seen, head) or "0")
-                if now - last <= stale then
+                local gone_after = tonumber(redis.call("HGET", seen, head) or "0")
+                if now <= gone_after then
                     break
                 end
                 redis.call("LPOP", queue)
@@ -109,7 +116,7 @@ static TAKE_IN_TURN: LazyLock<redis::Script> = LazyLock::new(|| {
             -- wake-up (the lock expired, or its channel was down).
             wake_head(queue, prefix)
         end
-        redis.call("HSET", seen, token, now)
+        redis.call("HSET", seen, token, now + stale)
         redis.call("PEXPIRE", seen, linger)
         if not redis.call("LPOS", queue, token) then
             redis.call("RPUSH", queue, token)
@@ -146,6 +153,10 @@ static GIVE_UP_WAIT: LazyLock<redis::Script> = LazyLock::new(|| {
         "#
     ))
 });
+
+/// The shortest pause a waiter takes between two asks, whatever its
+/// settings say: a waiter never asks Redis back to back.
+pub const MIN_RETRY_DELAY: Duration = Duration::from_millis(1);
 
 /// How many asks a queued waiter may miss (at its longest pause,
 /// [`RedisLockSettings::max_retry_delay`]) before the next taker drops it
@@ -185,14 +196,34 @@ pub struct RedisLockSettings {
     pub command_timeout: Duration,
     /// The first pause before a waiter asks again for a held lock; it
     /// doubles up to [`max_retry_delay`](Self::max_retry_delay) (default
-    /// 1 ms). A waiter is woken at once when the lock is released, so these
-    /// asks only matter when a wake-up is lost (the lock expired, or the
-    /// wake-up connection was down).
+    /// 1 ms; at least [`MIN_RETRY_DELAY`]). A waiter is woken at once when
+    /// the lock is released, so the lock changes hands without these asks
+    /// while every instance is healthy. They still matter: they keep a
+    /// waiter in the queue (one that stops asking is dropped as gone), and
+    /// they are how waiters get a lock whose wake-up was lost (it expired,
+    /// the wake-up connection was down, or it went to a waiter first in the
+    /// queue whose instance had crashed).
     pub first_retry_delay: Duration,
-    /// The longest pause between two asks of a waiter (default 8 ms). A
-    /// waiter that misses 30 asks at this pause is dropped from the queue
-    /// as gone.
+    /// The longest pause between two asks of a waiter (default 8 ms; at
+    /// least [`MIN_RETRY_DELAY`]). A waiter that misses 30 asks at this
+    /// pause is dropped from the queue as gone, so this also bounds how
+    /// long a crashed waiter first in the queue holds up the ones behind
+    /// it: 30 times this (240 ms by default). Keep it well under
+    /// [`wait`](Self::wait).
     pub max_retry_delay: Duration,
+}
+
+impl RedisLockSettings {
+    /// The first and the longest pause between a waiter's asks, as used:
+    /// neither under [`MIN_RETRY_DELAY`], and the first no longer than the
+    /// longest.
+    fn pauses(&self) -> (Duration, Duration) {
+        let longest = self.max_retry_delay.max(MIN_RETRY_DELAY);
+        (
+            self.first_retry_delay.clamp(MIN_RETRY_DELAY, longest),
+            longest,
+        )
+    }
 }
 
 impl Default for RedisLockSettings {
@@ -227,6 +258,10 @@ impl Default for RedisLockSettings {
 /// A token is the instance's id and 128 random bits, joined by a `.`: no
 /// other taker can guess it, so no other taker can release the lock, and
 /// its first part names the channel that wakes it.
+///
+/// Each instance subscribes to its own wake-up channel: a Redis user
+/// restricted by an ACL needs the channels `lock:wake:*` (`&lock:wake:*`)
+/// besides the keys `ballot:*`.
 ///
 /// A guard dropped without release (a cancelled task) deletes its lock
 /// from a spawned task at once, or failing that leaves it to the expiry; so
@@ -313,11 +348,8 @@ impl VoteLock for RedisLock {
         let millis = |span: Duration| u64::try_from(span.as_millis()).unwrap_or(u64::MAX).max(1);
         let ttl = millis(self.settings.ttl);
         let linger = millis(self.settings.ttl + self.settings.wait);
-        let stale = millis(
-            self.settings
-                .max_retry_delay
-                .saturating_mul(STALE_AFTER_MISSED_ASKS),
-        );
+        let (first_delay, max_delay) = self.settings.pauses();
+        let stale = millis(max_delay.saturating_mul(STALE_AFTER_MISSED_ASKS));
         let mut take = TAKE_IN_TURN.prepare_invoke();
         take.key(&key)
             .key(&queue)
@@ -342,10 +374,7 @@ impl VoteLock for RedisLock {
             finished: false,
         };
         let deadline = Instant::now() + self.settings.wait;
-        let mut delay = self
-            .settings
-            .first_retry_delay
-            .min(self.settings.max_retry_delay);
+        let mut delay = first_delay;
         loop {
             let taken: i64 = invoke(&self.connection, &take, self.settings.command_timeout)
                 .await
@@ -369,7 +398,7 @@ impl VoteLock for RedisLock {
             tokio::select! {
                 () = woken.notified() => {}
                 () = tokio::time::sleep(jittered(delay).min(deadline - now)) => {
-                    delay = delay.saturating_mul(2).min(self.settings.max_retry_delay);
+                    delay = delay.saturating_mul(2).min(max_delay);
                 }
             }
         }
@@ -702,6 +731,21 @@ mod tests {
         named.notified().await;
         let other_woken = std::pin::pin!(other.notified());
         assert!(futures_util::poll!(other_woken).is_pending());
+    }
+
+    #[test]
+    fn pauses_are_at_least_the_minimum_and_the_first_at_most_the_longest() {
+        let settings = |first_ms, max_ms| RedisLockSettings {
+            first_retry_delay: Duration::from_millis(first_ms),
+            max_retry_delay: Duration::from_millis(max_ms),
+            ..RedisLockSettings::default()
+        };
+        let ms = Duration::from_millis;
+        assert_eq!(settings(0, 0).pauses(), (MIN_RETRY_DELAY, MIN_RETRY_DELAY));
+        assert_eq!(settings(0, 8).pauses(), (MIN_RETRY_DELAY, ms(8)));
+        assert_eq!(settings(3_600_000, 8).pauses(), (ms(8), ms(8)));
+        assert_eq!(settings(2, 16).pauses(), (ms(2), ms(16)));
+        assert_eq!(RedisLockSettings::default().pauses(), (ms(1), ms(8)));
     }
 
     #[test]

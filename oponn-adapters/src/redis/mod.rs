@@ -5,11 +5,11 @@
 //! Losing Redis costs the lock (the repository's constraints still keep
 //! every vote counted once) and live updates until it is back; votes go on.
 //!
-//! - [`RedisLock`]: `SET ballot:{id}:lock <token> NX PX <ttl>`, taken in
-//!   turn by a queue of waiters and released by a compare-and-delete
-//!   script, so only the holder can free it and a crashed holder's lock
-//!   expires by itself. The release wakes the next waiter at once through
-//!   its instance's channel `lock:wake:{instance}`.
+//! - [`RedisLock`]: `SET ballot:{id}:lock <token> PX <ttl>` when it is
+//!   free, taken in turn by a queue of waiters (one Lua step) and released
+//!   by a compare-and-delete script, so only the holder can free it and a
+//!   crashed holder's lock expires by itself. The release wakes the next
+//!   waiter at once through its instance's channel `lock:wake:{instance}`.
 //! - [`RedisBroadcaster`]: `PUBLISH ballot:{id}:updates <tally>`, and per
 //!   instance one pub/sub connection with one `SUBSCRIBE` per watched
 //!   ballot, fanned out locally through a `watch` channel per ballot.
@@ -35,7 +35,7 @@ use oponn_core::domain::BallotId;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use broadcaster::{RedisBroadcaster, RedisBroadcasterSettings};
-pub use lock::{RedisLock, RedisLockSettings};
+pub use lock::{MIN_RETRY_DELAY, RedisLock, RedisLockSettings};
 
 /// Why a Redis adapter could not be set up.
 #[derive(Debug, thiserror::Error)]

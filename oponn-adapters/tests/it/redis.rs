@@ -736,22 +736,26 @@ fn a_taker_finding_a_free_lock_wakes_the_waiter_first_in_line() {
         let waiter = deaf_lock(url).await;
         let ballot = BallotId::generate();
 
+        let newcomer = deaf_lock(url).await;
         let _held = holder.acquire(&ballot).await.unwrap();
         let waiting = waiting_for(&waiter, ballot);
         until_queued(url, &ballot, 1).await;
         // The lock expires, and nobody is told; a newcomer then finds it
-        // free but not its turn: it wakes the waiter, and queues behind it.
+        // free but not its turn: it wakes the waiter, and queues behind it
+        // (the waiter's release then wakes the newcomer).
         expire(url, &ballot).await;
-        let newcomer = RedisLock::connect(url).await.unwrap();
-        let later = newcomer.acquire(&ballot).await.unwrap();
+        let later = waiting_for(&newcomer, ballot);
         within_deadline("the waiter first in line taking the lock", waiting)
             .await
             .unwrap();
-        later.release().await.unwrap();
+        within_deadline("the newcomer taking it next", later)
+            .await
+            .unwrap();
     });
 }
 
-/// How many connections listen on a lock wake-up channel.
+/// How many instances listen for lock wake-ups: the wake-up channels
+/// subscribed, one per instance (its id is in the channel's name).
 async fn wake_listeners(url: &str) -> usize {
     let channels: Vec<String> = redis::cmd("PUBSUB")
         .arg("CHANNELS")
@@ -780,7 +784,9 @@ fn wake_ups_resume_after_a_redis_restart() {
         .await;
         // The command connections reconnect on their first commands.
         within_deadline("both locks answering again", async {
-            while holder.ping().await.is_err() || waiter.ping().await.is_err() {}
+            while holder.ping().await.is_err() || waiter.ping().await.is_err() {
+                tokio::task::yield_now().await;
+            }
         })
         .await;
         let ballot = BallotId::generate();
@@ -813,5 +819,42 @@ fn the_wake_up_listener_stops_with_its_lock() {
             }
         })
         .await;
+    });
+}
+
+#[test]
+fn each_waiter_says_how_long_it_may_pause_before_it_counts_as_gone() {
+    oponn_testkit::block_on(async {
+        let url = TestRedis::shared().url();
+        let holder = RedisLock::connect(url).await.unwrap();
+        let patient = deaf_lock(url).await;
+        let ballot = BallotId::generate();
+
+        let held = holder.acquire(&ballot).await.unwrap();
+        let waiting = waiting_for(&patient, ballot);
+        until_queued(url, &ballot, 1).await;
+        let mut connection = raw(url).await;
+        let gone_after: Vec<u64> = redis::cmd("HVALS")
+            .arg(format!("ballot:{ballot}:lock:seen"))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        let (seconds, _): (u64, u64) = redis::cmd("TIME")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        // Thirty pauses of an hour: a taker with the default 8 ms pauses
+        // must not drop this waiter after its own 240 ms.
+        let now = seconds * 1000;
+        assert_eq!(gone_after.len(), 1);
+        assert!(
+            gone_after[0] > now + 29 * 3600 * 1000,
+            "gone after {} ms, now {now} ms",
+            gone_after[0]
+        );
+        held.release().await.unwrap();
+        within_deadline("the patient waiter taking the lock", waiting)
+            .await
+            .unwrap();
     });
 }
