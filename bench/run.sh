@@ -11,6 +11,8 @@
 #   bench/run.sh fanout-floor  one vote to N watchers: the bare floor program, then Oponn, and the ratio
 #   bench/run.sh peer        the original Python service (PEER_DIR) and Oponn, the same tool back to back
 #   bench/run.sh fanout      10,000 watchers: delivery latency, RSS per idle SSE connection
+#   bench/run.sh watchers    the watchers' scale curve: one vote to 1,000, 10,000 and 50,000
+#                            watchers (WATCHER_COUNTS), floor and Oponn, with RSS per connection
 #   bench/run.sh startup     cold start time and idle RSS
 #   bench/run.sh profile     a CPU profile of the server taking votes (needs perf)
 #
@@ -203,6 +205,55 @@ case "${1:-}" in
       | tee /dev/stderr | sed -n 's/^watcher delivery: .* p99 \([0-9.]*\)ms.*/\1/p')
     awk -v o="$oponn_p99" -v f="$floor_p99" -v n="$watchers" \
       'BEGIN { printf "delivery p99 to %d watchers: oponn %.1f ms, floor %.1f ms: %.2fx the floor\n", n, o, f, o / f }'
+    ;;
+  watchers)
+    # Target 4's curve of watchers: for each count of WATCHER_COUNTS, one
+    # vote to that many watchers, from the floor program and then from
+    # Oponn, with their delivery p99, its cost per watcher and Oponn's
+    # RSS per connection. Both servers and the load generator each hold
+    # one descriptor per watcher: a count over the open-file limit (less a
+    # margin for the rest) is capped to it, and the cap is printed.
+    floor_bin=${FLOOR_BIN:-target/release/fanout-floor}
+    [ -x "$floor_bin" ] || { echo "build first: cargo build --release -p fanout-floor" >&2; exit 2; }
+    limit=$(ulimit -Hn)
+    [ "$limit" = unlimited ] && limit=1048576
+    ulimit -Sn "$limit" 2> /dev/null || true
+    cap=$(( limit - 256 ))
+    p99_of() { sed -n 's/^watcher delivery: .* p99 \([0-9.]*\)ms.*/\1/p' "$1"; }
+    rows=""
+    for asked in ${WATCHER_COUNTS:-1000 10000 50000}; do
+      n=$asked
+      if [ "$n" -gt "$cap" ]; then
+        echo "$asked watchers capped to $cap: the open-file limit is $limit (ulimit -Hn)"
+        n=$cap
+      fi
+      out=$(mktemp)
+      if [ -n "${SERVER_CPUS:-}" ]; then taskset -c "$SERVER_CPUS" "$floor_bin" "127.0.0.1:$PORT" > /dev/null & else "$floor_bin" "127.0.0.1:$PORT" > /dev/null & fi
+      server_pid=$!
+      until curl -fs "$URL/api/v1/ballots/floor/tally" > /dev/null 2>&1; do sleep 0.01; done
+      load --url "$URL" --ballot=floor --voters 1 --concurrency 1 --watchers "$n" > "$out" || true
+      floor_p99=$(p99_of "$out")
+      stop_server
+      start_server
+      before=$(rss_kib "$server_pid")
+      load --url "$URL" --voters 1 --concurrency 1 --watchers "$n" > "$out" &
+      sim=$!
+      peak=$before
+      while kill -0 "$sim" 2> /dev/null; do
+        now=$(rss_kib "$server_pid"); [ "$now" -gt "$peak" ] && peak=$now
+        sleep 0.2
+      done
+      wait "$sim" || true
+      grep -E '^(watchers:|watcher pairs|tally check)' "$out"
+      oponn_p99=$(p99_of "$out")
+      stop_server
+      rm -f "$out"
+      rows+=$(awk -v n="$n" -v f="${floor_p99:-0}" -v o="${oponn_p99:-0}" -v b="$before" -v p="$peak" 'BEGIN {
+        printf "%d | %.1f ms | %.1f ms | %.2fx | %.1f us | %.1f KiB\n", n, f, o, (f > 0 ? o / f : 0), o * 1000 / n, (p - b) / n
+      }')$'\n'
+    done
+    echo "watchers | floor p99 | Oponn p99 | ratio | Oponn p99 per watcher | Oponn RSS per connection"
+    printf '%s' "$rows"
     ;;
   peer)
     # The original Python service (github.com/fwilkerson/oponn), in its
