@@ -42,6 +42,28 @@ trap stop_server EXIT
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
+# The largest RSS of the server (KiB), from $2 on, sampled every 50 ms
+# until the process $1 (the load generator) exits: a run of a thousand
+# watchers is over in well under a second.
+peak_rss_until_done() {
+  local peak=$2 now
+  while kill -0 "$1" 2> /dev/null; do
+    now=$(rss_kib "$server_pid"); [ "$now" -gt "$peak" ] && peak=$now
+    sleep 0.05
+  done
+  echo "$peak"
+}
+
+# Starts the floor program (FLOOR_BIN, pinned to SERVER_CPUS when set) in
+# place of the server, and waits until it answers.
+start_floor() {
+  local floor_bin=${FLOOR_BIN:-target/release/fanout-floor}
+  [ -x "$floor_bin" ] || { echo "build first: cargo build --release -p fanout-floor" >&2; exit 2; }
+  if [ -n "${SERVER_CPUS:-}" ]; then taskset -c "$SERVER_CPUS" "$floor_bin" "127.0.0.1:$PORT" > /dev/null & else "$floor_bin" "127.0.0.1:$PORT" > /dev/null & fi
+  server_pid=$!
+  until curl -fs "$URL/api/v1/ballots/floor/tally" > /dev/null 2>&1; do sleep 0.01; done
+}
+
 # CPU time (user + system) of the processes "$@", each with that of its
 # children that have exited, in milliseconds. /proc counts it in USER_HZ,
 # which Linux fixes at 100 a second for userspace.
@@ -175,11 +197,7 @@ case "${1:-}" in
       > "$data_dir/fanout.txt" &
     sim=$!
     # The largest RSS seen while the watchers are connected.
-    peak=$before
-    while kill -0 "$sim" 2>/dev/null; do
-      now=$(rss_kib "$server_pid"); [ "$now" -gt "$peak" ] && peak=$now
-      sleep 0.2
-    done
+    peak=$(peak_rss_until_done "$sim" "$before")
     wait "$sim" || true
     cat "$data_dir/fanout.txt"
     echo "server RSS: ${before} KiB before, ${peak} KiB at most with $watchers watchers:" \
@@ -189,12 +207,8 @@ case "${1:-}" in
     # The same watchers and the same one vote against target/release/fanout-floor
     # (cargo build --release -p fanout-floor: it only holds the connections and
     # writes one frame of Oponn's size to each), then against Oponn.
-    floor_bin=${FLOOR_BIN:-target/release/fanout-floor}
-    [ -x "$floor_bin" ] || { echo "build first: cargo build --release -p fanout-floor" >&2; exit 2; }
     watchers=${WATCHERS:-10000}
-    if [ -n "${SERVER_CPUS:-}" ]; then taskset -c "$SERVER_CPUS" "$floor_bin" "127.0.0.1:$PORT" > /dev/null & else "$floor_bin" "127.0.0.1:$PORT" > /dev/null & fi
-    server_pid=$!
-    until curl -fs "$URL/api/v1/ballots/floor/tally" > /dev/null 2>&1; do sleep 0.01; done
+    start_floor
     echo "floor:"
     floor_p99=$(load --url "$URL" --ballot=floor --voters 1 --concurrency 1 --watchers "$watchers" \
       | tee /dev/stderr | sed -n 's/^watcher delivery: .* p99 \([0-9.]*\)ms.*/\1/p')
@@ -213,8 +227,6 @@ case "${1:-}" in
     # RSS per connection. Both servers and the load generator each hold
     # one descriptor per watcher: a count over the open-file limit (less a
     # margin for the rest) is capped to it, and the cap is printed.
-    floor_bin=${FLOOR_BIN:-target/release/fanout-floor}
-    [ -x "$floor_bin" ] || { echo "build first: cargo build --release -p fanout-floor" >&2; exit 2; }
     limit=$(ulimit -Hn)
     [ "$limit" = unlimited ] && limit=1048576
     ulimit -Sn "$limit" 2> /dev/null || true
@@ -228,9 +240,7 @@ case "${1:-}" in
         n=$cap
       fi
       out=$(mktemp)
-      if [ -n "${SERVER_CPUS:-}" ]; then taskset -c "$SERVER_CPUS" "$floor_bin" "127.0.0.1:$PORT" > /dev/null & else "$floor_bin" "127.0.0.1:$PORT" > /dev/null & fi
-      server_pid=$!
-      until curl -fs "$URL/api/v1/ballots/floor/tally" > /dev/null 2>&1; do sleep 0.01; done
+      start_floor
       load --url "$URL" --ballot=floor --voters 1 --concurrency 1 --watchers "$n" > "$out" || true
       floor_p99=$(p99_of "$out")
       stop_server
@@ -238,11 +248,7 @@ case "${1:-}" in
       before=$(rss_kib "$server_pid")
       load --url "$URL" --voters 1 --concurrency 1 --watchers "$n" > "$out" &
       sim=$!
-      peak=$before
-      while kill -0 "$sim" 2> /dev/null; do
-        now=$(rss_kib "$server_pid"); [ "$now" -gt "$peak" ] && peak=$now
-        sleep 0.2
-      done
+      peak=$(peak_rss_until_done "$sim" "$before")
       wait "$sim" || true
       grep -E '^(watchers:|watcher pairs|tally check)' "$out"
       oponn_p99=$(p99_of "$out")

@@ -683,19 +683,33 @@ fn a_release_wakes_the_waiter_on_another_instance() {
     });
 }
 
+/// `ballot`'s lock held by one instance, and two waiters of two others
+/// that only a wake-up serves in time, queued in that order: the guard
+/// and the waiting tasks, first and second.
+async fn held_with_two_waiting(
+    url: &str,
+    ballot: BallotId,
+) -> (
+    Box<dyn oponn_core::ports::LockGuard>,
+    tokio::task::JoinHandle<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let holder = RedisLock::connect(url).await.unwrap();
+    let (first, second) = (deaf_lock(url).await, deaf_lock(url).await);
+    let held = holder.acquire(&ballot).await.unwrap();
+    let first = waiting_for(&first, ballot);
+    until_queued(url, &ballot, 1).await;
+    let second = waiting_for(&second, ballot);
+    until_queued(url, &ballot, 2).await;
+    (held, first, second)
+}
+
 #[test]
 fn a_release_wakes_the_next_waiter_after_one_gave_up() {
     oponn_testkit::block_on(async {
         let url = TestRedis::shared().url();
-        let holder = RedisLock::connect(url).await.unwrap();
-        let (first, second) = (deaf_lock(url).await, deaf_lock(url).await);
         let ballot = BallotId::generate();
-
-        let held = holder.acquire(&ballot).await.unwrap();
-        let gives_up = waiting_for(&first, ballot);
-        until_queued(url, &ballot, 1).await;
-        let stays = waiting_for(&second, ballot);
-        until_queued(url, &ballot, 2).await;
+        let (held, gives_up, stays) = held_with_two_waiting(url, ballot).await;
         gives_up.abort();
         until_queued(url, &ballot, 1).await;
         held.release().await.unwrap();
@@ -709,15 +723,8 @@ fn a_release_wakes_the_next_waiter_after_one_gave_up() {
 fn a_waiter_giving_up_a_free_lock_wakes_the_next() {
     oponn_testkit::block_on(async {
         let url = TestRedis::shared().url();
-        let holder = RedisLock::connect(url).await.unwrap();
-        let (first, second) = (deaf_lock(url).await, deaf_lock(url).await);
         let ballot = BallotId::generate();
-
-        let _held = holder.acquire(&ballot).await.unwrap();
-        let gives_up = waiting_for(&first, ballot);
-        until_queued(url, &ballot, 1).await;
-        let stays = waiting_for(&second, ballot);
-        until_queued(url, &ballot, 2).await;
+        let (_held, gives_up, stays) = held_with_two_waiting(url, ballot).await;
         // The lock expires: free, but nobody is told. The first waiter
         // then leaves without taking it; the second must hear of it.
         expire(url, &ballot).await;
