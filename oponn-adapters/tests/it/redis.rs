@@ -667,13 +667,9 @@ async fn expire(url: &str, ballot: &BallotId) {
 fn a_release_wakes_the_waiter_on_another_instance() {
     oponn_testkit::block_on(async {
         let url = TestRedis::shared().url();
-        let holder = RedisLock::connect(url).await.unwrap();
-        let waiter = deaf_lock(url).await;
         let ballot = BallotId::generate();
-
-        let held = holder.acquire(&ballot).await.unwrap();
-        let waiting = waiting_for(&waiter, ballot);
-        until_queued(url, &ballot, 1).await;
+        let (held, mut waiting) = held_with_waiting(url, ballot, 1).await;
+        let waiting = waiting.remove(0);
         held.release().await.unwrap();
         // Its next ask by itself is an hour away: only the wake-up is in time.
         within_deadline("the woken waiter taking the lock", waiting)
@@ -683,25 +679,25 @@ fn a_release_wakes_the_waiter_on_another_instance() {
     });
 }
 
-/// `ballot`'s lock held by one instance, and two waiters of two others
-/// that only a wake-up serves in time, queued in that order: the guard
-/// and the waiting tasks, first and second.
-async fn held_with_two_waiting(
+/// `ballot`'s lock held by one instance, and `count` waiters of as many
+/// others that only a wake-up serves in time, queued in order: the guard
+/// and the waiting tasks, first in line first.
+async fn held_with_waiting(
     url: &str,
     ballot: BallotId,
+    count: i64,
 ) -> (
     Box<dyn oponn_core::ports::LockGuard>,
-    tokio::task::JoinHandle<()>,
-    tokio::task::JoinHandle<()>,
+    Vec<tokio::task::JoinHandle<()>>,
 ) {
     let holder = RedisLock::connect(url).await.unwrap();
-    let (first, second) = (deaf_lock(url).await, deaf_lock(url).await);
     let held = holder.acquire(&ballot).await.unwrap();
-    let first = waiting_for(&first, ballot);
-    until_queued(url, &ballot, 1).await;
-    let second = waiting_for(&second, ballot);
-    until_queued(url, &ballot, 2).await;
-    (held, first, second)
+    let mut waiting = Vec::new();
+    for queued in 1..=count {
+        waiting.push(waiting_for(&deaf_lock(url).await, ballot));
+        until_queued(url, &ballot, queued).await;
+    }
+    (held, waiting)
 }
 
 #[test]
@@ -709,7 +705,8 @@ fn a_release_wakes_the_next_waiter_after_one_gave_up() {
     oponn_testkit::block_on(async {
         let url = TestRedis::shared().url();
         let ballot = BallotId::generate();
-        let (held, gives_up, stays) = held_with_two_waiting(url, ballot).await;
+        let (held, waiting) = held_with_waiting(url, ballot, 2).await;
+        let [gives_up, stays] = <[_; 2]>::try_from(waiting).unwrap();
         gives_up.abort();
         until_queued(url, &ballot, 1).await;
         held.release().await.unwrap();
@@ -724,7 +721,8 @@ fn a_waiter_giving_up_a_free_lock_wakes_the_next() {
     oponn_testkit::block_on(async {
         let url = TestRedis::shared().url();
         let ballot = BallotId::generate();
-        let (_held, gives_up, stays) = held_with_two_waiting(url, ballot).await;
+        let (_held, waiting) = held_with_waiting(url, ballot, 2).await;
+        let [gives_up, stays] = <[_; 2]>::try_from(waiting).unwrap();
         // The lock expires: free, but nobody is told. The first waiter
         // then leaves without taking it; the second must hear of it.
         expire(url, &ballot).await;
@@ -739,14 +737,10 @@ fn a_waiter_giving_up_a_free_lock_wakes_the_next() {
 fn a_taker_finding_a_free_lock_wakes_the_waiter_first_in_line() {
     oponn_testkit::block_on(async {
         let url = TestRedis::shared().url();
-        let holder = RedisLock::connect(url).await.unwrap();
-        let waiter = deaf_lock(url).await;
         let ballot = BallotId::generate();
-
         let newcomer = deaf_lock(url).await;
-        let _held = holder.acquire(&ballot).await.unwrap();
-        let waiting = waiting_for(&waiter, ballot);
-        until_queued(url, &ballot, 1).await;
+        let (_held, mut waiting) = held_with_waiting(url, ballot, 1).await;
+        let waiting = waiting.remove(0);
         // The lock expires, and nobody is told; a newcomer then finds it
         // free but not its turn: it wakes the waiter, and queues behind it
         // (the waiter's release then wakes the newcomer).
@@ -833,13 +827,9 @@ fn the_wake_up_listener_stops_with_its_lock() {
 fn each_waiter_says_how_long_it_may_pause_before_it_counts_as_gone() {
     oponn_testkit::block_on(async {
         let url = TestRedis::shared().url();
-        let holder = RedisLock::connect(url).await.unwrap();
-        let patient = deaf_lock(url).await;
         let ballot = BallotId::generate();
-
-        let held = holder.acquire(&ballot).await.unwrap();
-        let waiting = waiting_for(&patient, ballot);
-        until_queued(url, &ballot, 1).await;
+        let (held, mut waiting) = held_with_waiting(url, ballot, 1).await;
+        let waiting = waiting.remove(0);
         let mut connection = raw(url).await;
         let gone_after: Vec<u64> = redis::cmd("HVALS")
             .arg(format!("ballot:{ballot}:lock:seen"))
