@@ -767,6 +767,16 @@ async fn wake_listeners(url: &str) -> usize {
     channels.len()
 }
 
+/// Waits until `count` instances listen for lock wake-ups.
+async fn until_wake_listeners(url: &str, count: usize) {
+    within_deadline("the wake-up listeners reaching their number", async {
+        while wake_listeners(url).await != count {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
 #[test]
 fn wake_ups_resume_after_a_redis_restart() {
     oponn_testkit::block_on(async {
@@ -777,12 +787,8 @@ fn wake_ups_resume_after_a_redis_restart() {
 
         redis.stop();
         redis.restart();
-        within_deadline("both listeners subscribing again", async {
-            while wake_listeners(redis.url()).await < 2 {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await;
+        // Both listeners subscribe again.
+        until_wake_listeners(redis.url(), 2).await;
         // The command connections reconnect on their first commands.
         within_deadline("both locks answering again", async {
             while holder.ping().await.is_err() || waiter.ping().await.is_err() {
@@ -814,12 +820,8 @@ fn the_wake_up_listener_stops_with_its_lock() {
             "a clone still uses it"
         );
         drop(clone);
-        within_deadline("the listener's connection closing", async {
-            while wake_listeners(redis.url()).await > 0 {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await;
+        // The listener's connection closes.
+        until_wake_listeners(redis.url(), 0).await;
     });
 }
 
