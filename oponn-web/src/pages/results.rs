@@ -13,7 +13,7 @@ use oponn_core::domain::{Ballot, BallotId, Results};
 use oponn_core::{BallotError, ResultsAccess};
 use poem::http::{HeaderMap, StatusCode, header};
 use poem::web::cookie::CookieJar;
-use poem::web::{Data, Path};
+use poem::web::{Data, Path, Query};
 use poem::{Body, IntoResponse, Response, handler};
 use serde_json::json;
 
@@ -136,13 +136,15 @@ pub(crate) async fn results_page(
 }
 
 /// `GET /ballots/{id}/live-results`: the results partial over SSE; `403`
-/// while the viewer may not see results.
+/// while the viewer may not see results. `?after=` names the tally the
+/// page already shows: no older one is sent.
 #[handler]
 pub(crate) async fn live_results(
     state: Data<&Arc<AppState>>,
     headers: &HeaderMap,
     jar: &CookieJar,
     Path(id): Path<String>,
+    query: poem::Result<Query<AfterQuery>>,
 ) -> Response {
     let viewer = viewer(&state, jar).await;
     let access = match results_access(&state, jar, &viewer, &id).await {
@@ -156,11 +158,26 @@ pub(crate) async fn live_results(
         Err(Unwatched::Failed(BallotError::NotFound)) => return gone(&state, headers),
         Err(Unwatched::Failed(error)) => return unavailable(&state, &error),
     };
+    // The tally the client holds: the last event it saw when it
+    // reconnects, else the one its page was rendered with (`?after=`), so
+    // the stream never sets the page back to an older tally. Text that is
+    // not a number is ignored, as if absent.
     let resume_after = headers
         .get("Last-Event-ID")
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse().ok());
+        .and_then(|value| value.trim().parse().ok())
+        .or_else(|| {
+            query
+                .ok()
+                .and_then(|Query(query)| query.after?.trim().parse().ok())
+        });
     event_stream(&state, feed, PageStream::Results, resume_after)
+}
+
+/// `?after=` on a results stream: the sequence of the tally its page shows.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct AfterQuery {
+    after: Option<String>,
 }
 
 /// `GET /ballots/{id}/live-state`: the ballot's state over SSE (`event:

@@ -49,6 +49,32 @@ async fn a_reconnect_with_last_event_id_resumes_without_repeats() {
 }
 
 #[tokio::test]
+async fn a_page_is_not_set_back_to_a_tally_older_than_its_own() {
+    let app = spawn_app().await;
+    let id = live_ballot(&app).await;
+    assert_eq!(app.vote_for(&browser(), &id, "1").await, 303);
+    // A page rendered with tally 2 while its feed still held tally 1 (a
+    // vote waits out the feed's interval): the stream sends nothing older
+    // than the page's own, and the next newer tally as it comes.
+    let after_two = format!("/ballots/{id}/live-results?after=2");
+    let mut page = app
+        .event_stream(&browser(), &after_two, None)
+        .await
+        .skipping("state");
+    for _ in 0..2 {
+        assert_eq!(app.vote_for(&browser(), &id, "2").await, 303);
+    }
+    assert_eq!(page.next().await.id.as_deref(), Some("3"));
+    // What is not a number is ignored: the current tally at once.
+    let not_a_number = format!("/ballots/{id}/live-results?after=soon");
+    let mut plain = app
+        .event_stream(&browser(), &not_a_number, None)
+        .await
+        .skipping("state");
+    assert_eq!(plain.next().await.id.as_deref(), Some("3"));
+}
+
+#[tokio::test]
 async fn write_ins_appear_live() {
     let app = spawn_app().await;
     let id = app
@@ -81,7 +107,10 @@ async fn the_results_page_connects_to_the_stream_with_htmx() {
     let id = live_ballot(&app).await;
     let html = app.page_text(&browser(), &format!("/results/{id}")).await;
     assert!(html.contains("hx-ext=\"sse\""));
-    assert!(html.contains(&format!("sse-connect=\"/ballots/{id}/live-results\"")));
+    // The stream starts after the tally the page shows (none yet: 0).
+    assert!(html.contains(&format!(
+        "sse-connect=\"/ballots/{id}/live-results?after=0\""
+    )));
     assert!(html.contains("sse-swap=\"results,state\""));
     // The indicator shows only once the script runs (the stream then
     // says whether it is live); without JavaScript a note says so.
