@@ -240,7 +240,7 @@ async fn the_presenter_view_shows_the_question_live_results_and_how_to_vote() {
     );
     assert!(
         page.contains(&format!(
-            r#"sse-connect="/ballots/{id}/live-results" sse-close="final" sse-swap="results,state""#
+            r#"sse-connect="/ballots/{id}/live-results?after=1" sse-close="final" sse-swap="results,state""#
         )),
         "{page}"
     );
