@@ -168,8 +168,18 @@ impl SqliteRepository {
             .connect_with(options.clone())
             .await
             .map_err(SqlSetupError::Connect)?;
+        let vote_options = options
+            .statement_cache_capacity(votes::MAX_CACHED_STATEMENTS)
+            // A multi-row insert in a batch keeps a statement journal (the
+            // pages it changed, to undo it alone should it fail). Past
+            // 64 KiB SQLite spills that journal to a new temporary file,
+            // which a batch of a dozen votes on random index pages
+            // reaches: a file created, written and deleted per batch, a
+            // third of the vote path's writes. In memory it costs at most
+            // the pages of one statement of at most `MAX_PARAMS` values.
+            .pragma("temp_store", "memory");
         let vote_pool = pool_options(1)
-            .connect_with(options.statement_cache_capacity(votes::MAX_CACHED_STATEMENTS))
+            .connect_with(vote_options)
             .await
             .map_err(SqlSetupError::Connect)?;
         Ok(Self {

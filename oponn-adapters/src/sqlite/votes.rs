@@ -616,6 +616,7 @@ mod tests {
     use oponn_core::domain::BallotId;
     use oponn_core::ports::{BallotRepository as _, RecordVoteError};
     use sqlx::Connection as _;
+    use sqlx::SqlitePool;
 
     use super::super::test_vote;
     use super::*;
@@ -640,6 +641,34 @@ mod tests {
             .await
             .unwrap()
             .cached_statements_size()
+    }
+
+    #[test]
+    fn only_the_vote_connection_keeps_its_statement_journals_in_memory() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let repository = SqliteRepository::open(dir.path().join("oponn.db"))
+                .await
+                .unwrap();
+            let temp_store = |pool: &SqlitePool| {
+                let pool = pool.clone();
+                async move {
+                    sqlx::query_scalar::<_, i64>("pragma temp_store")
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap()
+                }
+            };
+            // 2 is MEMORY: a batch's journal never becomes a file.
+            assert_eq!(temp_store(&repository.vote_pool).await, 2);
+            // 0 is the default (a file): a large sort elsewhere, an export
+            // say, spills to disk rather than growing the heap.
+            assert_eq!(temp_store(&repository.pool).await, 0);
+        });
     }
 
     #[test]
