@@ -12,7 +12,6 @@ use oponn_core::domain::BallotId;
 use oponn_core::ports::NewVote;
 use oponn_core::recording::VoteOutcome;
 use tokio::sync::oneshot;
-use tokio::sync::oneshot::error::TryRecvError;
 
 use super::SqliteRepository;
 use crate::sql::{batch_failed, record_batches};
@@ -61,34 +60,39 @@ impl VoteWriter {
             reply,
         });
         loop {
-            {
-                let _turn = self.turn.lock().await;
-                let batches = self.take_turn();
-                if !batches.is_empty() {
-                    let groups: Vec<(&BallotId, &[NewVote])> = batches
-                        .iter()
-                        .map(|batch| (&batch.ballot, batch.votes.as_slice()))
-                        .collect();
-                    let outcomes = record_batches(repository, &groups).await;
-                    for (batch, outcome) in batches.into_iter().zip(outcomes) {
-                        // A caller that stopped waiting is no longer
-                        // listening; the outcome stands either way.
-                        let _ = batch.reply.send(outcome);
-                    }
+            // A turn that took this batch answers it: waiting for the
+            // answer rather than for the turn, a batch another caller
+            // committed never queues for the turn only to find that out.
+            let _turn = tokio::select! {
+                biased;
+                outcomes = &mut answer => {
+                    return outcomes.unwrap_or_else(|_| {
+                        batch_failed(
+                            count,
+                            "the transaction carrying the batch was interrupted; its outcome is unknown",
+                        )
+                    });
                 }
+                turn = self.turn.lock() => turn,
+            };
+            let batches = self.take_turn();
+            if batches.is_empty() {
+                // Taken by the turn before this one, whose answer is on
+                // its way.
+                continue;
             }
-            match answer.try_recv() {
-                Ok(outcomes) => return outcomes,
-                // Still queued behind a full turn, or in the transaction
-                // of a turn not yet done: the next turn settles it.
-                Err(TryRecvError::Empty) => continue,
-                Err(TryRecvError::Closed) => {
-                    return batch_failed(
-                        count,
-                        "the transaction carrying the batch was interrupted; its outcome is unknown",
-                    );
-                }
+            let groups: Vec<(&BallotId, &[NewVote])> = batches
+                .iter()
+                .map(|batch| (&batch.ballot, batch.votes.as_slice()))
+                .collect();
+            let outcomes = record_batches(repository, &groups).await;
+            for (batch, outcome) in batches.into_iter().zip(outcomes) {
+                // A caller that stopped waiting is no longer listening;
+                // the outcome stands either way.
+                let _ = batch.reply.send(outcome);
             }
+            // This batch was in the turn (or a batch before it was, and
+            // this one waits for the next turn): the loop finds out which.
         }
     }
 
@@ -135,6 +139,50 @@ mod tests {
 
     fn sizes(batches: &[Waiting]) -> Vec<usize> {
         batches.iter().map(|batch| batch.votes.len()).collect()
+    }
+
+    #[test]
+    fn a_batch_another_turn_answered_returns_without_waiting_for_the_turn() {
+        use std::pin::pin;
+        use std::task::{Context, Poll, Waker};
+
+        use oponn_core::ports::RecordVoteError;
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let repository = SqliteRepository::open(dir.path().join("oponn.db"))
+                .await
+                .unwrap();
+            let writer = VoteWriter::default();
+            // A turn in progress: it holds the turn throughout.
+            let _turn = writer.turn.lock().await;
+            let vote = test_vote(BallotId::from_bytes([7; 16]), 1);
+            let mut recording = pin!(writer.record(&repository, vote.ballot_id, vec![vote]));
+            let mut context = Context::from_waker(Waker::noop());
+            assert!(recording.as_mut().poll(&mut context).is_pending());
+            // The turn takes the batch and answers it, and goes on
+            // (committing others, say) before it lets the turn go.
+            let taken = writer.take_turn();
+            assert_eq!(sizes(&taken), [1]);
+            for batch in taken {
+                batch
+                    .reply
+                    .send(vec![Err(RecordVoteError::BallotNotFound)])
+                    .unwrap();
+            }
+            // Answered while the turn is still held: it need not take it.
+            let Poll::Ready(outcomes) = recording.as_mut().poll(&mut context) else {
+                panic!("an answered batch waited for the turn");
+            };
+            assert!(matches!(
+                outcomes.as_slice(),
+                [Err(RecordVoteError::BallotNotFound)]
+            ));
+        });
     }
 
     #[test]
