@@ -798,6 +798,26 @@ fn restrict_files(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Runs `test` on a runtime of its own with a new repository (not yet
+/// migrated) in a temporary directory, for the module's tests.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // A test fails by panicking.
+fn with_test_repository<F: std::future::Future<Output = ()>>(
+    test: impl FnOnce(SqliteRepository) -> F,
+) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let repository = SqliteRepository::open(dir.path().join("oponn.db"))
+            .await
+            .unwrap();
+        test(repository).await;
+    });
+}
+
 /// A vote for option 1 by the voter whose hash is `voter` repeated, on
 /// `ballot`, for the module's tests.
 #[cfg(test)]

@@ -618,7 +618,7 @@ mod tests {
     use sqlx::Connection as _;
     use sqlx::SqlitePool;
 
-    use super::super::test_vote;
+    use super::super::{test_vote, with_test_repository};
     use super::*;
 
     #[test]
@@ -645,15 +645,7 @@ mod tests {
 
     #[test]
     fn only_the_vote_connection_keeps_its_statement_journals_in_memory() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let dir = tempfile::tempdir().unwrap();
-            let repository = SqliteRepository::open(dir.path().join("oponn.db"))
-                .await
-                .unwrap();
+        with_test_repository(|repository| async move {
             let temp_store = |pool: &SqlitePool| {
                 let pool = pool.clone();
                 async move {
@@ -673,15 +665,7 @@ mod tests {
 
     #[test]
     fn batches_run_on_the_vote_connection_which_keeps_small_ones_prepared() {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let dir = tempfile::tempdir().unwrap();
-            let repository = SqliteRepository::open(dir.path().join("oponn.db"))
-                .await
-                .unwrap();
+        with_test_repository(|repository| async move {
             repository.migrate().await.unwrap();
             let before = kept(&repository).await;
             // No such ballot: the batch still begins and reads on the

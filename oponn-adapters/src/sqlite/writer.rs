@@ -123,7 +123,7 @@ mod tests {
     // A test fails by panicking.
     #![allow(clippy::unwrap_used)]
 
-    use super::super::test_vote;
+    use super::super::{test_vote, with_test_repository};
     use super::*;
 
     /// `count` votes on one ballot, as one waiting batch.
@@ -148,15 +148,7 @@ mod tests {
 
         use oponn_core::ports::RecordVoteError;
 
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let dir = tempfile::tempdir().unwrap();
-            let repository = SqliteRepository::open(dir.path().join("oponn.db"))
-                .await
-                .unwrap();
+        with_test_repository(|repository| async move {
             let writer = VoteWriter::default();
             // A turn in progress: it holds the turn throughout.
             let _turn = writer.turn.lock().await;
