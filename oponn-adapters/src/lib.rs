@@ -40,3 +40,5 @@ mod sql;
 pub use sql::SqlSetupError;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod writer;

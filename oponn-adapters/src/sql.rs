@@ -160,6 +160,7 @@ pub(crate) fn method(
 }
 
 /// A method's bounds as stored: null unless it is approval.
+#[cfg(feature = "sqlite")]
 pub(crate) fn method_bounds(method: BallotMethod) -> (Option<i64>, Option<i64>) {
     (
         method.min_choices().map(i64::from),
@@ -447,6 +448,7 @@ fn voter_hash_of(bytes: &[u8]) -> Result<VoterHash, RepositoryError> {
 }
 
 /// An option id as a SQL integer.
+#[cfg(feature = "sqlite")]
 pub(crate) fn option_number(option: OptionId) -> i64 {
     i64::from(option.get())
 }
@@ -489,14 +491,6 @@ pub(crate) trait BatchDialect {
     ) -> impl Future<Output = Result<(), BoxError>> + Send;
 }
 
-/// Records one vote: a batch of one, so one path serves both.
-pub(crate) async fn record_one<D: BatchDialect + Sync>(
-    dialect: &D,
-    vote: &NewVote,
-) -> Result<oponn_core::ports::RecordedVote, RecordVoteError> {
-    only_outcome(record_batch(dialect, &vote.ballot_id, std::slice::from_ref(vote)).await)
-}
-
 /// The outcome of a batch of one vote.
 pub(crate) fn only_outcome(outcomes: Vec<VoteOutcome>) -> VoteOutcome {
     outcomes.into_iter().next().unwrap_or_else(|| {
@@ -520,46 +514,17 @@ where
     outcomes
 }
 
-/// Records `votes`, in order: as one batch when they are all on one
-/// ballot (as the service sends them), else each alone.
-pub(crate) async fn record_many<D: BatchDialect + Sync>(
-    dialect: &D,
-    votes: &[NewVote],
-) -> Vec<VoteOutcome> {
-    if votes.is_empty() {
-        return Vec::new();
-    }
-    if let Some(ballot) = one_ballot(votes) {
-        return record_batch(dialect, &ballot, votes).await;
-    }
-    each_alone(votes, |vote| record_one(dialect, vote)).await
-}
-
-/// Records `votes` on `ballot` in one transaction: one read, every
-/// vote decided in memory, one write, one commit (so one flush to disk for
-/// the batch). Nothing is acknowledged before the commit; if anything
-/// fails, every vote of the batch gets the outage error and the dropped
-/// transaction rolls back whatever was written.
-async fn record_batch<D: BatchDialect + Sync>(
-    dialect: &D,
-    ballot: &BallotId,
-    votes: &[NewVote],
-) -> Vec<VoteOutcome> {
-    record_batches(dialect, &[(ballot, votes)])
-        .await
-        .pop()
-        .unwrap_or_default()
-}
-
 /// Records the batches of several ballots in one transaction: each is
-/// read, decided and written as [`record_batch`] does, and one commit
-/// makes them all durable (one flush to disk for all). The outcomes are
-/// per batch, in order. If anything fails, every vote of every batch gets
-/// the outage error and nothing is recorded.
+/// read (one read), its votes decided in memory, and written (one write);
+/// one commit makes them all durable (one flush to disk for all). Nothing
+/// is acknowledged before the commit. The outcomes are per batch, in
+/// order. If anything fails, every vote of every batch gets the outage
+/// error and the dropped transaction rolls back whatever was written.
 ///
-/// Only for storage with one writer at a time (SQLite): where writers run
-/// side by side, a transaction that locks several ballots could deadlock
-/// with another that locks them in another order.
+/// The batches come in ballot id order ([`crate::writer::VoteWriter`]
+/// takes them so): where writers run side by side (PostgreSQL, several
+/// instances), transactions that lock several ballots then lock them in
+/// one order, and never wait for each other in a cycle.
 pub(crate) async fn record_batches<D: BatchDialect + Sync>(
     dialect: &D,
     batches: &[(&BallotId, &[NewVote])],

@@ -50,9 +50,10 @@ mod votes;
 use crate::probe::{WRITE_PROBE_BYTES, WriteProbe};
 use crate::sql::{
     BallotRow, BulletinReadRow, InvitationRow, OptionRow, SqlSetupError, TallyRow, ballot_record,
-    bulletin_of_rows, corrupt, invitation_record, parse_choice, pending, record_many, record_one,
-    tally_of_rows, unavailable,
+    bulletin_of_rows, corrupt, each_alone, invitation_record, one_ballot, only_outcome,
+    parse_choice, pending, tally_of_rows, unavailable,
 };
+use crate::writer::VoteWriter;
 
 /// The schema's migrations, compiled in.
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -83,6 +84,9 @@ pub struct PostgresRepository {
     pool: PgPool,
     /// When the database last accepted a readiness write.
     probe: Arc<WriteProbe>,
+    /// This instance's vote writer: batches waiting for it, of any
+    /// ballot, commit together (`crate::writer`).
+    vote_writer: Arc<VoteWriter>,
 }
 
 impl PostgresRepository {
@@ -111,6 +115,7 @@ impl PostgresRepository {
         Ok(Self {
             pool,
             probe: Arc::new(WriteProbe::default()),
+            vote_writer: Arc::new(VoteWriter::default()),
         })
     }
 
@@ -341,11 +346,21 @@ impl BallotRepository for PostgresRepository {
     }
 
     async fn record_vote(&self, vote: &NewVote) -> Result<RecordedVote, RecordVoteError> {
-        record_one(self, vote).await
+        only_outcome(
+            self.vote_writer
+                .record(self, vote.ballot_id, vec![vote.clone()])
+                .await,
+        )
     }
 
+    /// Joins the vote writer's queue (`crate::writer`): the batch commits
+    /// with every other batch waiting, of any ballot, in one transaction.
     async fn record_votes(&self, votes: &[NewVote]) -> Vec<VoteOutcome> {
-        record_many(self, votes).await
+        let Some(ballot) = one_ballot(votes) else {
+            // Several ballots (or none).
+            return each_alone(votes, |vote| self.record_vote(vote)).await;
+        };
+        self.vote_writer.record(self, ballot, votes.to_vec()).await
     }
 
     async fn vote_of(

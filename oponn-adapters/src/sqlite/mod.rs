@@ -55,7 +55,6 @@ use time::OffsetDateTime;
 
 mod accounts;
 mod votes;
-mod writer;
 
 use crate::probe::{WRITE_PROBE_BYTES, WriteProbe};
 use crate::sql::{
@@ -63,6 +62,7 @@ use crate::sql::{
     bulletin_of_rows, corrupt, each_alone, invitation_record, method_bounds, one_ballot,
     only_outcome, parse_choice, pending, tally_of_rows, unavailable,
 };
+use crate::writer::VoteWriter;
 use votes::{Arg, MAX_PARAMS, WriteScript};
 
 /// The schema's migrations, compiled in.
@@ -121,8 +121,8 @@ pub struct SqliteRepository {
     /// When storage last accepted a readiness write.
     probe: Arc<WriteProbe>,
     /// SQLite's one writer, taken in turn by vote batches, which commit
-    /// every batch waiting, of any ballot, together (`writer.rs`).
-    vote_writer: Arc<writer::VoteWriter>,
+    /// every batch waiting, of any ballot, together (`crate::writer`).
+    vote_writer: Arc<VoteWriter>,
 }
 
 impl SqliteRepository {
@@ -186,7 +186,7 @@ impl SqliteRepository {
             pool,
             vote_pool,
             probe: Arc::new(WriteProbe::default()),
-            vote_writer: Arc::new(writer::VoteWriter::default()),
+            vote_writer: Arc::new(VoteWriter::default()),
         })
     }
 
@@ -411,7 +411,7 @@ impl BallotRepository for SqliteRepository {
         )
     }
 
-    /// Joins SQLite's writer queue (`writer.rs`): the batch commits with
+    /// Joins the vote writer's queue (`crate::writer`): the batch commits with
     /// every other batch waiting, of any ballot, in one transaction.
     async fn record_votes(&self, votes: &[NewVote]) -> Vec<VoteOutcome> {
         let Some(ballot) = one_ballot(votes) else {
@@ -802,7 +802,7 @@ fn restrict_files(path: &Path) -> io::Result<()> {
 /// migrated) in a temporary directory, for the module's tests.
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // A test fails by panicking.
-fn with_test_repository<F: std::future::Future<Output = ()>>(
+pub(crate) fn with_test_repository<F: std::future::Future<Output = ()>>(
     test: impl FnOnce(SqliteRepository) -> F,
 ) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -821,7 +821,7 @@ fn with_test_repository<F: std::future::Future<Output = ()>>(
 /// A vote for option 1 by the voter whose hash is `voter` repeated, on
 /// `ballot`, for the module's tests.
 #[cfg(test)]
-fn test_vote(ballot: BallotId, voter: u8) -> NewVote {
+pub(crate) fn test_vote(ballot: BallotId, voter: u8) -> NewVote {
     use oponn_core::ports::VoteTarget;
     NewVote {
         ballot_id: ballot,

@@ -1,9 +1,15 @@
-//! SQLite's one writer, taken in turn by vote batches. Whoever holds the
-//! turn commits every batch waiting for it, of any ballot, in one
-//! transaction: group commit across ballots. A vote spread over many
+//! A SQL repository's vote writer, taken in turn by vote batches. Whoever
+//! holds the turn commits every batch waiting for it, of any ballot, in
+//! one transaction: group commit across ballots. A vote spread over many
 //! ballots then shares its transaction and its flush to disk as votes on
-//! one ballot already do, and no batch waits in SQLite's busy handler
-//! (which sleeps and polls, up to 100 ms a sleep).
+//! one ballot already do. On SQLite no batch waits in the busy handler
+//! (which sleeps and polls, up to 100 ms a sleep); on PostgreSQL a vote on
+//! one of many ballots no longer pays a transaction and a commit of its
+//! own.
+//!
+//! A turn takes its batches in ballot id order, so its transaction locks
+//! their ballots in that order: two turns, on one instance or on several
+//! sharing the database, never wait for each other's locks in a cycle.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
@@ -13,12 +19,12 @@ use oponn_core::ports::NewVote;
 use oponn_core::recording::VoteOutcome;
 use tokio::sync::oneshot;
 
-use super::SqliteRepository;
-use crate::sql::{batch_failed, record_batches};
+use crate::sql::{BatchDialect, batch_failed, record_batches};
 
 /// The most votes one turn commits together (a batch larger than this
-/// still goes alone): it bounds how long a transaction holds the write
-/// lock, and so how long a read of the ballots written waits for it.
+/// still goes alone): it bounds how long a transaction holds its locks
+/// (SQLite's write lock, PostgreSQL's ballot rows), and so how long a read
+/// or a write of those ballots waits for it.
 pub(crate) const MAX_VOTES_PER_TURN: usize = 2048;
 
 /// A batch of one ballot's votes waiting for the writer.
@@ -46,9 +52,9 @@ impl std::fmt::Debug for VoteWriter {
 impl VoteWriter {
     /// Records `votes`, all on `ballot`, in the next transaction to start:
     /// this caller's own, or one another caller commits for it.
-    pub(crate) async fn record(
+    pub(crate) async fn record<D: BatchDialect + Sync>(
         &self,
-        repository: &SqliteRepository,
+        dialect: &D,
         ballot: BallotId,
         votes: Vec<NewVote>,
     ) -> Vec<VoteOutcome> {
@@ -85,7 +91,7 @@ impl VoteWriter {
                 .iter()
                 .map(|batch| (&batch.ballot, batch.votes.as_slice()))
                 .collect();
-            let outcomes = record_batches(repository, &groups).await;
+            let outcomes = record_batches(dialect, &groups).await;
             for (batch, outcome) in batches.into_iter().zip(outcomes) {
                 // A caller that stopped waiting is no longer listening;
                 // the outcome stands either way.
@@ -101,7 +107,8 @@ impl VoteWriter {
     }
 
     /// The batches one turn commits: those first in line, up to
-    /// [`MAX_VOTES_PER_TURN`] votes (and at least one batch).
+    /// [`MAX_VOTES_PER_TURN`] votes (and at least one batch), in ballot id
+    /// order (a ballot's batches keep theirs).
     fn take_turn(&self) -> Vec<Waiting> {
         let mut queue = self.queue();
         let mut taken = Vec::new();
@@ -114,21 +121,29 @@ impl VoteWriter {
             votes = after;
             taken.extend(queue.pop_front());
         }
+        drop(queue);
+        taken.sort_by_key(|batch| batch.ballot);
         taken
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
     // A test fails by panicking.
     #![allow(clippy::unwrap_used)]
 
-    use super::super::{test_vote, with_test_repository};
     use super::*;
+    use crate::sqlite::{test_vote, with_test_repository};
 
     /// `count` votes on one ballot, as one waiting batch.
     fn waiting(writer: &VoteWriter, count: usize) {
-        let vote = test_vote(BallotId::from_bytes([7; 16]), 1);
+        waiting_on(writer, 7, count);
+    }
+
+    /// `count` votes on the ballot whose id is `ballot` repeated, as one
+    /// waiting batch.
+    fn waiting_on(writer: &VoteWriter, ballot: u8, count: usize) {
+        let vote = test_vote(BallotId::from_bytes([ballot; 16]), 1);
         let (reply, _) = oneshot::channel();
         writer.queue().push_back(Waiting {
             ballot: vote.ballot_id,
@@ -175,6 +190,23 @@ mod tests {
                 [Err(RecordVoteError::BallotNotFound)]
             ));
         });
+    }
+
+    #[test]
+    fn a_turn_takes_its_batches_in_ballot_order_keeping_each_ballots_own() {
+        let writer = VoteWriter::default();
+        waiting_on(&writer, 9, 1);
+        waiting_on(&writer, 3, 2);
+        waiting_on(&writer, 9, 3);
+        waiting_on(&writer, 5, 4);
+        let taken = writer.take_turn();
+        let order: Vec<(u8, usize)> = taken
+            .iter()
+            .map(|batch| (batch.ballot.as_bytes()[0], batch.votes.len()))
+            .collect();
+        // Two turns lock their ballots in one order; ballot 9's two
+        // batches stay in the order they came.
+        assert_eq!(order, [(3, 2), (5, 4), (9, 1), (9, 3)]);
     }
 
     #[test]
