@@ -185,3 +185,78 @@ fn a_database_from_before_receipts_migrates_with_its_votes() {
         check_votes_from_before_receipts(Arc::new(repository)).await;
     });
 }
+
+/// Two instances' vote writers on one database, each committing batches of
+/// the same ballots at once, with no lock between them (as when the Redis
+/// lock was lost): their turns lock ballot rows in one order, so neither
+/// waits on the other in a cycle, and every vote counts once.
+#[test]
+fn two_instances_committing_batches_of_the_same_ballots_count_every_vote() {
+    use oponn_core::domain::{ReceiptCode, VoterHash};
+    use oponn_core::ports::{NewVote, VoteTarget};
+
+    block_on(async {
+        let url = TestPostgres::shared().fresh_database();
+        let settings = PostgresSettings {
+            acquire_timeout: oponn_testkit::contract::DEADLINE,
+            ..PostgresSettings::default()
+        };
+        let first = PostgresRepository::connect_with(&url, &settings)
+            .await
+            .unwrap();
+        first.migrate().await.unwrap();
+        let second = PostgresRepository::connect_with(&url, &settings)
+            .await
+            .unwrap();
+        let oponn = oponn_testkit::TestOponn::with_repository(Arc::new(first.clone()));
+        let mut ballots = Vec::new();
+        for n in 0..12 {
+            ballots.push(
+                oponn
+                    .create_ballot(&format!("ballot {n}?"), &["a", "b"])
+                    .await,
+            );
+        }
+        const VOTERS_PER_BALLOT: u8 = 8;
+        let mut writes = tokio::task::JoinSet::new();
+        // Each instance takes half of every ballot's voters; the first
+        // queues them by ballot in one order, the second in the other.
+        let numbered: Vec<(u8, &oponn_core::domain::Ballot)> = (0u8..).zip(&ballots).collect();
+        let orders = [
+            (first.clone(), numbered.clone(), 0),
+            (second.clone(), numbered.into_iter().rev().collect(), 1),
+        ];
+        for (repository, order, parity) in orders {
+            for (n, ballot) in order {
+                for voter in (0..VOTERS_PER_BALLOT).filter(|voter| voter % 2 == parity) {
+                    let vote = NewVote {
+                        ballot_id: ballot.id(),
+                        voter: VoterHash::from_bytes([n * VOTERS_PER_BALLOT + voter; 32]),
+                        aliases: Vec::new(),
+                        choice: vec![VoteTarget::Existing(ballot.options()[0].id())],
+                        cast_at: time::OffsetDateTime::now_utc(),
+                        allow_change: false,
+                        receipt: ReceiptCode::generate(),
+                        invitation: None,
+                    };
+                    let repository = repository.clone();
+                    writes.spawn(async move { repository.record_votes(&[vote]).await });
+                }
+            }
+        }
+        let outcomes = writes.join_all().await;
+        assert_eq!(outcomes.len(), 12 * usize::from(VOTERS_PER_BALLOT));
+        for outcome in outcomes.iter().flatten() {
+            assert!(outcome.is_ok(), "{outcome:?}");
+        }
+        for ballot in &ballots {
+            let tally = first.tally(&ballot.id()).await.unwrap().unwrap();
+            assert_eq!(
+                tally.total(),
+                u64::from(VOTERS_PER_BALLOT),
+                "ballot {}",
+                ballot.id()
+            );
+        }
+    });
+}
