@@ -15,3 +15,21 @@ mod postgres;
 mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+
+/// `count` ballots ("ballot 0?", "ballot 1?", …) with options a and b,
+/// created through `oponn`: the many ballots a test votes on at once.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+async fn numbered_ballots(
+    oponn: &oponn_testkit::TestOponn,
+    count: usize,
+) -> Vec<oponn_core::domain::Ballot> {
+    let mut ballots = Vec::with_capacity(count);
+    for n in 0..count {
+        ballots.push(
+            oponn
+                .create_ballot(&format!("ballot {n}?"), &["a", "b"])
+                .await,
+        );
+    }
+    ballots
+}

@@ -14,16 +14,21 @@ use oponn_testkit::services::postgres::TestPostgres;
 /// ballot row) slows a case down instead of failing it. The service keeps
 /// the production default (3 s, so an outage answers 503 quickly).
 async fn connect_fresh() -> PostgresRepository {
-    let url = TestPostgres::shared().fresh_database();
+    let repository = connect(&TestPostgres::shared().fresh_database()).await;
+    repository.migrate().await.unwrap();
+    repository
+}
+
+/// A repository on the database at `url` (not migrated), with the
+/// contract's patient connection timeout: one instance of several.
+async fn connect(url: &str) -> PostgresRepository {
     let settings = PostgresSettings {
         acquire_timeout: oponn_testkit::contract::DEADLINE,
         ..PostgresSettings::default()
     };
-    let repository = PostgresRepository::connect_with(&url, &settings)
+    PostgresRepository::connect_with(url, &settings)
         .await
-        .unwrap();
-    repository.migrate().await.unwrap();
-    repository
+        .unwrap()
 }
 
 async fn repository() -> Arc<dyn BallotRepository> {
@@ -197,26 +202,11 @@ fn two_instances_committing_batches_of_the_same_ballots_count_every_vote() {
 
     block_on(async {
         let url = TestPostgres::shared().fresh_database();
-        let settings = PostgresSettings {
-            acquire_timeout: oponn_testkit::contract::DEADLINE,
-            ..PostgresSettings::default()
-        };
-        let first = PostgresRepository::connect_with(&url, &settings)
-            .await
-            .unwrap();
+        let first = connect(&url).await;
         first.migrate().await.unwrap();
-        let second = PostgresRepository::connect_with(&url, &settings)
-            .await
-            .unwrap();
+        let second = connect(&url).await;
         let oponn = oponn_testkit::TestOponn::with_repository(Arc::new(first.clone()));
-        let mut ballots = Vec::new();
-        for n in 0..12 {
-            ballots.push(
-                oponn
-                    .create_ballot(&format!("ballot {n}?"), &["a", "b"])
-                    .await,
-            );
-        }
+        let ballots = crate::numbered_ballots(&oponn, 12).await;
         const VOTERS_PER_BALLOT: u8 = 8;
         let mut writes = tokio::task::JoinSet::new();
         // Each instance takes half of every ballot's voters; the first

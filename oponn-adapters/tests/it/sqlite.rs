@@ -425,14 +425,7 @@ fn a_file_from_before_receipts_migrates_with_its_votes() {
 fn votes_on_many_ballots_at_once_take_turns_writing_and_all_count() {
     block_on(async {
         let oponn = Arc::new(TestOponn::with_repository(repository().await));
-        let mut ballots = Vec::new();
-        for n in 0..12 {
-            ballots.push(
-                oponn
-                    .create_ballot(&format!("ballot {n}?"), &["a", "b"])
-                    .await,
-            );
-        }
+        let ballots = crate::numbered_ballots(&oponn, 12).await;
         // Every ballot's voters at once: their batches meet at SQLite's
         // one writer, where they queue in this process.
         let mut votes = tokio::task::JoinSet::new();
