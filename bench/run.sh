@@ -15,6 +15,8 @@
 #                            watchers (WATCHER_COUNTS), floor and Oponn, with RSS per connection
 #   bench/run.sh startup     cold start time and idle RSS
 #   bench/run.sh profile     a CPU profile of the server taking votes (needs perf)
+#   bench/run.sh instructions  instructions the server runs per vote and per /livez request,
+#                            and their ratio (needs valgrind): repeatable where CPU time is noisy
 #
 # Uses target/release/oponn (cargo build --release --bin oponn). The server
 # and the load generator share this machine; everything stays on loopback.
@@ -283,17 +285,55 @@ case "${1:-}" in
     ;;
   profile)
     # A CPU profile of the server taking votes: the server runs under perf.
+    # PROFILE_CALL_GRAPH picks perf's call graphs (default -g, frame
+    # pointers; "--call-graph dwarf,16384" unwinds Rust frames too, costlier).
     out=${PROFILE:-/tmp/oponn-votes.perf}
     data_dir=$(mktemp -d)
     env OPONN_BIND="127.0.0.1:$PORT" OPONN_DATA_DIR="$data_dir" RUST_LOG=warn \
       OPONN_BALLOTS_PER_MINUTE=0 OPONN_WRITE_INS_PER_MINUTE=0 OPONN_STREAMS_PER_MINUTE=0 \
-      perf record -F ${PROFILE_HZ:-499} -g -o "$out" -- "$BIN" serve > "$data_dir/log" 2>&1 &
+      perf record -F ${PROFILE_HZ:-499} ${PROFILE_CALL_GRAPH:--g} -o "$out" -- "$BIN" serve > "$data_dir/log" 2>&1 &
     until curl -fs "$URL/livez" > /dev/null 2>&1; do sleep 0.05; done
     "$BIN" simulate --url "$URL" --voters "${VOTERS:-15000}" --concurrency "${CONCURRENCY:-32}" --ballots "${BALLOTS:-1}"
     pkill -INT -f "$BIN serve" || true
     wait || true
     perf report -i "$out" --no-children --sort dso --stdio -g none 2> /dev/null | grep '%' | head -5
     perf report -i "$out" --no-children --sort comm --stdio -g none 2> /dev/null | grep '%' | head -3
+    ;;
+  instructions)
+    # The server's user-space instructions per vote and per /livez
+    # request, counted by callgrind: the same from run to run where CPU
+    # time varies by ±10 % (a shared machine), so a change of a few
+    # percent shows. System calls' kernel time is not in it; `cpu` has it.
+    # Under callgrind the server runs one thread at a time and some 50
+    # times slower, so the counts are small (VOTERS, by default 2,000).
+    data_dir=$(mktemp -d)
+    out="$data_dir/callgrind.out"
+    env OPONN_BIND="127.0.0.1:$PORT" OPONN_DATA_DIR="$data_dir" RUST_LOG=warn \
+      OPONN_BALLOTS_PER_MINUTE=0 OPONN_WRITE_INS_PER_MINUTE=0 OPONN_STREAMS_PER_MINUTE=0 \
+      valgrind --tool=callgrind --callgrind-out-file="$out" "$BIN" serve > "$data_dir/log" 2>&1 &
+    server_pid=$!
+    until curl -fs "$URL/livez" > /dev/null 2>&1; do
+      kill -0 "$server_pid" 2>/dev/null || { cat "$data_dir/log" >&2; exit 1; }
+      sleep 0.1
+    done
+    WARMUP_VOTERS=${WARMUP_VOTERS:-200} warm_up "$URL"
+    # Each dump writes the counts since the one before to a file of its own.
+    counted() { callgrind_control -d "$server_pid" > /dev/null; sed -n 's/^totals: //p' "$(ls -t "$out".* | head -1)"; }
+    counted > /dev/null
+    load --url "$URL" --voters "${VOTERS:-2000}" --concurrency "${CONCURRENCY:-32}" --ballots "${BALLOTS:-1}" \
+      --target votes > "$data_dir/votes.txt" || true
+    vote_ir=$(counted)
+    load --url "$URL" --concurrency "${CONCURRENCY:-32}" --target livez --duration "${LIVEZ_SECONDS:-5}s" \
+      > "$data_dir/livez.txt" || true
+    livez_ir=$(counted)
+    [ -n "${CALLGRIND_KEEP:-}" ] && cp "$out".* "$CALLGRIND_KEEP"/
+    cat "$data_dir/votes.txt" "$data_dir/livez.txt"
+    acked=$(sed -n 's/^votes acknowledged: \([0-9]*\) of .*/\1/p' "$data_dir/votes.txt")
+    answered=$(sed -n 's/^\/livez: \([0-9]*\) answered.*/\1/p' "$data_dir/livez.txt")
+    awk -v v="$vote_ir" -v n="$acked" -v l="$livez_ir" -v m="$answered" 'BEGIN {
+      printf "server instructions: %.0f per vote (%d votes), %.0f per /livez request (%d)\n", v / n, n, l / m, m;
+      printf "a vote runs %.1f /livez requests of instructions\n", (v / n) / (l / m);
+    }'
     ;;
   cpu)
     start_server
