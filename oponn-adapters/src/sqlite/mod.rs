@@ -572,7 +572,7 @@ impl BallotRepository for SqliteRepository {
                     Arg::Int(micros(invitation.created_at)),
                 ]
             }));
-            script.push(format!(
+            script.push(format_args!(
                 "insert into invitations \
                  (ballot_id, invitation_id, token_hash, label, created_at) values {values}"
             ));
