@@ -306,6 +306,7 @@ case "${1:-}" in
     # percent shows. System calls' kernel time is not in it; `cpu` has it.
     # Under callgrind the server runs one thread at a time and some 50
     # times slower, so the counts are small (VOTERS, by default 2,000).
+    command -v callgrind_control > /dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 2; }
     data_dir=$(mktemp -d)
     out="$data_dir/callgrind.out"
     env OPONN_BIND="127.0.0.1:$PORT" OPONN_DATA_DIR="$data_dir" RUST_LOG=warn \
