@@ -137,8 +137,9 @@ cpu_per_request() {
   s3=$(cpu_ms "$server_pid")
   cat "$out"
   answered=$(sed -n 's/^\/livez: \([0-9]*\) answered.*/\1/p' "$out")
-  awk -v v="$(( s1 - s0 ))" -v n="$acked" -v l="$(( s3 - s2 ))" -v m="$answered" -v e="$(( e1 - e0 ))" \
+  awk -v v="$(( s1 - s0 ))" -v n="${acked:-0}" -v l="$(( s3 - s2 ))" -v m="${answered:-0}" -v e="$(( e1 - e0 ))" \
     -v extra="${#backends}" -v w="$(( w1 - w0 ))" 'BEGIN {
+      if (n <= 0 || m <= 0) { print "no vote acknowledged or no /livez request answered: nothing to divide by"; exit }
       vote = v * 1000 / n; livez = l * 1000 / m;
       printf "server CPU: %.0f us per vote (%d ms for %d votes), %.1f us per /livez request (%d ms for %d)\n", vote, v, n, livez, l, m;
       printf "a vote costs %.1f /livez requests of server CPU\n", vote / livez;
@@ -318,20 +319,29 @@ case "${1:-}" in
       sleep 0.1
     done
     WARMUP_VOTERS=${WARMUP_VOTERS:-200} warm_up "$URL"
-    # Each dump writes the counts since the one before to a file of its own.
-    counted() { callgrind_control -d "$server_pid" > /dev/null; sed -n 's/^totals: //p' "$(ls -t "$out".* | head -1)"; }
-    counted > /dev/null
+    # Each dump writes the counts since the one before to a file of its
+    # own, numbered from 1. A dump that fails, or leaves no total, stops
+    # the run rather than letting an older file stand in for it.
+    dumps=0 total_ir=""
+    dump_total() {
+      dumps=$(( dumps + 1 ))
+      callgrind_control -d "$server_pid" > /dev/null || { echo "callgrind_control could not dump the counts" >&2; exit 1; }
+      total_ir=$(sed -n 's/^totals: //p' "$out.$dumps" 2> /dev/null || true)
+      [ -n "$total_ir" ] || { echo "no instruction total in $out.$dumps" >&2; exit 1; }
+    }
+    dump_total
     load --url "$URL" --voters "${VOTERS:-2000}" --concurrency "${CONCURRENCY:-32}" --ballots "${BALLOTS:-1}" \
       --target votes > "$data_dir/votes.txt" || true
-    vote_ir=$(counted)
+    dump_total; vote_ir=$total_ir
     load --url "$URL" --concurrency "${CONCURRENCY:-32}" --target livez --duration "${LIVEZ_SECONDS:-5}s" \
       > "$data_dir/livez.txt" || true
-    livez_ir=$(counted)
+    dump_total; livez_ir=$total_ir
     [ -n "${CALLGRIND_KEEP:-}" ] && cp "$out".* "$CALLGRIND_KEEP"/
     cat "$data_dir/votes.txt" "$data_dir/livez.txt"
     acked=$(sed -n 's/^votes acknowledged: \([0-9]*\) of .*/\1/p' "$data_dir/votes.txt")
     answered=$(sed -n 's/^\/livez: \([0-9]*\) answered.*/\1/p' "$data_dir/livez.txt")
-    awk -v v="$vote_ir" -v n="$acked" -v l="$livez_ir" -v m="$answered" 'BEGIN {
+    awk -v v="$vote_ir" -v n="${acked:-0}" -v l="$livez_ir" -v m="${answered:-0}" 'BEGIN {
+      if (n <= 0 || m <= 0) { print "no vote acknowledged or no /livez request answered: nothing to divide by"; exit 1 }
       printf "server instructions: %.0f per vote (%d votes), %.0f per /livez request (%d)\n", v / n, n, l / m, m;
       printf "a vote runs %.1f /livez requests of instructions\n", (v / n) / (l / m);
     }'
