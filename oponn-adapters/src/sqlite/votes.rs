@@ -304,6 +304,8 @@ impl<'a> WriteScript<'a> {
         &mut self,
         items: impl Iterator<Item = [Arg<'a>; N]>,
     ) -> Placeholders {
+        // A row of no values is no SQL; width 0 means a bare list.
+        const { assert!(N > 0, "a values row takes at least one value") };
         let mut rows = 0;
         for item in items {
             self.bind(item);
