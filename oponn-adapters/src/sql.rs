@@ -459,36 +459,42 @@ pub(crate) fn sql_count(count: u64) -> Result<i64, BoxError> {
     i64::try_from(count).map_err(|_| "a count past the largest SQL integer".into())
 }
 
-/// How one SQL dialect reads and writes a vote batch; [`record_batch`]
+/// How one SQL dialect reads and writes a vote batch; [`record_batches`]
 /// runs what the dialects share around them.
 pub(crate) trait BatchDialect {
-    /// The dialect's sqlx database.
-    type Db: sqlx::Database;
+    /// The transaction a turn's batches are written in.
+    type Batch: Send;
     /// The largest option id the schema stores: a new write-in above it is
     /// refused as taken.
     const MAX_OPTION_ID: OptionId;
 
-    /// Begins a transaction that may write the ballot's votes.
-    fn begin_batch(
-        &self,
-    ) -> impl Future<Output = Result<sqlx::Transaction<'_, Self::Db>, sqlx::Error>> + Send;
+    /// Begins a transaction that may write the ballots' votes (or gets
+    /// ready to: a dialect may send its `BEGIN` with the first read).
+    fn begin_batch(&self) -> impl Future<Output = Result<Self::Batch, sqlx::Error>> + Send;
 
     /// Reads what deciding the batch needs (the ballot's sequence and
     /// close, its options, the stored votes every identity of the batch's
-    /// voters holds or is an alias of, and those aliases) inside `tx`;
+    /// voters holds or is an alias of, and those aliases) inside `batch`;
     /// `None` when there is no such ballot.
     fn batch_state(
-        tx: &mut sqlx::Transaction<'_, Self::Db>,
+        batch: &mut Self::Batch,
         ballot: &[u8],
         votes: &[NewVote],
     ) -> impl Future<Output = Result<Option<StoredVotes>, BoxError>> + Send;
 
-    /// Writes what a decided batch changed inside `tx`.
+    /// Writes what a decided batch changed inside `batch`. `last`: no
+    /// read or write follows in this transaction, so a dialect may send
+    /// its `COMMIT` with this write.
     fn write_batch(
-        tx: &mut sqlx::Transaction<'_, Self::Db>,
+        batch: &mut Self::Batch,
         ballot: &[u8],
         writes: &BatchWrites<'_>,
+        last: bool,
     ) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// Commits `batch` (or confirms the commit its last write carried).
+    /// A batch dropped before this rolls back.
+    fn commit_batch(batch: Self::Batch) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 }
 
 /// The outcome of a batch of one vote.
@@ -536,22 +542,23 @@ pub(crate) async fn record_batches<D: BatchDialect + Sync>(
             .map(|(_, votes)| failed_with(votes.len(), &cause))
             .collect()
     };
-    let mut tx = match dialect.begin_batch().await {
-        Ok(tx) => tx,
+    let mut batch = match dialect.begin_batch().await {
+        Ok(batch) => batch,
         Err(error) => return all_failed(error.into()),
     };
     let mut outcomes = Vec::with_capacity(batches.len());
-    for (ballot, votes) in batches {
+    for (index, (ballot, votes)) in batches.iter().enumerate() {
         let id = ballot.as_bytes().as_slice();
+        let last = index + 1 == batches.len();
         let decided: Result<Vec<VoteOutcome>, BoxError> = async {
-            let Some(state) = D::batch_state(&mut tx, id, votes).await? else {
+            let Some(state) = D::batch_state(&mut batch, id, votes).await? else {
                 return Ok(votes
                     .iter()
                     .map(|_| Err(RecordVoteError::BallotNotFound))
                     .collect());
             };
             let decided = decide_batch(state, votes, D::MAX_OPTION_ID);
-            D::write_batch(&mut tx, id, &decided.writes).await?;
+            D::write_batch(&mut batch, id, &decided.writes, last).await?;
             Ok(decided.outcomes)
         }
         .await;
@@ -560,7 +567,7 @@ pub(crate) async fn record_batches<D: BatchDialect + Sync>(
             Err(error) => return all_failed(error),
         }
     }
-    match tx.commit().await {
+    match D::commit_batch(batch).await {
         Ok(()) => outcomes,
         Err(error) => all_failed(error.into()),
     }

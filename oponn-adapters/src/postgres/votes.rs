@@ -27,20 +27,24 @@ struct BallotState {
 }
 
 impl BatchDialect for PostgresRepository {
-    type Db = Postgres;
+    type Batch = Transaction<'static, Postgres>;
     // `option_id` is an `int` column.
     const MAX_OPTION_ID: OptionId = OptionId::new(i32::MAX.unsigned_abs());
 
-    async fn begin_batch(&self) -> Result<Transaction<'_, Self::Db>, sqlx::Error> {
+    async fn begin_batch(&self) -> Result<Self::Batch, sqlx::Error> {
         // The ballot row is locked by the first read (`for update`).
         self.pool.begin().await
+    }
+
+    async fn commit_batch(tx: Self::Batch) -> Result<(), sqlx::Error> {
+        tx.commit().await
     }
 
     /// Locks the ballot's row, then reads its sequence, its options and the
     /// stored votes of the batch's voters; `None` when there is no such
     /// ballot.
     async fn batch_state(
-        tx: &mut Transaction<'_, Postgres>,
+        tx: &mut Self::Batch,
         ballot: &[u8],
         votes: &[NewVote],
     ) -> Result<Option<StoredVotes>, BoxError> {
@@ -122,9 +126,11 @@ impl BatchDialect for PostgresRepository {
     /// Writes a decided batch, each kind of row in one `unnest` statement
     /// (skipped when there is none), then the sequence once.
     async fn write_batch(
-        tx: &mut Transaction<'_, Postgres>,
+        tx: &mut Self::Batch,
         ballot: &[u8],
         writes: &BatchWrites<'_>,
+        // Committed by `commit_batch`: one round trip either way.
+        _last: bool,
     ) -> Result<(), BoxError> {
         if !writes.new_options.is_empty() {
             let mut ids = Vec::with_capacity(writes.new_options.len());

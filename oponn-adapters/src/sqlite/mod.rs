@@ -63,7 +63,7 @@ use crate::sql::{
     only_outcome, parse_choice, pending, tally_of_rows, unavailable,
 };
 use crate::writer::VoteWriter;
-use votes::{Arg, MAX_PARAMS, WriteScript};
+use votes::{Arg, MAX_PARAMS, VoteConnection, WriteScript};
 
 /// The schema's migrations, compiled in.
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -116,8 +116,10 @@ pub struct SqliteRepository {
     /// a connection's whole page cache when another connection wrote
     /// since it last read, and the pool hands its connections out in
     /// turn, so batches on the shared pool re-read the pages they touch
-    /// and re-parsed their statements on each of its connections.
-    vote_pool: SqlitePool,
+    /// and re-parsed their statements on each of its connections. Held
+    /// outside any pool, so a batch is not also a hand-out and a check on
+    /// return ([`votes::VoteConnection`]).
+    vote_connection: Arc<VoteConnection>,
     /// When storage last accepted a readiness write.
     probe: Arc<WriteProbe>,
     /// SQLite's one writer, taken in turn by vote batches, which commit
@@ -178,13 +180,12 @@ impl SqliteRepository {
             // third of the vote path's writes. In memory it costs at most
             // the pages of one statement of at most `MAX_PARAMS` values.
             .pragma("temp_store", "memory");
-        let vote_pool = pool_options(1)
-            .connect_with(vote_options)
+        let vote_connection = VoteConnection::open(vote_options)
             .await
             .map_err(SqlSetupError::Connect)?;
         Ok(Self {
             pool,
-            vote_pool,
+            vote_connection: Arc::new(vote_connection),
             probe: Arc::new(WriteProbe::default()),
             vote_writer: Arc::new(VoteWriter::default()),
         })

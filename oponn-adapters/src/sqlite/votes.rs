@@ -3,17 +3,20 @@
 //! batch's receipts the ballot already gave and its revoked invitations;
 //! the core's [`decide_batch`](oponn_core::recording::decide_batch); then
 //! one script of multi-row inserts and counter, receipt, invitation and
-//! sequence updates.
+//! sequence updates. The `BEGIN` travels with the read and the `COMMIT`
+//! with the script, on a connection of the batches' own: a batch is two
+//! round trips to SQLite's thread.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use oponn_core::domain::OptionId;
 use oponn_core::ports::{BoxError, NewVote, RepositoryError};
 use oponn_core::recording::{BatchWrites, StoredVotes, identities};
-use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{Row as _, Sqlite, Transaction};
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteRow};
+use sqlx::{ConnectOptions as _, Sqlite};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{SqliteRepository, invitation_number, micros, optional_time};
 use crate::sql::{
@@ -21,22 +24,107 @@ use crate::sql::{
     read_revoked_invitation, read_taken_receipt, read_vote, sql_count, stored_votes,
 };
 
+/// The connection vote batches run on, held between them: no pool hands
+/// it out, so a batch costs no acquire and no check on its return (one
+/// round trip to its thread each).
+#[derive(Debug)]
+pub(crate) struct VoteConnection {
+    /// How to open it again.
+    options: SqliteConnectOptions,
+    /// `None` after a batch that did not commit, until the next batch
+    /// opens a new one.
+    connection: Arc<Mutex<Option<SqliteConnection>>>,
+}
+
+impl VoteConnection {
+    /// Opens the connection now, so a file that cannot be opened fails
+    /// the repository's opening rather than its first vote.
+    pub(super) async fn open(options: SqliteConnectOptions) -> Result<Self, sqlx::Error> {
+        let connection = options.connect().await?;
+        Ok(Self {
+            options,
+            connection: Arc::new(Mutex::new(Some(connection))),
+        })
+    }
+
+    /// The connection, for a test to look at; `None` when none is open.
+    #[cfg(test)]
+    pub(super) async fn lock(&self) -> tokio::sync::MutexGuard<'_, Option<SqliteConnection>> {
+        self.connection.lock().await
+    }
+}
+
+/// One transaction of vote batches on the [`VoteConnection`]. Its
+/// `BEGIN IMMEDIATE` is sent with its first read and its `COMMIT` with its
+/// last write. Dropped before its commit is confirmed (a failed statement,
+/// a cancelled future), it drops the connection: closing it rolls back
+/// whatever the transaction wrote, and a connection whose transaction is
+/// in an unknown state is never used again.
+pub(crate) struct SqliteBatch {
+    /// Where the connection goes back once the transaction committed.
+    slot: OwnedMutexGuard<Option<SqliteConnection>>,
+    connection: SqliteConnection,
+    /// Whether `BEGIN` was sent (with the first read).
+    begun: bool,
+    /// Whether `COMMIT` was sent and succeeded (with the last write).
+    committed: bool,
+}
+
+impl SqliteBatch {
+    /// `BEGIN IMMEDIATE; ` when the transaction is yet to begin, marking
+    /// it begun; else nothing. Written before the first read.
+    fn begin(&mut self) -> &'static str {
+        if std::mem::replace(&mut self.begun, true) {
+            ""
+        } else {
+            // The write lock up front: the reads that follow stay true
+            // until the commit.
+            "BEGIN IMMEDIATE; "
+        }
+    }
+}
+
 impl BatchDialect for SqliteRepository {
-    type Db = Sqlite;
+    type Batch = SqliteBatch;
     // `option_id` is an `integer` column: every option id fits.
     const MAX_OPTION_ID: OptionId = OptionId::new(u32::MAX);
 
-    async fn begin_batch(&self) -> Result<Transaction<'_, Self::Db>, sqlx::Error> {
-        // The write lock up front: the reads that follow stay true until
-        // commit. On the batches' own connection (`vote_pool`).
-        self.vote_pool.begin_with("BEGIN IMMEDIATE").await
+    async fn begin_batch(&self) -> Result<SqliteBatch, sqlx::Error> {
+        let vote_connection = &*self.vote_connection;
+        let mut slot = Arc::clone(&vote_connection.connection).lock_owned().await;
+        let connection = match slot.take() {
+            Some(connection) => connection,
+            None => vote_connection.options.connect().await?,
+        };
+        Ok(SqliteBatch {
+            slot,
+            connection,
+            begun: false,
+            committed: false,
+        })
+    }
+
+    async fn commit_batch(batch: Self::Batch) -> Result<(), sqlx::Error> {
+        let SqliteBatch {
+            mut slot,
+            mut connection,
+            begun,
+            committed,
+        } = batch;
+        if begun && !committed {
+            // Its last ballot was not found: nothing carried the commit.
+            // On failure the connection is dropped with its transaction.
+            sqlx::query("COMMIT").execute(&mut connection).await?;
+        }
+        *slot = Some(connection);
+        Ok(())
     }
 
     /// The ballot's sequence, its options, the stored votes of the batch's
     /// voters, which of its receipts the ballot already gave and which of
     /// its invitations were revoked; `None` when there is no such ballot.
     async fn batch_state(
-        tx: &mut Transaction<'_, Sqlite>,
+        batch: &mut Self::Batch,
         ballot: &[u8],
         votes: &[NewVote],
     ) -> Result<Option<StoredVotes>, BoxError> {
@@ -63,14 +151,14 @@ impl BatchDialect for SqliteRepository {
         let first_lookups = chunks.next().unwrap_or_default();
         // Under the write lock one statement reads the ballot, its options
         // and choices, and what (the first few hundred of) the lookups find.
-        let sql = read_sql(true, first_lookups);
+        let sql = read_sql(batch.begin(), true, first_lookups);
         let rows = bind_lookups(
             sqlx::query_as::<_, BallotStateRow>(&sql)
                 .persistent(cached(first_lookups.len() + 1))
                 .bind(ballot),
             first_lookups,
         )
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut batch.connection)
         .await?;
         let Some(ballot_row) = rows.iter().find(|row| row.tally_seq.is_some()) else {
             return Ok(None);
@@ -88,11 +176,14 @@ impl BatchDialect for SqliteRepository {
             row.read_into(&mut state)?;
         }
         for chunk in chunks {
-            let sql = read_sql(false, chunk);
+            let sql = read_sql("", false, chunk);
             let query = sqlx::query_as::<_, BallotStateRow>(&sql)
                 .persistent(false)
                 .bind(ballot);
-            for row in bind_lookups(query, chunk).fetch_all(&mut **tx).await? {
+            for row in bind_lookups(query, chunk)
+                .fetch_all(&mut batch.connection)
+                .await?
+            {
                 row.read_into(&mut state)?;
             }
         }
@@ -103,11 +194,13 @@ impl BatchDialect for SqliteRepository {
     /// inserts, changed votes one by one (they are rare), every moved
     /// counter in one statement, and the sequence once. The statements
     /// travel together as one script: each round trip to SQLite's thread
-    /// is a wake-up, and the write lock is held meanwhile.
+    /// is a wake-up, and the write lock is held meanwhile. The `last`
+    /// write ends its script with the `COMMIT`.
     async fn write_batch(
-        tx: &mut Transaction<'_, Sqlite>,
+        batch: &mut Self::Batch,
         ballot: &[u8],
         writes: &BatchWrites<'_>,
+        last: bool,
     ) -> Result<(), BoxError> {
         // The choices as stored, kept here while the script borrows them.
         let new_choices: Vec<String> = writes
@@ -254,22 +347,49 @@ impl BatchDialect for SqliteRepository {
             ));
         }
         if writes.recorded > 0 {
-            script.bind([Arg::Int(sql_count(writes.recorded)?), id]);
-            script.push(format_args!(
-                "update ballots set tally_seq = tally_seq + ? where id = ? returning tally_seq"
-            ));
-        }
-        let rows = script.run(tx).await?;
-        if writes.recorded > 0 {
             // The receipts number the votes from the sequence read at the
-            // start; under the write lock nothing else moved it.
-            let tally_seq: Option<i64> = rows.last().map(|row| row.try_get(0)).transpose()?;
-            if tally_seq != Some(sql_count(writes.tally_seq)?) {
-                return Err("the ballot's sequence moved during the batch".into());
-            }
+            // start; under the write lock nothing else moved it. Should it
+            // have, the script fails here, before its commit.
+            let read = writes
+                .tally_seq
+                .checked_sub(writes.recorded)
+                .ok_or("a batch recorded more votes than its sequence counts")?;
+            script.bind([
+                Arg::Int(sql_count(read)?),
+                Arg::Int(sql_count(writes.tally_seq)?),
+                id,
+            ]);
+            script.push(format_args!("{SEQUENCE_UPDATE}"));
         }
-        Ok(())
+        if last {
+            script.push(format_args!("COMMIT"));
+        }
+        match script.run(&mut batch.connection).await {
+            Ok(_) => {
+                batch.committed = last;
+                Ok(())
+            }
+            Err(error) if is_sequence_moved(&error) => {
+                Err("the ballot's sequence moved during the batch".into())
+            }
+            Err(error) => Err(error.into()),
+        }
     }
+}
+
+/// Advances a ballot's sequence from the value the batch read (the first
+/// parameter) to its new one (the second), or fails the statement, and
+/// so the script, when the stored value is not the one read: `abs` of the
+/// smallest integer is an error in SQLite ("integer overflow"), the only
+/// way a plain statement can refuse.
+const SEQUENCE_UPDATE: &str = "update ballots set tally_seq = case tally_seq when ? then ? \
+     else abs(-9223372036854775807 - 1) end where id = ?";
+
+/// Whether `error` is [`SEQUENCE_UPDATE`] refusing a moved sequence.
+fn is_sequence_moved(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|error| error.message() == "integer overflow")
 }
 
 /// A value bound to a [`WriteScript`] parameter.
@@ -325,7 +445,7 @@ impl<'a> WriteScript<'a> {
     /// Runs the statements, returning the rows they produce.
     pub(super) async fn run(
         self,
-        tx: &mut Transaction<'_, Sqlite>,
+        connection: &mut SqliteConnection,
     ) -> Result<Vec<SqliteRow>, sqlx::Error> {
         if self.sql.is_empty() {
             return Ok(Vec::new());
@@ -340,7 +460,7 @@ impl<'a> WriteScript<'a> {
                 Arg::Bool(flag) => query.bind(flag),
             };
         }
-        query.fetch_all(&mut **tx).await
+        query.fetch_all(connection).await
     }
 }
 
@@ -601,8 +721,9 @@ static STATE_SELECTS: LazyLock<StateSelects> = LazyLock::new(|| StateSelects {
 /// identities first, then receipts, then invitations): the votes the
 /// identities hold, the votes they are aliases of (with the alias), the
 /// receipts a counted or a replaced vote has, and the revoked
-/// invitations. One `union all` statement, written into one string.
-fn read_sql(ballot_rows: bool, lookups: &[Lookup<'_>]) -> String {
+/// invitations. One `union all` statement, written into one string after
+/// `begin` (the transaction's `BEGIN`, with its first read).
+fn read_sql(begin: &str, ballot_rows: bool, lookups: &[Lookup<'_>]) -> String {
     let selects = &*STATE_SELECTS;
     let mut identities = 0;
     let mut receipts = 0;
@@ -614,7 +735,7 @@ fn read_sql(ballot_rows: bool, lookups: &[Lookup<'_>]) -> String {
             Lookup::Invitation(_) => invitations += 1,
         }
     }
-    let mut sql = UnionSql::default();
+    let mut sql = UnionSql::after(begin);
     if ballot_rows {
         sql.select(&selects.ballot);
         sql.select(&selects.choices);
@@ -638,20 +759,31 @@ fn read_sql(ballot_rows: bool, lookups: &[Lookup<'_>]) -> String {
         }
         first += count;
     }
-    sql.0
+    sql.text
 }
 
 /// Selects joined by `union all`, written into one string.
-#[derive(Default)]
-struct UnionSql(String);
+struct UnionSql {
+    text: String,
+    /// Whether a select was written yet.
+    started: bool,
+}
 
 impl UnionSql {
+    /// No select yet, after `prefix`.
+    fn after(prefix: &str) -> Self {
+        Self {
+            text: prefix.to_owned(),
+            started: false,
+        }
+    }
+
     /// Adds a whole select.
     fn select(&mut self, select: &str) {
-        if !self.0.is_empty() {
-            self.0.push_str(" union all ");
+        if std::mem::replace(&mut self.started, true) {
+            self.text.push_str(" union all ");
         }
-        self.0.push_str(select);
+        self.text.push_str(select);
     }
 
     /// Adds a select ending in `in (`, closing its list with `count`
@@ -661,9 +793,9 @@ impl UnionSql {
         for (at, number) in (first..first + count).enumerate() {
             let separator = if at == 0 { "" } else { ", " };
             // Writing to a `String` cannot fail.
-            let _ = write!(self.0, "{separator}?{number}");
+            let _ = write!(self.text, "{separator}?{number}");
         }
-        self.0.push(')');
+        self.text.push(')');
     }
 }
 
@@ -721,8 +853,8 @@ mod tests {
 
     use oponn_core::domain::BallotId;
     use oponn_core::ports::{BallotRepository as _, RecordVoteError};
+    use oponn_core::recording::decide_batch;
     use sqlx::Connection as _;
-    use sqlx::SqlitePool;
 
     use super::super::{test_vote, with_test_repository};
     use super::*;
@@ -748,7 +880,7 @@ mod tests {
             Lookup::Receipt("R"),
             Lookup::Invitation(4),
         ];
-        let sql = read_sql(false, &lookups);
+        let sql = read_sql("", false, &lookups);
         // Held and aliased votes share the identities' numbers, both
         // receipt selects the receipt's; no ballot rows were asked for.
         assert_eq!(sql.matches("in (?2, ?3)").count(), 2);
@@ -756,8 +888,12 @@ mod tests {
         assert_eq!(sql.matches("in (?5)").count(), 1);
         assert_eq!(sql.matches(" union all ").count(), 4);
         assert!(!sql.contains("from ballots"));
-        let with_ballot = read_sql(true, &lookups[..1]);
+        let with_ballot = read_sql("", true, &lookups[..1]);
         assert!(with_ballot.starts_with(&STATE_SELECTS.ballot));
+        // A transaction's first read carries its BEGIN, then the same
+        // statement.
+        let first_read = read_sql("BEGIN IMMEDIATE; ", true, &lookups[..1]);
+        assert_eq!(first_read, format!("BEGIN IMMEDIATE; {with_ballot}"));
         assert!(with_ballot.ends_with("alias_hash in (?2)"));
         assert_eq!(with_ballot.matches(" union all ").count(), 3);
     }
@@ -776,31 +912,116 @@ mod tests {
 
     /// How many statements the vote connection keeps prepared.
     async fn kept(repository: &SqliteRepository) -> usize {
-        repository
-            .vote_pool
-            .acquire()
+        let mut connection = repository.vote_connection.lock().await;
+        connection.as_mut().unwrap().cached_statements_size()
+    }
+
+    /// How many votes `ballot` has stored.
+    async fn stored(repository: &SqliteRepository, ballot: BallotId) -> i64 {
+        sqlx::query_scalar("select count(*) from votes where ballot_id = ?")
+            .bind(ballot.as_bytes().as_slice())
+            .fetch_one(&repository.pool)
             .await
             .unwrap()
-            .cached_statements_size()
+    }
+
+    /// A new ballot of two options in `repository`.
+    async fn ballot(repository: &SqliteRepository) -> BallotId {
+        repository.migrate().await.unwrap();
+        let oponn = oponn_testkit::TestOponn::with_repository(Arc::new(repository.clone()));
+        oponn
+            .create_ballot("Lunch?", &["pizza", "sushi"])
+            .await
+            .id()
+    }
+
+    #[test]
+    fn a_batch_commits_with_its_last_write_and_keeps_its_connection() {
+        with_test_repository(|repository| async move {
+            let ballot = ballot(&repository).await;
+            let outcomes = repository.record_votes(&votes(ballot, 3)).await;
+            assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+            assert_eq!(stored(&repository, ballot).await, 3);
+            // Committed, and back for the next batch, in no transaction.
+            let mut connection = repository.vote_connection.lock().await;
+            let connection = connection.as_mut().expect("the connection is kept");
+            sqlx::query("BEGIN IMMEDIATE; ROLLBACK")
+                .execute(&mut *connection)
+                .await
+                .unwrap();
+        });
+    }
+
+    #[test]
+    fn a_batch_whose_last_ballot_is_missing_commits_the_others_alone() {
+        with_test_repository(|repository| async move {
+            let ballot = ballot(&repository).await;
+            let missing = BallotId::from_bytes([9; 16]);
+            let (found, lost) = (votes(ballot, 2), votes(missing, 1));
+            let outcomes =
+                crate::sql::record_batches(&repository, &[(&ballot, &found), (&missing, &lost)])
+                    .await;
+            assert!(outcomes[0].iter().all(Result::is_ok), "{outcomes:?}");
+            assert!(matches!(
+                outcomes[1].as_slice(),
+                [Err(RecordVoteError::BallotNotFound)]
+            ));
+            assert_eq!(stored(&repository, ballot).await, 2);
+        });
+    }
+
+    #[test]
+    fn a_batch_that_fails_before_its_commit_writes_nothing_and_drops_its_connection() {
+        with_test_repository(|repository| async move {
+            let ballot = ballot(&repository).await;
+            let id = ballot.as_bytes().as_slice();
+            let batch_votes = votes(ballot, 2);
+            let mut batch = repository.begin_batch().await.unwrap();
+            let state = SqliteRepository::batch_state(&mut batch, id, &batch_votes)
+                .await
+                .unwrap()
+                .unwrap();
+            let mut decided = decide_batch(state, &batch_votes, SqliteRepository::MAX_OPTION_ID);
+            // As if another writer had moved the sequence since the read.
+            decided.writes.tally_seq += 1;
+            let error = SqliteRepository::write_batch(&mut batch, id, &decided.writes, true)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                "the ballot's sequence moved during the batch"
+            );
+            drop(batch);
+            // The votes before the refused update are not kept, and the
+            // connection that held them is gone.
+            assert_eq!(stored(&repository, ballot).await, 0);
+            assert!(repository.vote_connection.lock().await.is_none());
+            // The next batch opens a new one and commits.
+            let outcomes = repository.record_votes(&batch_votes).await;
+            assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+            assert_eq!(stored(&repository, ballot).await, 2);
+        });
     }
 
     #[test]
     fn only_the_vote_connection_keeps_its_statement_journals_in_memory() {
         with_test_repository(|repository| async move {
-            let temp_store = |pool: &SqlitePool| {
-                let pool = pool.clone();
-                async move {
-                    sqlx::query_scalar::<_, i64>("pragma temp_store")
-                        .fetch_one(&pool)
-                        .await
-                        .unwrap()
-                }
-            };
+            let temp_store = "pragma temp_store";
+            let mut vote_connection = repository.vote_connection.lock().await;
+            let vote_connection = vote_connection.as_mut().unwrap();
             // 2 is MEMORY: a batch's journal never becomes a file.
-            assert_eq!(temp_store(&repository.vote_pool).await, 2);
+            let kept: i64 = sqlx::query_scalar(temp_store)
+                .fetch_one(vote_connection)
+                .await
+                .unwrap();
+            assert_eq!(kept, 2);
             // 0 is the default (a file): a large sort elsewhere, an export
             // say, spills to disk rather than growing the heap.
-            assert_eq!(temp_store(&repository.pool).await, 0);
+            let elsewhere: i64 = sqlx::query_scalar(temp_store)
+                .fetch_one(&repository.pool)
+                .await
+                .unwrap();
+            assert_eq!(elsewhere, 0);
         });
     }
 
