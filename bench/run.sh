@@ -78,6 +78,16 @@ cpu_ms() {
   echo $(( total * 10 ))
 }
 
+# The CPU time of process $1 split three ways, in milliseconds: user,
+# system, and the part of both spent on SQLite's threads (sqlx names them
+# sqlx-sqlite-worker-N). Threads that exited drop out of the third.
+cpu_split_ms() {
+  local user_sys sqlite
+  user_sys=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 * 10, $13 * 10}') || user_sys="0 0"
+  sqlite=$(cat /proc/"$1"/task/*/stat 2>/dev/null | awk '/\(sqlx-sqlite-wor/ { sub(/^.*\) /, ""); t += $12 + $13 } END { print t * 10 }')
+  echo "${user_sys:-0 0} ${sqlite:-0}"
+}
+
 # CPU time of PostgreSQL and Redis, in milliseconds: every postgres and
 # redis-server process found afresh, with the time of its exited children
 # (a backend's, once the postmaster has reaped it), so connections opening
@@ -120,21 +130,21 @@ cpu_per_request() {
   local s0 e0=0 s1 e1=0 s2 s3 acked secs answered
   local w0 w1
   warm_up "$URL"
-  s0=$(cpu_ms "$server_pid"); w0=$(written_bytes "$server_pid")
+  s0=$(cpu_ms "$server_pid"); w0=$(written_bytes "$server_pid"); split0=$(cpu_split_ms "$server_pid")
   [ -n "$backends" ] && e0=$(backends_cpu_ms)
   load --url "$URL" --voters "${VOTERS:-10000}" --concurrency "${CONCURRENCY:-32}" --ballots "${BALLOTS:-1}" \
     --target votes > "$out" || true
-  s1=$(cpu_ms "$server_pid"); w1=$(written_bytes "$server_pid")
+  s1=$(cpu_ms "$server_pid"); w1=$(written_bytes "$server_pid"); split1=$(cpu_split_ms "$server_pid")
   [ -n "$backends" ] && e1=$(backends_cpu_ms)
   cat "$out"
   acked=$(sed -n 's/^votes acknowledged: \([0-9]*\) of .* in \([0-9.]*\)s.*/\1/p' "$out")
   secs=$(sed -n 's/^votes acknowledged: [0-9]* of .* in \([0-9.]*\)s.*/\1/p' "$out")
-  s2=$(cpu_ms "$server_pid")
+  s2=$(cpu_ms "$server_pid"); split2=$(cpu_split_ms "$server_pid")
   # In milliseconds: on a fast machine the votes take under a second,
   # which whole seconds would round to a /livez phase of none.
   load --url "$URL" --concurrency "${CONCURRENCY:-32}" --target livez \
     --duration "$(awk -v s="$secs" 'BEGIN { printf "%dms", s * 1000 }')" > "$out" || true
-  s3=$(cpu_ms "$server_pid")
+  s3=$(cpu_ms "$server_pid"); split3=$(cpu_split_ms "$server_pid")
   cat "$out"
   answered=$(sed -n 's/^\/livez: \([0-9]*\) answered.*/\1/p' "$out")
   awk -v v="$(( s1 - s0 ))" -v n="${acked:-0}" -v l="$(( s3 - s2 ))" -v m="${answered:-0}" -v e="$(( e1 - e0 ))" \
@@ -145,6 +155,14 @@ cpu_per_request() {
       printf "a vote costs %.1f /livez requests of server CPU\n", vote / livez;
       if (extra > 0) printf "PostgreSQL + Redis CPU: %.0f us per vote (%d ms)\n", e * 1000 / n, e;
       else printf "written to storage: %.1f KiB per vote\n", w / 1024 / n;
+    }'
+  # Where the time goes: user against system (the kernel's share, which
+  # instruction counts miss), and SQLite's own threads.
+  echo "$split0 $split1 $split2 $split3" | awk -v n="${acked:-0}" -v m="${answered:-0}" '{
+      if (n <= 0 || m <= 0) exit;
+      sqlite = ($6 > $3) ? sprintf(", on SQLite'"'"'s threads %.0f us", ($6 - $3) * 1000 / n) : "";
+      printf "per vote: user %.0f us, system %.0f us%s; per /livez request: user %.1f us, system %.1f us\n",
+        ($4 - $1) * 1000 / n, ($5 - $2) * 1000 / n, sqlite, ($10 - $7) * 1000 / m, ($11 - $8) * 1000 / m;
     }'
 }
 
