@@ -494,7 +494,7 @@ pub(crate) trait BatchDialect {
 
     /// Commits `batch` (or confirms the commit its last write carried).
     /// A batch dropped before this rolls back.
-    fn commit_batch(batch: Self::Batch) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    fn commit_batch(batch: Self::Batch) -> impl Future<Output = Result<(), BoxError>> + Send;
 }
 
 /// The outcome of a batch of one vote.
@@ -569,7 +569,7 @@ pub(crate) async fn record_batches<D: BatchDialect + Sync>(
     }
     match D::commit_batch(batch).await {
         Ok(()) => outcomes,
-        Err(error) => all_failed(error.into()),
+        Err(error) => all_failed(error),
     }
 }
 

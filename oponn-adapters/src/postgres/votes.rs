@@ -36,8 +36,8 @@ impl BatchDialect for PostgresRepository {
         self.pool.begin().await
     }
 
-    async fn commit_batch(tx: Self::Batch) -> Result<(), sqlx::Error> {
-        tx.commit().await
+    async fn commit_batch(tx: Self::Batch) -> Result<(), BoxError> {
+        Ok(tx.commit().await?)
     }
 
     /// Locks the ballot's row, then reads its sequence, its options and the

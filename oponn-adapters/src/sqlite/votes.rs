@@ -5,7 +5,9 @@
 //! one script of multi-row inserts and counter, receipt, invitation and
 //! sequence updates. The `BEGIN` travels with the read and the `COMMIT`
 //! with the script, on a connection of the batches' own: a batch is two
-//! round trips to SQLite's thread.
+//! round trips to SQLite's thread. In a turn that carries several
+//! ballots' batches, each ballot's script travels with the next ballot's
+//! read: one round trip per ballot, and one for the last script.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -14,8 +16,8 @@ use std::sync::{Arc, LazyLock};
 use oponn_core::domain::OptionId;
 use oponn_core::ports::{BoxError, NewVote, RepositoryError};
 use oponn_core::recording::{BatchWrites, StoredVotes, identities};
-use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteRow};
-use sqlx::{ConnectOptions as _, Sqlite};
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection};
+use sqlx::{Arguments as _, ConnectOptions as _, Sqlite};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{SqliteRepository, invitation_number, micros, optional_time};
@@ -68,6 +70,9 @@ pub(crate) struct SqliteBatch {
     begun: bool,
     /// Whether `COMMIT` was sent and succeeded (with the last write).
     committed: bool,
+    /// The last ballot's writes, not sent yet: they go ahead of the next
+    /// ballot's read, in the same round trip, or with the `COMMIT`.
+    pending: WriteScript,
 }
 
 impl SqliteBatch {
@@ -101,20 +106,23 @@ impl BatchDialect for SqliteRepository {
             connection,
             begun: false,
             committed: false,
+            pending: WriteScript::default(),
         })
     }
 
-    async fn commit_batch(batch: Self::Batch) -> Result<(), sqlx::Error> {
+    async fn commit_batch(batch: Self::Batch) -> Result<(), BoxError> {
         let SqliteBatch {
             mut slot,
             mut connection,
             begun,
             committed,
+            mut pending,
         } = batch;
         if begun && !committed {
             // Its last ballot was not found: nothing carried the commit.
             // On failure the connection is dropped with its transaction.
-            sqlx::query("COMMIT").execute(&mut connection).await?;
+            pending.push(format_args!("COMMIT"));
+            pending.run(&mut connection).await.map_err(batch_error)?;
         }
         *slot = Some(connection);
         Ok(())
@@ -147,19 +155,26 @@ impl BatchDialect for SqliteRepository {
             .chain(receipts.into_iter().map(Lookup::Receipt))
             .chain(invitations.into_iter().map(Lookup::Invitation))
             .collect();
-        let mut chunks = lookups.chunks(MAX_PARAMS - 1);
+        let mut chunks = lookups.chunks(MAX_LOOKUPS_PER_READ);
         let first_lookups = chunks.next().unwrap_or_default();
         // Under the write lock one statement reads the ballot, its options
-        // and choices, and what (the first few hundred of) the lookups find.
-        let sql = read_sql(batch.begin(), true, first_lookups);
-        let rows = bind_lookups(
-            sqlx::query_as::<_, BallotStateRow>(&sql)
-                .persistent(cached(first_lookups.len() + 1))
-                .bind(ballot),
-            first_lookups,
-        )
-        .fetch_all(&mut batch.connection)
-        .await?;
+        // and choices, and what (the first few hundred of) the lookups
+        // find. The transaction's BEGIN, or the previous ballot's writes,
+        // go ahead of it in the same round trip.
+        let mut read = Script::default();
+        read.text.push_str(batch.begin());
+        let (written, values) = std::mem::take(&mut batch.pending).into_parts();
+        read.text.push_str(&written);
+        for value in values {
+            read.params += 1;
+            value.add_to(&mut read.arguments)?;
+        }
+        read_statement(&mut read, ballot, true, first_lookups)?;
+        let rows = sqlx::query_as_with::<_, BallotStateRow, _>(&read.text, read.arguments)
+            .persistent(cached(read.params))
+            .fetch_all(&mut batch.connection)
+            .await
+            .map_err(batch_error)?;
         let Some(ballot_row) = rows.iter().find(|row| row.tally_seq.is_some()) else {
             return Ok(None);
         };
@@ -176,11 +191,10 @@ impl BatchDialect for SqliteRepository {
             row.read_into(&mut state)?;
         }
         for chunk in chunks {
-            let sql = read_sql("", false, chunk);
-            let query = sqlx::query_as::<_, BallotStateRow>(&sql)
+            let mut read = Script::default();
+            read_statement(&mut read, ballot, false, chunk)?;
+            for row in sqlx::query_as_with::<_, BallotStateRow, _>(&read.text, read.arguments)
                 .persistent(false)
-                .bind(ballot);
-            for row in bind_lookups(query, chunk)
                 .fetch_all(&mut batch.connection)
                 .await?
             {
@@ -194,8 +208,9 @@ impl BatchDialect for SqliteRepository {
     /// inserts, changed votes one by one (they are rare), every moved
     /// counter in one statement, and the sequence once. The statements
     /// travel together as one script: each round trip to SQLite's thread
-    /// is a wake-up, and the write lock is held meanwhile. The `last`
-    /// write ends its script with the `COMMIT`.
+    /// is a wake-up, and the write lock is held meanwhile. The script
+    /// waits to go ahead of the next ballot's read; the `last` write's
+    /// ends with the `COMMIT` and goes at once.
     async fn write_batch(
         batch: &mut Self::Batch,
         ballot: &[u8],
@@ -361,19 +376,27 @@ impl BatchDialect for SqliteRepository {
             ]);
             script.push(format_args!("{SEQUENCE_UPDATE}"));
         }
-        if last {
-            script.push(format_args!("COMMIT"));
+        if !last {
+            batch.pending = script;
+            return Ok(());
         }
-        match script.run(&mut batch.connection).await {
-            Ok(_) => {
-                batch.committed = last;
-                Ok(())
-            }
-            Err(error) if is_sequence_moved(&error) => {
-                Err("the ballot's sequence moved during the batch".into())
-            }
-            Err(error) => Err(error.into()),
-        }
+        script.push(format_args!("COMMIT"));
+        script
+            .run(&mut batch.connection)
+            .await
+            .map_err(batch_error)?;
+        batch.committed = true;
+        Ok(())
+    }
+}
+
+/// A batch's statement error as the batch reports it: [`SEQUENCE_UPDATE`]
+/// refusing a moved sequence says so.
+fn batch_error(error: sqlx::Error) -> BoxError {
+    if is_sequence_moved(&error) {
+        "the ballot's sequence moved during the batch".into()
+    } else {
+        error.into()
     }
 }
 
@@ -392,7 +415,7 @@ fn is_sequence_moved(error: &sqlx::Error) -> bool {
         .is_some_and(|error| error.message() == "integer overflow")
 }
 
-/// A value bound to a [`WriteScript`] parameter.
+/// A value bound to a [`WriteScript`] parameter, as its writer has it.
 #[derive(Clone, Copy)]
 pub(super) enum Arg<'a> {
     Bytes(&'a [u8]),
@@ -403,24 +426,78 @@ pub(super) enum Arg<'a> {
     Bool(bool),
 }
 
+/// A value bound to a [`WriteScript`] parameter, owned: a script may wait
+/// for the next read and outlive what it was written from. (sqlx copies
+/// every borrowed value on its way to SQLite's thread anyway.)
+pub(super) enum Value {
+    Bytes(Vec<u8>),
+    OptionalBytes(Option<Vec<u8>>),
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+impl From<Arg<'_>> for Value {
+    fn from(arg: Arg<'_>) -> Self {
+        match arg {
+            Arg::Bytes(bytes) => Self::Bytes(bytes.to_vec()),
+            Arg::OptionalBytes(bytes) => Self::OptionalBytes(bytes.map(<[u8]>::to_vec)),
+            Arg::Text(text) => Self::Text(text.to_owned()),
+            Arg::Int(number) => Self::Int(number),
+            Arg::Bool(flag) => Self::Bool(flag),
+        }
+    }
+}
+
+impl Value {
+    /// Binds the value as the next of `arguments`.
+    fn add_to(self, arguments: &mut SqliteArguments<'_>) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Bytes(bytes) => add(arguments, bytes),
+            Self::OptionalBytes(bytes) => add(arguments, bytes),
+            Self::Text(text) => add(arguments, text),
+            Self::Int(number) => add(arguments, number),
+            Self::Bool(flag) => add(arguments, flag),
+        }
+    }
+}
+
+/// Binds `value` as the next of `arguments`.
+fn add<'q, T>(arguments: &mut SqliteArguments<'q>, value: T) -> Result<(), sqlx::Error>
+where
+    T: 'q + sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite>,
+{
+    arguments.add(value).map_err(sqlx::Error::Encode)
+}
+
 /// Several statements sent to SQLite as one script. Parameters are plain
 /// `?`s, bound in order across the statements: sqlx gives each statement
 /// the values after the previous one's (each statement stays under
 /// SQLite's per-statement limit of [`MAX_PARAMS`]).
 #[derive(Default)]
-pub(super) struct WriteScript<'a> {
+pub(super) struct WriteScript {
     sql: String,
-    args: Vec<Arg<'a>>,
+    values: Vec<Value>,
 }
 
-impl<'a> WriteScript<'a> {
+impl WriteScript {
     /// Binds the next parameters of the statement being built.
-    pub(super) fn bind(&mut self, values: impl IntoIterator<Item = Arg<'a>>) {
-        self.args.extend(values);
+    pub(super) fn bind<'a>(&mut self, values: impl IntoIterator<Item = Arg<'a>>) {
+        self.values.extend(values.into_iter().map(Value::from));
+    }
+
+    /// How many parameters the script binds.
+    pub(super) fn params(&self) -> usize {
+        self.values.len()
+    }
+
+    /// The script's text and its values, to send ahead of a read.
+    fn into_parts(self) -> (String, Vec<Value>) {
+        (self.sql, self.values)
     }
 
     /// `(?, ?, …), …`: one values row per item, its values bound in order.
-    pub(super) fn rows<const N: usize>(
+    pub(super) fn rows<'a, const N: usize>(
         &mut self,
         items: impl Iterator<Item = [Arg<'a>; N]>,
     ) -> Placeholders {
@@ -442,25 +519,21 @@ impl<'a> WriteScript<'a> {
         self.sql.push_str(";\n");
     }
 
-    /// Runs the statements, returning the rows they produce.
-    pub(super) async fn run(
-        self,
-        connection: &mut SqliteConnection,
-    ) -> Result<Vec<SqliteRow>, sqlx::Error> {
+    /// Runs the statements.
+    pub(super) async fn run(self, connection: &mut SqliteConnection) -> Result<(), sqlx::Error> {
         if self.sql.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        let mut query = sqlx::query(&self.sql).persistent(cached(self.args.len()));
-        for value in self.args {
-            query = match value {
-                Arg::Bytes(bytes) => query.bind(bytes),
-                Arg::OptionalBytes(bytes) => query.bind(bytes),
-                Arg::Text(text) => query.bind(text),
-                Arg::Int(number) => query.bind(number),
-                Arg::Bool(flag) => query.bind(flag),
-            };
+        let persistent = cached(self.params());
+        let mut arguments = SqliteArguments::default();
+        for value in self.values {
+            value.add_to(&mut arguments)?;
         }
-        query.fetch_all(connection).await
+        sqlx::query_with(&self.sql, arguments)
+            .persistent(persistent)
+            .execute(connection)
+            .await?;
+        Ok(())
     }
 }
 
@@ -570,10 +643,11 @@ const STATE_COLUMNS: [&str; 13] = [
     "invitation_id",
 ];
 
-/// `select … {from}` naming every column of a batch's read: the
-/// expression `values` gives for it, else null. Every select of the union
-/// names them all, so any of them may come first.
-fn state_select(values: &[(&str, &str)], from: &str) -> String {
+/// `select … {from}?{after}` naming every column of a batch's read: the
+/// expression `values` gives for it, else null; the `?` is the ballot's
+/// id. Every select of the union names them all, so any of them may come
+/// first.
+fn state_select(values: &[(&str, &str)], from: &str, after: &'static str) -> Select {
     debug_assert!(
         values
             .iter()
@@ -590,7 +664,17 @@ fn state_select(values: &[(&str, &str)], from: &str) -> String {
             format!("{value} as {column}")
         })
         .collect();
-    format!("select {} {from}", columns.join(", "))
+    Select {
+        before_ballot: format!("select {} {from}", columns.join(", ")),
+        after_ballot: after,
+    }
+}
+
+/// A select of a batch's read, around its ballot parameter; one that
+/// looks lookups up ends in `in (`.
+struct Select {
+    before_ballot: String,
+    after_ballot: &'static str,
 }
 
 impl BallotStateRow {
@@ -647,19 +731,19 @@ enum Lookup<'a> {
 /// building it was about 5 % of the server's CPU).
 struct StateSelects {
     /// The ballot with each of its options (whole).
-    ballot: String,
+    ballot: Select,
     /// The ballot's distinct choices with voters (whole).
-    choices: String,
+    choices: Select,
     /// The votes the identities hold.
-    held_votes: String,
+    held_votes: Select,
     /// The votes the identities are aliases of, with the alias.
-    aliased_votes: String,
+    aliased_votes: Select,
     /// The receipts a counted vote has.
-    counted_receipts: String,
+    counted_receipts: Select,
     /// The receipts a replaced vote had.
-    retired_receipts: String,
+    retired_receipts: Select,
     /// The revoked invitations.
-    revoked_invitations: String,
+    revoked_invitations: Select,
 }
 
 static STATE_SELECTS: LazyLock<StateSelects> = LazyLock::new(|| StateSelects {
@@ -674,11 +758,13 @@ static STATE_SELECTS: LazyLock<StateSelects> = LazyLock::new(|| StateSelects {
             ("label_key", "o.label_key"),
             ("vote_count", "o.vote_count"),
         ],
-        "from ballots b left join ballot_options o on o.ballot_id = b.id where b.id = ?1",
+        "from ballots b left join ballot_options o on o.ballot_id = b.id where b.id = ",
+        "",
     ),
     choices: state_select(
         &[("vote_count", "vote_count"), ("choice", "choice")],
-        "from ballot_choices where ballot_id = ?1 and vote_count > 0",
+        "from ballot_choices where ballot_id = ",
+        " and vote_count > 0",
     ),
     held_votes: state_select(
         &[
@@ -687,7 +773,8 @@ static STATE_SELECTS: LazyLock<StateSelects> = LazyLock::new(|| StateSelects {
             ("voter_hash", "voter_hash"),
             ("receipt", "receipt"),
         ],
-        "from votes where ballot_id = ?1 and voter_hash in (",
+        "from votes where ballot_id = ",
+        " and voter_hash in (",
     ),
     aliased_votes: state_select(
         &[
@@ -699,49 +786,66 @@ static STATE_SELECTS: LazyLock<StateSelects> = LazyLock::new(|| StateSelects {
         ],
         "from vote_aliases a join votes v \
          on v.ballot_id = a.ballot_id and v.voter_hash = a.voter_hash \
-         where a.ballot_id = ?1 and a.alias_hash in (",
+         where a.ballot_id = ",
+        " and a.alias_hash in (",
     ),
     counted_receipts: state_select(
         &[("receipt", "receipt")],
-        "from votes where ballot_id = ?1 and receipt in (",
+        "from votes where ballot_id = ",
+        " and receipt in (",
     ),
     retired_receipts: state_select(
         &[("receipt", "receipt")],
-        "from retired_receipts where ballot_id = ?1 and receipt in (",
+        "from retired_receipts where ballot_id = ",
+        " and receipt in (",
     ),
     revoked_invitations: state_select(
         &[("invitation_id", "invitation_id")],
-        "from invitations where ballot_id = ?1 and revoked_at is not null \
-         and invitation_id in (",
+        "from invitations where ballot_id = ",
+        " and revoked_at is not null and invitation_id in (",
     ),
 });
 
 /// A batch's read: the ballot's own rows when `ballot_rows`, then the
-/// selects for `lookups` (bound as `?2`, `?3`, … in their order,
-/// identities first, then receipts, then invitations): the votes the
-/// identities hold, the votes they are aliases of (with the alias), the
-/// receipts a counted or a replaced vote has, and the revoked
-/// invitations. One `union all` statement, written into one string after
-/// `begin` (the transaction's `BEGIN`, with its first read).
-fn read_sql(begin: &str, ballot_rows: bool, lookups: &[Lookup<'_>]) -> String {
+/// selects for `lookups` (identities first, then receipts, then
+/// invitations): the votes the identities hold, the votes they are
+/// aliases of (with the alias), the receipts a counted or a replaced vote
+/// has, and the revoked invitations. One `union all` statement, written
+/// into `read`'s text after what it holds (a `BEGIN`, the previous
+/// ballot's writes) and bound after its values.
+///
+/// Its parameters are plain `?`s, each bound as it is written (the
+/// ballot's id once per select, a list for each of its selects): sqlx
+/// numbers a script's plain parameters across its statements, but not
+/// numbered ones, so a read numbered `?1`, `?2`, … could not follow other
+/// statements in one round trip.
+fn read_statement<'q>(
+    read: &mut Script<'q>,
+    ballot: &'q [u8],
+    ballot_rows: bool,
+    lookups: &[Lookup<'q>],
+) -> Result<(), sqlx::Error> {
     let selects = &*STATE_SELECTS;
-    let mut identities = 0;
-    let mut receipts = 0;
-    let mut invitations = 0;
-    for lookup in lookups {
-        match lookup {
-            Lookup::Identity(_) => identities += 1,
-            Lookup::Receipt(_) => receipts += 1,
-            Lookup::Invitation(_) => invitations += 1,
-        }
-    }
-    let mut sql = UnionSql::after(begin);
+    let identities = lookups
+        .iter()
+        .take_while(|lookup| matches!(lookup, Lookup::Identity(_)))
+        .count();
+    let (identities, rest) = lookups.split_at(identities);
+    let receipts = rest
+        .iter()
+        .take_while(|lookup| matches!(lookup, Lookup::Receipt(_)))
+        .count();
+    let (receipts, invitations) = rest.split_at(receipts);
+    let mut union = UnionRead {
+        script: read,
+        started: false,
+        ballot,
+    };
     if ballot_rows {
-        sql.select(&selects.ballot);
-        sql.select(&selects.choices);
+        union.select(&selects.ballot, &[])?;
+        union.select(&selects.choices, &[])?;
     }
-    let mut first = 2;
-    for (count, kinds) in [
+    for (list, kinds) in [
         (
             identities,
             [&selects.held_votes, &selects.aliased_votes].as_slice(),
@@ -752,66 +856,68 @@ fn read_sql(begin: &str, ballot_rows: bool, lookups: &[Lookup<'_>]) -> String {
         ),
         (invitations, [&selects.revoked_invitations].as_slice()),
     ] {
-        if count > 0 {
+        if !list.is_empty() {
             for select in kinds {
-                sql.select_in(select, first, count);
+                union.select(select, list)?;
             }
         }
-        first += count;
     }
-    sql.text
+    Ok(())
 }
 
-/// Selects joined by `union all`, written into one string.
-struct UnionSql {
+/// Statements and the values bound to their plain `?`s, in order.
+#[derive(Default)]
+struct Script<'q> {
     text: String,
+    arguments: SqliteArguments<'q>,
+    /// How many values are bound.
+    params: usize,
+}
+
+impl<'q> Script<'q> {
+    /// Binds `value` as the next parameter.
+    fn add<T>(&mut self, value: T) -> Result<(), sqlx::Error>
+    where
+        T: 'q + sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite>,
+    {
+        self.params += 1;
+        add(&mut self.arguments, value)
+    }
+}
+
+/// Selects joined by `union all`, written into a [`Script`].
+struct UnionRead<'s, 'q> {
+    script: &'s mut Script<'q>,
     /// Whether a select was written yet.
     started: bool,
+    ballot: &'q [u8],
 }
 
-impl UnionSql {
-    /// No select yet, after `prefix`.
-    fn after(prefix: &str) -> Self {
-        Self {
-            text: prefix.to_owned(),
-            started: false,
-        }
-    }
-
-    /// Adds a whole select.
-    fn select(&mut self, select: &str) {
+impl<'q> UnionRead<'_, 'q> {
+    /// Adds `select` for the ballot, closing its `in (` list with
+    /// `lookups` when it has one.
+    fn select(&mut self, select: &Select, lookups: &[Lookup<'q>]) -> Result<(), sqlx::Error> {
+        let text = &mut self.script.text;
         if std::mem::replace(&mut self.started, true) {
-            self.text.push_str(" union all ");
+            text.push_str(" union all ");
         }
-        self.text.push_str(select);
-    }
-
-    /// Adds a select ending in `in (`, closing its list with `count`
-    /// numbered parameters from `?first` on.
-    fn select_in(&mut self, select: &str, first: usize, count: usize) {
-        self.select(select);
-        for (at, number) in (first..first + count).enumerate() {
-            let separator = if at == 0 { "" } else { ", " };
+        text.push_str(&select.before_ballot);
+        text.push('?');
+        text.push_str(select.after_ballot);
+        self.script.add(self.ballot)?;
+        if select.after_ballot.ends_with('(') {
             // Writing to a `String` cannot fail.
-            let _ = write!(self.text, "{separator}?{number}");
+            let _ = write!(self.script.text, "{})", Placeholders::list(lookups.len()));
+            for lookup in lookups {
+                match *lookup {
+                    Lookup::Identity(identity) => self.script.add(identity)?,
+                    Lookup::Receipt(receipt) => self.script.add(receipt)?,
+                    Lookup::Invitation(invitation) => self.script.add(invitation)?,
+                }
+            }
         }
-        self.text.push(')');
+        Ok(())
     }
-}
-
-/// Binds `lookups` to `query`, in order, after the ballot's id.
-fn bind_lookups<'q, O>(
-    mut query: sqlx::query::QueryAs<'q, Sqlite, O, SqliteArguments<'q>>,
-    lookups: &[Lookup<'q>],
-) -> sqlx::query::QueryAs<'q, Sqlite, O, SqliteArguments<'q>> {
-    for lookup in lookups {
-        query = match *lookup {
-            Lookup::Identity(identity) => query.bind(identity),
-            Lookup::Receipt(receipt) => query.bind(receipt),
-            Lookup::Invitation(invitation) => query.bind(invitation),
-        };
-    }
-    query
 }
 
 /// Most bind parameters one statement takes: SQLite's limit before 3.32,
@@ -822,6 +928,11 @@ fn bind_lookups<'q, O>(
 /// past [`MAX_CACHED_PARAMS`]: cached, their many shapes would evict the
 /// fixed statements from sqlx's per-connection statement cache.
 pub(super) const MAX_PARAMS: usize = 999;
+
+/// Most lookups one read takes: the read binds each identity and each
+/// receipt twice (two selects list them) and the ballot's id once per
+/// select (at most seven), so this many keep it within [`MAX_PARAMS`].
+const MAX_LOOKUPS_PER_READ: usize = (MAX_PARAMS - 7) / 2;
 
 /// The most bind parameters a batch statement may take and still be kept
 /// in the vote connection's statement cache (of
@@ -872,30 +983,68 @@ mod tests {
     }
 
     #[test]
-    fn a_read_numbers_its_lookups_after_the_ballot_kind_by_kind() {
-        let identity = [1; 32];
+    fn a_read_lists_each_lookup_and_binds_the_ballot_once_per_select() {
+        let (ballot, identity) = ([7; 16], [1; 32]);
         let lookups = [
             Lookup::Identity(&identity),
             Lookup::Identity(&identity),
             Lookup::Receipt("R"),
             Lookup::Invitation(4),
         ];
-        let sql = read_sql("", false, &lookups);
-        // Held and aliased votes share the identities' numbers, both
-        // receipt selects the receipt's; no ballot rows were asked for.
-        assert_eq!(sql.matches("in (?2, ?3)").count(), 2);
-        assert_eq!(sql.matches("in (?4)").count(), 2);
-        assert_eq!(sql.matches("in (?5)").count(), 1);
-        assert_eq!(sql.matches(" union all ").count(), 4);
-        assert!(!sql.contains("from ballots"));
-        let with_ballot = read_sql("", true, &lookups[..1]);
-        assert!(with_ballot.starts_with(&STATE_SELECTS.ballot));
-        // A transaction's first read carries its BEGIN, then the same
-        // statement.
-        let first_read = read_sql("BEGIN IMMEDIATE; ", true, &lookups[..1]);
-        assert_eq!(first_read, format!("BEGIN IMMEDIATE; {with_ballot}"));
-        assert!(with_ballot.ends_with("alias_hash in (?2)"));
-        assert_eq!(with_ballot.matches(" union all ").count(), 3);
+        let mut read = Script::default();
+        read_statement(&mut read, &ballot, false, &lookups).unwrap();
+        // Held and aliased votes list the identities, both receipt selects
+        // the receipt; no ballot rows were asked for.
+        assert_eq!(read.text.matches("in (?, ?)").count(), 2);
+        assert_eq!(read.text.matches("in (?)").count(), 3);
+        assert_eq!(read.text.matches("ballot_id = ? and").count(), 5);
+        assert_eq!(read.text.matches(" union all ").count(), 4);
+        assert!(!read.text.contains("from ballots"));
+        // The ballot once per select, then its list.
+        assert_eq!(read.params, 5 + 2 * 2 + 2 + 1);
+        assert_eq!(read.text.matches('?').count(), read.params);
+
+        let mut with_ballot = Script::default();
+        read_statement(&mut with_ballot, &ballot, true, &lookups[..1]).unwrap();
+        assert!(
+            with_ballot
+                .text
+                .starts_with(&STATE_SELECTS.ballot.before_ballot)
+        );
+        assert!(with_ballot.text.contains("where b.id = ? union all "));
+        assert!(with_ballot.text.ends_with("alias_hash in (?)"));
+        assert_eq!(with_ballot.text.matches(" union all ").count(), 3);
+        assert_eq!(with_ballot.params, 2 + 2 * 2);
+    }
+
+    #[test]
+    fn a_read_goes_after_the_statements_before_it() {
+        let (ballot, identity) = ([7; 16], [1; 32]);
+        let lookups = [Lookup::Identity(&identity), Lookup::Receipt("R")];
+        let mut alone = Script::default();
+        read_statement(&mut alone, &ballot, true, &lookups).unwrap();
+        let mut after = Script::default();
+        let before = "BEGIN IMMEDIATE; insert into t values (?, ?);\n";
+        after.text.push_str(before);
+        after.add(1_i64).unwrap();
+        after.add(2_i64).unwrap();
+        read_statement(&mut after, &ballot, true, &lookups).unwrap();
+        assert_eq!(after.text, format!("{before}{}", alone.text));
+        assert_eq!(after.params, 2 + alone.params);
+    }
+
+    #[test]
+    fn the_largest_read_stays_within_the_parameter_limit() {
+        let identities: Vec<[u8; 32]> = (0..MAX_LOOKUPS_PER_READ)
+            .map(|at| [u8::try_from(at % 256).unwrap(); 32])
+            .collect();
+        let lookups: Vec<Lookup<'_>> = identities
+            .iter()
+            .map(|identity| Lookup::Identity(identity))
+            .collect();
+        let mut read = Script::default();
+        read_statement(&mut read, &[7; 16], true, &lookups).unwrap();
+        assert!(read.params <= MAX_PARAMS, "{}", read.params);
     }
 
     #[test]
@@ -967,6 +1116,42 @@ mod tests {
                 [Err(RecordVoteError::BallotNotFound)]
             ));
             assert_eq!(stored(&repository, ballot).await, 2);
+        });
+    }
+
+    #[test]
+    fn a_turn_of_several_ballots_commits_them_all() {
+        with_test_repository(|repository| async move {
+            let first = ballot(&repository).await;
+            let second = ballot(&repository).await;
+            let (on_first, on_second) = (votes(first, 2), votes(second, 3));
+            let outcomes = crate::sql::record_batches(
+                &repository,
+                &[(&first, &on_first), (&second, &on_second)],
+            )
+            .await;
+            assert!(outcomes.iter().flatten().all(Result::is_ok), "{outcomes:?}");
+            assert_eq!(stored(&repository, first).await, 2);
+            assert_eq!(stored(&repository, second).await, 3);
+        });
+    }
+
+    #[test]
+    fn a_ballot_twice_in_a_turn_reads_its_first_batch_before_deciding_the_second() {
+        with_test_repository(|repository| async move {
+            let ballot = ballot(&repository).await;
+            // The same voter in two batches of one turn: the second must
+            // find the first's vote, written in the same transaction.
+            let (first, again) = (votes(ballot, 1), votes(ballot, 1));
+            let outcomes =
+                crate::sql::record_batches(&repository, &[(&ballot, &first), (&ballot, &again)])
+                    .await;
+            assert!(outcomes[0][0].is_ok(), "{outcomes:?}");
+            assert!(
+                matches!(outcomes[1][0], Err(RecordVoteError::AlreadyVoted)),
+                "{outcomes:?}"
+            );
+            assert_eq!(stored(&repository, ballot).await, 1);
         });
     }
 
