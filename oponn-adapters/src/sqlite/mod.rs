@@ -8,9 +8,11 @@
 //! ballot and its voters' votes once, decides every vote in memory, and
 //! writes with multi-row statements, so its checks (voter, option, label
 //! key) and its writes are atomic, the repository's invariants hold with no
-//! other lock, and the schema's keys back them up. Each statement is a
-//! round trip to sqlx's SQLite worker thread, which is why a batch costs a
-//! constant number of them rather than several per vote.
+//! other lock, and the schema's keys back them up. Each query (one
+//! statement, or a script of several) is a round trip to sqlx's SQLite
+//! worker thread, which is why a batch costs a constant number of them
+//! rather than several per vote: two, its `BEGIN` travelling with its read
+//! and its `COMMIT` with its writes.
 //!
 //! The file and its `-wal` and `-shm` are readable by their owner only
 //! (they hold account emails). Every connection runs with
@@ -111,7 +113,8 @@ fn pool_options(max_connections: u32) -> SqlitePoolOptions {
 #[derive(Debug, Clone)]
 pub struct SqliteRepository {
     pool: SqlitePool,
-    /// The one connection vote batches write on. Always the same one, so
+    /// The one connection vote batches write on. The same one from batch
+    /// to batch (until a batch fails, which replaces it), so
     /// its page cache and its prepared statements stay warm: SQLite drops
     /// a connection's whole page cache when another connection wrote
     /// since it last read, and the pool hands its connections out in

@@ -5,7 +5,8 @@
 //! one script of multi-row inserts and counter, receipt, invitation and
 //! sequence updates. The `BEGIN` travels with the read and the `COMMIT`
 //! with the script, on a connection of the batches' own: a batch is two
-//! round trips to SQLite's thread. In a turn that carries several
+//! round trips to SQLite's thread (three when a batch of more than about
+//! 245 votes reads in two statements). In a turn that carries several
 //! ballots' batches, each ballot's script travels with the next ballot's
 //! read: one round trip per ballot, and one for the last script.
 
@@ -61,7 +62,9 @@ impl VoteConnection {
 /// last write. Dropped before its commit is confirmed (a failed statement,
 /// a cancelled future), it drops the connection: closing it rolls back
 /// whatever the transaction wrote, and a connection whose transaction is
-/// in an unknown state is never used again.
+/// in an unknown state is never used again. (Its thread closes it
+/// meanwhile: the next batch's new connection may wait for the write
+/// lock in SQLite's busy handler until it has.)
 pub(crate) struct SqliteBatch {
     /// Where the connection goes back once the transaction committed.
     slot: OwnedMutexGuard<Option<SqliteConnection>>,
@@ -922,7 +925,9 @@ impl<'q> UnionRead<'_, 'q> {
 
 /// Most bind parameters one statement takes: SQLite's limit before 3.32,
 /// which builds may still set, so every chunk fits any build. A batch of
-/// the service's size (256 votes) still fits one statement of each kind.
+/// the service's size (256 votes) still fits one write statement of each
+/// kind; its read, which binds each voter and receipt twice, takes two
+/// statements past about 245 votes ([`MAX_LOOKUPS_PER_READ`]).
 ///
 /// Statements whose text grows with the batch are run `persistent(false)`
 /// past [`MAX_CACHED_PARAMS`]: cached, their many shapes would evict the
@@ -1226,8 +1231,8 @@ mod tests {
             );
             let small = kept(&repository).await;
             assert!(small > before, "the read is kept: {before} then {small}");
-            // Its read takes one parameter per voter and per receipt, and
-            // the ballot: over the limit, parsed and let go.
+            // Its read takes two parameters per voter and per receipt, and
+            // the ballot once per select: over the limit, parsed and let go.
             let many = u8::try_from(MAX_CACHED_PARAMS / 2).unwrap();
             repository.record_votes(&votes(ballot, many)).await;
             assert_eq!(kept(&repository).await, small);
