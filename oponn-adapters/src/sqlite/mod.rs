@@ -65,7 +65,7 @@ use crate::sql::{
     only_outcome, parse_choice, pending, tally_of_rows, unavailable,
 };
 use crate::writer::VoteWriter;
-use votes::{Arg, MAX_PARAMS, VoteConnection, WriteScript};
+use votes::{Arg, MAX_PARAMS, Script, VoteConnection};
 
 /// The schema's migrations, compiled in.
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -565,7 +565,7 @@ impl BallotRepository for SqliteRepository {
             .ok_or_else(|| invitations_unavailable("an invitation number past the largest"))?;
         let rows: Vec<(InvitationId, &NewInvitation)> =
             ids.iter().copied().zip(invitations).collect();
-        let mut script = WriteScript::default();
+        let mut script = Script::default();
         for chunk in rows.chunks(MAX_PARAMS / 5) {
             let values = script.rows(chunk.iter().map(|(number, invitation)| {
                 [

@@ -75,7 +75,7 @@ pub(crate) struct SqliteBatch {
     committed: bool,
     /// The last ballot's writes, not sent yet: they go ahead of the next
     /// ballot's read, in the same round trip, or with the `COMMIT`.
-    pending: WriteScript,
+    pending: Script,
 }
 
 impl SqliteBatch {
@@ -109,7 +109,7 @@ impl BatchDialect for SqliteRepository {
             connection,
             begun: false,
             committed: false,
-            pending: WriteScript::default(),
+            pending: Script::default(),
         })
     }
 
@@ -165,16 +165,10 @@ impl BatchDialect for SqliteRepository {
         // find. The transaction's BEGIN, or the previous ballot's writes,
         // go ahead of it in the same round trip.
         let mut read = Script::default();
-        read.text.push_str(batch.begin());
-        let (written, values) = std::mem::take(&mut batch.pending).into_parts();
-        read.text.push_str(&written);
-        for value in values {
-            read.params += 1;
-            value.add_to(&mut read.arguments)?;
-        }
-        read_statement(&mut read, ballot, true, first_lookups)?;
-        let rows = sqlx::query_as_with::<_, BallotStateRow, _>(&read.text, read.arguments)
-            .persistent(cached(read.params))
+        read.sql.push_str(batch.begin());
+        read.append(std::mem::take(&mut batch.pending));
+        read_statement(&mut read, ballot, true, first_lookups);
+        let rows: Vec<BallotStateRow> = read
             .fetch_all(&mut batch.connection)
             .await
             .map_err(batch_error)?;
@@ -195,10 +189,9 @@ impl BatchDialect for SqliteRepository {
         }
         for chunk in chunks {
             let mut read = Script::default();
-            read_statement(&mut read, ballot, false, chunk)?;
-            for row in sqlx::query_as_with::<_, BallotStateRow, _>(&read.text, read.arguments)
-                .persistent(false)
-                .fetch_all(&mut batch.connection)
+            read_statement(&mut read, ballot, false, chunk);
+            for row in read
+                .fetch_all::<BallotStateRow>(&mut batch.connection)
                 .await?
             {
                 row.read_into(&mut state)?;
@@ -236,7 +229,7 @@ impl BatchDialect for SqliteRepository {
             .iter()
             .map(|(choice, by)| (choice_text(choice), *by))
             .collect();
-        let mut script = WriteScript::default();
+        let mut script = Script::default();
         let id = Arg::Bytes(ballot);
         for chunk in writes.new_options.chunks(MAX_PARAMS / 5) {
             let rows = script.rows(chunk.iter().map(|option| {
@@ -418,7 +411,7 @@ fn is_sequence_moved(error: &sqlx::Error) -> bool {
         .is_some_and(|error| error.message() == "integer overflow")
 }
 
-/// A value bound to a [`WriteScript`] parameter, as its writer has it.
+/// A value bound to a [`Script`] parameter, as its writer has it.
 #[derive(Clone, Copy)]
 pub(super) enum Arg<'a> {
     Bytes(&'a [u8]),
@@ -429,7 +422,7 @@ pub(super) enum Arg<'a> {
     Bool(bool),
 }
 
-/// A value bound to a [`WriteScript`] parameter, owned: a script may wait
+/// A value bound to a [`Script`] parameter, owned: a script may wait
 /// for the next read and outlive what it was written from. (sqlx copies
 /// every borrowed value on its way to SQLite's thread anyway.)
 pub(super) enum Value {
@@ -473,17 +466,18 @@ where
     arguments.add(value).map_err(sqlx::Error::Encode)
 }
 
-/// Several statements sent to SQLite as one script. Parameters are plain
-/// `?`s, bound in order across the statements: sqlx gives each statement
-/// the values after the previous one's (each statement stays under
-/// SQLite's per-statement limit of [`MAX_PARAMS`]).
+/// Several statements sent to SQLite as one script, in one round trip to
+/// its thread. Parameters are plain `?`s, bound in order across the
+/// statements: sqlx gives each statement the values after the previous
+/// one's (each statement stays under SQLite's per-statement limit of
+/// [`MAX_PARAMS`]).
 #[derive(Default)]
-pub(super) struct WriteScript {
+pub(super) struct Script {
     sql: String,
     values: Vec<Value>,
 }
 
-impl WriteScript {
+impl Script {
     /// Binds the next parameters of the statement being built.
     pub(super) fn bind<'a>(&mut self, values: impl IntoIterator<Item = Arg<'a>>) {
         self.values.extend(values.into_iter().map(Value::from));
@@ -494,9 +488,10 @@ impl WriteScript {
         self.values.len()
     }
 
-    /// The script's text and its values, to send ahead of a read.
-    fn into_parts(self) -> (String, Vec<Value>) {
-        (self.sql, self.values)
+    /// Appends `script`'s statements and values after this one's.
+    fn append(&mut self, script: Self) {
+        self.sql.push_str(&script.sql);
+        self.values.extend(script.values);
     }
 
     /// `(?, ?, …), …`: one values row per item, its values bound in order.
@@ -522,21 +517,40 @@ impl WriteScript {
         self.sql.push_str(";\n");
     }
 
-    /// Runs the statements.
-    pub(super) async fn run(self, connection: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-        if self.sql.is_empty() {
-            return Ok(());
-        }
+    /// The values, bound in order, and whether sqlx keeps the script
+    /// prepared.
+    fn arguments(self) -> Result<(String, SqliteArguments<'static>, bool), sqlx::Error> {
         let persistent = cached(self.params());
         let mut arguments = SqliteArguments::default();
         for value in self.values {
             value.add_to(&mut arguments)?;
         }
-        sqlx::query_with(&self.sql, arguments)
+        Ok((self.sql, arguments, persistent))
+    }
+
+    /// Runs the statements.
+    pub(super) async fn run(self, connection: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        if self.sql.is_empty() {
+            return Ok(());
+        }
+        let (sql, arguments, persistent) = self.arguments()?;
+        sqlx::query_with(&sql, arguments)
             .persistent(persistent)
             .execute(connection)
             .await?;
         Ok(())
+    }
+
+    /// Runs the statements, returning the rows they produce as `R`s.
+    async fn fetch_all<R>(self, connection: &mut SqliteConnection) -> Result<Vec<R>, sqlx::Error>
+    where
+        R: Send + Unpin + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+    {
+        let (sql, arguments, persistent) = self.arguments()?;
+        sqlx::query_as_with::<_, R, _>(&sql, arguments)
+            .persistent(persistent)
+            .fetch_all(connection)
+            .await
     }
 }
 
@@ -822,12 +836,7 @@ static STATE_SELECTS: LazyLock<StateSelects> = LazyLock::new(|| StateSelects {
 /// numbers a script's plain parameters across its statements, but not
 /// numbered ones, so a read numbered `?1`, `?2`, … could not follow other
 /// statements in one round trip.
-fn read_statement<'q>(
-    read: &mut Script<'q>,
-    ballot: &'q [u8],
-    ballot_rows: bool,
-    lookups: &[Lookup<'q>],
-) -> Result<(), sqlx::Error> {
+fn read_statement(read: &mut Script, ballot: &[u8], ballot_rows: bool, lookups: &[Lookup<'_>]) {
     let selects = &*STATE_SELECTS;
     let identities = lookups
         .iter()
@@ -845,8 +854,8 @@ fn read_statement<'q>(
         ballot,
     };
     if ballot_rows {
-        union.select(&selects.ballot, &[])?;
-        union.select(&selects.choices, &[])?;
+        union.select(&selects.ballot, &[]);
+        union.select(&selects.choices, &[]);
     }
     for (list, kinds) in [
         (
@@ -861,65 +870,41 @@ fn read_statement<'q>(
     ] {
         if !list.is_empty() {
             for select in kinds {
-                union.select(select, list)?;
+                union.select(select, list);
             }
         }
-    }
-    Ok(())
-}
-
-/// Statements and the values bound to their plain `?`s, in order.
-#[derive(Default)]
-struct Script<'q> {
-    text: String,
-    arguments: SqliteArguments<'q>,
-    /// How many values are bound.
-    params: usize,
-}
-
-impl<'q> Script<'q> {
-    /// Binds `value` as the next parameter.
-    fn add<T>(&mut self, value: T) -> Result<(), sqlx::Error>
-    where
-        T: 'q + sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite>,
-    {
-        self.params += 1;
-        add(&mut self.arguments, value)
     }
 }
 
 /// Selects joined by `union all`, written into a [`Script`].
-struct UnionRead<'s, 'q> {
-    script: &'s mut Script<'q>,
+struct UnionRead<'s, 'a> {
+    script: &'s mut Script,
     /// Whether a select was written yet.
     started: bool,
-    ballot: &'q [u8],
+    ballot: &'a [u8],
 }
 
-impl<'q> UnionRead<'_, 'q> {
+impl UnionRead<'_, '_> {
     /// Adds `select` for the ballot, closing its `in (` list with
     /// `lookups` when it has one.
-    fn select(&mut self, select: &Select, lookups: &[Lookup<'q>]) -> Result<(), sqlx::Error> {
-        let text = &mut self.script.text;
+    fn select(&mut self, select: &Select, lookups: &[Lookup<'_>]) {
+        let sql = &mut self.script.sql;
         if std::mem::replace(&mut self.started, true) {
-            text.push_str(" union all ");
+            sql.push_str(" union all ");
         }
-        text.push_str(&select.before_ballot);
-        text.push('?');
-        text.push_str(select.after_ballot);
-        self.script.add(self.ballot)?;
+        sql.push_str(&select.before_ballot);
+        sql.push('?');
+        sql.push_str(select.after_ballot);
+        self.script.bind([Arg::Bytes(self.ballot)]);
         if select.after_ballot.ends_with('(') {
             // Writing to a `String` cannot fail.
-            let _ = write!(self.script.text, "{})", Placeholders::list(lookups.len()));
-            for lookup in lookups {
-                match *lookup {
-                    Lookup::Identity(identity) => self.script.add(identity)?,
-                    Lookup::Receipt(receipt) => self.script.add(receipt)?,
-                    Lookup::Invitation(invitation) => self.script.add(invitation)?,
-                }
-            }
+            let _ = write!(self.script.sql, "{})", Placeholders::list(lookups.len()));
+            self.script.bind(lookups.iter().map(|lookup| match *lookup {
+                Lookup::Identity(identity) => Arg::Bytes(identity),
+                Lookup::Receipt(receipt) => Arg::Text(receipt),
+                Lookup::Invitation(invitation) => Arg::Int(invitation),
+            }));
         }
-        Ok(())
     }
 }
 
@@ -997,29 +982,29 @@ mod tests {
             Lookup::Invitation(4),
         ];
         let mut read = Script::default();
-        read_statement(&mut read, &ballot, false, &lookups).unwrap();
+        read_statement(&mut read, &ballot, false, &lookups);
         // Held and aliased votes list the identities, both receipt selects
         // the receipt; no ballot rows were asked for.
-        assert_eq!(read.text.matches("in (?, ?)").count(), 2);
-        assert_eq!(read.text.matches("in (?)").count(), 3);
-        assert_eq!(read.text.matches("ballot_id = ? and").count(), 5);
-        assert_eq!(read.text.matches(" union all ").count(), 4);
-        assert!(!read.text.contains("from ballots"));
+        assert_eq!(read.sql.matches("in (?, ?)").count(), 2);
+        assert_eq!(read.sql.matches("in (?)").count(), 3);
+        assert_eq!(read.sql.matches("ballot_id = ? and").count(), 5);
+        assert_eq!(read.sql.matches(" union all ").count(), 4);
+        assert!(!read.sql.contains("from ballots"));
         // The ballot once per select, then its list.
-        assert_eq!(read.params, 5 + 2 * 2 + 2 + 1);
-        assert_eq!(read.text.matches('?').count(), read.params);
+        assert_eq!(read.params(), 5 + 2 * 2 + 2 + 1);
+        assert_eq!(read.sql.matches('?').count(), read.params());
 
         let mut with_ballot = Script::default();
-        read_statement(&mut with_ballot, &ballot, true, &lookups[..1]).unwrap();
+        read_statement(&mut with_ballot, &ballot, true, &lookups[..1]);
         assert!(
             with_ballot
-                .text
+                .sql
                 .starts_with(&STATE_SELECTS.ballot.before_ballot)
         );
-        assert!(with_ballot.text.contains("where b.id = ? union all "));
-        assert!(with_ballot.text.ends_with("alias_hash in (?)"));
-        assert_eq!(with_ballot.text.matches(" union all ").count(), 3);
-        assert_eq!(with_ballot.params, 2 + 2 * 2);
+        assert!(with_ballot.sql.contains("where b.id = ? union all "));
+        assert!(with_ballot.sql.ends_with("alias_hash in (?)"));
+        assert_eq!(with_ballot.sql.matches(" union all ").count(), 3);
+        assert_eq!(with_ballot.params(), 2 + 2 * 2);
     }
 
     #[test]
@@ -1027,15 +1012,14 @@ mod tests {
         let (ballot, identity) = ([7; 16], [1; 32]);
         let lookups = [Lookup::Identity(&identity), Lookup::Receipt("R")];
         let mut alone = Script::default();
-        read_statement(&mut alone, &ballot, true, &lookups).unwrap();
+        read_statement(&mut alone, &ballot, true, &lookups);
         let mut after = Script::default();
         let before = "BEGIN IMMEDIATE; insert into t values (?, ?);\n";
-        after.text.push_str(before);
-        after.add(1_i64).unwrap();
-        after.add(2_i64).unwrap();
-        read_statement(&mut after, &ballot, true, &lookups).unwrap();
-        assert_eq!(after.text, format!("{before}{}", alone.text));
-        assert_eq!(after.params, 2 + alone.params);
+        after.sql.push_str(before);
+        after.bind([Arg::Int(1), Arg::Int(2)]);
+        read_statement(&mut after, &ballot, true, &lookups);
+        assert_eq!(after.sql, format!("{before}{}", alone.sql));
+        assert_eq!(after.params(), 2 + alone.params());
     }
 
     #[test]
@@ -1048,8 +1032,8 @@ mod tests {
             .map(|identity| Lookup::Identity(identity))
             .collect();
         let mut read = Script::default();
-        read_statement(&mut read, &[7; 16], true, &lookups).unwrap();
-        assert!(read.params <= MAX_PARAMS, "{}", read.params);
+        read_statement(&mut read, &[7; 16], true, &lookups);
+        assert!(read.params() <= MAX_PARAMS, "{}", read.params());
     }
 
     #[test]
