@@ -87,7 +87,11 @@ pub(crate) struct PreviewView {
 impl PreviewView {
     /// The preview of `ballot`'s page at `path`.
     pub(crate) fn new(state: &AppState, headers: &HeaderMap, ballot: &Ballot, path: &str) -> Self {
-        let origin = public_origin(state, headers);
+        Self::at(&public_origin(state, headers), ballot, path)
+    }
+
+    /// The preview of `ballot`'s page at `path` on `origin`.
+    pub(crate) fn at(origin: &str, ballot: &Ballot, path: &str) -> Self {
         // The owner's options only: a write-in is a voter's text, and must
         // not speak for the ballot in the link its owner shares.
         let options = ballot

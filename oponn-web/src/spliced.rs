@@ -236,27 +236,33 @@ impl<K: PartialEq> PageCache<K> {
 
     /// The page of `ballot` in `template` when it was rendered from `key`
     /// less than [`PAGE_LIFETIME`] ago.
-    pub(crate) fn get(
+    pub(crate) fn get<Q>(
         &self,
         ballot: BallotId,
         template: &'static str,
-        key: &K,
-    ) -> Option<Arc<SplicedPage>> {
+        key: &Q,
+    ) -> Option<Arc<SplicedPage>>
+    where
+        K: PartialEq<Q>,
+    {
         self.get_at(ballot, template, key, Instant::now())
     }
 
-    fn get_at(
+    fn get_at<Q>(
         &self,
         ballot: BallotId,
         template: &'static str,
-        key: &K,
+        key: &Q,
         now: Instant,
-    ) -> Option<Arc<SplicedPage>> {
+    ) -> Option<Arc<SplicedPage>>
+    where
+        K: PartialEq<Q>,
+    {
         let pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);
         pages
             .entries
             .get(&(ballot, template))
-            .filter(|entry| &entry.key == key)
+            .filter(|entry| entry.key == *key)
             .filter(|entry| now.saturating_duration_since(entry.rendered_at) < PAGE_LIFETIME)
             .map(|entry| Arc::clone(&entry.page))
     }

@@ -28,7 +28,7 @@ pub(crate) struct AppState {
     /// Compiled page templates.
     pub(crate) templates: Arc<Templates>,
     /// Vote pages as new voters see them, rendered once per ballot.
-    pub(crate) vote_pages: PageCache<VotePageKey>,
+    pub(crate) vote_pages: PageCache<VotePageKey<'static>>,
     /// This instance's live result feeds.
     pub(crate) hub: Arc<LiveHub>,
     /// Prometheus series.

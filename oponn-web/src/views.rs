@@ -1,6 +1,8 @@
 //! Templates and the view models they render: the web crate's own wire
 //! types, converted from the core's domain types at the edge.
 
+use std::borrow::Cow;
+
 use minijinja::{AutoEscape, Environment};
 use oponn_core::domain::{Ballot, OptionId, Results, Status};
 use serde::Serialize;
@@ -123,22 +125,66 @@ impl BallotView {
     }
 }
 
-/// Everything the vote page a new voter sees is rendered from but the
-/// CSRF token and the server's clock: the key its rendering is cached
-/// under ([`crate::spliced`]), so a page is reused only while all of it
-/// is unchanged.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct VotePageKey {
-    /// The ballot as shown, with its `now_ms` zeroed.
+/// What the vote page shows of its ballot and of who may vote: the views
+/// it is rendered from.
+#[derive(Debug)]
+pub(crate) struct VotePage {
+    /// The ballot as shown.
     pub(crate) ballot: BallotView,
     /// The link-preview tags.
     pub(crate) preview: PreviewView,
+    /// Who may vote, as this voter sees it.
+    pub(crate) access: VoteAccess,
+}
+
+/// Who may vote on a ballot, as one voter sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VoteAccess {
     /// The ballot is for signed-in voters, and this one is not.
     pub(crate) sign_in_required: bool,
     /// The ballot is for invited voters, and this one is not.
     pub(crate) invited_only: bool,
     /// The voter came through a personal voting link.
     pub(crate) invited_voter: bool,
+}
+
+/// Everything the vote page a new voter sees is rendered from but the
+/// CSRF token and the server's clock: the key its rendering is cached
+/// under ([`crate::spliced`]), so a page is reused only while all of it
+/// is unchanged. It holds what the views are made from (the ballot as
+/// stored, its status as read, the origin of the preview's addresses),
+/// so a request that finds its page makes no view. `'a`: a lookup's key
+/// borrows the request's ballot; a kept one owns it.
+#[derive(Debug)]
+pub(crate) struct VotePageKey<'a> {
+    pub(crate) ballot: Cow<'a, Ballot>,
+    /// The status's kind and what a person reads of it ("ends in 2
+    /// hours"), which the page shows.
+    pub(crate) status: (&'static str, String),
+    /// The origin the link preview's absolute addresses start with.
+    pub(crate) origin: String,
+    pub(crate) access: VoteAccess,
+}
+
+impl VotePageKey<'_> {
+    /// The key, owning its ballot: to keep beside a rendered page.
+    pub(crate) fn into_owned(self) -> VotePageKey<'static> {
+        VotePageKey {
+            ballot: Cow::Owned(self.ballot.into_owned()),
+            status: self.status,
+            origin: self.origin,
+            access: self.access,
+        }
+    }
+}
+
+impl<'b> PartialEq<VotePageKey<'b>> for VotePageKey<'_> {
+    fn eq(&self, other: &VotePageKey<'b>) -> bool {
+        self.access == other.access
+            && self.status == other.status
+            && self.origin == other.origin
+            && *self.ballot == *other.ballot
+    }
 }
 
 /// One option of a ballot.
@@ -347,4 +393,45 @@ pub(crate) fn bulletin_rows(bulletin: &oponn_core::PublishedBulletin) -> Vec<ser
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use oponn_testkit::{TestOponn, block_on};
+
+    use super::{VoteAccess, VotePageKey};
+
+    #[test]
+    fn a_vote_page_key_matches_only_the_same_ballot_status_origin_and_access() {
+        block_on(async {
+            let oponn = TestOponn::new();
+            let lunch = oponn.create_ballot("Lunch?", &["pizza", "sushi"]).await;
+            let dinner = oponn.create_ballot("Lunch?", &["pizza", "sushi"]).await;
+            let access = VoteAccess {
+                sign_in_required: false,
+                invited_only: false,
+                invited_voter: false,
+            };
+            let key = |ballot, label: &str, origin: &str, access| VotePageKey {
+                ballot: Cow::Borrowed(ballot),
+                status: ("active", label.to_owned()),
+                origin: origin.to_owned(),
+                access,
+            };
+            let kept = key(&lunch, "voting open", "http://a", access).into_owned();
+            assert_eq!(kept, key(&lunch, "voting open", "http://a", access));
+            // Another ballot with the same text, another countdown,
+            // another host, another voter's access: another page.
+            assert_ne!(kept, key(&dinner, "voting open", "http://a", access));
+            assert_ne!(kept, key(&lunch, "ends in 2 hours", "http://a", access));
+            assert_ne!(kept, key(&lunch, "voting open", "http://b", access));
+            let invited = VoteAccess {
+                invited_voter: true,
+                ..access
+            };
+            assert_ne!(kept, key(&lunch, "voting open", "http://a", invited));
+        });
+    }
 }

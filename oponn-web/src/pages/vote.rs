@@ -1,5 +1,6 @@
 //! The vote form: `GET /vote/{id}` and `POST /vote/{id}`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::csrf::{CsrfToken, CsrfVerifier};
@@ -17,11 +18,12 @@ use crate::html::{
     success_redirect, unavailable,
 };
 use crate::identity::{Notice, Viewer, keep_receipt, take_notice, viewer, voter_on};
+use crate::live::unix_millis;
 use crate::rates::Rate;
-use crate::share::PreviewView;
+use crate::share::{PreviewView, public_origin};
 use crate::spliced::SplicedPage;
 use crate::state::AppState;
-use crate::views::{BallotView, VotePageKey};
+use crate::views::{BallotView, VoteAccess, VotePage, VotePageKey};
 
 use super::share::ShareView;
 
@@ -166,12 +168,25 @@ fn vote_page(
     };
     let settings = ballot.settings();
     let admitted = settings.eligibility.admits(view.voter);
-    let mut key = VotePageKey {
-        ballot: BallotView::new(ballot, state.service.now()),
-        preview: PreviewView::new(state, headers, ballot, &format!("/vote/{}", ballot.id())),
+    let access = VoteAccess {
         sign_in_required: !admitted && settings.eligibility == Eligibility::SignedInOnly,
         invited_only: !admitted && settings.eligibility == Eligibility::Invited,
         invited_voter: view.voter.invitation().is_some(),
+    };
+    let now = state.service.now();
+    let origin = public_origin(state, headers);
+    // What the page shows of the ballot and its preview, made only when
+    // it is rendered.
+    let page = |now_ms: Option<i64>| {
+        let mut ballot_view = BallotView::new(ballot, now);
+        if let Some(now_ms) = now_ms {
+            ballot_view.now_ms = now_ms;
+        }
+        VotePage {
+            ballot: ballot_view,
+            preview: PreviewView::at(&origin, ballot, &format!("/vote/{}", ballot.id())),
+            access,
+        }
     };
     // The page a voter with nothing of their own on it sees (no account,
     // no vote, nothing submitted) is the same for all of them but for the
@@ -182,37 +197,40 @@ fn vote_page(
         && view.share.is_none()
         && view.form.is_empty();
     if plain {
-        let now_ms = std::mem::take(&mut key.ballot.now_ms);
+        let status = ballot.status_at(now);
+        let key = VotePageKey {
+            ballot: Cow::Borrowed(ballot),
+            status: (status.as_str(), status.label()),
+            origin: origin.clone(),
+            access,
+        };
         let cache = &state.vote_pages;
-        let (page, fresh) = match cache.get(ballot.id(), template, &key) {
-            Some(page) => (page, false),
+        let (spliced, fresh) = match cache.get(ballot.id(), template, &key) {
+            Some(spliced) => (spliced, false),
             None => {
                 let placeholders = cache.placeholders();
-                key.ballot.now_ms = placeholders.now_ms();
-                let context = vote_context(ballot, &key, &view);
-                key.ballot.now_ms = 0;
+                let context = vote_context(ballot, &page(Some(placeholders.now_ms())), &view);
                 match render_html(state, template, placeholders.token(), Some(viewer), context) {
                     Ok(html) => (Arc::new(SplicedPage::parse(&html, placeholders)), true),
                     Err(error) => return rendering_failed(template, &error),
                 }
             }
         };
-        if let Some(html) = page.splice(csrf, now_ms) {
+        if let Some(html) = spliced.splice(csrf, unix_millis(now)) {
             if fresh {
-                cache.insert(ballot.id(), template, key, page);
+                cache.insert(ballot.id(), template, key.into_owned(), spliced);
             }
             return Html(html).into_response();
         }
         // A token that cannot be spliced: rendered as any other page.
-        key.ballot.now_ms = now_ms;
     }
-    let context = vote_context(ballot, &key, &view);
+    let context = vote_context(ballot, &page(None), &view);
     render(state, template, csrf, Some(viewer), context)
 }
 
-/// What the vote page is rendered from: `key` (the ballot, its preview,
+/// What the vote page is rendered from: `page` (the ballot, its preview,
 /// who may vote) and what `view` holds of this voter.
-fn vote_context(ballot: &Ballot, key: &VotePageKey, view: &VoteView<'_>) -> serde_json::Value {
+fn vote_context(ballot: &Ballot, page: &VotePage, view: &VoteView<'_>) -> serde_json::Value {
     let current = view.current.clone().unwrap_or_default();
     let resubmitted = view.form.csrf_token.is_some();
     // What the form shows as chosen: what was just submitted, else the
@@ -253,7 +271,7 @@ fn vote_context(ballot: &Ballot, key: &VotePageKey, view: &VoteView<'_>) -> serd
             .join(separator)
     });
     json!({
-        "ballot": &key.ballot,
+        "ballot": &page.ballot,
         "error": view.error,
         "selected": selected,
         "checked": checked,
@@ -262,14 +280,14 @@ fn vote_context(ballot: &Ballot, key: &VotePageKey, view: &VoteView<'_>) -> serd
         "current_vote": current_vote,
         "can_change_vote": ballot.settings().allow_vote_change,
         "write_in_option": WRITE_IN_FORM_VALUE,
-        "sign_in_required": key.sign_in_required,
-        "invited_only": key.invited_only,
-        "invited_voter": key.invited_voter,
+        "sign_in_required": page.access.sign_in_required,
+        "invited_only": page.access.invited_only,
+        "invited_voter": page.access.invited_voter,
         "invited_only_message": oponn_core::domain::messages::INVITED_ONLY,
         "login_url": format!("/login?next=/vote/{}", ballot.id()),
         "share": view.share,
         "notice": view.share.as_ref().map(|_| Notice::Created.message()),
-        "preview": &key.preview,
+        "preview": &page.preview,
     })
 }
 
