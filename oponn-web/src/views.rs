@@ -162,7 +162,7 @@ pub(crate) struct VotePageKey<'a> {
     /// hours"), which the page shows.
     pub(crate) status: (&'static str, String),
     /// The origin the link preview's absolute addresses start with.
-    pub(crate) origin: String,
+    pub(crate) origin: Cow<'a, str>,
     pub(crate) access: VoteAccess,
 }
 
@@ -172,7 +172,7 @@ impl VotePageKey<'_> {
         VotePageKey {
             ballot: Cow::Owned(self.ballot.into_owned()),
             status: self.status,
-            origin: self.origin,
+            origin: Cow::Owned(self.origin.into_owned()),
             access: self.access,
         }
     }
@@ -414,10 +414,10 @@ mod tests {
                 invited_only: false,
                 invited_voter: false,
             };
-            let key = |ballot, label: &str, origin: &str, access| VotePageKey {
+            let key = |ballot, label: &str, origin: &'static str, access| VotePageKey {
                 ballot: Cow::Borrowed(ballot),
                 status: ("active", label.to_owned()),
-                origin: origin.to_owned(),
+                origin: Cow::Borrowed(origin),
                 access,
             };
             let kept = key(&lunch, "voting open", "http://a", access).into_owned();

@@ -163,10 +163,10 @@ impl BatchDialect for SqliteRepository {
         // Under the write lock one statement reads the ballot, its options
         // and choices, and what (the first few hundred of) the lookups
         // find. The transaction's BEGIN, or the previous ballot's writes,
-        // go ahead of it in the same round trip.
-        let mut read = Script::default();
-        read.sql.push_str(batch.begin());
-        read.append(std::mem::take(&mut batch.pending));
+        // go ahead of it in the same round trip: the read is written into
+        // the pending script (empty before the BEGIN, which leads it).
+        let mut read = std::mem::take(&mut batch.pending);
+        read.sql.insert_str(0, batch.begin());
         read_statement(&mut read, ballot, true, first_lookups);
         let rows: Vec<BallotStateRow> = read
             .fetch_all(&mut batch.connection)
@@ -486,12 +486,6 @@ impl Script {
     /// How many parameters the script binds.
     pub(super) fn params(&self) -> usize {
         self.values.len()
-    }
-
-    /// Appends `script`'s statements and values after this one's.
-    fn append(&mut self, script: Self) {
-        self.sql.push_str(&script.sql);
-        self.values.extend(script.values);
     }
 
     /// `(?, ?, …), …`: one values row per item, its values bound in order.

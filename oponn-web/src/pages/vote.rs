@@ -201,7 +201,7 @@ fn vote_page(
         let key = VotePageKey {
             ballot: Cow::Borrowed(ballot),
             status: (status.as_str(), status.label()),
-            origin: origin.clone(),
+            origin: Cow::Borrowed(&origin),
             access,
         };
         let cache = &state.vote_pages;
