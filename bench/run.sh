@@ -6,6 +6,8 @@
 #   bench/run.sh cpu         server CPU time per vote and per /livez request, and their ratio
 #                            (BALLOTS=n spreads the voters over n ballots)
 #   bench/run.sh cpu-pg      the same on PostgreSQL + Redis, with their CPU per vote beside it
+#   bench/run.sh vote-floor  cpu against its floor: the floor program committing each vote to
+#                            SQLite, then Oponn, and Oponn's CPU per vote as a multiple of it
 #   bench/run.sh cluster     two instances on one PostgreSQL + Redis against one at the same
 #                            concurrency, with each side's CPU per vote
 #   bench/run.sh fanout-floor  one vote to N watchers: the bare floor program, then Oponn, and the ratio
@@ -57,11 +59,12 @@ peak_rss_until_done() {
 }
 
 # Starts the floor program (FLOOR_BIN, pinned to SERVER_CPUS when set) in
-# place of the server, and waits until it answers.
+# place of the server, with its extra arguments "$@" (frame size, database
+# file), and waits until it answers.
 start_floor() {
   local floor_bin=${FLOOR_BIN:-target/release/fanout-floor}
   [ -x "$floor_bin" ] || { echo "build first: cargo build --release -p fanout-floor" >&2; exit 2; }
-  if [ -n "${SERVER_CPUS:-}" ]; then taskset -c "$SERVER_CPUS" "$floor_bin" "127.0.0.1:$PORT" > /dev/null & else "$floor_bin" "127.0.0.1:$PORT" > /dev/null & fi
+  if [ -n "${SERVER_CPUS:-}" ]; then taskset -c "$SERVER_CPUS" "$floor_bin" "127.0.0.1:$PORT" "$@" > /dev/null & else "$floor_bin" "127.0.0.1:$PORT" "$@" > /dev/null & fi
   server_pid=$!
   until curl -fs "$URL/api/v1/ballots/floor/tally" > /dev/null 2>&1; do sleep 0.01; done
 }
@@ -84,8 +87,8 @@ cpu_ms() {
 cpu_split_ms() {
   local user_sys sqlite
   user_sys=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 * 10, $13 * 10}') || user_sys="0 0"
-  sqlite=$(cat /proc/"$1"/task/*/stat 2>/dev/null | awk '/\(sqlx-sqlite-wor/ { sub(/^.*\) /, ""); t += $12 + $13 } END { print t * 10 }')
-  echo "${user_sys:-0 0} ${sqlite:-0}"
+  sqlite=$(cat /proc/"$1"/task/*/stat 2>/dev/null | awk '/\((sqlx-sqlite-wor|floor-writer)/ { sub(/^.*\) /, ""); u += $12; s += $13 } END { print u * 10, s * 10 }')
+  echo "${user_sys:-0 0} ${sqlite:-0 0}"
 }
 
 # CPU time of PostgreSQL and Redis, in milliseconds: every postgres and
@@ -119,8 +122,13 @@ server_cmd() {
 # milliseconds once on its caches and prepared statements, which a short
 # run would otherwise charge to its votes.
 warm_up() {
-  load --url "$1" --voters "${WARMUP_VOTERS:-2000}" --concurrency "${2:-${CONCURRENCY:-32}}" --target votes > /dev/null || true
+  load --url "$1" "${ballot_args[@]}" --voters "${WARMUP_VOTERS:-2000}" --concurrency "${2:-${CONCURRENCY:-32}}" --target votes > /dev/null || true
 }
+
+# Extra arguments naming the ballot the voters of warm_up and
+# cpu_per_request use: none (each run creates its own) but for the floor,
+# which serves one ballot and cannot create another.
+ballot_args=()
 
 # Votes, then /livez for as long as the votes took, sampling the CPU time
 # of the server (and with "backends", of PostgreSQL and Redis) around
@@ -132,7 +140,9 @@ cpu_per_request() {
   warm_up "$URL"
   s0=$(cpu_ms "$server_pid"); w0=$(written_bytes "$server_pid"); split0=$(cpu_split_ms "$server_pid")
   [ -n "$backends" ] && e0=$(backends_cpu_ms)
-  load --url "$URL" --voters "${VOTERS:-10000}" --concurrency "${CONCURRENCY:-32}" --ballots "${BALLOTS:-1}" \
+  local ballots=(--ballots "${BALLOTS:-1}")
+  [ ${#ballot_args[@]} -gt 0 ] && ballots=("${ballot_args[@]}")
+  load --url "$URL" "${ballots[@]}" --voters "${VOTERS:-10000}" --concurrency "${CONCURRENCY:-32}" \
     --target votes > "$out" || true
   s1=$(cpu_ms "$server_pid"); w1=$(written_bytes "$server_pid"); split1=$(cpu_split_ms "$server_pid")
   [ -n "$backends" ] && e1=$(backends_cpu_ms)
@@ -158,11 +168,26 @@ cpu_per_request() {
     }'
   # Where the time goes: user against system (the kernel's share, which
   # instruction counts miss), and SQLite's own threads.
+  # The HTTP side is every other thread: the runtime's workers, and the
+  # blocking pool's (bcrypt, key unwrapping), idle in these runs.
   echo "$split0 $split1 $split2 $split3" | awk -v n="${acked:-0}" -v m="${answered:-0}" '{
       if (n <= 0 || m <= 0) exit;
-      sqlite = ($6 > $3) ? sprintf(", on SQLite'"'"'s threads %.0f us", ($6 - $3) * 1000 / n) : "";
-      printf "per vote: user %.0f us, system %.0f us%s; per /livez request: user %.1f us, system %.1f us\n",
-        ($4 - $1) * 1000 / n, ($5 - $2) * 1000 / n, sqlite, ($10 - $7) * 1000 / m, ($11 - $8) * 1000 / m;
+      user = ($5 - $1) * 1000 / n; sys = ($6 - $2) * 1000 / n;
+      sqlite_user = ($7 - $3) * 1000 / n; sqlite_sys = ($8 - $4) * 1000 / n;
+      livez_user = ($13 - $9) * 1000 / m; livez_sys = ($14 - $10) * 1000 / m;
+      printf "per vote: user %.0f us, system %.0f us; on SQLite'"'"'s threads user %.0f us, system %.0f us; ", user, sys, sqlite_user, sqlite_sys;
+      printf "per /livez request: user %.1f us, system %.1f us\n", livez_user, livez_sys;
+      if (livez_user + livez_sys <= 0) exit;
+      # What a vote would still cost with none of its own logic: the HTTP
+      # side'"'"'s kernel time (reading two requests, writing two answers,
+      # waking threads), all of SQLite'"'"'s threads, and two requests'"'"'
+      # user time at what a /livez request costs.
+      kernel_and_sqlite = (sys - sqlite_sys) + sqlite_user + sqlite_sys;
+      bare = kernel_and_sqlite + 2 * livez_user;
+      printf "HTTP side'"'"'s kernel time + SQLite'"'"'s threads: %.0f us per vote, %.1f /livez requests; ",
+        kernel_and_sqlite, kernel_and_sqlite / (livez_user + livez_sys);
+      printf "with two /livez requests'"'"' user time: %.0f us, %.1f /livez requests\n",
+        bare, bare / (livez_user + livez_sys);
     }'
 }
 
@@ -223,6 +248,29 @@ case "${1:-}" in
     cat "$data_dir/fanout.txt"
     echo "server RSS: ${before} KiB before, ${peak} KiB at most with $watchers watchers:" \
       "$(( (peak - before) / watchers )) KiB per SSE connection"
+    ;;
+  vote-floor)
+    # Target 1 against its floor: the same voters and /livez first against
+    # target/release/fanout-floor committing each vote to a SQLite file of
+    # its own (WAL, synchronous=FULL, Oponn's vote key and receipt index,
+    # grouped commits; cargo build --release -p fanout-floor), then against
+    # Oponn; each one's CPU per vote and per /livez, and Oponn's per vote
+    # as a multiple of the floor's.
+    floor_out=$(mktemp)
+    data_dir=$(mktemp -d)
+    start_floor 1741 "$data_dir/floor.db"
+    echo "floor:"
+    ballot_args=(--ballot=floor)
+    cpu_per_request | tee "$floor_out"
+    stop_server
+    ballot_args=()
+    echo "oponn:"
+    start_server
+    cpu_per_request | tee "$floor_out.oponn"
+    per_vote_us() { sed -n 's/^server CPU: \([0-9]*\) us per vote.*/\1/p' "$1"; }
+    awk -v f="$(per_vote_us "$floor_out")" -v o="$(per_vote_us "$floor_out.oponn")" 'BEGIN {
+      if (f > 0) printf "server CPU per vote: oponn %d us, floor %d us: %.2fx the floor\n", o, f, o / f }'
+    rm -f "$floor_out" "$floor_out.oponn"
     ;;
   fanout-floor)
     # The same watchers and the same one vote against target/release/fanout-floor
