@@ -12,6 +12,7 @@
 //! encryption, no statement built per batch: each is a cost Oponn's design
 //! adds above this floor.
 
+use std::io;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -66,26 +67,12 @@ pub(crate) struct Votes {
 
 impl Votes {
     /// Opens (creating) the database at `path` and starts its writer.
-    pub(crate) fn open(path: &str) -> rusqlite::Result<Self> {
-        let connection = Connection::open(path)?;
-        connection.pragma_update(None, "journal_mode", "wal")?;
-        connection.pragma_update(None, "synchronous", "full")?;
-        connection.execute_batch(SCHEMA)?;
-        connection.execute(
-            "insert or ignore into ballots (id) values (?1)",
-            params![BALLOT_ID],
-        )?;
-        for option in 1..=OPTIONS {
-            connection.execute(
-                "insert or ignore into ballot_options (ballot_id, option_id) values (?1, ?2)",
-                params![BALLOT_ID, option],
-            )?;
-        }
+    pub(crate) fn open(path: &str) -> io::Result<Self> {
+        let connection = prepare(path).map_err(io::Error::other)?;
         let (queue, waiting) = mpsc::channel();
         thread::Builder::new()
             .name("floor-writer".to_owned())
-            .spawn(move || write(connection, &waiting))
-            .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))?;
+            .spawn(move || write(connection, &waiting))?;
         Ok(Self { queue })
     }
 
@@ -98,6 +85,26 @@ impl Votes {
         }
         committed.await.unwrap_or(false)
     }
+}
+
+/// The database at `path`, in WAL mode with `synchronous=FULL`, holding
+/// the schema, the ballot and its options.
+fn prepare(path: &str) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.pragma_update(None, "journal_mode", "wal")?;
+    connection.pragma_update(None, "synchronous", "full")?;
+    connection.execute_batch(SCHEMA)?;
+    connection.execute(
+        "insert or ignore into ballots (id) values (?1)",
+        params![BALLOT_ID],
+    )?;
+    for option in 1..=OPTIONS {
+        connection.execute(
+            "insert or ignore into ballot_options (ballot_id, option_id) values (?1, ?2)",
+            params![BALLOT_ID, option],
+        )?;
+    }
+    Ok(connection)
 }
 
 /// The writer thread: waits for a vote, takes every other one waiting,

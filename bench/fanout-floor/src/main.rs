@@ -76,7 +76,7 @@ async fn main() -> std::io::Result<()> {
         .and_then(|bytes| bytes.parse().ok())
         .unwrap_or(DEFAULT_FRAME_BYTES);
     let storage = match args.next() {
-        Some(path) => Some(durable::Votes::open(&path).map_err(std::io::Error::other)?),
+        Some(path) => Some(durable::Votes::open(&path)?),
         None => None,
     };
     let listener = TcpListener::bind(&address).await?;
@@ -114,7 +114,12 @@ async fn serve(floor: Arc<Floor>, mut socket: TcpStream) {
         else {
             return;
         };
-        let option = buffer.get(body_start..body_end).map_or(1, chosen_option);
+        // Only a vote's body is read; every other request's is skipped.
+        let option = if method == "POST" {
+            buffer.get(body_start..body_end).map_or(1, chosen_option)
+        } else {
+            1
+        };
         buffer.drain(..body_end);
         let answer = match (method.as_str(), path.as_str()) {
             ("GET", path) if path.ends_with("/live-results") => {
@@ -272,14 +277,14 @@ async fn read_more(socket: &mut TcpStream, buffer: &mut Vec<u8>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{VOTE_PAGE_BYTES, chosen_option, vote_page};
+    use super::{VOTE_PAGE_BYTES, chosen_option, durable, vote_page};
 
     #[test]
     fn the_vote_page_is_oponns_size_and_offers_every_option() {
         let page = vote_page();
         assert_eq!(page.len(), VOTE_PAGE_BYTES);
         assert!(page.contains(r#"name="X-CSRF-Token" value="floor""#));
-        for option in 1..=4 {
+        for option in 1..=durable::OPTIONS {
             assert!(page.contains(&format!(r#"name="option_id" value="{option}""#)));
         }
         assert!(page.ends_with("-->"));
